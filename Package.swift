@@ -1,0 +1,39 @@
+// swift-tools-version:6.1
+// tune — fine-tuning pipeline orchestrator.
+// Dependencies point one way: tune → TuneKit → Engine → CKernels.
+import PackageDescription
+
+let package = Package(
+    name: "tune",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tune", targets: ["tune"]),
+        .library(name: "TuneKit", targets: ["TuneKit"]),
+        .library(name: "Engine", targets: ["Engine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C kernels: plain C, explicit shapes, runtime ISA dispatch (no arch compile flags).
+        // Optimized even in debug builds so tests exercise the real fast paths at real speed.
+        .target(
+            name: "CKernels",
+            cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))],
+            linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("m")]
+        ),
+        // System libcurl (managed fine-tuning client, webhooks).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "Engine", dependencies: ["CKernels"]),
+        .target(name: "TuneKit", dependencies: ["Engine", "CCurl"]),
+        .executableTarget(
+            name: "tune",
+            dependencies: ["TuneKit", "Engine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "Engine"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "CKernels"]),
+        .testTarget(name: "TuneKitTests", dependencies: ["TuneKit", "Engine"]),
+        .testTarget(name: "tuneTests", dependencies: ["tune", "TuneKit", "Engine"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,95 @@
+/*
+ * ck_ops.h — model ops, threading and ISA dispatch.
+ *
+ * Forward ops needed by Llama inference. Backward ops arrive with training (issue 2/3)
+ * and follow the same conventions (see ckernels.h).
+ */
+#ifndef CK_OPS_H
+#define CK_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- dispatch & threads ------------------------------------------------ */
+
+typedef enum { CK_ISA_REF = 0, CK_ISA_AVX2 = 1, CK_ISA_AVX512 = 2 } ck_isa;
+
+/* Best ISA this CPU supports (cpuid), ignoring any forcing. */
+int ck_isa_detected(void);
+/* ISA used by dispatching entry points now. Initially: TUNE_KERNELS env (ref|avx2|avx512)
+ * if set and supported, else detected. */
+int ck_isa_active(void);
+/* Force an ISA. Returns 0, or -1 if the CPU does not support it (nothing changes). */
+int ck_set_isa(int isa);
+const char *ck_isa_name(int isa);
+
+/* Worker threads used by the kernels (>=1). Initially TUNE_THREADS env, else all cores. */
+void ck_set_threads(int n);
+int  ck_get_threads(void);
+
+/* ---- GEMM ---------------------------------------------------------------- */
+
+/* out = inp · Wᵀ (+ bias)
+ *   out  [T, N]  f32, overwritten
+ *   inp  [T, K]  f32
+ *   w    [N, K]  rows of `wtype` (any type with ck_type_can_dequantize); each row is
+ *                ck_type_row_bytes(wtype, K) bytes; K a multiple of the block size
+ *   bias [N] or NULL
+ * Quantized weights are dequantized tile by tile inside the kernel; the full f32
+ * matrix is never materialized. Returns 0, or -1 on unsupported type / bad K. */
+int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
+                      const float *bias, int64_t T, int64_t K, int64_t N);
+int ck_matmul_forward_ref(float *out, const float *inp, const void *w, int wtype,
+                          const float *bias, int64_t T, int64_t K, int64_t N);
+
+/* ---- elementwise / norms ------------------------------------------------ */
+
+/* Embedding lookup: out[t,:] = dequant(table row ids[t])
+ *   out [T, C]; ids [T]; table [V, C] rows of `type`. Returns 0 or -1. */
+int ck_embedding_forward(float *out, const int32_t *ids, const void *table, int type,
+                         int64_t T, int64_t C);
+
+/* RMSNorm: out[t,:] = inp[t,:] / sqrt(mean(inp[t,:]^2) + eps) * weight
+ *   out [T, C]; rstd [T] or NULL (stores 1/sqrt(mean+eps)); inp [T, C]; weight [C] */
+void ck_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight,
+                        float eps, int64_t T, int64_t C);
+void ck_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *weight,
+                            float eps, int64_t T, int64_t C);
+
+/* RoPE, HF "rotate_half" (NeoX) convention, in place:
+ *   x [T, H, D]; pos [T] absolute positions. For i < D/2, pair (i, i + D/2) is rotated by
+ *   angle pos * theta^(-2i/D). (GGUF Llama Q/K rows are un-permuted at load so this
+ *   convention holds for both GGUF and HF weights.) */
+void ck_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta);
+void ck_rope_forward_ref(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta);
+
+/* Causal grouped-query attention with softmax scale 1/sqrt(D).
+ *   out [T, H, D]      overwritten
+ *   q   [T, H, D]      queries for positions pos0 .. pos0+T-1
+ *   k,v [Tkv, Hkv, D]  keys/values for positions 0 .. Tkv-1 (Tkv >= pos0 + T)
+ *   query t attends keys 0 .. pos0 + t; head h uses kv head h / (H / Hkv).
+ * Memory is O(D) per (query, head): online softmax, no T×T matrix. */
+void ck_attention_forward(float *out, const float *q, const float *k, const float *v,
+                          int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D);
+void ck_attention_forward_ref(float *out, const float *q, const float *k, const float *v,
+                              int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D);
+
+/* SwiGLU: out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)).  All [n]. */
+void ck_swiglu_forward(float *out, const float *gate, const float *up, int64_t n);
+void ck_swiglu_forward_ref(float *out, const float *gate, const float *up, int64_t n);
+
+/* x[i] += y[i], [n]. */
+void ck_add_inplace(float *x, const float *y, int64_t n);
+
+/* Row-wise log-softmax: out[t,:] = inp[t,:] - logsumexp(inp[t,:]).  out, inp [T, V]
+ * (out may equal inp). */
+void ck_log_softmax_forward(float *out, const float *inp, int64_t T, int64_t V);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,13 @@
+// tune — the CLI's table of contents. One file per command under Commands/.
+import ArgumentParser
+import TuneKit
+
+@main
+struct Tune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tune",
+        abstract: "Fine-tuning pipeline orchestrator: prepare, train, merge, evaluate, register.",
+        version: TuneKitInfo.version,
+        subcommands: []
+    )
+}
