@@ -8,6 +8,8 @@ struct Tune: AsyncParsableCommand {
         commandName: "tune",
         abstract: "Fine-tuning pipeline orchestrator: prepare, train, merge, evaluate, register.",
         version: TuneKitInfo.version,
-        subcommands: []
+        subcommands: [
+            GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ModelCommand.self, BenchCommand.self,
+        ]
     )
 }

@@ -1,0 +1,142 @@
+// Forward — the Llama decoder forward pass over one or more sequences, each with its own KV cache.
+//
+// Per layer (x is the residual stream [T, C]):
+//   xb = rmsnorm(x) · attn_norm;  q,k,v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ;  rope(q), rope(k);  append k,v to cache
+//   att = causal GQA attention(q, K cache, V cache);  x += att·Woᵀ
+//   xb = rmsnorm(x) · ffn_norm;   x += (silu(xb·Wgateᵀ) ⊙ xb·Wupᵀ)·Wdownᵀ
+// then x = rmsnorm(x) · final_norm. The LM head is applied by the caller, only on the rows it needs.
+
+import CKernels
+
+/// Scratch activations for `rows` token rows, grown on demand and reused across calls.
+final class Activations {
+    private(set) var rows = 0
+    private var buffers: [UnsafeMutablePointer<Float>] = []
+    var x, xb, xb2, q, k, v, att, gate, up: UnsafeMutablePointer<Float>
+    var pos: UnsafeMutablePointer<Int32>
+
+    init() {
+        let empty = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+        x = empty; xb = empty; xb2 = empty; q = empty; k = empty; v = empty; att = empty; gate = empty; up = empty
+        pos = .allocate(capacity: 1)
+        buffers = [empty]
+    }
+
+    deinit { free() }
+
+    private func free() {
+        buffers.forEach { $0.deallocate() }
+        buffers = []
+        pos.deallocate()
+    }
+
+    /// Makes room for `n` rows of a model with config `c`.
+    func reserve(_ n: Int, _ c: LlamaConfig) {
+        guard n > rows else { return }
+        free()
+        let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
+        func alloc(_ width: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: n * width)
+            buffers.append(p)
+            return p
+        }
+        x = alloc(c.hiddenSize)                 // residual stream   [n, C]
+        xb = alloc(max(c.hiddenSize, qDim))     // normed input      [n, C]
+        xb2 = alloc(c.hiddenSize)               // block output      [n, C]
+        q = alloc(qDim)                         // queries           [n, H, D]
+        k = alloc(kvDim)                        // new keys          [n, Hkv, D]
+        v = alloc(kvDim)                        // new values        [n, Hkv, D]
+        att = alloc(qDim)                       // attention output  [n, H*D]
+        gate = alloc(c.intermediateSize)        // gate / SwiGLU     [n, F]
+        up = alloc(c.intermediateSize)          // up projection     [n, F]
+        pos = .allocate(capacity: n)            // absolute positions [n]
+        rows = n
+    }
+}
+
+/// y[T, N] = x[T, K] · Wᵀ through the kernel module; throws if the kernel rejects the weight type.
+@inline(__always)
+func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: WeightMatrix, rows t: Int) throws {
+    let rc = ck_matmul_forward(out, inp, w.data, Int32(w.type.rawValue), nil, Int64(t), Int64(w.cols), Int64(w.rows))
+    guard rc == 0 else {
+        throw EngineError(.unsupported, "matmul: weight type \(w.type.name) with \(w.cols) columns is not supported by the kernels")
+    }
+}
+
+extension LlamaModel {
+    /// Runs the decoder over new tokens of several sessions at once (their rows are batched through
+    /// every GEMM; attention stays per session). Appends to each session's KV cache and returns the
+    /// final-normed hidden states `[Σ tokens, C]`, valid until the next call with `acts`.
+    func forwardHidden(_ batch: [(session: LlamaSession, tokens: [Int32])], acts: Activations) throws
+        -> UnsafeMutablePointer<Float> {
+        let c = config, C = c.hiddenSize, D = c.headDim, H = c.numHeads, Hkv = c.numKVHeads
+        let kvDim = Hkv * D
+        let total = batch.reduce(0) { $0 + $1.tokens.count }
+        guard total > 0 else { throw EngineError(.invalidArgument, "forward: no tokens") }
+        acts.reserve(total, c)
+
+        // Embeddings and positions.
+        var row = 0
+        for (s, toks) in batch {
+            guard s.position + toks.count <= c.contextLength else {
+                throw EngineError(.invalidArgument,
+                                  "sequence of \(s.position + toks.count) tokens exceeds the context length \(c.contextLength)")
+            }
+            for (i, id) in toks.enumerated() {
+                guard id >= 0, Int(id) < c.vocabSize else {
+                    throw EngineError(.invalidArgument, "token id \(id) is outside the vocabulary [0, \(c.vocabSize))")
+                }
+                acts.pos[row + i] = Int32(s.position + i)
+            }
+            try s.reserve(s.position + toks.count)
+            let rc = toks.withUnsafeBufferPointer {
+                ck_embedding_forward(acts.x + row * C, $0.baseAddress, weights.embed.data,
+                                     Int32(weights.embed.type.rawValue), Int64(toks.count), Int64(C))
+            }
+            guard rc == 0 else { throw EngineError(.unsupported, "embedding type \(weights.embed.type.name) is not supported") }
+            row += toks.count
+        }
+
+        for (l, w) in weights.layers.enumerated() {
+            w.attnNorm.withUnsafeBufferPointer {
+                ck_rmsnorm_forward(acts.xb, nil, acts.x, $0.baseAddress, c.rmsNormEps, Int64(total), Int64(C))
+            }
+            try matmul(acts.q, acts.xb, w.wq, rows: total)
+            try matmul(acts.k, acts.xb, w.wk, rows: total)
+            try matmul(acts.v, acts.xb, w.wv, rows: total)
+            ck_rope_forward(acts.q, acts.pos, Int64(total), Int64(H), Int64(D), c.ropeTheta)
+            ck_rope_forward(acts.k, acts.pos, Int64(total), Int64(Hkv), Int64(D), c.ropeTheta)
+            row = 0
+            for (s, toks) in batch {
+                let n = toks.count, p0 = s.position
+                let kc = s.kCache[l], vc = s.vCache[l]
+                (kc + p0 * kvDim).update(from: acts.k + row * kvDim, count: n * kvDim)
+                (vc + p0 * kvDim).update(from: acts.v + row * kvDim, count: n * kvDim)
+                ck_attention_forward(acts.att + row * H * D, acts.q + row * H * D, kc, vc,
+                                     Int64(n), Int64(p0 + n), Int64(p0), Int64(H), Int64(Hkv), Int64(D))
+                row += n
+            }
+            try matmul(acts.xb2, acts.att, w.wo, rows: total)
+            ck_add_inplace(acts.x, acts.xb2, Int64(total * C))
+
+            w.ffnNorm.withUnsafeBufferPointer {
+                ck_rmsnorm_forward(acts.xb, nil, acts.x, $0.baseAddress, c.rmsNormEps, Int64(total), Int64(C))
+            }
+            try matmul(acts.gate, acts.xb, w.wGate, rows: total)
+            try matmul(acts.up, acts.xb, w.wUp, rows: total)
+            ck_swiglu_forward(acts.gate, acts.gate, acts.up, Int64(total * c.intermediateSize))
+            try matmul(acts.xb2, acts.gate, w.wDown, rows: total)
+            ck_add_inplace(acts.x, acts.xb2, Int64(total * C))
+        }
+        for (s, toks) in batch { s.position += toks.count }
+        weights.finalNorm.withUnsafeBufferPointer {
+            ck_rmsnorm_forward(acts.x, nil, acts.x, $0.baseAddress, c.rmsNormEps, Int64(total), Int64(C))
+        }
+        return acts.x
+    }
+
+    /// Logits `[rows, V]` for `rows` hidden states `[rows, C]`.
+    func lmHead(_ hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) throws {
+        try matmul(out, hidden, weights.lmHead, rows: rows)
+    }
+}

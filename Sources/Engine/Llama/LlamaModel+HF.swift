@@ -1,0 +1,61 @@
+// LlamaModel+HF — loading a Hugging Face Llama directory (config.json, tokenizer.json, safetensors).
+
+import Foundation
+
+extension LlamaModel {
+    static func loadHF(directory: String) throws -> LlamaModel {
+        let dir = try HFModelDirectory(path: directory)
+        let c = dir.config
+        try c.validate(source: directory)
+        guard let tokPath = dir.tokenizerJSONPath else {
+            throw EngineError.format(directory, "missing tokenizer.json")
+        }
+        let tokenizer = try BPETokenizer(tokenizerJSON: try Data(contentsOf: URL(fileURLWithPath: tokPath)))
+        let tensors = try dir.openTensors()
+        var owners: [ObjectIdentifier: AnyObject] = [:]
+
+        func find(_ name: String) throws -> (file: SafetensorsFile, info: SafetensorsTensorInfo) {
+            guard let t = tensors[name] else { throw EngineError.format(directory, "missing tensor '\(name)'") }
+            owners[ObjectIdentifier(t.file)] = t.file
+            return t
+        }
+        func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+            let (file, info) = try find(name)
+            guard info.shape == [rows, cols] else {
+                throw EngineError.format(file.path, "tensor '\(name)': shape \(info.shape), expected [\(rows), \(cols)]")
+            }
+            let type: GGMLType = switch info.dtype { case .f32: .f32; case .f16: .f16; case .bf16: .bf16 }
+            return WeightMatrix(type: type, rows: rows, cols: cols, data: file.data(for: info).baseAddress!)
+        }
+        func vector(_ name: String, count: Int) throws -> [Float] {
+            let (file, info) = try find(name)
+            guard info.shape == [count] else {
+                throw EngineError.format(file.path, "tensor '\(name)': shape \(info.shape), expected [\(count)]")
+            }
+            return try file.floats(info)
+        }
+
+        let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
+        var layers: [LayerWeights] = []
+        for l in 0..<c.numLayers {
+            let p = "model.layers.\(l)."
+            layers.append(LayerWeights(
+                attnNorm: try vector(p + "input_layernorm.weight", count: c.hiddenSize),
+                wq: try matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: c.hiddenSize),
+                wk: try matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: c.hiddenSize),
+                wv: try matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: c.hiddenSize),
+                wo: try matrix(p + "self_attn.o_proj.weight", rows: c.hiddenSize, cols: qDim),
+                ffnNorm: try vector(p + "post_attention_layernorm.weight", count: c.hiddenSize),
+                wGate: try matrix(p + "mlp.gate_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize),
+                wUp: try matrix(p + "mlp.up_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize),
+                wDown: try matrix(p + "mlp.down_proj.weight", rows: c.hiddenSize, cols: c.intermediateSize)))
+        }
+        let embed = try matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: c.hiddenSize)
+        let hasHead = tensors["lm_head.weight"] != nil && !c.tiedEmbeddings
+        let head = hasHead ? try matrix("lm_head.weight", rows: c.vocabSize, cols: c.hiddenSize) : embed
+        let weights = LlamaWeights(embed: embed, layers: layers,
+                                   finalNorm: try vector("model.norm.weight", count: c.hiddenSize),
+                                   lmHead: head, owners: Array(owners.values), owned: [])
+        return LlamaModel(config: c, tokenizer: tokenizer, weights: weights, source: directory, format: .huggingface)
+    }
+}

@@ -1,0 +1,183 @@
+// LlamaModel — a loaded model: config + tokenizer + weights, from a GGUF file or an HF directory.
+//
+//     let model = try LlamaModel.load(path: "models/SmolLM2-135M-Instruct.Q4_1.gguf")
+//     let ids = model.tokenizer.encode("The capital of France is")
+//     var session = model.makeSession()
+//     let logits = try session.logits(for: ids)          // [V] for the last position
+//     let text = try model.generate(prompt: "Hi", options: .init(maxTokens: 32)) { piece in print(piece, terminator: "") }
+
+import Foundation
+
+/// A Llama-architecture causal LM ready for inference.
+public final class LlamaModel: @unchecked Sendable {
+    public let config: LlamaConfig
+    public let tokenizer: BPETokenizer
+    public let weights: LlamaWeights
+    /// Where it came from (file or directory) and in which format.
+    public let source: String
+    public let format: Format
+
+    public enum Format: String, Sendable { case gguf, huggingface }
+
+    init(config: LlamaConfig, tokenizer: BPETokenizer, weights: LlamaWeights, source: String, format: Format) {
+        self.config = config
+        self.tokenizer = tokenizer
+        self.weights = weights
+        self.source = source
+        self.format = format
+    }
+
+    /// Loads a model from a `.gguf` file or a Hugging Face directory (`config.json`,
+    /// `tokenizer.json`, `*.safetensors`).
+    public static func load(path: String) throws -> LlamaModel {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw EngineError(.io, "\(path): no such file or directory")
+        }
+        return isDir.boolValue ? try loadHF(directory: path) : try loadGGUF(path: path)
+    }
+
+    /// A fresh inference session (KV cache sized for `contextLength` tokens).
+    public func makeSession(contextLength: Int? = nil) -> LlamaSession {
+        LlamaSession(model: self, capacity: min(contextLength ?? config.contextLength, config.contextLength))
+    }
+}
+
+// MARK: - GGUF
+
+extension LlamaModel {
+    static func loadGGUF(path: String) throws -> LlamaModel {
+        let file = try GGUFFile(path: path)
+        let config = try LlamaConfig(gguf: file)
+        let tokenizer = try BPETokenizer(ggufMetadata: file.metadata)
+        var owned: [UnsafeMutableRawPointer] = []
+
+        func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+            guard let t = file.tensor(named: name) else {
+                throw EngineError.format(path, "missing tensor '\(name)'")
+            }
+            guard t.shape == [cols, rows] else {
+                throw EngineError.format(path, "tensor '\(name)': shape \(t.shape), expected [\(cols), \(rows)] (GGUF order)")
+            }
+            guard t.type.isSupported else {
+                throw EngineError.format(path, "tensor '\(name)': type \(t.type.name) is not supported")
+            }
+            return WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.data(for: t).baseAddress!)
+        }
+        func vector(_ name: String, count: Int) throws -> [Float] {
+            guard let t = file.tensor(named: name) else { throw EngineError.format(path, "missing tensor '\(name)'") }
+            guard t.shape == [count] else {
+                throw EngineError.format(path, "tensor '\(name)': shape \(t.shape), expected [\(count)]")
+            }
+            return try file.dequantize(t)
+        }
+
+        let c = config, qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
+        var layers: [LayerWeights] = []
+        for l in 0..<c.numLayers {
+            let p = "blk.\(l)."
+            let (wq, q) = try unpermuteRowsFromGGUF(matrix(p + "attn_q.weight", rows: qDim, cols: c.hiddenSize), heads: c.numHeads)
+            let (wk, k) = try unpermuteRowsFromGGUF(matrix(p + "attn_k.weight", rows: kvDim, cols: c.hiddenSize), heads: c.numKVHeads)
+            owned += [q, k]
+            layers.append(LayerWeights(
+                attnNorm: try vector(p + "attn_norm.weight", count: c.hiddenSize),
+                wq: wq, wk: wk,
+                wv: try matrix(p + "attn_v.weight", rows: kvDim, cols: c.hiddenSize),
+                wo: try matrix(p + "attn_output.weight", rows: c.hiddenSize, cols: qDim),
+                ffnNorm: try vector(p + "ffn_norm.weight", count: c.hiddenSize),
+                wGate: try matrix(p + "ffn_gate.weight", rows: c.intermediateSize, cols: c.hiddenSize),
+                wUp: try matrix(p + "ffn_up.weight", rows: c.intermediateSize, cols: c.hiddenSize),
+                wDown: try matrix(p + "ffn_down.weight", rows: c.hiddenSize, cols: c.intermediateSize)))
+        }
+        let embed = try matrix("token_embd.weight", rows: c.vocabSize, cols: c.hiddenSize)
+        let head = file.tensor(named: "output.weight") != nil
+            ? try matrix("output.weight", rows: c.vocabSize, cols: c.hiddenSize) : embed
+        var cfg = config
+        cfg.tiedEmbeddings = file.tensor(named: "output.weight") == nil
+        let weights = LlamaWeights(embed: embed, layers: layers,
+                                   finalNorm: try vector("output_norm.weight", count: c.hiddenSize),
+                                   lmHead: head, owners: [file], owned: owned)
+        return LlamaModel(config: cfg, tokenizer: tokenizer, weights: weights, source: path, format: .gguf)
+    }
+}
+
+extension LlamaConfig {
+    /// Reads `general.architecture` and the `<arch>.*` hyperparameters of a GGUF file.
+    public init(gguf file: GGUFFile) throws {
+        let path = file.path
+        guard let arch = file.metadata["general.architecture"]?.stringValue else {
+            throw EngineError.format(path, "missing metadata key 'general.architecture'")
+        }
+        guard arch == "llama" else {
+            throw EngineError(.unsupported, "\(path): architecture '\(arch)' is not supported (supported: llama)")
+        }
+        func int(_ key: String, default def: Int? = nil) throws -> Int {
+            if let v = file.metadata["llama." + key] {
+                guard let i = v.intValue, i > 0 else {
+                    throw EngineError.format(path, "metadata 'llama.\(key)': expected a positive integer, got \(v)")
+                }
+                return i
+            }
+            if let def { return def }
+            throw EngineError.format(path, "missing metadata key 'llama.\(key)'")
+        }
+        func float(_ key: String, default def: Float) throws -> Float {
+            guard let v = file.metadata["llama." + key] else { return def }
+            guard let d = v.doubleValue else {
+                throw EngineError.format(path, "metadata 'llama.\(key)': expected a number, got \(v)")
+            }
+            return Float(d)
+        }
+        let hidden = try int("embedding_length"), heads = try int("attention.head_count")
+        let vocab: Int
+        if let v = file.metadata["llama.vocab_size"]?.intValue { vocab = v }
+        else if let toks = file.metadata["tokenizer.ggml.tokens"]?.arrayValue { vocab = toks.count }
+        else { throw EngineError.format(path, "missing metadata key 'llama.vocab_size'") }
+        self.init(vocabSize: vocab, hiddenSize: hidden,
+                  intermediateSize: try int("feed_forward_length"),
+                  numLayers: try int("block_count"), numHeads: heads,
+                  numKVHeads: try int("attention.head_count_kv", default: heads),
+                  headDim: try int("attention.key_length", default: hidden / heads),
+                  ropeTheta: try float("rope.freq_base", default: 10000),
+                  rmsNormEps: try float("attention.layer_norm_rms_epsilon", default: 1e-5),
+                  contextLength: try int("context_length", default: 2048),
+                  tiedEmbeddings: true)
+        try validate(source: path)
+    }
+
+    /// Checks the shape relations the engine relies on.
+    public func validate(source: String) throws {
+        guard numHeads % numKVHeads == 0 else {
+            throw EngineError.format(source, "head_count \(numHeads) is not a multiple of head_count_kv \(numKVHeads)")
+        }
+        guard headDim % 2 == 0 else { throw EngineError.format(source, "head dimension \(headDim) must be even for RoPE") }
+    }
+}
+
+// MARK: - Tokenizer only
+
+extension LlamaModel {
+    /// Loads just the tokenizer of a model (cheap: no weights are touched).
+    public static func loadTokenizer(path: String) throws -> BPETokenizer {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw EngineError(.io, "\(path): no such file or directory")
+        }
+        if isDir.boolValue {
+            guard let p = try HFModelDirectory(path: path).tokenizerJSONPath else {
+                throw EngineError.format(path, "missing tokenizer.json")
+            }
+            return try BPETokenizer(tokenizerJSON: Data(contentsOf: URL(fileURLWithPath: p)))
+        }
+        return try BPETokenizer(ggufMetadata: GGUFFile(path: path).metadata)
+    }
+}
+
+extension BPETokenizer {
+    /// `encode(text)` with the BOS token in front when the model asks for one (`add_bos_token`).
+    public func encodeAddingBOS(_ text: String) -> [Int32] {
+        let ids = encode(text)
+        if addBOS, let bos = bosID { return [bos] + ids }
+        return ids
+    }
+}

@@ -1,0 +1,117 @@
+// LlamaSession — one sequence being decoded: its KV cache, position and scratch activations.
+
+import CKernels
+
+/// One sequence's inference state. Not thread-safe; use one session per concurrent sequence.
+public final class LlamaSession {
+    public let model: LlamaModel
+    /// Tokens already in the KV cache.
+    public internal(set) var position = 0
+    private(set) var capacity = 0
+    private(set) var kCache: [UnsafeMutablePointer<Float>] = []   // per layer [capacity, Hkv, D]
+    private(set) var vCache: [UnsafeMutablePointer<Float>] = []
+    let acts = Activations()
+    private let maxCapacity: Int
+
+    init(model: LlamaModel, capacity: Int) {
+        self.model = model
+        self.maxCapacity = max(1, capacity)
+    }
+
+    deinit {
+        kCache.forEach { $0.deallocate() }
+        vCache.forEach { $0.deallocate() }
+    }
+
+    /// Forgets everything in the cache.
+    public func reset() { position = 0 }
+
+    /// Grows the KV cache to hold `n` tokens (doubling, up to the context length).
+    func reserve(_ n: Int) throws {
+        guard n > capacity else { return }
+        guard n <= maxCapacity else {
+            throw EngineError(.invalidArgument, "sequence of \(n) tokens exceeds the session's context of \(maxCapacity)")
+        }
+        let newCap = min(maxCapacity, max(n, capacity * 2, 64))
+        let kvDim = model.config.numKVHeads * model.config.headDim
+        func grow(_ old: [UnsafeMutablePointer<Float>]) -> [UnsafeMutablePointer<Float>] {
+            (0..<model.config.numLayers).map { l in
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: newCap * kvDim)
+                if l < old.count {
+                    p.update(from: old[l], count: position * kvDim)
+                    old[l].deallocate()
+                }
+                return p
+            }
+        }
+        kCache = grow(kCache)
+        vCache = grow(vCache)
+        capacity = newCap
+    }
+
+    /// Feeds `tokens` and returns the logits `[V]` after the last one.
+    public func logits(for tokens: [Int32]) throws -> [Float] {
+        let hidden = try model.forwardHidden([(self, tokens)], acts: acts)
+        let C = model.config.hiddenSize
+        var out = [Float](repeating: 0, count: model.config.vocabSize)
+        try out.withUnsafeMutableBufferPointer {
+            try model.lmHead(hidden + (tokens.count - 1) * C, rows: 1, into: $0.baseAddress!)
+        }
+        return out
+    }
+}
+
+// MARK: - Scoring
+
+/// Per-token log-likelihoods of a token sequence.
+public struct TokenScores: Sendable, Equatable {
+    public var ids: [Int32]
+    /// `tokenLogprobs[i] = ln p(ids[i+1] | ids[0...i])`; `ids.count - 1` entries.
+    public var tokenLogprobs: [Double]
+    public var meanLoglik: Double { tokenLogprobs.isEmpty ? 0 : tokenLogprobs.reduce(0, +) / Double(tokenLogprobs.count) }
+}
+
+extension LlamaModel {
+    /// Scores `ids` from an empty cache: the natural-log probability of each token given the ones before it.
+    /// The LM head runs in chunks of rows so `[T, V]` logits never exist at once.
+    public func score(ids: [Int32]) throws -> TokenScores {
+        guard ids.count >= 2 else {
+            throw EngineError(.invalidArgument, "scoring needs at least 2 tokens, got \(ids.count)")
+        }
+        let session = makeSession(contextLength: ids.count)
+        let hidden = try forwardHidden([(session, ids)], acts: session.acts)
+        let V = config.vocabSize, C = config.hiddenSize, chunk = 32, n = ids.count - 1
+        var result = [Double](repeating: 0, count: n)
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: chunk * V)
+        defer { logits.deallocate() }
+        var start = 0
+        while start < n {
+            let rows = min(chunk, n - start)
+            try lmHead(hidden + start * C, rows: rows, into: logits)
+            ck_log_softmax_forward(logits, logits, Int64(rows), Int64(V))
+            for r in 0..<rows { result[start + r] = Double(logits[r * V + Int(ids[start + r + 1])]) }
+            start += rows
+        }
+        return TokenScores(ids: ids, tokenLogprobs: result)
+    }
+}
+
+// MARK: - Batched prefill
+
+extension LlamaModel {
+    /// Runs several independent sequences through the model in one batch (their rows share every
+    /// GEMM) and returns the logits `[V]` after the last token of each.
+    public func lastLogits(batch: [[Int32]]) throws -> [[Float]] {
+        let sessions = batch.map { makeSession(contextLength: $0.count) }
+        let acts = Activations()
+        let hidden = try forwardHidden(Array(zip(sessions, batch)).map { ($0, $1) }, acts: acts)
+        let C = config.hiddenSize
+        var row = 0
+        return try batch.map { toks in
+            row += toks.count
+            var out = [Float](repeating: 0, count: config.vocabSize)
+            try out.withUnsafeMutableBufferPointer { try lmHead(hidden + (row - 1) * C, rows: 1, into: $0.baseAddress!) }
+            return out
+        }
+    }
+}

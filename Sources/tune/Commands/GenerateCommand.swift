@@ -1,0 +1,57 @@
+// tune generate — complete a prompt with a model, streaming tokens to the terminal.
+import ArgumentParser
+import Foundation
+import TuneKit
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate", abstract: "Generate text from a prompt (greedy by default, seeded sampling with --temperature).")
+    @Argument(help: "A .gguf file or an HF model directory.") var model: String
+    @Option(help: "The prompt.") var prompt: String
+    @Option(name: .customLong("max-tokens"), help: "Most tokens to generate.") var maxTokens = 128
+    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.") var topP: Float = 1
+    @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
+    @Option(help: "PEFT adapter directory to apply.") var adapter: String?
+    @OptionGroup var input: TextInput
+    @OptionGroup var global: GlobalOptions
+
+    struct Result: Encodable {
+        var text: String; var ids: [Int32]; var promptTokens: Int; var finishReason: FinishReason
+        var promptTokensPerSecond: Double; var tokensPerSecond: Double
+        enum CodingKeys: String, CodingKey {
+            case text, ids, promptTokens = "prompt_tokens", finishReason = "finish_reason"
+            case promptTokensPerSecond = "prompt_tokens_per_second", tokensPerSecond = "tokens_per_second"
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            try global.apply()
+            guard temperature >= 0, topP > 0, topP <= 1 else {
+                throw ValidationError("--temperature must be >= 0 and --top-p in (0, 1]")
+            }
+            if let adapter {
+                throw EngineError(.unsupported, "--adapter \(adapter): loading PEFT adapters is not supported yet (it arrives with LoRA training)")
+            }
+            let m = try LlamaModel.load(path: model)
+            var stops = Set<Int32>()
+            if input.chat, let t = try? ChatTemplate.detect(template: m.tokenizer.chatTemplate) {
+                stops.formUnion(t.stopStrings.compactMap { m.tokenizer.id(of: $0) })
+            }
+            let ids = m.tokenizer.encodeAddingBOS(try input.render(prompt, tokenizer: m.tokenizer))
+            let opts = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops)
+            let g = try m.generate(promptIDs: ids, options: opts) { piece in
+                if !global.json { Output.text(piece, terminator: "") }
+                return true
+            }
+            if global.json {
+                try Output.json(Result(text: g.text, ids: g.ids, promptTokens: ids.count, finishReason: g.finishReason,
+                                       promptTokensPerSecond: Double(ids.count) / max(g.promptSeconds, 1e-9),
+                                       tokensPerSecond: Double(max(g.ids.count - 1, 0)) / max(g.generateSeconds, 1e-9)))
+            } else {
+                Output.text("")
+            }
+        }
+    }
+}

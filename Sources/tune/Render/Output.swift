@@ -1,0 +1,58 @@
+// Output — the CLI's only ways to print: text to stdout, JSON to stdout, errors to stderr with exit codes.
+import ArgumentParser
+import Foundation
+import TuneKit
+
+enum Output {
+    /// Writes `value` as one line of JSON (sorted keys) to stdout.
+    static func json<T: Encodable>(_ value: T) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try enc.encode(value)
+        FileHandle.standardOutput.write(data)
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+
+    static func text(_ s: String, terminator: String = "\n") {
+        FileHandle.standardOutput.write(Data((s + terminator).utf8))
+    }
+
+    static func error(_ s: String) {
+        FileHandle.standardError.write(Data("error: \(s)\n".utf8))
+    }
+}
+
+/// Runs a command body, turning library errors into one `error:` line on stderr and an exit code:
+/// 65 (EX_DATAERR) for bad input files or arguments, 66 (EX_NOINPUT) for missing files, 1 otherwise.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try requireValidUTF8Arguments()
+        try body()
+    } catch let e as EngineError {
+        Output.error(e.message)
+        switch e.kind {
+        case .io: throw ExitCode(66)
+        case .format, .invalidArgument, .unsupported: throw ExitCode(65)
+        case .internal: throw ExitCode(70)
+        }
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as ValidationError {
+        throw e
+    } catch {
+        Output.error("\(error)")
+        throw ExitCode(1)
+    }
+}
+
+/// Swift repairs invalid UTF-8 in arguments silently (U+FFFD); tune refuses such input instead,
+/// since tokenizing a repaired string would score text the user never wrote.
+func requireValidUTF8Arguments() throws {
+    for i in 1..<Int(CommandLine.argc) {
+        guard let raw = CommandLine.unsafeArgv[i] else { continue }
+        if String(validatingCString: raw) == nil {
+            let shown = String(decoding: UnsafeRawBufferPointer(start: raw, count: strlen(raw)), as: UTF8.self)
+            throw EngineError(.invalidArgument, "argument \(i) (\"\(shown)\") is not valid UTF-8")
+        }
+    }
+}

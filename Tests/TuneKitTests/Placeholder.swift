@@ -1,2 +1,0 @@
-import Testing
-@Test func TuneKitTestsPlaceholder() { #expect(Bool(true)) }

@@ -1,0 +1,65 @@
+// CLIErrorTests — bad input gives one clear `error:` line and a non-zero exit code, never a crash.
+import Foundation
+import Testing
+
+@Suite struct CLIErrorTests {
+    @Test func helpListsCommands() throws {
+        let r = try tune(["--help"])
+        #expect(r.status == 0)
+        for cmd in ["generate", "score", "tokenize", "model", "bench"] {
+            #expect(r.stdout.contains(cmd), "tune --help does not list \(cmd)")
+        }
+    }
+
+    @Test func missingFile() throws {
+        let r = try tune(["model", "inspect", "/nonexistent/model.gguf"])
+        #expect(r.status == 66)
+        #expect(r.stderr == "error: /nonexistent/model.gguf: no such file or directory\n")
+    }
+
+    @Test func notAGGUF() throws {
+        let dir = try makeTempDir()
+        let f = dir.appendingPathComponent("notes.gguf")
+        try Data("hello, this is not a model file at all".utf8).write(to: f)
+        let r = try tune(["score", f.path, "--text", "hi there"])
+        #expect(r.status == 65)
+        #expect(r.stderr.hasPrefix("error: \(f.path)"))
+        #expect(r.stderr.lowercased().contains("magic"))
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test(.enabled(if: hasRealModel)) func truncatedGGUF() throws {
+        let dir = try makeTempDir()
+        let f = dir.appendingPathComponent("truncated.gguf")
+        let h = try FileHandle(forReadingFrom: URL(fileURLWithPath: realModelPath))
+        try h.readData(ofLength: 3_000_000).write(to: f)
+        for args in [["model", "inspect", f.path], ["generate", f.path, "--prompt", "hi"]] {
+            let r = try tune(args)
+            #expect(r.status == 65, "\(args): \(r.stderr)")
+            #expect(r.stderr.hasPrefix("error: \(f.path)"))
+            #expect(r.stderr.split(separator: "\n").count == 1)
+        }
+    }
+
+    @Test(.enabled(if: hasRealModel)) func invalidUTF8Argument() throws {
+        // 0xC3 0x28 is an invalid two-byte sequence; pass it through a shell so argv carries raw bytes.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "\"$0\" tokenize \"$1\" \"$(printf 'caf\\303\\050')\"", tuneBinary.path, realModelPath]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = Pipe()
+        try p.run()
+        let msg = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 65)
+        #expect(msg.hasPrefix("error: argument 3"))
+        #expect(msg.contains("not valid UTF-8"))
+    }
+
+    @Test(.enabled(if: hasRealModel)) func adapterIsAClearNotYet() throws {
+        let r = try tune(["score", realModelPath, "--text", "hello world", "--adapter", "/tmp/x"])
+        #expect(r.status == 65)
+        #expect(r.stderr.contains("not supported yet"))
+    }
+}
