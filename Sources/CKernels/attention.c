@@ -1,0 +1,158 @@
+/*
+ * attention.c — causal grouped-query attention (forward), softmax scale 1/sqrt(D).
+ * Reference: builds the full score row per (query, head) in double.
+ * Fast: one task per (query, head) on the pool; keys are processed in chunks of CHUNK
+ * with an online softmax (running max, rescaled sum and accumulator), AVX2 dot products
+ * four keys at a time, vector exp and axpy over D. Memory per task is O(D + CHUNK).
+ * Invalid shapes (Hkv <= 0, H % Hkv != 0, Tkv < pos0 + T) leave out untouched.
+ */
+#include "ck_internal.h"
+#include <math.h>
+#include <stdlib.h>
+
+#define CHUNK 64
+
+static int bad_shape(int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D) {
+    return T <= 0 || H <= 0 || D <= 0 || Hkv <= 0 || H % Hkv != 0 || pos0 < 0 || Tkv < pos0 + T;
+}
+
+// ---- reference -------------------------------------------------------------------------
+
+/* out, q [T,H,D]; k, v [Tkv,Hkv,D]; query t sees keys 0 .. pos0+t. */
+void ck_attention_forward_ref(float *out, const float *q, const float *k, const float *v,
+                              int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D) {
+    if (bad_shape(T, Tkv, pos0, H, Hkv, D)) return;
+    double *p = malloc((size_t)(pos0 + T) * sizeof(double));
+    double *o = malloc((size_t)D * sizeof(double));
+    if (!p || !o) { free(p); free(o); return; }
+    const double scale = 1.0 / sqrt((double)D);
+    const int64_t group = H / Hkv;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++) {
+            const float *qv = q + (t * H + h) * D;
+            const int64_t hk = h / group, n = pos0 + t + 1;
+            double m = -INFINITY, sum = 0.0;
+            for (int64_t j = 0; j < n; j++) {
+                const float *kv = k + (j * Hkv + hk) * D;
+                double s = 0.0;
+                for (int64_t d = 0; d < D; d++) s += (double)qv[d] * (double)kv[d];
+                p[j] = s * scale;
+                if (p[j] > m) m = p[j];
+            }
+            for (int64_t j = 0; j < n; j++) { p[j] = exp(p[j] - m); sum += p[j]; }
+            for (int64_t d = 0; d < D; d++) o[d] = 0.0;
+            for (int64_t j = 0; j < n; j++) {
+                const float *vv = v + (j * Hkv + hk) * D;
+                for (int64_t d = 0; d < D; d++) o[d] += p[j] * (double)vv[d];
+            }
+            for (int64_t d = 0; d < D; d++) out[(t * H + h) * D + d] = (float)(o[d] / sum);
+        }
+    free(p);
+    free(o);
+}
+
+// ---- fast --------------------------------------------------------------------------------
+
+typedef struct {
+    float *out;
+    const float *q, *k, *v;
+    int64_t T, Tkv, pos0, H, Hkv, D;
+} attn_ctx;
+
+#if CK_X86
+/* s[i] = dot(q, k_i) * scale for 4 key rows (D-long). */
+CK_AVX2 static void dot4(float *s, const float *q, const float *const *kr, int64_t D, float scale) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t d = 0;
+    for (; d + 8 <= D; d += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + d);
+        a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[0] + d), a0);
+        a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[1] + d), a1);
+        a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[2] + d), a2);
+        a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[3] + d), a3);
+    }
+    float r[4] = {ck_hsum8(a0), ck_hsum8(a1), ck_hsum8(a2), ck_hsum8(a3)};
+    for (int i = 0; i < 4; i++) {
+        for (int64_t dd = d; dd < D; dd++) r[i] = fmaf(q[dd], kr[i][dd], r[i]);
+        s[i] = r[i] * scale;
+    }
+}
+
+/* acc[d] += p * v[d] */
+CK_AVX2 static void axpy(float *acc, const float *v, float p, int64_t D) {
+    const __m256 pv = _mm256_set1_ps(p);
+    int64_t d = 0;
+    for (; d + 8 <= D; d += 8)
+        _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + d), _mm256_loadu_ps(acc + d)));
+    for (; d < D; d++) acc[d] = fmaf(p, v[d], acc[d]);
+}
+
+CK_AVX2 static void attn_task(void *vctx, int64_t task) {
+    const attn_ctx *c = vctx;
+    const int64_t D = c->D, H = c->H, Hkv = c->Hkv;
+    const int64_t t = task / H, h = task % H, hk = h / (H / Hkv), n = c->pos0 + t + 1;
+    const float *qv = c->q + task * D;
+    float stack_buf[512 + CHUNK];
+    float *acc = D <= 512 ? stack_buf : ck_scratch((size_t)D + CHUNK);
+    float *o = c->out + task * D;
+    if (!acc) { // allocation failure (only possible for D > 512): NaN marks it
+        for (int64_t d = 0; d < D; d++) o[d] = NAN;
+        return;
+    }
+    float *s = acc + D;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int64_t d = 0; d < D; d++) acc[d] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    for (int64_t j0 = 0; j0 < n; j0 += CHUNK) {
+        const int64_t nc = n - j0 < CHUNK ? n - j0 : CHUNK;
+        for (int64_t jj = 0; jj < nc; jj += 4) {
+            const float *kr[4];
+            for (int i = 0; i < 4; i++) {
+                const int64_t j = j0 + (jj + i < nc ? jj + i : nc - 1);
+                kr[i] = c->k + (j * Hkv + hk) * D;
+            }
+            dot4(s + jj, qv, kr, D, scale); // may write up to 3 entries past nc (within CHUNK)
+        }
+        const int64_t nc8 = (nc + 7) & ~(int64_t)7;
+        for (int64_t jj = nc; jj < nc8; jj++) s[jj] = -INFINITY;
+        __m256 mv = _mm256_set1_ps(-INFINITY);
+        for (int64_t jj = 0; jj < nc8; jj += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + jj));
+        const float cm = ck_hmax8(mv);
+        if (cm > m) {
+            const float corr = expf(m - cm); // 0 on the first chunk
+            if (corr != 1.0f) {
+                const __m256 cv = _mm256_set1_ps(corr);
+                int64_t d = 0;
+                for (; d + 8 <= D; d += 8) _mm256_storeu_ps(acc + d, _mm256_mul_ps(_mm256_loadu_ps(acc + d), cv));
+                for (; d < D; d++) acc[d] *= corr;
+                l *= corr;
+            }
+            m = cm;
+        }
+        const __m256 mb = _mm256_set1_ps(m);
+        __m256 lv = _mm256_setzero_ps();
+        for (int64_t jj = 0; jj < nc8; jj += 8) {
+            const __m256 p = ck_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + jj), mb));
+            _mm256_storeu_ps(s + jj, p);
+            lv = _mm256_add_ps(lv, p);
+        }
+        l += ck_hsum8(lv);
+        for (int64_t jj = 0; jj < nc; jj++) axpy(acc, c->v + ((j0 + jj) * Hkv + hk) * D, s[jj], D);
+    }
+    const float inv = 1.0f / l;
+    for (int64_t d = 0; d < D; d++) o[d] = acc[d] * inv;
+}
+#endif
+
+void ck_attention_forward(float *out, const float *q, const float *k, const float *v,
+                          int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D) {
+#if CK_X86
+    if (ck_use_simd()) {
+        if (bad_shape(T, Tkv, pos0, H, Hkv, D)) return;
+        attn_ctx c = {out, q, k, v, T, Tkv, pos0, H, Hkv, D};
+        ck_parallel_for(T * H, attn_task, &c);
+        return;
+    }
+#endif
+    ck_attention_forward_ref(out, q, k, v, T, Tkv, pos0, H, Hkv, D);
+}
