@@ -3,7 +3,7 @@
  * Reference: builds the full score row per (query, head) in double.
  * Fast: one task per (query, head) on the pool; keys are processed in chunks of CHUNK
  * with an online softmax (running max, rescaled sum and accumulator), AVX2 dot products
- * four keys at a time, vector exp and axpy over D. Memory per task is O(D + CHUNK).
+ * four keys at a time, vector exp, and P·V with the D-accumulator held in registers. Memory per task is O(D + CHUNK).
  * Invalid shapes (Hkv <= 0, H % Hkv != 0, Tkv < pos0 + T) leave out untouched.
  */
 #include "ck_internal.h"
@@ -78,13 +78,37 @@ CK_AVX2 static void dot4(float *s, const float *q, const float *const *kr, int64
     }
 }
 
-/* acc[d] += p * v[d] */
-CK_AVX2 static void axpy(float *acc, const float *v, float p, int64_t D) {
-    const __m256 pv = _mm256_set1_ps(p);
+/* acc[d] += Σ_j p[j] · v_j[d] for the nc rows v_j = v0 + j*stride; acc stays in registers
+ * while the chunk's keys stream by (32 columns at a time). */
+CK_AVX2 static void pv_chunk(float *acc, const float *v0, int64_t stride, const float *p, int64_t nc, int64_t D) {
     int64_t d = 0;
-    for (; d + 8 <= D; d += 8)
-        _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, _mm256_loadu_ps(v + d), _mm256_loadu_ps(acc + d)));
-    for (; d < D; d++) acc[d] = fmaf(p, v[d], acc[d]);
+    for (; d + 32 <= D; d += 32) {
+        __m256 a0 = _mm256_loadu_ps(acc + d), a1 = _mm256_loadu_ps(acc + d + 8);
+        __m256 a2 = _mm256_loadu_ps(acc + d + 16), a3 = _mm256_loadu_ps(acc + d + 24);
+        for (int64_t j = 0; j < nc; j++) {
+            const float *vj = v0 + j * stride + d;
+            const __m256 pj = _mm256_broadcast_ss(p + j);
+            a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a0);
+            a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), a1);
+            a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 16), a2);
+            a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 24), a3);
+        }
+        _mm256_storeu_ps(acc + d, a0);
+        _mm256_storeu_ps(acc + d + 8, a1);
+        _mm256_storeu_ps(acc + d + 16, a2);
+        _mm256_storeu_ps(acc + d + 24, a3);
+    }
+    for (; d + 8 <= D; d += 8) {
+        __m256 a0 = _mm256_loadu_ps(acc + d);
+        for (int64_t j = 0; j < nc; j++)
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(v0 + j * stride + d), a0);
+        _mm256_storeu_ps(acc + d, a0);
+    }
+    for (; d < D; d++) {
+        float a = acc[d];
+        for (int64_t j = 0; j < nc; j++) a = fmaf(p[j], v0[j * stride + d], a);
+        acc[d] = a;
+    }
 }
 
 CK_AVX2 static void attn_task(void *vctx, int64_t task) {
@@ -137,7 +161,7 @@ CK_AVX2 static void attn_task(void *vctx, int64_t task) {
             lv = _mm256_add_ps(lv, p);
         }
         l += ck_hsum8(lv);
-        for (int64_t jj = 0; jj < nc; jj++) axpy(acc, c->v + ((j0 + jj) * Hkv + hk) * D, s[jj], D);
+        pv_chunk(acc, c->v + (j0 * Hkv + hk) * D, Hkv * D, s, nc, D);
     }
     const float inv = 1.0f / l;
     for (int64_t d = 0; d < D; d++) o[d] = acc[d] * inv;
