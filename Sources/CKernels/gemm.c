@@ -1,9 +1,10 @@
 /*
  * gemm.c — out[T,N] = inp[T,K] · W[N,K]ᵀ (+ bias) for weights of any dequantizable type.
  *
- * Fast path (AVX2/FMA): the pool runs one task per tile of TILE_N weight rows. A task
+ * Fast path (AVX2/FMA): the pool runs one task per tile of TILE_N weight rows (and, when
+ * there are few tiles for the threads, per block of input rows too). A task
  * dequantizes its tile into a per-thread f32 buffer (F32 weights are used in place) and
- * sweeps all T input rows over it with a 3×4 register-blocked micro-kernel (3 input rows ×
+ * sweeps its input rows over it with a 3×4 register-blocked micro-kernel (3 input rows ×
  * 4 weight rows, 12 ymm accumulators). T=1 streams W exactly once; large T reuses each
  * dequantized tile (L2-resident) for every input row.
  *
@@ -83,13 +84,17 @@ typedef struct {
     const float *bias;
     int wtype;
     int64_t T, K, N, rb;
+    int64_t t_block;  // input rows per task (a multiple of 3, or T)
+    int64_t t_blocks; // tasks per weight tile
     _Atomic int failed;
 } mm_ctx;
 
 #if CK_X86
-static void mm_tile(void *vctx, int64_t tile) {
+static void mm_task(void *vctx, int64_t task) {
     mm_ctx *c = vctx;
-    const int64_t K = c->K, N = c->N, T = c->T;
+    const int64_t K = c->K, N = c->N, tile = task / c->t_blocks;
+    const int64_t t_begin = (task % c->t_blocks) * c->t_block;
+    const int64_t T = t_begin + c->t_block < c->T ? t_begin + c->t_block : c->T;
     const int64_t n0 = tile * TILE_N;
     const int nn = (int)(N - n0 < TILE_N ? N - n0 : TILE_N);
     const float *wrow[TILE_N];
@@ -108,7 +113,7 @@ static void mm_tile(void *vctx, int64_t tile) {
     }
     for (int j = nn; j < TILE_N; j++) wrow[j] = wrow[nn - 1]; // pad: computed, never stored
     float res[12];
-    for (int64_t t = 0; t < T; t += 3) {
+    for (int64_t t = t_begin; t < T; t += 3) {
         const int mr = (int)(T - t < 3 ? T - t : 3);
         const float *xr[3];
         for (int i = 0; i < 3; i++) xr[i] = c->inp + (t + (i < mr ? i : mr - 1)) * K;
@@ -133,8 +138,16 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
     const int64_t rb = ck_type_row_bytes(wtype, K);
     if (T < 0 || N < 0 || K <= 0 || rb == 0 || !ck_type_can_dequantize(wtype)) return -1;
     if (T == 0 || N == 0) return 0;
-    mm_ctx c = {.out = out, .inp = inp, .w = w, .bias = bias, .wtype = wtype, .T = T, .K = K, .N = N, .rb = rb};
-    ck_parallel_for((N + TILE_N - 1) / TILE_N, mm_tile, &c);
+    mm_ctx c = {.out = out, .inp = inp, .w = w, .bias = bias, .wtype = wtype, .T = T, .K = K, .N = N, .rb = rb,
+                .t_block = T, .t_blocks = 1};
+    const int64_t tiles = (N + TILE_N - 1) / TILE_N, want = 4 * (int64_t)ck_get_threads();
+    if (tiles < want && T >= 96) { // few weight tiles for many threads: also split the rows of inp
+        int64_t tb = (T * tiles + want - 1) / want;
+        tb = tb < 48 ? 48 : (tb + 2) / 3 * 3;  // each extra split re-dequantizes the tile
+        c.t_block = tb;
+        c.t_blocks = (T + tb - 1) / tb;
+    }
+    ck_parallel_for(tiles * c.t_blocks, mm_task, &c);
     return c.failed ? -1 : 0;
 #else
     return ck_matmul_forward_ref(out, inp, w, wtype, bias, T, K, N);

@@ -58,7 +58,7 @@ import Testing
     @Test("outputs are bit-identical for 1, 2 and 3 threads")
     func threadInvariance() {
         var rng = RNG(2024)
-        for (T, K, N) in [(1, 96, 70), (17, 64, 45), (4, 576, 130)] {
+        for (T, K, N) in [(1, 96, 70), (17, 64, 45), (4, 576, 130), (100, 64, 20)] { // last: rows split across tasks
             for (name, type) in weightTypes {
                 let x = rng.floats(T * K), w = randomWeights(type: type, N: N, K: K, rng: &rng)
                 invariant("matmul \(name) T=\(T) K=\(K) N=\(N)") {
@@ -100,5 +100,26 @@ import Testing
             ck_rope_forward(&o, pos, 625, 1, 64, 10_000)
             return o
         }
+    }
+
+    @Test("concurrent callers (pool busy -> inline fallback) get the sequential results")
+    func concurrentCallers() async {
+        var rng = RNG(77)
+        let (T, K, N) = (9, 96, 50), type = Int32(CK_TYPE_Q4_0.rawValue)
+        let cases = (0..<6).map { _ in (x: rng.floats(T * K), w: randomWeights(type: type, N: N, K: K, rng: &rng)) }
+        let want = cases.map { matmul(ref: false, x: $0.x, w: $0.w, type: type, bias: nil, T: T, K: K, N: N).out }
+        let got = await withTaskGroup(of: (Int, [Float]).self) { group in
+            for (i, c) in cases.enumerated() {
+                group.addTask {
+                    var last = [Float]()
+                    for _ in 0..<20 { last = matmul(ref: false, x: c.x, w: c.w, type: type, bias: nil, T: T, K: K, N: N).out }
+                    return (i, last)
+                }
+            }
+            var r = [[Float]](repeating: [], count: cases.count)
+            for await (i, o) in group { r[i] = o }
+            return r
+        }
+        for i in cases.indices { expectIdentical(got[i], want[i], "concurrent caller \(i)") }
     }
 }

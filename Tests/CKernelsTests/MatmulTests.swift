@@ -25,8 +25,9 @@ private func oracle(x: [Float], wf: [Float], bias: [Float]?, T: Int, K: Int, N: 
 
 @Suite("matmul") struct MatmulTests {
     // (T, K, N): T=1 (generation), T not a multiple of the 3-row micro-kernel, N not a multiple of
-    // 4 or of the 16-row tile, K = one block, odd block counts, and a real model width.
-    static let shapes: [(Int, Int, Int)] = [(1, 32, 5), (3, 96, 17), (17, 64, 33), (4, 576, 37), (1, 160, 70), (2, 32, 1)]
+    // 4 or of the 16-row tile, K = one block, odd block counts, a real model width, and T >= 96
+    // with few tiles (input rows split across tasks).
+    static let shapes: [(Int, Int, Int)] = [(1, 32, 5), (3, 96, 17), (17, 64, 33), (4, 576, 37), (1, 160, 70), (2, 32, 1), (100, 32, 20)]
 
     @Test("fast vs ref vs Swift oracle", arguments: weightTypes.map(\.name))
     func fastVsRef(typeName: String) {
