@@ -10,9 +10,11 @@
 
 // ---- embedding ---------------------------------------------------------------------
 
-/* out [T,C]; ids [T]; table [V,C] rows of `type`. Returns -1 on bad type/C or negative id. */
+/* out [T,C]; ids [T]; table [V,C] rows of `type`. Returns -1 on bad type/C or negative id.
+ * Fast: ck_dequantize_row per row; ref: ck_dequantize_row_ref. */
 int ck_embedding_forward(float *out, const int32_t *ids, const void *table, int type,
                          int64_t T, int64_t C) {
+    if (!ck_use_simd()) return ck_embedding_forward_ref(out, ids, table, type, T, C);
     const int64_t rb = ck_type_row_bytes(type, C);
     if (T < 0 || C <= 0 || rb == 0 || !ck_type_can_dequantize(type)) return -1;
     for (int64_t t = 0; t < T; t++) {
