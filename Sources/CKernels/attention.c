@@ -2,9 +2,11 @@
  * attention.c — causal grouped-query attention (forward), softmax scale 1/sqrt(D).
  * Reference: builds the full score row per (query, head) in double.
  * Fast: one task per (block of QB queries, head) on the pool; keys are processed in chunks
- * of CHUNK, each chunk serving every query of the block, with a per-query online softmax (running max, rescaled sum and accumulator), AVX2 dot products
- * four keys at a time, vector exp, and P·V with the D-accumulator held in registers. Memory per task is O(QB·(D + CHUNK)).
- * A query's arithmetic does not depend on its block, so results are thread-count invariant.
+ * of CHUNK, each chunk serving every query of the block, with a per-query online softmax
+ * (running max, rescaled sum and accumulator): AVX2 dot products four keys at a time,
+ * vector exp, and P·V with the D-accumulator held in registers. Memory per task is
+ * O(QB·(D + CHUNK)). A query's arithmetic does not depend on its block or thread, so
+ * results are bit-identical for any thread count.
  * Invalid shapes (Hkv <= 0, H % Hkv != 0, Tkv < pos0 + T) leave out untouched.
  */
 #include "ck_internal.h"
