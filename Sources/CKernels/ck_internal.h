@@ -61,7 +61,7 @@ CK_AVX2_INLINE float ck_hmax8(__m256 v) {
 /* exp(x) for 8 floats, Cephes-style range reduction + degree-5 polynomial (~2 ulp).
  * x > 88.72 gives +inf, x < -87.33 gives 0, NaN propagates. */
 CK_AVX2_INLINE __m256 ck_exp8(__m256 x) {
-    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-88.3762626647949f);
+    const __m256 hi = _mm256_set1_ps(88.72283f), lo = _mm256_set1_ps(-88.3762626647949f);
     const __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(88.72283f), _CMP_GT_OQ);
     const __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
     const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
