@@ -22,7 +22,11 @@ import Testing
                     : ck_embedding_forward(&out, ids, tp.baseAddress, type, Int64(ids.count), Int64(C))
             }
             #expect(rc == 0)
-            expectIdentical(out, want, "embedding \(typeName) ref=\(ref)")
+            if ref {
+                expectIdentical(out, want, "embedding \(typeName) ref")
+            } else { // the fast dequantizer may fuse q*d+m, so allow a rounding difference
+                expectClose(out, want, atol: 1e-7, rtol: 1e-6, "embedding \(typeName) fast")
+            }
             let bad = table.withUnsafeBytes { tp in ck_embedding_forward(&out, [-1], tp.baseAddress, type, 1, Int64(C)) }
             #expect(bad == -1)
         }
