@@ -21,7 +21,9 @@ typedef enum { CK_ISA_REF = 0, CK_ISA_AVX2 = 1, CK_ISA_AVX512 = 2 } ck_isa;
 /* Best ISA this CPU supports (cpuid), ignoring any forcing. */
 int ck_isa_detected(void);
 /* ISA used by dispatching entry points now. Initially: TUNE_KERNELS env (ref|avx2|avx512)
- * if set and supported, else detected. */
+ * if set and supported (else a one-line stderr warning), otherwise the best ISA that has
+ * kernels: avx2 when the CPU supports it (AVX-512 kernels do not exist yet; a forced
+ * avx512 runs the AVX2 kernels). */
 int ck_isa_active(void);
 /* Force an ISA. Returns 0, or -1 if the CPU does not support it (nothing changes). */
 int ck_set_isa(int isa);
@@ -52,6 +54,8 @@ int ck_matmul_forward_ref(float *out, const float *inp, const void *w, int wtype
  *   out [T, C]; ids [T]; table [V, C] rows of `type`. Returns 0 or -1. */
 int ck_embedding_forward(float *out, const int32_t *ids, const void *table, int type,
                          int64_t T, int64_t C);
+int ck_embedding_forward_ref(float *out, const int32_t *ids, const void *table, int type,
+                             int64_t T, int64_t C);
 
 /* RMSNorm: out[t,:] = inp[t,:] / sqrt(mean(inp[t,:]^2) + eps) * weight
  *   out [T, C]; rstd [T] or NULL (stores 1/sqrt(mean+eps)); inp [T, C]; weight [C] */
@@ -84,10 +88,12 @@ void ck_swiglu_forward_ref(float *out, const float *gate, const float *up, int64
 
 /* x[i] += y[i], [n]. */
 void ck_add_inplace(float *x, const float *y, int64_t n);
+void ck_add_inplace_ref(float *x, const float *y, int64_t n);
 
 /* Row-wise log-softmax: out[t,:] = inp[t,:] - logsumexp(inp[t,:]).  out, inp [T, V]
  * (out may equal inp). */
 void ck_log_softmax_forward(float *out, const float *inp, int64_t T, int64_t V);
+void ck_log_softmax_forward_ref(float *out, const float *inp, int64_t T, int64_t V);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,92 @@
+/*
+ * ck_internal.h — private helpers shared by the kernel sources (not part of the ABI):
+ * ISA query for dispatch, the thread pool's parallel_for, per-thread scratch memory and
+ * AVX2 vector helpers (horizontal sum, exp). SIMD code is compiled per function with
+ * target attributes, never with -mavx2, so the binary runs on any x86-64.
+ */
+#ifndef CK_INTERNAL_H
+#define CK_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ck_ops.h"
+
+#if defined(__x86_64__) && !defined(CK_NO_SIMD) // CK_NO_SIMD: build as on non-x86 (ref only)
+#define CK_X86 1
+#include <immintrin.h>
+#define CK_AVX2 __attribute__((target("avx2,fma")))
+#define CK_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+#else
+#define CK_X86 0
+#endif
+
+// ---- dispatch ----------------------------------------------------------------
+
+/* 1 if the dispatching entry points should take the SIMD (AVX2) path now. */
+static inline int ck_use_simd(void) { return ck_isa_active() >= CK_ISA_AVX2; }
+
+// ---- threads -------------------------------------------------------------------
+
+/* Runs fn(ctx, i) for i in [0, n_tasks) on the pool (the calling thread helps).
+ * Tasks must write disjoint outputs; which thread runs a task must not change its result.
+ * Runs inline (serially) if one thread is configured, if called from inside a task, or
+ * if another caller thread is currently using the pool. */
+typedef void (*ck_task_fn)(void *ctx, int64_t task);
+void ck_parallel_for(int64_t n_tasks, ck_task_fn fn, void *ctx);
+
+/* Per-thread scratch buffer of at least n floats, 64-byte aligned, reused across calls
+ * (contents undefined). Freed at thread exit. Returns NULL on allocation failure. */
+float *ck_scratch(size_t n);
+
+// ---- AVX2 helpers --------------------------------------------------------------
+
+#if CK_X86
+/* Fixed-order horizontal sum of 8 lanes (same order everywhere so results are reproducible). */
+CK_AVX2_INLINE float ck_hsum8(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);                       // 4 lanes
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));    // 2 lanes
+    lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1)); // 1 lane
+    return _mm_cvtss_f32(lo);
+}
+
+CK_AVX2_INLINE float ck_hmax8(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_max_ps(lo, hi);
+    lo = _mm_max_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_max_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+    return _mm_cvtss_f32(lo);
+}
+
+/* exp(x) for 8 floats, Cephes-style range reduction + degree-5 polynomial (~2 ulp).
+ * x > 88.72 gives +inf, x < -87.33 gives 0, NaN propagates. */
+CK_AVX2_INLINE __m256 ck_exp8(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.72283f), lo = _mm256_set1_ps(-88.3762626647949f);
+    const __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(88.72283f), _CMP_GT_OQ);
+    const __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
+    const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    xc = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), xc);
+    xc = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), xc);
+    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+    y = _mm256_fmadd_ps(y, xc, _mm256_set1_ps(1.3981999507E-3f));
+    y = _mm256_fmadd_ps(y, xc, _mm256_set1_ps(8.3334519073E-3f));
+    y = _mm256_fmadd_ps(y, xc, _mm256_set1_ps(4.1665795894E-2f));
+    y = _mm256_fmadd_ps(y, xc, _mm256_set1_ps(1.6666665459E-1f));
+    y = _mm256_fmadd_ps(y, xc, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(xc, xc), _mm256_add_ps(xc, _mm256_set1_ps(1.0f)));
+    // 2^fx: fx in [-127, 128]; split in two factors so fx = 128 does not overflow the exponent
+    __m256i n = _mm256_cvtps_epi32(fx);
+    __m256i n1 = _mm256_srai_epi32(n, 1), n2 = _mm256_sub_epi32(n, n1);
+    __m256 p1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+    __m256 p2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+    y = _mm256_mul_ps(_mm256_mul_ps(y, p1), p2);
+    y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), over);
+    y = _mm256_andnot_ps(under, y);
+    return _mm256_blendv_ps(y, x, nan);
+}
+#endif
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * gemm.c — out[T,N] = inp[T,K] · W[N,K]ᵀ (+ bias) for weights of any dequantizable type.
+ *
+ * Fast path (AVX2/FMA): the pool runs one task per tile of TILE_N weight rows (and, when
+ * there are few tiles for the threads, per block of input rows too). A task
+ * dequantizes its tile into a per-thread f32 buffer (F32 weights are used in place) and
+ * sweeps its input rows over it with a 3×4 register-blocked micro-kernel (3 input rows ×
+ * 4 weight rows, 12 ymm accumulators). T=1 streams W exactly once; large T reuses each
+ * dequantized tile (L2-resident) for every input row.
+ *
+ * Reproducibility: every output is one 8-lane FMA accumulator over K in order, a fixed
+ * horizontal sum, then a scalar fmaf tail — whatever the micro-kernel shape, tile or
+ * thread, so results are bit-identical for any thread count.
+ */
+#include "ck_internal.h"
+#include "ck_quant.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef TILE_N
+#define TILE_N 16 // weight rows per task (multiple of 4)
+#endif
+
+// ---- reference -------------------------------------------------------------------
+
+/* out [T,N], inp [T,K], w [N,K] rows of wtype, bias [N] or NULL. Double accumulation. */
+int ck_matmul_forward_ref(float *out, const float *inp, const void *w, int wtype,
+                          const float *bias, int64_t T, int64_t K, int64_t N) {
+    const int64_t rb = ck_type_row_bytes(wtype, K);
+    if (T < 0 || N < 0 || K <= 0 || rb == 0 || !ck_type_can_dequantize(wtype)) return -1;
+    float *row = malloc((size_t)K * sizeof(float));
+    if (!row) return -1;
+    for (int64_t n = 0; n < N; n++) {
+        if (ck_dequantize_row_ref(wtype, (const char *)w + n * rb, row, K) != 0) { free(row); return -1; }
+        for (int64_t t = 0; t < T; t++) {
+            const float *x = inp + t * K;
+            double s = 0.0;
+            for (int64_t k = 0; k < K; k++) s += (double)x[k] * (double)row[k];
+            out[t * N + n] = (float)s + (bias ? bias[n] : 0.0f);
+        }
+    }
+    free(row);
+    return 0;
+}
+
+// ---- AVX2 micro-kernels --------------------------------------------------------------
+
+#if CK_X86
+/* res[i*4+j] = dot(x[i], w[j]) over K, for i < MR, j < 4 (MR is a compile-time constant
+ * in each instantiation below, so acc stays in registers). */
+CK_AVX2_INLINE void mk_dot(int MR, const float *const *x, const float *const *w, float *res, int64_t K) {
+    __m256 acc[3][4];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < 4; j++) acc[i][j] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 xv[3]; // 3 x + 1 w + 12 acc = 16 ymm registers
+        for (int i = 0; i < MR; i++) xv[i] = _mm256_loadu_ps(x[i] + k);
+        for (int j = 0; j < 4; j++) {
+            const __m256 wv = _mm256_loadu_ps(w[j] + k);
+            for (int i = 0; i < MR; i++) acc[i][j] = _mm256_fmadd_ps(xv[i], wv, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < 4; j++) {
+            float s = ck_hsum8(acc[i][j]);
+            for (int64_t kk = k; kk < K; kk++) s = fmaf(x[i][kk], w[j][kk], s);
+            res[i * 4 + j] = s;
+        }
+}
+
+CK_AVX2 static void mk_dot3(const float *const *x, const float *const *w, float *res, int64_t K) { mk_dot(3, x, w, res, K); }
+CK_AVX2 static void mk_dot2(const float *const *x, const float *const *w, float *res, int64_t K) { mk_dot(2, x, w, res, K); }
+CK_AVX2 static void mk_dot1(const float *const *x, const float *const *w, float *res, int64_t K) { mk_dot(1, x, w, res, K); }
+#endif
+
+// ---- fast path ---------------------------------------------------------------------------
+
+typedef struct {
+    float *out;
+    const float *inp;
+    const char *w;
+    const float *bias;
+    int wtype;
+    int64_t T, K, N, rb;
+    int64_t t_block;  // input rows per task (a multiple of 3, or T)
+    int64_t t_blocks; // tasks per weight tile
+    _Atomic int failed;
+} mm_ctx;
+
+#if CK_X86
+static void mm_task(void *vctx, int64_t task) {
+    mm_ctx *c = vctx;
+    const int64_t K = c->K, N = c->N, tile = task / c->t_blocks;
+    const int64_t t_begin = (task % c->t_blocks) * c->t_block;
+    const int64_t T = t_begin + c->t_block < c->T ? t_begin + c->t_block : c->T;
+    const int64_t n0 = tile * TILE_N;
+    const int nn = (int)(N - n0 < TILE_N ? N - n0 : TILE_N);
+    const float *wrow[TILE_N];
+    if (c->wtype == CK_TYPE_F32) {
+        for (int j = 0; j < nn; j++) wrow[j] = (const float *)(c->w + (n0 + j) * c->rb);
+    } else {
+        float *buf = ck_scratch((size_t)TILE_N * (size_t)K);
+        if (!buf) { c->failed = 1; return; }
+        for (int j = 0; j < nn; j++) {
+            wrow[j] = buf + (int64_t)j * K;
+            if (ck_dequantize_row(c->wtype, c->w + (n0 + j) * c->rb, buf + (int64_t)j * K, K) != 0) {
+                c->failed = 1;
+                return;
+            }
+        }
+    }
+    for (int j = nn; j < TILE_N; j++) wrow[j] = wrow[nn - 1]; // pad: computed, never stored
+    float res[12];
+    for (int64_t t = t_begin; t < T; t += 3) {
+        const int mr = (int)(T - t < 3 ? T - t : 3);
+        const float *xr[3];
+        for (int i = 0; i < 3; i++) xr[i] = c->inp + (t + (i < mr ? i : mr - 1)) * K;
+        for (int j = 0; j < nn; j += 4) {
+            if (mr == 3) mk_dot3(xr, wrow + j, res, K);
+            else if (mr == 2) mk_dot2(xr, wrow + j, res, K);
+            else mk_dot1(xr, wrow + j, res, K);
+            const int nj = nn - j < 4 ? nn - j : 4;
+            for (int i = 0; i < mr; i++) {
+                float *o = c->out + (t + i) * N + n0 + j;
+                for (int jj = 0; jj < nj; jj++) o[jj] = res[i * 4 + jj] + (c->bias ? c->bias[n0 + j + jj] : 0.0f);
+            }
+        }
+    }
+}
+#endif
+
+int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
+                      const float *bias, int64_t T, int64_t K, int64_t N) {
+#if CK_X86
+    if (!ck_use_simd()) return ck_matmul_forward_ref(out, inp, w, wtype, bias, T, K, N);
+    const int64_t rb = ck_type_row_bytes(wtype, K);
+    if (T < 0 || N < 0 || K <= 0 || rb == 0 || !ck_type_can_dequantize(wtype)) return -1;
+    if (T == 0 || N == 0) return 0;
+    mm_ctx c = {.out = out, .inp = inp, .w = w, .bias = bias, .wtype = wtype, .T = T, .K = K, .N = N, .rb = rb,
+                .t_block = T, .t_blocks = 1};
+    const int64_t tiles = (N + TILE_N - 1) / TILE_N, want = 4 * (int64_t)ck_get_threads();
+    if (tiles < want && T >= 96) { // few weight tiles for many threads: also split the rows of inp
+        int64_t tb = (T * tiles + want - 1) / want;
+        tb = tb < 48 ? 48 : (tb + 2) / 3 * 3;  // each extra split re-dequantizes the tile
+        c.t_block = tb;
+        c.t_blocks = (T + tb - 1) / tb;
+    }
+    ck_parallel_for(tiles * c.t_blocks, mm_task, &c);
+    return c.failed ? -1 : 0;
+#else
+    return ck_matmul_forward_ref(out, inp, w, wtype, bias, T, K, N);
+#endif
+}
