@@ -1,12 +1,18 @@
 /*
- * quant.c — ggml-compatible block layouts: type traits, dequantization, quantization.
- * Block structs mirror ggml byte for byte (sizes asserted below).
+ * quant.c — ggml-compatible tensor types: half/bfloat16 conversion, the type traits table
+ * (one row per type), dequantization dispatch (reference / AVX2) and quantization that
+ * reproduces ggml's quantize_row_*_ref byte for byte.
+ * Block structs live in quant_blocks.h; reference dequantizers in quant_dequant.c;
+ * fast paths in quant_avx2.c.
  */
-#include "ck_quant.h"
+#include "quant_blocks.h"
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
-// ---- half / bfloat16 -------------------------------------------------------
+#pragma STDC FP_CONTRACT OFF
+
+// MARK: - half / bfloat16
 
 float ck_fp16_to_fp32(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -59,70 +65,121 @@ uint16_t ck_fp32_to_bf16(float f) {
     return (uint16_t)((x + (0x7fff + ((x >> 16) & 1))) >> 16);
 }
 
-// ---- block layouts (ggml) ---------------------------------------------------
+// MARK: - quantization (ggml quantize_row_*_ref)
 
-#define QK4_0 32
-typedef struct { uint16_t d; uint8_t qs[QK4_0 / 2]; } block_q4_0;          // x = (q - 8) * d
-_Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must be 18 bytes");
-#define QK4_1 32
-typedef struct { uint16_t d, m; uint8_t qs[QK4_1 / 2]; } block_q4_1;      // x = q * d + m
-_Static_assert(sizeof(block_q4_1) == 20, "block_q4_1 must be 20 bytes");
-#define QK8_0 32
-typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;               // x = q * d
-_Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must be 34 bytes");
-// Nibble order (q4_0, q4_1): element j (j < 16) is the low nibble of qs[j], element j+16 the high nibble.
+static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * 4); }
 
-// ---- reference dequantization ----------------------------------------------
+static void quant_f16(const float *x, void *dst, int64_t n) {
+    uint8_t *p = dst;
+    for (int64_t i = 0; i < n; i++) { const uint16_t h = ck_fp32_to_fp16(x[i]); memcpy(p + 2 * i, &h, 2); }
+}
 
-static void deq_q4_0_ref(const block_q4_0 *b, float *y, int64_t nb) {
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = ck_fp16_to_fp32(b[i].d);
-        for (int j = 0; j < QK4_0 / 2; j++) {
-            y[i * QK4_0 + j] = ((b[i].qs[j] & 0x0f) - 8) * d;
-            y[i * QK4_0 + j + QK4_0 / 2] = ((b[i].qs[j] >> 4) - 8) * d;
+static void quant_bf16(const float *x, void *dst, int64_t n) {
+    uint8_t *p = dst;
+    for (int64_t i = 0; i < n; i++) { const uint16_t h = ck_fp32_to_bf16(x[i]); memcpy(p + 2 * i, &h, 2); }
+}
+
+static void quant_q4_0(const float *x, void *dst, int64_t nb) {
+    block_q4_0 *y = dst;
+    for (int64_t i = 0; i < nb; i++, x += QK4_0) {
+        float amax = 0.0f, max = 0.0f; // absolute max, and the signed value that has it
+        for (int j = 0; j < QK4_0; j++) {
+            if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+        }
+        const float d = max / -8;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = ck_fp32_to_fp16(d);
+        for (int j = 0; j < QK4_0 / 2; ++j) {
+            const float x0 = x[j] * id, x1 = x[QK4_0 / 2 + j] * id;
+            const uint8_t xi0 = (uint8_t)((int8_t)(x0 + 8.5f) < 15 ? (int8_t)(x0 + 8.5f) : 15);
+            const uint8_t xi1 = (uint8_t)((int8_t)(x1 + 8.5f) < 15 ? (int8_t)(x1 + 8.5f) : 15);
+            y[i].qs[j] = (uint8_t)(xi0 | (xi1 << 4));
         }
     }
 }
 
-static void deq_q4_1_ref(const block_q4_1 *b, float *y, int64_t nb) {
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = ck_fp16_to_fp32(b[i].d), m = ck_fp16_to_fp32(b[i].m);
-        for (int j = 0; j < QK4_1 / 2; j++) {
-            y[i * QK4_1 + j] = (b[i].qs[j] & 0x0f) * d + m;
-            y[i * QK4_1 + j + QK4_1 / 2] = (b[i].qs[j] >> 4) * d + m;
+static void quant_q4_1(const float *x, void *dst, int64_t nb) {
+    block_q4_1 *y = dst;
+    for (int64_t i = 0; i < nb; i++, x += QK4_1) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < QK4_1; j++) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / ((1 << 4) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = ck_fp32_to_fp16(d);
+        y[i].m = ck_fp32_to_fp16(min);
+        for (int j = 0; j < QK4_1 / 2; ++j) {
+            const float x0 = (x[j] - min) * id, x1 = (x[QK4_1 / 2 + j] - min) * id;
+            const int8_t a = (int8_t)(x0 + 0.5f), b = (int8_t)(x1 + 0.5f);
+            const uint8_t xi0 = (uint8_t)(a < 15 ? a : 15), xi1 = (uint8_t)(b < 15 ? b : 15);
+            y[i].qs[j] = (uint8_t)(xi0 | (xi1 << 4));
         }
     }
 }
 
-static void deq_q8_0_ref(const block_q8_0 *b, float *y, int64_t nb) {
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = ck_fp16_to_fp32(b[i].d);
-        for (int j = 0; j < QK8_0; j++) y[i * QK8_0 + j] = b[i].qs[j] * d;
+static void quant_q8_0(const float *x, void *dst, int64_t nb) {
+    block_q8_0 *y = dst;
+    for (int64_t i = 0; i < nb; i++, x += QK8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / ((1 << 7) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = ck_fp32_to_fp16(d);
+        for (int j = 0; j < QK8_0; ++j) y[i].qs[j] = (int8_t)roundf(x[j] * id);
     }
 }
 
-// ---- type traits -----------------------------------------------------------
+// MARK: - type traits
 
-typedef struct { int type; const char *name; int64_t block; int64_t bytes; } ck_traits;
+/* Fast dequantizers chosen at run time: AVX2 when the CPU has it (and, when the ops
+ * module provides ck_isa_active, when it is not forced to the reference path). */
+#if defined(__ELF__)
+extern int ck_isa_active(void) __attribute__((weak));
+#endif
+static int fast_ok(void) {
+#if defined(__ELF__)
+    if (ck_isa_active && ck_isa_active() == 0) return 0;
+#endif
+    return ck_quant_have_avx2();
+}
+
+typedef struct {
+    int type; const char *name; int64_t block; int64_t bytes;
+    ck_deq_fn deq_ref; ck_deq_fn deq_avx2; ck_quant_fn quant;
+} ck_traits;
+
 static const ck_traits TRAITS[] = {
-    {CK_TYPE_F32, "f32", 1, 4},
-    {CK_TYPE_F16, "f16", 1, 2},
-    {CK_TYPE_BF16, "bf16", 1, 2},
-    {CK_TYPE_Q4_0, "q4_0", QK4_0, sizeof(block_q4_0)},
-    {CK_TYPE_Q4_1, "q4_1", QK4_1, sizeof(block_q4_1)},
-    {CK_TYPE_Q8_0, "q8_0", QK8_0, sizeof(block_q8_0)},
+    {CK_TYPE_F32,  "f32",  1,     4,                  ck_deq_f32_ref,  NULL,             quant_f32},
+    {CK_TYPE_F16,  "f16",  1,     2,                  ck_deq_f16_ref,  NULL,             quant_f16},
+    {CK_TYPE_BF16, "bf16", 1,     2,                  ck_deq_bf16_ref, ck_deq_bf16_avx2, quant_bf16},
+    {CK_TYPE_Q4_0, "q4_0", QK4_0, sizeof(block_q4_0), ck_deq_q4_0_ref, ck_deq_q4_0_avx2, quant_q4_0},
+    {CK_TYPE_Q4_1, "q4_1", QK4_1, sizeof(block_q4_1), ck_deq_q4_1_ref, ck_deq_q4_1_avx2, quant_q4_1},
+    {CK_TYPE_Q5_0, "q5_0", QK5_0, sizeof(block_q5_0), ck_deq_q5_0_ref, NULL,             NULL},
+    {CK_TYPE_Q5_1, "q5_1", QK5_1, sizeof(block_q5_1), ck_deq_q5_1_ref, NULL,             NULL},
+    {CK_TYPE_Q8_0, "q8_0", QK8_0, sizeof(block_q8_0), ck_deq_q8_0_ref, ck_deq_q8_0_avx2, quant_q8_0},
+    {CK_TYPE_Q2_K, "q2_K", QK_K,  sizeof(block_q2_K), ck_deq_q2_K_ref, NULL,             NULL},
+    {CK_TYPE_Q3_K, "q3_K", QK_K,  sizeof(block_q3_K), ck_deq_q3_K_ref, NULL,             NULL},
+    {CK_TYPE_Q4_K, "q4_K", QK_K,  sizeof(block_q4_K), ck_deq_q4_K_ref, ck_deq_q4_K_avx2, NULL},
+    {CK_TYPE_Q5_K, "q5_K", QK_K,  sizeof(block_q5_K), ck_deq_q5_K_ref, NULL,             NULL},
+    {CK_TYPE_Q6_K, "q6_K", QK_K,  sizeof(block_q6_K), ck_deq_q6_K_ref, NULL,             NULL},
+    {CK_TYPE_Q8_K, "q8_K", QK_K,  sizeof(block_q8_K), ck_deq_q8_K_ref, NULL,             NULL},
 };
+
 static const ck_traits *traits(int type) {
     for (size_t i = 0; i < sizeof(TRAITS) / sizeof(TRAITS[0]); i++)
         if (TRAITS[i].type == type) return &TRAITS[i];
     return NULL;
 }
 
+// MARK: - public entry points
+
 int64_t ck_type_block_size(int type) { const ck_traits *t = traits(type); return t ? t->block : 0; }
 int64_t ck_type_block_bytes(int type) { const ck_traits *t = traits(type); return t ? t->bytes : 0; }
 int64_t ck_type_row_bytes(int type, int64_t n) {
     const ck_traits *t = traits(type);
-    if (!t || n % t->block) return 0;
+    if (!t || n < 0 || n % t->block) return 0;
     return n / t->block * t->bytes;
 }
 const char *ck_type_name(int type) { const ck_traits *t = traits(type); return t ? t->name : "unknown"; }
@@ -130,24 +187,22 @@ int ck_type_can_dequantize(int type) { return traits(type) != NULL; }
 
 int ck_dequantize_row_ref(int type, const void *src, float *dst, int64_t n) {
     const ck_traits *t = traits(type);
-    if (!t || n % t->block) return -1;
-    const int64_t nb = n / t->block;
-    switch (type) {
-    case CK_TYPE_F32: memcpy(dst, src, (size_t)n * 4); return 0;
-    case CK_TYPE_F16: for (int64_t i = 0; i < n; i++) dst[i] = ck_fp16_to_fp32(((const uint16_t *)src)[i]); return 0;
-    case CK_TYPE_BF16: for (int64_t i = 0; i < n; i++) dst[i] = ck_bf16_to_fp32(((const uint16_t *)src)[i]); return 0;
-    case CK_TYPE_Q4_0: deq_q4_0_ref(src, dst, nb); return 0;
-    case CK_TYPE_Q4_1: deq_q4_1_ref(src, dst, nb); return 0;
-    case CK_TYPE_Q8_0: deq_q8_0_ref(src, dst, nb); return 0;
-    default: return -1;
-    }
+    if (!t || n < 0 || n % t->block) return -1;
+    t->deq_ref(src, dst, n / t->block);
+    return 0;
 }
 
 int ck_dequantize_row(int type, const void *src, float *dst, int64_t n) {
-    return ck_dequantize_row_ref(type, src, dst, n);
+    const ck_traits *t = traits(type);
+    if (!t || n < 0 || n % t->block) return -1;
+    if (t->deq_avx2 && fast_ok()) t->deq_avx2(src, dst, n / t->block);
+    else t->deq_ref(src, dst, n / t->block);
+    return 0;
 }
 
 int ck_quantize_row(int type, const float *src, void *dst, int64_t n) {
-    (void)type; (void)src; (void)dst; (void)n;
-    return -1; // quantization lands with the GGUF writer
+    const ck_traits *t = traits(type);
+    if (!t || !t->quant || n < 0 || n % t->block) return -1;
+    t->quant(src, dst, n / t->block);
+    return 0;
 }

@@ -1,0 +1,214 @@
+// TinyLlama — deterministic random Llama weights (HF names) and a real llama GGUF written
+// the way llama.cpp's convert_hf_to_gguf does (GGUF names, Q/K row permutation, llama.*
+// metadata, a small byte-level GPT-2 tokenizer with ChatML specials). For tests and demos.
+
+// MARK: - Config
+
+extension LlamaConfig {
+    /// A tiny Llama matching `TinyLlama`'s tokenizer: 285 tokens, C=64, FFN 128, 2 layers,
+    /// 4 heads / 2 KV heads (head_dim 16), tied embeddings.
+    public static let tiny = LlamaConfig(
+        vocabSize: TinyLlama.tokens.count, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
+        numHeads: 4, numKVHeads: 2, ropeTheta: 100_000, rmsNormEps: 1e-5, contextLength: 512,
+        tiedEmbeddings: true)
+}
+
+// MARK: - TinyLlama
+
+/// Random tiny Llama models for tests: float weights and complete GGUF files.
+public enum TinyLlama {
+    /// SplitMix64: the seeded generator behind every weight.
+    public struct SplitMix64: RandomNumberGenerator, Sendable {
+        var state: UInt64
+        public init(seed: UInt64) { state = seed }
+        public mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        /// Uniform in [-1, 1), 24-bit resolution.
+        public mutating func symmetric() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+    }
+
+    /// Random HF-named weights. Matrices are row-major with HF shapes ([out, in];
+    /// embed_tokens is [V, C]); values ≈ uniform with std 0.02, norm weights ≈ 1.
+    public static func weights(config c: LlamaConfig, seed: UInt64) -> [String: (shape: [Int], values: [Float])] {
+        var rng = SplitMix64(seed: seed)
+        let scale: Float = 0.02 * Float(3).squareRoot()
+        func matrix(_ rows: Int, _ cols: Int) -> (shape: [Int], values: [Float]) {
+            ([rows, cols], (0 ..< rows * cols).map { _ in rng.symmetric() * scale })
+        }
+        func norm(_ n: Int) -> (shape: [Int], values: [Float]) { ([n], (0 ..< n).map { _ in 1 + 0.05 * rng.symmetric() }) }
+        let q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim
+        var w: [String: (shape: [Int], values: [Float])] = [:]
+        w["model.embed_tokens.weight"] = matrix(c.vocabSize, c.hiddenSize)
+        for l in 0 ..< c.numLayers {
+            let p = "model.layers.\(l)."
+            w[p + "input_layernorm.weight"] = norm(c.hiddenSize)
+            w[p + "self_attn.q_proj.weight"] = matrix(q, c.hiddenSize)
+            w[p + "self_attn.k_proj.weight"] = matrix(kv, c.hiddenSize)
+            w[p + "self_attn.v_proj.weight"] = matrix(kv, c.hiddenSize)
+            w[p + "self_attn.o_proj.weight"] = matrix(c.hiddenSize, q)
+            w[p + "post_attention_layernorm.weight"] = norm(c.hiddenSize)
+            w[p + "mlp.gate_proj.weight"] = matrix(c.intermediateSize, c.hiddenSize)
+            w[p + "mlp.up_proj.weight"] = matrix(c.intermediateSize, c.hiddenSize)
+            w[p + "mlp.down_proj.weight"] = matrix(c.hiddenSize, c.intermediateSize)
+        }
+        w["model.norm.weight"] = norm(c.hiddenSize)
+        if !c.tiedEmbeddings { w["lm_head.weight"] = matrix(c.vocabSize, c.hiddenSize) }
+        return w
+    }
+
+    /// llama.cpp's `permute(w, n_head, n_head_kv)` for Q/K projections: per head, rows
+    /// reordered from [2, head_dim/2] to [head_dim/2, 2] (interleaved RoPE pairs).
+    public static func permuteRows(_ w: [Float], rows: Int, cols: Int, heads: Int) -> [Float] {
+        guard heads > 0, rows % heads == 0, (rows / heads) % 2 == 0, w.count == rows * cols else { return w }
+        let hd = rows / heads, half = hd / 2
+        var out = w
+        for h in 0 ..< heads {
+            for i in 0 ..< half {
+                for j in 0 ..< 2 {
+                    let dst = h * hd + i * 2 + j, src = h * hd + j * half + i
+                    out[dst * cols ..< (dst + 1) * cols] = w[src * cols ..< (src + 1) * cols]
+                }
+            }
+        }
+        return out
+    }
+
+    /// HF tensor name → GGUF tensor name (llama architecture).
+    public static func ggufName(_ hf: String) -> String {
+        let fixed = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+                     "lm_head.weight": "output.weight"]
+        if let f = fixed[hf] { return f }
+        let parts = hf.split(separator: ".")
+        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers" else { return hf }
+        let rest = parts[3...].joined(separator: ".")
+        let map = ["self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+                   "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
+                   "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+                   "mlp.down_proj.weight": "ffn_down.weight", "input_layernorm.weight": "attn_norm.weight",
+                   "post_attention_layernorm.weight": "ffn_norm.weight"]
+        return "blk.\(parts[2])." + (map[rest] ?? rest)
+    }
+
+    /// Writes a llama GGUF of `weights(config:seed:)`: 2-D matrices in `weightType`
+    /// (token_embd in q8_0 when `weightType` is a 4-bit type, as in the real SmolLM2 Q4_1
+    /// file), 1-D norms in f32, Q/K rows permuted, full llama/tokenizer metadata.
+    public static func writeGGUF(to path: String, config c: LlamaConfig, seed: UInt64, weightType: GGMLType = .q4_1) throws {
+        guard c.vocabSize == tokens.count else {
+            throw EngineError(.invalidArgument, "TinyLlama: vocabSize \(c.vocabSize) must equal the tokenizer size \(tokens.count)")
+        }
+        let w = weights(config: c, seed: seed)
+        var g = GGUFWriter()
+        metadata(c, weightType: weightType).forEach { g.set($0.0, $0.1) }
+        var order = ["model.embed_tokens.weight"]
+        for l in 0 ..< c.numLayers {
+            order += ["input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                      "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+                .map { "model.layers.\(l).\($0).weight" }
+        }
+        order.append("model.norm.weight")
+        if !c.tiedEmbeddings { order.append("lm_head.weight") }
+        for hf in order {
+            guard let (shape, values0) = w[hf] else { continue }
+            var values = values0
+            if hf.hasSuffix("q_proj.weight") {
+                values = permuteRows(values, rows: shape[0], cols: shape[1], heads: c.numHeads)
+            } else if hf.hasSuffix("k_proj.weight") {
+                values = permuteRows(values, rows: shape[0], cols: shape[1], heads: c.numKVHeads)
+            }
+            var type = shape.count == 1 ? GGMLType.f32 : weightType
+            if hf == "model.embed_tokens.weight", [.q4_0, .q4_1].contains(weightType) { type = .q8_0 }
+            try g.addTensor(name: ggufName(hf), shape: shape.reversed(), values: values, type: type)
+        }
+        try g.write(to: path)
+    }
+
+    // MARK: - Metadata
+
+    static func fileType(_ t: GGMLType) -> UInt32 {
+        switch t {
+        case .f32: 0
+        case .f16: 1
+        case .q4_0: 2
+        case .q4_1: 3
+        case .q8_0: 7
+        case .bf16: 32
+        default: 0
+        }
+    }
+
+    static func metadata(_ c: LlamaConfig, weightType: GGMLType) -> [(String, GGUFValue)] {
+        let types = tokens.indices.map { GGUFValue.int32($0 < specials.count ? 3 : 1) }
+        return [
+            ("general.architecture", .string("llama")),
+            ("general.type", .string("model")),
+            ("general.name", .string("TinyLlama (random)")),
+            ("general.size_label", .string("tiny")),
+            ("general.license", .string("apache-2.0")),
+            ("llama.block_count", .uint32(UInt32(c.numLayers))),
+            ("llama.context_length", .uint32(UInt32(c.contextLength))),
+            ("llama.embedding_length", .uint32(UInt32(c.hiddenSize))),
+            ("llama.feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            ("llama.attention.head_count", .uint32(UInt32(c.numHeads))),
+            ("llama.attention.head_count_kv", .uint32(UInt32(c.numKVHeads))),
+            ("llama.rope.freq_base", .float32(c.ropeTheta)),
+            ("llama.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps)),
+            ("general.file_type", .uint32(fileType(weightType))),
+            ("llama.vocab_size", .uint32(UInt32(c.vocabSize))),
+            ("llama.rope.dimension_count", .uint32(UInt32(c.headDim))),
+            ("tokenizer.ggml.add_space_prefix", .bool(false)),
+            ("tokenizer.ggml.add_bos_token", .bool(false)),
+            ("tokenizer.ggml.model", .string("gpt2")),
+            ("tokenizer.ggml.pre", .string("smollm")),
+            ("tokenizer.ggml.tokens", .array(elementType: 8, tokens.map { .string($0) })),
+            ("tokenizer.ggml.token_type", .array(elementType: 5, types)),
+            ("tokenizer.ggml.merges", .array(elementType: 8, merges.map { .string($0) })),
+            ("tokenizer.ggml.bos_token_id", .uint32(1)),
+            ("tokenizer.ggml.eos_token_id", .uint32(2)),
+            ("tokenizer.ggml.unknown_token_id", .uint32(0)),
+            ("tokenizer.ggml.padding_token_id", .uint32(2)),
+            ("tokenizer.chat_template", .string(chatTemplate)),
+            ("general.quantization_version", .uint32(2)),
+        ]
+    }
+
+    // MARK: - Tokenizer
+
+    /// Control tokens at ids 0, 1, 2 (as in SmolLM2).
+    public static let specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+    /// GPT-2 bytes_to_unicode: the 256 byte tokens, in GPT-2's order (printable bytes first).
+    public static let byteTokens: [String] = {
+        var bs = Array(33 ... 126) + Array(161 ... 172) + Array(174 ... 255)
+        var cs = bs
+        var n = 0
+        for b in 0 ..< 256 where !bs.contains(b) {
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+        }
+        return cs.map { String(Character(Unicode.Scalar(UInt32($0)) ?? "?")) }
+    }()
+
+    /// Merges (SmolLM2's first ones; each side is a byte token or an earlier merge result).
+    public static let merges = [
+        "Ġ t", "Ġ a", "i n", "h e", "Ġ Ġ", "r e", "o n", "e r", "Ġt he", "a t", "Ġ s", "Ġ o", "e n",
+        "Ġ c", "e s", "Ġ w", "n d", "i t", "o r", "i s", "a l", "Ġ p", "in g", "Ġ f", "a n", "e d",
+    ]
+
+    /// All tokens: specials, byte tokens, then one token per merge.
+    public static let tokens: [String] = specials + byteTokens + merges.map { $0.replacingOccurrences(" ", "") }
+
+    /// SmolLM2-Instruct's ChatML chat template, verbatim from the real model's metadata.
+    public static let chatTemplate = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+}
+
+extension String {
+    fileprivate func replacingOccurrences(_ a: Character, _ b: String) -> String {
+        split(separator: a, omittingEmptySubsequences: false).joined(separator: b)
+    }
+}
