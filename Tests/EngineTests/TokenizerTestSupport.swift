@@ -28,9 +28,18 @@ struct TokenizerFixture: Decodable {
         var text: String
         var ids: [Int32]
     }
+    struct Split: Decodable { var text: String; var smollm: [String]; var llama3: [String] }
+    struct Template: Decodable {
+        struct Render: Decodable { var messages: [ChatMessage]; var add_generation_prompt: Bool; var text: String }
+        var name: String
+        var template: String
+        var renders: [Render]
+    }
     var chat_template: String
     var cases: [Case]
     var chats: [Chat]
+    var pre_tokenizer_splits: [Split]
+    var templates: [Template]
 
     static func load() throws -> TokenizerFixture {
         try JSONDecoder().decode(TokenizerFixture.self, from: Data(contentsOf: URL(fileURLWithPath: tokenizerFixturePath)))

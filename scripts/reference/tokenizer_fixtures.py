@@ -15,7 +15,7 @@ import os
 import sys
 
 from gguf import GGUFReader
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_GGUF = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -114,6 +114,22 @@ CHATS = [
                   {"role": "assistant", "content": "D'accord.\n"}]},
 ]
 
+GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+# Extra pre-tokenizer strings that stress the Llama-3 pattern.
+PRE_EXTRA = ["12345678", "x1234y", "'Re 'VE 'LL 'D 'M 'T 'S", "a\n\n  b", "  \n\t\n  x", "!!!\n\n", "(foo)\r\n",
+             "\tword", "-word", "ab12cd345ef", "٣٤٥٦ ¹²³⁴", "x  \u3000y", "end  "]
+
+# Chat templates rendered with transformers for the non-SmolLM formats.
+CHATML_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+                   "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+LLAMA3_TEMPLATE = ("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
+                   "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+                   "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+                   "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+
 # MARK: - reference tokenizer from GGUF
 
 
@@ -183,6 +199,22 @@ def main():
             chats.append({"messages": chat["messages"], "add_generation_prompt": gen,
                           "text": rendered, "ids": ids})
 
+    smollm_pre = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                          pre_tokenizers.Split(Regex(GPT2_REGEX), "isolated")])
+    llama3_pre = pre_tokenizers.Split(Regex(LLAMA3_REGEX), "isolated")
+    pre = [{"text": s, "smollm": [w for w, _ in smollm_pre.pre_tokenize_str(s)],
+            "llama3": [w for w, _ in llama3_pre.pre_tokenize_str(s)]} for s in STRINGS + PRE_EXTRA if s]
+
+    templates = []
+    for name, tmpl in (("chatml", CHATML_TEMPLATE), ("llama3", LLAMA3_TEMPLATE)):
+        renders = []
+        for chat in CHATS:
+            for gen in (False, True):
+                text = hf.apply_chat_template(chat["messages"], chat_template=tmpl, tokenize=False,
+                                              add_generation_prompt=gen, bos_token="<|begin_of_text|>")
+                renders.append({"messages": chat["messages"], "add_generation_prompt": gen, "text": text})
+        templates.append({"name": name, "template": tmpl, "renders": renders})
+
     fixture = {
         "source": os.path.basename(gguf_path),
         "generator": "scripts/reference/tokenizer_fixtures.py",
@@ -191,6 +223,8 @@ def main():
         "transformers_differences": differences,
         "cases": cases,
         "chats": chats,
+        "pre_tokenizer_splits": pre,
+        "templates": templates,
     }
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w", encoding="utf-8") as f:

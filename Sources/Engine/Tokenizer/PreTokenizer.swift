@@ -39,6 +39,16 @@ public struct PreTokenizer: Sendable, Equatable {
 
     // MARK: - Splitting
 
+    /// The words of `text` (no added-token handling), e.g. for debugging or parity checks.
+    public func words(_ text: String) -> [String] {
+        let utf8 = Array(text.utf8)
+        var out: [String] = []
+        utf8.withUnsafeBufferPointer { buf in
+            split(buf, 0..<buf.count) { r in out.append(String(decoding: UnsafeBufferPointer(rebasing: buf[r]), as: UTF8.self)) }
+        }
+        return out
+    }
+
     /// Calls `body` with the byte range of every word of `bytes[range]` (valid UTF-8), in order.
     func split(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
         var scalars = ScalarTable()
