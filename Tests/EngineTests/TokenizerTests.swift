@@ -27,7 +27,7 @@ private func tinyMetadata(pre: String = "smollm", model: String = "gpt2") -> [St
 }
 
 /// GPT-2 bytes_to_unicode spelling of one byte.
-private func byteToken(_ b: UInt8) -> String {
+func byteToken(_ b: UInt8) -> String {
     var printable = Array(0x21...0x7E) + Array(0xA1...0xAC) + Array(0xAE...0xFF)
     if printable.contains(Int(b)) { return String(UnicodeScalar(b)) }
     printable.sort()
@@ -41,7 +41,8 @@ private func byteToken(_ b: UInt8) -> String {
     @Test func mergesFollowRank() {
         #expect(tok.encode("hello world").map(tok.token) == ["hello", "Ġworld"])
         #expect(tok.encode("hell").map(tok.token) == ["hell"])
-        #expect(tok.encode("  x").map(tok.token) == ["Ġ", "Ġ", "x"] || tok.encode("  x").map(tok.token) == ["ĠĠ", "x"])
+        #expect(tok.encode("  x").map(tok.token) == ["Ġ", "Ġ", "x"])  // \s+(?!\S) leaves the last space to " x"
+        #expect(tok.encode("   ").map(tok.token) == ["ĠĠ", "Ġ"])
     }
 
     @Test func specialTokensSplitOut() {
@@ -86,8 +87,8 @@ private func byteToken(_ b: UInt8) -> String {
     @Test func llama3PatternSplits() throws {
         let llama = try BPETokenizer(ggufMetadata: tinyMetadata(pre: "llama-bpe"))
         // \p{N}{1,3}, case-insensitive contractions, newline runs.
-        let words = llama.encode("12345 IT'S\n\n x").map(llama.token).joined(separator: "|")
-        #expect(words.contains("1|2|3|4|5") || !words.isEmpty)
+        #expect(llama.preTokenizer.words("12345 IT'S\n\n x") == ["123", "45", " IT", "'S", "\n\n", " x"])
+        #expect(llama.ignoreMerges)
         #expect(llama.decode(llama.encode("12345 IT'S\n\n x")) == "12345 IT'S\n\n x")
     }
 }
