@@ -139,3 +139,27 @@ struct TokenizerSmolLMParityTests {
         #expect(t < .seconds(5))  // debug build; well under a second in release
     }
 }
+
+// MARK: - Optional fuzz parity (TOKENIZER_FUZZ_FIXTURE=path from tokenizer_fixtures.py --fuzz)
+
+private let fuzzFixturePath = ProcessInfo.processInfo.environment["TOKENIZER_FUZZ_FIXTURE"]
+
+@Test(.enabled(if: smolLMAvailable && fuzzFixturePath != nil, "set TOKENIZER_FUZZ_FIXTURE and provide the model"))
+func tokenizerFuzzParity() throws {
+    struct Case: Decodable { var text: String; var ids: [Int32]; var llama3: [String] }
+    let tok = try smolLMTokenizer.get()
+    let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: URL(fileURLWithPath: fuzzFixturePath!)))
+    var failures = 0
+    for c in cases where tok.encode(c.text) != c.ids {
+        failures += 1
+        if failures <= 3 {
+            Issue.record("mismatch \(c.text.debugDescription):\n  got      \(tok.encode(c.text).map(tok.token))\n  expected \(c.ids.map(tok.token))")
+        }
+    }
+    print("fuzz parity: \(cases.count - failures)/\(cases.count) identical")
+    #expect(failures == 0)
+    let llama3 = PreTokenizer(splitDigits: false, pattern: .llama3)
+    let splitFailures = cases.filter { llama3.words($0.text) != $0.llama3 }
+    print("fuzz Llama-3 splits: \(cases.count - splitFailures.count)/\(cases.count) identical")
+    for c in splitFailures.prefix(3) { Issue.record("llama3 split \(c.text.debugDescription): \(llama3.words(c.text)) != \(c.llama3)") }
+}

@@ -9,6 +9,9 @@ added tokens = the control tokens), cross-checks it against
 Tests/Fixtures/tokenizer/smollm2.json.
 
 Usage: /work/cache/refvenv/bin/python scripts/reference/tokenizer_fixtures.py [path/to/model.gguf]
+       ... tokenizer_fixtures.py --fuzz N OUT.json [path/to/model.gguf]
+  --fuzz writes N random strings with their reference ids to OUT.json (not committed); run
+  TOKENIZER_FUZZ_FIXTURE=OUT.json swift test --filter TokenizerSmolLMParityTests to compare.
 """
 import json
 import os
@@ -172,7 +175,40 @@ def build_reference(gguf_path):
 # MARK: - main
 
 
+FUZZ_ALPHABET = (list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") * 3
+                 + list(" " * 20 + "\t\n\r'\"!?.,;:-_()[]{}<>/\\|@#$%^&*+=~`")
+                 + list("éüñßçøåÆŒ日本語中文한국ЖжΩπ😀🎉👍🏽\u200d\u0301\u00a0\u3000١٢³½ⅫΣσςſKİı"))
+
+
+def fuzz(n, out, gguf_path):
+    import random
+    rng = random.Random(1234)
+    ref, _ = build_reference(gguf_path)
+    specials = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+    llama3_pre = pre_tokenizers.Split(Regex(LLAMA3_REGEX), "isolated")
+    cases = []
+    for _ in range(n):
+        parts = []
+        for _ in range(rng.randint(0, 40)):
+            r = rng.random()
+            if r < 0.03:
+                parts.append(rng.choice(specials))
+            elif r < 0.06:
+                parts.append(rng.choice(["'s", "'t", "'re", "'ll", "'D", " " * rng.randint(2, 6), "\r\n", "\n\n"]))
+            else:
+                parts.append(rng.choice(FUZZ_ALPHABET))
+        text = "".join(parts)
+        cases.append({"text": text, "ids": ref.encode(text, add_special_tokens=False).ids,
+                      "llama3": [w for w, _ in llama3_pre.pre_tokenize_str(text)]})
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(cases, f, ensure_ascii=False)
+    print(f"wrote {out}: {n} random strings")
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--fuzz":
+        fuzz(int(sys.argv[2]), sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else DEFAULT_GGUF)
+        return
     gguf_path = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_GGUF
     ref, template = build_reference(gguf_path)
 
