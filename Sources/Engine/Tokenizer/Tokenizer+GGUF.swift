@@ -10,9 +10,9 @@ extension BPETokenizer {
     /// Supports `tokenizer.ggml.model` "gpt2" (byte-level BPE) with the pre-tokenizers in
     /// `PreTokenizer.knownGGUFNames`; SentencePiece ("llama") and others throw `.unsupported`.
     public init(ggufMetadata meta: [String: GGUFValue]) throws {
-        let where_ = "GGUF tokenizer metadata"
+        let source = "GGUF tokenizer metadata"
         guard let model = meta["tokenizer.ggml.model"]?.stringValue else {
-            throw EngineError.format(where_, "missing tokenizer.ggml.model (string)")
+            throw EngineError.format(source, "missing tokenizer.ggml.model (string)")
         }
         switch model {
         case "gpt2": break
@@ -24,19 +24,19 @@ extension BPETokenizer {
         }
         guard let pre = meta["tokenizer.ggml.pre"]?.stringValue else {
             throw EngineError.format(
-                where_, "missing tokenizer.ggml.pre; expected one of \(PreTokenizer.knownGGUFNames.joined(separator: ", "))")
+                source, "missing tokenizer.ggml.pre; expected one of \(PreTokenizer.knownGGUFNames.joined(separator: ", "))")
         }
         let preTokenizer = try PreTokenizer.gguf(pre)
 
-        let tokens = try Self.strings(meta, "tokenizer.ggml.tokens", where_)
-        let mergeStrings = try Self.strings(meta, "tokenizer.ggml.merges", where_)
+        let tokens = try Self.strings(meta, "tokenizer.ggml.tokens", source)
+        let mergeStrings = try Self.strings(meta, "tokenizer.ggml.merges", source)
         var types = [Int](repeating: GGUFTokenType.normal.rawValue, count: tokens.count)
         if let raw = meta["tokenizer.ggml.token_type"] {
             guard let arr = raw.arrayValue, arr.count == tokens.count else {
-                throw EngineError.format(where_, "tokenizer.ggml.token_type must be an integer array of \(tokens.count) entries")
+                throw EngineError.format(source, "tokenizer.ggml.token_type must be an integer array of \(tokens.count) entries")
             }
             for (i, v) in arr.enumerated() {
-                guard let t = v.intValue else { throw EngineError.format(where_, "tokenizer.ggml.token_type[\(i)] is not an integer") }
+                guard let t = v.intValue else { throw EngineError.format(source, "tokenizer.ggml.token_type[\(i)] is not an integer") }
                 types[i] = t
             }
         }
@@ -47,7 +47,7 @@ extension BPETokenizer {
             // llama.cpp: split at the first space after the first character.
             let sc = m.unicodeScalars
             guard let second = sc.indices.dropFirst().first, let space = sc[second...].firstIndex(of: " ") else {
-                throw EngineError.format(where_, "tokenizer.ggml.merges[\(i)] '\(m)' is not 'left right'")
+                throw EngineError.format(source, "tokenizer.ggml.merges[\(i)] '\(m)' is not 'left right'")
             }
             let left = String(sc[..<space])
             let right = String(sc[sc.index(after: space)...])
@@ -65,7 +65,7 @@ extension BPETokenizer {
 
         func id(_ key: String) throws -> Int32? {
             guard let v = meta[key] else { return nil }
-            guard let i = v.intValue, let i32 = Int32(exactly: i) else { throw EngineError.format(where_, "\(key) is not an integer id") }
+            guard let i = v.intValue, let i32 = Int32(exactly: i) else { throw EngineError.format(source, "\(key) is not an integer id") }
             return i32
         }
         let bos = try id("tokenizer.ggml.bos_token_id")
@@ -79,12 +79,12 @@ extension BPETokenizer {
     }
 
     /// A required string-array metadata value.
-    private static func strings(_ meta: [String: GGUFValue], _ key: String, _ where_: String) throws -> [String] {
-        guard let arr = meta[key]?.arrayValue else { throw EngineError.format(where_, "missing \(key) (string array)") }
+    private static func strings(_ meta: [String: GGUFValue], _ key: String, _ source: String) throws -> [String] {
+        guard let arr = meta[key]?.arrayValue else { throw EngineError.format(source, "missing \(key) (string array)") }
         var out: [String] = []
         out.reserveCapacity(arr.count)
         for (i, v) in arr.enumerated() {
-            guard let s = v.stringValue else { throw EngineError.format(where_, "\(key)[\(i)] is not a string") }
+            guard let s = v.stringValue else { throw EngineError.format(source, "\(key)[\(i)] is not a string") }
             out.append(s)
         }
         return out
