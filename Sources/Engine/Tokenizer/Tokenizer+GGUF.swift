@@ -1,0 +1,92 @@
+// Tokenizer+GGUF — builds a BPETokenizer from the `tokenizer.*` metadata of a GGUF file.
+
+extension BPETokenizer {
+    /// GGUF `tokenizer.ggml.token_type` values (llama.cpp `llama_token_type`).
+    enum GGUFTokenType: Int {
+        case undefined = 0, normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
+    }
+
+    /// Builds the tokenizer from GGUF metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`).
+    /// Supports `tokenizer.ggml.model` "gpt2" (byte-level BPE) with the pre-tokenizers in
+    /// `PreTokenizer.knownGGUFNames`; SentencePiece ("llama") and others throw `.unsupported`.
+    public init(ggufMetadata meta: [String: GGUFValue]) throws {
+        let source = "GGUF tokenizer metadata"
+        guard let model = meta["tokenizer.ggml.model"]?.stringValue else {
+            throw EngineError.format(source, "missing tokenizer.ggml.model (string)")
+        }
+        switch model {
+        case "gpt2": break
+        case "llama":
+            throw EngineError.unsupported(
+                "tokenizer.ggml.model 'llama' (SentencePiece) is not supported; only byte-level BPE ('gpt2') is")
+        default:
+            throw EngineError.unsupported("tokenizer.ggml.model '\(model)' is not supported; only byte-level BPE ('gpt2') is")
+        }
+        guard let pre = meta["tokenizer.ggml.pre"]?.stringValue else {
+            throw EngineError.format(
+                source, "missing tokenizer.ggml.pre; expected one of \(PreTokenizer.knownGGUFNames.joined(separator: ", "))")
+        }
+        let preTokenizer = try PreTokenizer.gguf(pre)
+
+        let tokens = try Self.strings(meta, "tokenizer.ggml.tokens", source)
+        let mergeStrings = try Self.strings(meta, "tokenizer.ggml.merges", source)
+        var types = [Int](repeating: GGUFTokenType.normal.rawValue, count: tokens.count)
+        if let raw = meta["tokenizer.ggml.token_type"] {
+            guard let arr = raw.arrayValue, arr.count == tokens.count else {
+                throw EngineError.format(source, "tokenizer.ggml.token_type must be an integer array of \(tokens.count) entries")
+            }
+            for (i, v) in arr.enumerated() {
+                guard let t = v.intValue else { throw EngineError.format(source, "tokenizer.ggml.token_type[\(i)] is not an integer") }
+                types[i] = t
+            }
+        }
+
+        var merges: [(String, String)] = []
+        merges.reserveCapacity(mergeStrings.count)
+        for (i, m) in mergeStrings.enumerated() {
+            // llama.cpp: split at the first space after the first character.
+            let sc = m.unicodeScalars
+            guard let second = sc.indices.dropFirst().first, let space = sc[second...].firstIndex(of: " ") else {
+                throw EngineError.format(source, "tokenizer.ggml.merges[\(i)] '\(m)' is not 'left right'")
+            }
+            let left = String(sc[..<space])
+            let right = String(sc[sc.index(after: space)...])
+            merges.append((left, right))
+        }
+
+        var added: [AddedToken] = []
+        for (i, t) in types.enumerated() {
+            if t == GGUFTokenType.control.rawValue {
+                added.append(AddedToken(id: Int32(i), content: tokens[i], special: true))
+            } else if t == GGUFTokenType.userDefined.rawValue {
+                added.append(AddedToken(id: Int32(i), content: tokens[i], special: false))
+            }
+        }
+
+        func id(_ key: String) throws -> Int32? {
+            guard let v = meta[key] else { return nil }
+            guard let i = v.intValue, let i32 = Int32(exactly: i) else { throw EngineError.format(source, "\(key) is not an integer id") }
+            return i32
+        }
+        let bos = try id("tokenizer.ggml.bos_token_id")
+        try self.init(
+            tokens: tokens, merges: merges, added: added, preTokenizer: preTokenizer,
+            ignoreMerges: preTokenizer.pattern == .llama3,
+            bosID: bos, eosID: try id("tokenizer.ggml.eos_token_id"),
+            unknownID: try id("tokenizer.ggml.unknown_token_id"), paddingID: try id("tokenizer.ggml.padding_token_id"),
+            addBOS: meta["tokenizer.ggml.add_bos_token"]?.boolValue ?? false,
+            chatTemplate: meta["tokenizer.chat_template"]?.stringValue)
+    }
+
+    /// A required string-array metadata value.
+    private static func strings(_ meta: [String: GGUFValue], _ key: String, _ source: String) throws -> [String] {
+        guard let arr = meta[key]?.arrayValue else { throw EngineError.format(source, "missing \(key) (string array)") }
+        var out: [String] = []
+        out.reserveCapacity(arr.count)
+        for (i, v) in arr.enumerated() {
+            guard let s = v.stringValue else { throw EngineError.format(source, "\(key)[\(i)] is not a string") }
+            out.append(s)
+        }
+        return out
+    }
+}
