@@ -86,6 +86,25 @@ private func quarterSteps(_ n: Int) -> [Float] { (0..<n).map { Float($0) * 0.25 
     }
 }
 
+@Test func safetensorsUnalignedData() throws {
+    // Header length 61 (odd) puts every tensor at an odd file offset.
+    var header = #"{"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]},"f":{"dtype":"F32","shape":[1],"data_offsets":[6,10]}}"#
+    if header.utf8.count % 2 == 0 { header += " " }
+    let data: [UInt8] = [0x00, 0x3C, 0x00, 0xC0, 0x40, 0x40, 0x00, 0x00, 0x20, 0x41]  // 1, -2 | 3 | 10
+    try FormatsTestSupport.withTempDir { dir in
+        let path = dir + "/odd.safetensors"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(FormatsTestSupport.rawFile(header: header, data: data)))
+        let f = try SafetensorsFile(path: path)
+        #expect(try f.floats(#require(f.tensor(named: "h"))) == [1, -2])
+        #expect(try f.floats(#require(f.tensor(named: "b"))) == [3])
+        #expect(try f.floats(#require(f.tensor(named: "f"))) == [10])
+        // An entry from another file is refused, not misread.
+        let foreign = SafetensorsTensorInfo(name: "h", dtype: .f32, shape: [1], byteRange: 0..<4)
+        #expect(throws: EngineError.self) { try f.floats(foreign) }
+        #expect(f.data(for: foreign).isEmpty)
+    }
+}
+
 @Test func safetensorsReadsPythonWrittenFile() throws {
     let path = FormatsTestSupport.fixtures.appendingPathComponent("safetensors/python_small.safetensors").path
     let f = try SafetensorsFile(path: path)
