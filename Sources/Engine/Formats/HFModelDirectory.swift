@@ -1,0 +1,359 @@
+// HFModelDirectory — a Hugging Face model directory: config.json (Llama/Mistral), tokenizer.json,
+// and weights in model.safetensors or shards listed by model.safetensors.index.json.
+// Also holds the small helpers the Formats readers/writers share: a JSON value, an mmap wrapper,
+// and an atomic file writer.
+
+import Foundation
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Model directory
+
+/// A local HF model directory holding a Llama-architecture model in safetensors.
+public struct HFModelDirectory: Sendable {
+    public let url: URL
+    public let config: LlamaConfig
+    /// `tokenizer.json` if the directory has one.
+    public let tokenizerJSONPath: String?
+    /// Weight files, sorted: `model.safetensors`, or the distinct shards named by the index's `weight_map`.
+    public let safetensorsPaths: [String]
+    /// tensor name → shard file name, from `model.safetensors.index.json` (empty for a single file).
+    let weightMap: [String: String]
+
+    /// Reads `config.json` and locates the tokenizer and weight files. Throws an EngineError naming the
+    /// file and field for a missing or unsupported architecture or an ill-typed hyperparameter.
+    public init(path: String) throws {
+        url = URL(fileURLWithPath: path, isDirectory: true)
+        let fm = FileManager.default
+        let configPath = url.appendingPathComponent("config.json").path
+        guard fm.fileExists(atPath: configPath) else {
+            throw EngineError(.io, "\(path): no config.json (not a Hugging Face model directory)")
+        }
+        config = try Self.parseConfig(try HFJSON.load(configPath), file: configPath)
+        let tok = url.appendingPathComponent("tokenizer.json").path
+        tokenizerJSONPath = fm.fileExists(atPath: tok) ? tok : nil
+
+        let indexPath = url.appendingPathComponent("model.safetensors.index.json").path
+        let singlePath = url.appendingPathComponent("model.safetensors").path
+        if fm.fileExists(atPath: indexPath) {
+            guard case .object(let root) = try HFJSON.load(indexPath), case .object(let map)? = root["weight_map"] else {
+                throw EngineError.format(indexPath, "missing \"weight_map\" object")
+            }
+            var weightMap: [String: String] = [:]
+            for (tensor, value) in map {
+                guard let file = value.string, !file.isEmpty, !file.hasPrefix("/"),
+                      !file.split(separator: "/").contains("..") else {
+                    throw EngineError.format(indexPath, "weight_map entry for '\(tensor)' is not a file name inside the directory")
+                }
+                weightMap[tensor] = file
+            }
+            var paths: [String] = []
+            for file in Set(weightMap.values).sorted() {
+                let p = url.appendingPathComponent(file).path
+                guard fm.fileExists(atPath: p) else {
+                    throw EngineError(.io, "\(indexPath): shard \(file) listed in weight_map does not exist")
+                }
+                paths.append(p)
+            }
+            guard !paths.isEmpty else { throw EngineError.format(indexPath, "\"weight_map\" is empty") }
+            self.weightMap = weightMap
+            safetensorsPaths = paths
+        } else if fm.fileExists(atPath: singlePath) {
+            weightMap = [:]
+            safetensorsPaths = [singlePath]
+        } else {
+            throw EngineError(.io, "\(path): no model.safetensors or model.safetensors.index.json")
+        }
+    }
+
+    /// Opens every weight file and indexes its tensors by name. Throws if a tensor appears in two files
+    /// or a tensor named by the index's weight_map is missing from its shard.
+    public func openTensors() throws -> [String: (file: SafetensorsFile, info: SafetensorsTensorInfo)] {
+        var out: [String: (file: SafetensorsFile, info: SafetensorsTensorInfo)] = [:]
+        for p in safetensorsPaths {
+            let f = try SafetensorsFile(path: p)
+            for t in f.tensors {
+                if let prev = out[t.name] {
+                    throw EngineError.format(p, "tensor '\(t.name)' also present in \(prev.file.path)")
+                }
+                out[t.name] = (f, t)
+            }
+        }
+        for (tensor, file) in weightMap.sorted(by: { $0.key < $1.key }) {
+            guard let hit = out[tensor], (hit.file.path as NSString).lastPathComponent == (file as NSString).lastPathComponent else {
+                throw EngineError.format(url.appendingPathComponent(file).path, "tensor '\(tensor)' listed in weight_map is missing")
+            }
+        }
+        return out
+    }
+
+    // MARK: - config.json
+
+    /// Maps HF Llama config keys onto LlamaConfig (HF defaults for absent optional keys).
+    static func parseConfig(_ json: HFJSON, file: String) throws -> LlamaConfig {
+        guard case .object(let c) = json else { throw EngineError.format(file, "not a JSON object") }
+        func bad(_ key: String, _ expected: String) -> EngineError {
+            EngineError.format(file, "field \"\(key)\" must be \(expected)")
+        }
+        func int(_ key: String, default d: Int? = nil) throws -> Int {
+            guard let v = c[key], v != .null else {
+                if let d { return d }
+                throw EngineError.format(file, "missing required field \"\(key)\"")
+            }
+            guard let i = v.int, i > 0 else { throw bad(key, "a positive integer") }
+            return i
+        }
+        func number(_ v: HFJSON?, _ key: String, default d: Double) throws -> Double {
+            guard let v, v != .null else { return d }
+            guard let x = v.double, x.isFinite, x > 0 else { throw bad(key, "a positive number") }
+            return x
+        }
+
+        let archs = c["architectures"]?.array?.compactMap(\.string)
+        let modelType = c["model_type"]?.string
+        let known: Set<String> = ["LlamaForCausalLM", "MistralForCausalLM"]
+        if c["architectures"] != nil, c["architectures"] != .null {
+            guard let archs, archs.contains(where: known.contains) else {
+                throw EngineError(.unsupported, "\(file): field \"architectures\" is \(archs ?? []), expected LlamaForCausalLM or MistralForCausalLM")
+            }
+        }
+        if let modelType {
+            guard ["llama", "mistral"].contains(modelType) else {
+                throw EngineError(.unsupported, "\(file): field \"model_type\" is \"\(modelType)\", expected \"llama\" or \"mistral\"")
+            }
+        } else if archs == nil {
+            throw EngineError.format(file, "missing field \"model_type\" (and no \"architectures\")")
+        }
+        if let act = c["hidden_act"], act != .null, act.string != "silu" {
+            throw EngineError(.unsupported, "\(file): field \"hidden_act\" must be \"silu\"")
+        }
+        for key in ["attention_bias", "mlp_bias"] where c[key]?.bool == true {
+            throw EngineError(.unsupported, "\(file): field \"\(key)\" is true; biases are not supported")
+        }
+        // rope_theta: top level (transformers 4) or inside rope_parameters (transformers 5).
+        var ropeTheta = 10000.0
+        for key in ["rope_scaling", "rope_parameters"] {
+            guard let v = c[key], v != .null else { continue }
+            guard case .object(let rp) = v else { throw bad(key, "an object or null") }
+            if let type = (rp["rope_type"] ?? rp["type"])?.string, type != "default" {
+                throw EngineError(.unsupported, "\(file): field \"\(key)\" has rope_type \"\(type)\"; only default RoPE is supported")
+            }
+            ropeTheta = try number(rp["rope_theta"], "\(key).rope_theta", default: ropeTheta)
+        }
+        ropeTheta = try number(c["rope_theta"], "rope_theta", default: ropeTheta)
+
+        let hidden = try int("hidden_size")
+        let heads = try int("num_attention_heads")
+        let kvHeads = try int("num_key_value_heads", default: heads)
+        guard heads % kvHeads == 0 else { throw bad("num_key_value_heads", "a divisor of num_attention_heads (\(heads))") }
+        guard c["head_dim"] != nil && c["head_dim"] != .null || hidden % heads == 0 else {
+            throw bad("hidden_size", "a multiple of num_attention_heads when head_dim is absent")
+        }
+        var context = try int("max_position_embeddings", default: 2048)
+        if let sw = c["sliding_window"], sw != .null {   // Mistral: exact only within the window
+            guard let w = sw.int, w > 0 else { throw bad("sliding_window", "a positive integer or null") }
+            context = min(context, w)
+        }
+        var tied = false
+        if let t = c["tie_word_embeddings"], t != .null {
+            guard let b = t.bool else { throw bad("tie_word_embeddings", "true or false") }
+            tied = b
+        }
+        return LlamaConfig(
+            vocabSize: try int("vocab_size"), hiddenSize: hidden, intermediateSize: try int("intermediate_size"),
+            numLayers: try int("num_hidden_layers"), numHeads: heads, numKVHeads: kvHeads,
+            headDim: try int("head_dim", default: hidden / heads), ropeTheta: Float(ropeTheta),
+            rmsNormEps: Float(try number(c["rms_norm_eps"], "rms_norm_eps", default: 1e-6)),
+            contextLength: context, tiedEmbeddings: tied)
+    }
+
+    /// Writes a config.json that `transformers` loads as LlamaForCausalLM (creating `dir` if needed).
+    public static func writeConfig(_ config: LlamaConfig, to dir: String) throws {
+        guard config.ropeTheta.isFinite, config.rmsNormEps.isFinite else {
+            throw EngineError(.invalidArgument, "writeConfig: rope_theta and rms_norm_eps must be finite")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw EngineError(.io, "\(dir): cannot create directory (\(error.localizedDescription))")
+        }
+        let theta = "\(config.ropeTheta)", eps = "\(config.rmsNormEps)"
+        let fields: [(String, String)] = [
+            ("architectures", "[\"LlamaForCausalLM\"]"),
+            ("attention_bias", "false"),
+            ("attention_dropout", "0.0"),
+            ("head_dim", "\(config.headDim)"),
+            ("hidden_act", "\"silu\""),
+            ("hidden_size", "\(config.hiddenSize)"),
+            ("initializer_range", "0.02"),
+            ("intermediate_size", "\(config.intermediateSize)"),
+            ("max_position_embeddings", "\(config.contextLength)"),
+            ("mlp_bias", "false"),
+            ("model_type", "\"llama\""),
+            ("num_attention_heads", "\(config.numHeads)"),
+            ("num_hidden_layers", "\(config.numLayers)"),
+            ("num_key_value_heads", "\(config.numKVHeads)"),
+            ("pretraining_tp", "1"),
+            ("rms_norm_eps", eps),
+            ("rope_parameters", "{\"rope_theta\": \(theta), \"rope_type\": \"default\"}"),
+            ("rope_scaling", "null"),
+            ("rope_theta", theta),
+            ("tie_word_embeddings", config.tiedEmbeddings ? "true" : "false"),
+            ("torch_dtype", "\"float32\""),
+            ("use_cache", "true"),
+            ("vocab_size", "\(config.vocabSize)"),
+        ]
+        let body = fields.map { "  \(hfJSONString($0.0)): \($0.1)" }.joined(separator: ",\n")
+        let path = URL(fileURLWithPath: dir).appendingPathComponent("config.json").path
+        try HFAtomicWriter.write(path: path, chunks: [Array("{\n\(body)\n}\n".utf8)])
+    }
+}
+
+// MARK: - JSON value
+
+/// A parsed JSON value (strict: numbers, bools and strings keep their JSON type).
+enum HFJSON: Decodable, Equatable {
+    case null, bool(Bool), int(Int), double(Double), string(String), array([HFJSON]), object([String: HFJSON])
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int.self) { self = .int(i) }
+        else if let d = try? c.decode(Double.self) { self = .double(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([HFJSON].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: HFJSON].self)) }
+    }
+
+    /// Reads and parses a JSON file; one-line EngineError on failure.
+    static func load(_ path: String) throws -> HFJSON {
+        guard let data = FileManager.default.contents(atPath: path) else { throw EngineError(.io, "\(path): cannot read") }
+        guard let v = try? JSONDecoder().decode(HFJSON.self, from: data) else { throw EngineError.format(path, "not valid JSON") }
+        return v
+    }
+
+    var string: String? { if case .string(let s) = self { s } else { nil } }
+    var bool: Bool? { if case .bool(let b) = self { b } else { nil } }
+    var array: [HFJSON]? { if case .array(let a) = self { a } else { nil } }
+    /// Integer value; a float with an exact integer value (e.g. `2.0`) also counts.
+    var int: Int? {
+        switch self {
+        case .int(let i): i
+        case .double(let d): d.rounded() == d && abs(d) < 9.0e15 ? Int(d) : nil
+        default: nil
+        }
+    }
+    var double: Double? {
+        switch self {
+        case .int(let i): Double(i)
+        case .double(let d): d
+        default: nil
+        }
+    }
+    /// An array of integers, or nil if this is not one.
+    var intArray: [Int]? {
+        guard let a = array else { return nil }
+        var out: [Int] = []
+        for v in a { guard let i = v.int else { return nil }; out.append(i) }
+        return out
+    }
+}
+
+/// JSON string literal for `s` (quotes, backslash and control characters escaped).
+func hfJSONString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where u.value < 0x20:
+            let hex = String(u.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out + "\""
+}
+
+// MARK: - File helpers
+
+/// A read-only mmap of a whole file. `take()` hands the mapping to the caller (who must munmap it).
+final class HFMappedFile {
+    let size: Int
+    private var base: UnsafeRawPointer?
+
+    init(path: String) throws {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw EngineError(.io, "\(path): cannot open (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw EngineError(.io, "\(path): cannot stat (\(String(cString: strerror(errno))))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw EngineError(.io, "\(path): not a regular file") }
+        size = Int(st.st_size)
+        if size == 0 { base = nil; return }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw EngineError(.io, "\(path): mmap failed (\(String(cString: strerror(errno))))")
+        }
+        base = UnsafeRawPointer(p)
+    }
+
+    deinit { if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) } }
+
+    /// The mapped bytes (empty for an empty file).
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: base == nil ? 0 : size) }
+
+    /// Transfers ownership of the mapping; this object will no longer unmap it.
+    func take() -> UnsafeRawPointer? {
+        defer { base = nil }
+        return base
+    }
+}
+
+/// Writes a file atomically: temp file in the destination directory, fsync, rename over the target.
+enum HFAtomicWriter {
+    static func write(path: String, chunks: [[UInt8]]) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        let tmp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        guard fd >= 0 else { throw EngineError(.io, "\(path): cannot create temp file (\(String(cString: strerror(errno))))") }
+        var ok = false
+        defer { if !ok { close(fd); unlink(tmp) } }
+        for chunk in chunks {
+            try chunk.withUnsafeBytes { buf in
+                var off = 0
+                while off < buf.count {
+                    let n = hfPosixWrite(fd, buf.baseAddress! + off, buf.count - off)
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { throw EngineError(.io, "\(path): write failed (\(String(cString: strerror(errno))))") }
+                    off += n
+                }
+            }
+        }
+        guard fsync(fd) == 0 else { throw EngineError(.io, "\(path): fsync failed (\(String(cString: strerror(errno))))") }
+        ok = true
+        close(fd)
+        guard rename(tmp, path) == 0 else {
+            let msg = String(cString: strerror(errno))
+            unlink(tmp)
+            throw EngineError(.io, "\(path): rename failed (\(msg))")
+        }
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+}
+
+/// POSIX write(2), named so it does not clash with Swift's `write` methods in scope.
+@inline(__always) private func hfPosixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
+    #if canImport(Darwin)
+    Darwin.write(fd, p, n)
+    #else
+    Glibc.write(fd, p, n)
+    #endif
+}
