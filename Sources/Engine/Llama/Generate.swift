@@ -12,10 +12,13 @@ public struct GenerationOptions: Sendable, Equatable {
     public var stopTokens: Set<Int32>
     /// Whether the model's EOS token ends generation (benchmarks turn it off to decode a fixed count).
     public var stopAtEOS: Bool
+    /// Like Hugging Face's `min_new_tokens`: stop tokens are masked out until this many were generated.
+    public var minNewTokens: Int
 
     public init(maxTokens: Int = 128, temperature: Float = 0, topP: Float = 1, seed: UInt64 = 0,
-                stopTokens: Set<Int32> = [], stopAtEOS: Bool = true) {
+                stopTokens: Set<Int32> = [], stopAtEOS: Bool = true, minNewTokens: Int = 0) {
         self.stopAtEOS = stopAtEOS
+        self.minNewTokens = minNewTokens
         self.maxTokens = maxTokens
         self.temperature = temperature
         self.topP = topP
@@ -94,6 +97,8 @@ extension LlamaModel {
         var sampler = Sampler(temperature: options.temperature, topP: options.topP, seed: options.seed)
         var stops = options.stopTokens
         if options.stopAtEOS, let eos = tokenizer.eosID { stops.insert(eos) }
+        var masked = stops
+        if let eos = tokenizer.eosID { masked.insert(eos) }
 
         let t0 = DispatchTime.now()
         var logits = try session.logits(for: promptIDs)
@@ -101,6 +106,9 @@ extension LlamaModel {
         var out: [Int32] = [], pending: [UInt8] = [], text = ""
         var reason = FinishReason.length
         while out.count < options.maxTokens {
+            if out.count < options.minNewTokens {
+                for id in masked where Int(id) < logits.count { logits[Int(id)] = -.infinity }
+            }
             let next = sampler.sample(logits)
             if stops.contains(next) { reason = .stop; break }
             out.append(next)

@@ -39,7 +39,7 @@ struct GenerateCommand: ParsableCommand {
             if input.chat, let t = try? ChatTemplate.detect(template: m.tokenizer.chatTemplate) {
                 stops.formUnion(t.stopStrings.compactMap { m.tokenizer.id(of: $0) })
             }
-            let ids = m.tokenizer.encodeAddingBOS(try input.render(prompt, tokenizer: m.tokenizer))
+            let ids = try input.encode(prompt, tokenizer: m.tokenizer)
             let opts = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops)
             let g = try m.generate(promptIDs: ids, options: opts) { piece in
                 if !global.json { Output.text(piece, terminator: "") }

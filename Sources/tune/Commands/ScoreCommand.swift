@@ -28,7 +28,7 @@ struct ScoreCommand: ParsableCommand {
             let raw = try file.map(TextInput.readFile) ?? text
             guard let raw else { throw ValidationError("give --text or --file") }
             let m = try LlamaModel.load(path: model)
-            let scores = try m.score(ids: m.tokenizer.encodeAddingBOS(try input.render(raw, tokenizer: m.tokenizer)))
+            let scores = try m.score(ids: try input.encode(raw, tokenizer: m.tokenizer))
             let result = Result(ids: scores.ids, tokenLogprobs: scores.tokenLogprobs, meanLoglik: scores.meanLoglik)
             if global.json { try Output.json(result) } else {
                 for (i, lp) in scores.tokenLogprobs.enumerated() {

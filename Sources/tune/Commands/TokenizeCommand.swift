@@ -18,7 +18,7 @@ struct TokenizeCommand: ParsableCommand {
             let raw = try file.map(TextInput.readFile) ?? text
             guard let raw else { throw ValidationError("give TEXT or --file") }
             let tok = try LlamaModel.loadTokenizer(path: model)
-            let ids = tok.encodeAddingBOS(try input.render(raw, tokenizer: tok))
+            let ids = try input.encode(raw, tokenizer: tok)
             let result = Result(ids: ids, tokens: ids.map(tok.token))
             if global.json { try Output.json(result) } else {
                 Output.text(zip(ids, result.tokens).map { "\($0)\t\($1.debugDescription)" }.joined(separator: "\n"))

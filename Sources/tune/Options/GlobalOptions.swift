@@ -1,5 +1,6 @@
 // GlobalOptions — flags every command shares.
 import ArgumentParser
+import TuneKit
 
 struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Print machine-readable JSON instead of text.")

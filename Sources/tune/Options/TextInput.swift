@@ -19,6 +19,16 @@ struct TextInput: ParsableArguments {
         return template.render(messages, addGenerationPrompt: true)
     }
 
+    /// Token ids for `text` (chat-templated with --chat). BOS is added when the model asks for it,
+    /// unless the template already renders it (Llama-3's `<|begin_of_text|>`).
+    func encode(_ text: String, tokenizer: BPETokenizer) throws -> [Int32] {
+        let rendered = try render(text, tokenizer: tokenizer)
+        if chat, try ChatTemplate.detect(template: tokenizer.chatTemplate).rendersBOS {
+            return tokenizer.encode(rendered)
+        }
+        return tokenizer.encodeAddingBOS(rendered)
+    }
+
     /// Reads a UTF-8 text file, failing with the file name if it is not valid UTF-8.
     static func readFile(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
