@@ -1,6 +1,7 @@
 // CLIErrorTests — bad input gives one clear `error:` line and a non-zero exit code, never a crash.
 import Foundation
 import Testing
+import Engine
 
 @Suite struct CLIErrorTests {
     @Test func helpListsCommands() throws {
@@ -61,5 +62,35 @@ import Testing
         let r = try tune(["score", realModelPath, "--text", "hello world", "--adapter", "/tmp/x"])
         #expect(r.status == 65)
         #expect(r.stderr.contains("not supported yet"))
+    }
+
+    @Test func wrongArchitecture() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let f = dir.appendingPathComponent("gpt2.gguf").path
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("gpt2"))
+        w.set("gpt2.block_count", .uint32(2))
+        try w.addTensor(name: "token_embd.weight", shape: [8, 4], values: [Float](repeating: 0.5, count: 32))
+        try w.write(to: f)
+        let r = try tune(["generate", f, "--prompt", "hi"])
+        #expect(r.status == 65)
+        #expect(r.stderr == "error: \(f): architecture 'gpt2' is not supported (supported: llama)\n")
+    }
+
+    @Test func tinyModelRunsEndToEnd() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let f = dir.appendingPathComponent("tiny.gguf").path
+        try TinyLlama.writeGGUF(to: f, config: .tiny, seed: 5, weightType: .q4_1)
+        let r = try tune(["generate", f, "--prompt", "the cat", "--max-tokens", "5", "--temperature", "0.7", "--seed", "9", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let again = try tune(["generate", f, "--prompt", "the cat", "--max-tokens", "5", "--temperature", "0.7", "--seed", "9", "--json"])
+        func ids(_ out: String) throws -> [Int] {
+            let o = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+            return try #require(o?["ids"] as? [Int])
+        }
+        #expect(try ids(r.stdout).count == 5)
+        #expect(try ids(r.stdout) == ids(again.stdout), "same seed, same tokens")
     }
 }

@@ -29,10 +29,12 @@ struct BenchCommand: ParsableCommand {
                 }
                 if global.json { try Output.json(r); return }
                 Output.text("model \(r.model), cpu \(r.cpuISA), \(r.rows[0].threads) threads")
-                Output.text("kernels   prompt (B×T)   prompt tok/s   generate tok/s")
+                Output.text("kernels  prompt B×T   prompt tok/s   generate tok/s")
                 for row in r.rows {
-                    Output.text(String(format: "%-9@ %4d×%-9d %12.1f %16.2f", row.kernels as NSString, row.promptBatch,
-                                       row.promptLength, row.promptTokensPerSecond, row.generateTokensPerSecond))
+                    let shape = "\(row.promptBatch)×\(row.promptLength)"
+                    Output.text(row.kernels.padding(toLength: 9, withPad: " ", startingAt: 0)
+                        + shape.padding(toLength: 10, withPad: " ", startingAt: 0)
+                        + String(format: "%13.1f %16.2f", row.promptTokensPerSecond, row.generateTokensPerSecond))
                 }
                 Output.text(String(format: "speed-up vs ref: prompt %.1f×, generate %.1f×", r.promptSpeedup, r.generateSpeedup))
             }
