@@ -13,6 +13,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // C kernels: plain C, explicit shapes, runtime ISA dispatch (no arch compile flags).
@@ -24,8 +26,16 @@ let package = Package(
         ),
         // System libcurl (managed fine-tuning client, webhooks).
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // System zlib (compressed token shards).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Engine", dependencies: ["CKernels"]),
-        .target(name: "TuneKit", dependencies: ["Engine", "CCurl"]),
+        .target(
+            name: "TuneKit",
+            dependencies: [
+                "Engine", "CCurl", "CZlib", "Yams",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .executableTarget(
             name: "tune",
             dependencies: ["TuneKit", "Engine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
