@@ -74,4 +74,15 @@ private func swiftAttention(q: [Float], k: [Float], v: [Float], T: Int, Tkv: Int
         expectIdentical(Array(a[0..<(4 * H * D)]), Array(b[0..<(4 * H * D)]), "rows 0..3 unchanged")
         #expect(a[(4 * H * D)...] != b[(4 * H * D)...])
     }
+
+    @Test("invalid shapes leave out untouched")
+    func invalidShapes() {
+        let q = [Float](repeating: 1, count: 2 * 3 * 8), kv = [Float](repeating: 1, count: 4 * 2 * 8)
+        for (Tkv, H, Hkv) in [(1, 3, 2), (4, 3, 0), (1, 4, 2)] as [(Int64, Int64, Int64)] { // H % Hkv, Hkv = 0, Tkv < pos0+T
+            var fast = [Float](repeating: 7, count: q.count), ref = fast
+            ck_attention_forward(&fast, q, kv, kv, 2, Tkv, 0, H, Hkv, 8)
+            ck_attention_forward_ref(&ref, q, kv, kv, 2, Tkv, 0, H, Hkv, 8)
+            #expect(fast.allSatisfy { $0 == 7 } && ref.allSatisfy { $0 == 7 }, "Tkv=\(Tkv) H=\(H) Hkv=\(Hkv)")
+        }
+    }
 }

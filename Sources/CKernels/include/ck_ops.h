@@ -76,7 +76,8 @@ void ck_rope_forward_ref(float *x, const int32_t *pos, int64_t T, int64_t H, int
  *   q   [T, H, D]      queries for positions pos0 .. pos0+T-1
  *   k,v [Tkv, Hkv, D]  keys/values for positions 0 .. Tkv-1 (Tkv >= pos0 + T)
  *   query t attends keys 0 .. pos0 + t; head h uses kv head h / (H / Hkv).
- * Memory is O(D) per (query, head): online softmax, no T×T matrix. */
+ * Memory is O(D) per (query, head): online softmax, no T×T matrix. Invalid shapes
+ * (Hkv <= 0, H % Hkv != 0, Tkv < pos0 + T) leave out untouched. */
 void ck_attention_forward(float *out, const float *q, const float *k, const float *v,
                           int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D);
 void ck_attention_forward_ref(float *out, const float *q, const float *k, const float *v,
