@@ -30,7 +30,7 @@ private struct Mutator {
                 b[o] ^= UInt8(truncatingIfNeeded: 1 << below(8)) | UInt8(truncatingIfNeeded: below(2) == 0 ? 0 : rng.next())
             case 1:
                 var v = Self.edge64[below(Self.edge64.count)]
-                if below(4) == 0 { v = UInt64(b.count + below(64) - 32) }
+                if below(4) == 0 { v = UInt64(max(0, b.count + below(64) - 32)) }
                 let o = offset(b.count, headerEnd: headerEnd)
                 for i in 0 ..< 8 where o + i < b.count { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) }
             case 2:

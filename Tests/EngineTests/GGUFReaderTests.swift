@@ -100,9 +100,9 @@ private func error(_ path: String) -> EngineError? {
 
     @Test func truncatedAndUnsupportedVersion() throws {
         let full = try sampleWriter().serialized()
-        let e = error(try writeBytes(Array(full[..<100])))
+        let e = error(try writeBytes(Array(full[..<300])))
         #expect(e?.message.contains("truncated at offset") == true, "\(String(describing: e))")
-        let e2 = error(try writeBytes(Array(full[..<(full.count - 3)])))
+        let e2 = error(try writeBytes(Array(full[..<(full.count - 25)])))
         #expect(e2?.message.contains("extends past end of file") == true, "\(String(describing: e2))")
         var v = full
         v[4] = 4

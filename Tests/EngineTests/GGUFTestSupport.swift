@@ -72,7 +72,7 @@ enum SHA256 {
         var tail = Array(bytes[(bytes.count / 64 * 64)...])
         tail.append(0x80)
         while tail.count % 64 != 56 { tail.append(0) }
-        for i in (0 ..< 8).reversed() { tail.append(UInt8(truncatingIfNeeded: UInt64(bytes.count) * 8 >> (8 * UInt64(i)))) }
+        for i in (0 ..< 8).reversed() { tail.append(UInt8(truncatingIfNeeded: (UInt64(bytes.count) * 8) >> (8 * UInt64(i)))) }
         var w = [UInt32](repeating: 0, count: 64)
         func block(_ p: UnsafeRawBufferPointer) {
             for t in 0 ..< 16 { w[t] = UInt32(p[4 * t]) << 24 | UInt32(p[4 * t + 1]) << 16 | UInt32(p[4 * t + 2]) << 8 | UInt32(p[4 * t + 3]) }
@@ -98,7 +98,29 @@ enum SHA256 {
         return h.map { String(format: "%08x", $0) }.joined()
     }
 
-    static func hex(_ floats: [Float]) -> String { floats.withUnsafeBytes { hex($0) } }
+    /// Hex digest of the floats' little-endian bytes. Large inputs go through the system
+    /// `sha256sum` when present (this Swift version is slow in debug builds).
+    static func hex(_ floats: [Float]) -> String {
+        if floats.count > 1 << 16, let sys = try? system(floats) { return sys }
+        return floats.withUnsafeBytes { hex($0) }
+    }
+
+    private static func system(_ floats: [Float]) throws -> String? {
+        let tool = "/usr/bin/sha256sum"
+        guard FileManager.default.isExecutableFile(atPath: tool) else { return nil }
+        let file = try TestPaths.tempDir().appendingPathComponent("floats.bin")
+        try floats.withUnsafeBytes { try Data($0).write(to: file) }
+        defer { try? FileManager.default.removeItem(at: file) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = [file.path]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: out, as: UTF8.self).split(separator: " ").first.map(String.init)
+    }
 }
 
 extension UInt32 {

@@ -86,6 +86,13 @@ private let allTypes: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_
         #expect(ck_quantize_row(12, nil, nil, 256) == -1)  // q4_K quantization unsupported
     }
 
+    @Test func sha256KnownAnswers() {
+        #expect(Array("abc".utf8).withUnsafeBytes { SHA256.hex($0) } == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect([UInt8]().withUnsafeBytes { SHA256.hex($0) } == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let long = [UInt8](repeating: 0x61, count: 1000)
+        #expect(long.withUnsafeBytes { SHA256.hex($0) } == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+
     @Test func halfConversionsRoundTrip() {
         for bits in stride(from: 0, through: 0xffff, by: 1) where (bits & 0x7c00) != 0x7c00 {
             let h = UInt16(bits)
