@@ -69,6 +69,22 @@ private func error(_ path: String) -> EngineError? {
         #expect(try w2.serialized() == Array(try Data(contentsOf: URL(fileURLWithPath: path))))
     }
 
+    /// gguf-py wrote this file; parsing it and writing it again (re-quantizing "src.f32" with
+    /// ck_quantize_row for every other tensor) must give the same bytes.
+    @Test func writerMatchesGGUFPy() throws {
+        let path = TestPaths.fixtures.appendingPathComponent("writer_sample.gguf").path
+        let f = try GGUFFile(path: path)
+        #expect(f.metadataKeys.count == 18)  // gguf-py drops the empty string "t.empty"
+        #expect(f.metadata["t.nested"] == .array(elementType: 9, [.array(elementType: 5, [.int32(1), .int32(2)]),
+                                                                   .array(elementType: 5, [.int32(3)])]))
+        #expect(f.metadata["t.u64"] == .uint64(.max) && f.metadata["t.str"] == .string("héllo ✓ 𝄞"))
+        let src = try f.dequantize(#require(f.tensor(named: "src.f32")))
+        var w = GGUFWriter()
+        for k in f.metadataKeys { w.set(k, f.metadata[k]!) }
+        for t in f.tensors { try w.addTensor(name: t.name, shape: t.shape, values: src, type: t.type) }
+        #expect(try w.serialized() == Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+    }
+
     @Test func writerRejectsBadInput() throws {
         var w = GGUFWriter()
         #expect(throws: EngineError.self) { try w.addTensor(name: "t", shape: [33], values: .init(repeating: 0, count: 33), type: .q4_0) }
