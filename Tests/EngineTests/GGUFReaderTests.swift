@@ -98,6 +98,15 @@ private func error(_ path: String) -> EngineError? {
 
     // MARK: - Errors
 
+    @Test func foreignTensorInfoGivesEmptyData() throws {
+        let path = try TestPaths.tempDir().appendingPathComponent("s.gguf").path
+        try sampleWriter().write(to: path)
+        let f = try GGUFFile(path: path)
+        let bogus = GGUFTensorInfo(name: "z", shape: [1 << 40], type: .f32, offset: 0)
+        #expect(f.data(for: bogus).isEmpty)
+        #expect(throws: EngineError.self) { try f.dequantize(bogus) }
+    }
+
     @Test func missingFile() {
         let e = error("/nonexistent/dir/model.gguf")
         #expect(e?.kind == .io)
@@ -150,7 +159,7 @@ private func error(_ path: String) -> EngineError? {
         #expect(error(try writeBytes(b))?.message.contains("metadata count") == true)
     }
 
-    @Test func duplicateKeyAndOverlap() throws {
+    @Test func corruptEntries() throws {
         var w = GGUFWriter()
         w.set("k1", .uint8(1)); w.set("k2", .uint8(2))
         try w.addTensor(name: "x", shape: [8], values: .init(repeating: 1, count: 8), type: .f32)
@@ -165,5 +174,19 @@ private func error(_ path: String) -> EngineError? {
         b[112] = 0
         let e = error(try writeBytes(b))
         #expect(e?.message.contains("overlaps tensor 'x'") == true, "\(String(describing: e))")
+        b = try w.serialized()
+        b[95] = UInt8(ascii: "x")  // second tensor's name
+        #expect(error(try writeBytes(b))?.message.contains("duplicate tensor name 'x'") == true)
+        b = try w.serialized()
+        b[32] = 0xff               // first key's first byte
+        #expect(error(try writeBytes(b))?.message.contains("key of metadata entry #0 at offset 32 is not valid UTF-8") == true)
+        b = try w.serialized()
+        for i in 24 ..< 32 { b[i] = 0xff }  // first key's length
+        let e4 = error(try writeBytes(b))
+        #expect(e4?.message.contains("key length of metadata entry #0 at offset 24 is 18446744073709551615, but only") == true,
+                "\(String(describing: e4))")
+        b = try w.serialized()
+        b[34] = 13                 // first value's type
+        #expect(error(try writeBytes(b))?.message.contains("unknown value type 13") == true)
     }
 }
