@@ -135,7 +135,7 @@ extension GGUFCursor {
             let et = try valueType("array element type")
             let n = try count("array length", minSize: et.minSize)
             var items: [GGUFValue] = []
-            items.reserveCapacity(n)
+            items.reserveCapacity(min(n, 1 << 16))  // n is bounded by the file; cap the up-front allocation
             for _ in 0 ..< n { items.append(try value(et, depth: depth + 1)) }
             return .array(elementType: et.rawValue, items)
         }
@@ -172,7 +172,7 @@ struct GGUFHeader {
         let nTensors = try c.count("tensor count", minSize: 32)
         let nKV = try c.count("metadata count", minSize: 13)
 
-        keys.reserveCapacity(nKV)
+        keys.reserveCapacity(min(nKV, 1 << 12))
         for i in 0 ..< nKV {
             c.context = "metadata entry #\(i)"
             let key = try c.string("key")
@@ -191,7 +191,7 @@ struct GGUFHeader {
         }
 
         var names = Set<String>()
-        tensors.reserveCapacity(nTensors)
+        tensors.reserveCapacity(min(nTensors, 1 << 12))
         for i in 0 ..< nTensors {
             c.context = "tensor info #\(i)"
             let name = try c.string("name")
