@@ -7,6 +7,9 @@ Writes under Tests/Fixtures/dequant/:
                   n_elements little-endian float32 = gguf.quants.dequantize(raw).
   qnt_<type>.bin  header "CKQZ", u32 version=1, u32 ggml type, u32 n_elements, u32 n_bytes,
                   then n_elements float32 inputs, then n_bytes = gguf.quants.quantize(inputs).
+  writer_sample.gguf  a small GGUF written by gguf-py's GGUFWriter: metadata of every value
+                  type (nested arrays too) and tensor "src.f32" plus that tensor quantized by
+                  gguf-py to f16/bf16/q4_0/q4_1/q8_0 — our writer must reproduce it byte for byte.
   smollm2_sha256.json  sha256 of the float32 bytes gguf-py dequantizes for a few tensors of
                   models/SmolLM2-135M-Instruct.Q4_1.gguf (if present).
 Run: /work/cache/gvenv/bin/python scripts/reference/dequant_fixtures.py [repo_root]
@@ -68,6 +71,26 @@ def write_quant(t):
         f.write(header(b"CKQZ", t, x.size, q.size) + x.astype("<f4").tobytes() + q.tobytes())
 
 
+def write_writer_sample():
+    from gguf import GGUFWriter, GGUFValueType as V
+    path = os.path.join(OUT, "writer_sample.gguf")
+    w = GGUFWriter(path, arch="llama")
+    w.add_uint8("t.u8", 200); w.add_int8("t.i8", -100); w.add_uint16("t.u16", 60000); w.add_int16("t.i16", -30000)
+    w.add_uint32("t.u32", 4000000000); w.add_int32("t.i32", -2000000000)
+    w.add_uint64("t.u64", 2**64 - 1); w.add_int64("t.i64", -2**63)
+    w.add_float32("t.f32", -1.5e-7); w.add_float64("t.f64", 3.141592653589793)
+    w.add_bool("t.yes", True); w.add_bool("t.no", False)
+    w.add_string("t.str", "h\u00e9llo \u2713 \U0001d11e"); w.add_string("t.empty", "")
+    w.add_array("t.strs", ["a", "", "\u0120t"]); w.add_array("t.ints", [1, -2, 3])
+    w.add_array("t.floats", [0.5, -1.25]); w.add_array("t.nested", [[1, 2], [3]])
+    x = rng.normal(0, 0.5, (4, 64)).astype(np.float32)
+    x[1, :32] = 0
+    w.add_tensor("src.f32", x)
+    for t in [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q8_0]:
+        w.add_tensor(f"src.{t.name.lower()}", quantize(x, t), raw_dtype=t)
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+
+
 def model_hashes():
     path = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
     if not os.path.exists(path):
@@ -92,5 +115,6 @@ if __name__ == "__main__":
         write_dequant(t)
     for t in [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q8_0]:
         write_quant(t)
+    write_writer_sample()
     model_hashes()
     print("wrote", sorted(os.listdir(OUT)))

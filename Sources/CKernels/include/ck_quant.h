@@ -1,9 +1,14 @@
 /*
  * ck_quant.h — ggml-compatible tensor types: block layouts, dequantization, quantization.
  *
- * Block layouts are byte-identical to ggml (see quant.c for the structs with
+ * Block layouts are byte-identical to ggml (see quant_blocks.h for the structs with
  * _Static_assert sizes and the nibble order). A row of n elements of type t is
  * n / ck_type_block_size(t) consecutive blocks; n must be a multiple of the block size.
+ *
+ * Dequantization: all types below (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q8_K),
+ * bit-identical to ggml / gguf-py. ck_dequantize_row uses AVX2 for Q4_0, Q4_1, Q8_0, Q4_K
+ * and BF16 when the CPU has it (cpuid at run time; not when ck_isa_active() reports the
+ * reference ISA), and is bit-identical to ck_dequantize_row_ref.
  */
 #ifndef CK_QUANT_H
 #define CK_QUANT_H
@@ -15,7 +20,8 @@
 extern "C" {
 #endif
 
-/* ggml type ids (enum ggml_type). Only these are understood by the kernels. */
+/* ggml type ids (enum ggml_type). Only these are understood by the kernels
+ * (Q8_K: dequantization only, f32 scale + int8 values). */
 typedef enum {
     CK_TYPE_F32  = 0,
     CK_TYPE_F16  = 1,

@@ -66,12 +66,12 @@ public final class GGUFFile: @unchecked Sendable {
 
     private func dequantize(_ t: GGUFTensorInfo, reference: Bool) throws -> [Float] {
         guard t.type.isSupported else {
-            throw EngineError(.unsupported, "\(path): tensor '\(t.name)' has type \(t.type.name), which cannot be dequantized (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K..q6_K)")
+            throw EngineError(.unsupported, "\(path): tensor '\(GGUFCursor.printable(t.name))' has type \(t.type.name), which cannot be dequantized (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K..q6_K)")
         }
         let src = data(for: t)
         guard t.elementCount > 0 else { return [] }
         guard src.count == t.byteCount, t.type.byteCount(elements: t.elementCount) == t.byteCount else {
-            throw EngineError(.invalidArgument, "\(path): tensor '\(t.name)' does not describe data inside this file")
+            throw EngineError(.invalidArgument, "\(path): tensor '\(GGUFCursor.printable(t.name))' does not describe data inside this file")
         }
         var out = [Float](repeating: 0, count: t.elementCount)
         let rc = out.withUnsafeMutableBufferPointer { dst in
@@ -80,7 +80,7 @@ public final class GGUFFile: @unchecked Sendable {
                 : ck_dequantize_row(Int32(t.type.rawValue), src.baseAddress, dst.baseAddress, Int64(t.elementCount))
         }
         guard rc == 0 else {
-            throw EngineError(.internal, "\(path): tensor '\(t.name)': dequantization of \(t.type.name) failed")
+            throw EngineError(.internal, "\(path): tensor '\(GGUFCursor.printable(t.name))': dequantization of \(t.type.name) failed")
         }
         return out
     }

@@ -38,7 +38,7 @@ struct GGUFCursor {
         let raw = try read(UInt64.self, what)
         let limit = UInt64(max(remaining, 0)) / UInt64(max(minSize, 1))
         guard raw <= limit else {
-            throw fail("\(what) of \(context) at offset \(at) is \(raw), but only \(remaining) bytes remain (at most \(limit) possible)")
+            throw fail("\(what) of \(context) at offset \(at) is \(raw), but only \(remaining) bytes remain (at most \(limit) possible; truncated or corrupt file)")
         }
         return Int(raw)
     }
@@ -51,6 +51,22 @@ struct GGUFCursor {
         }
         offset += n
         return s
+    }
+
+    /// `s` made safe for a one-line message: control and line-separator characters escaped,
+    /// long strings shortened.
+    static func printable(_ s: String) -> String {
+        var out = ""
+        for (i, u) in s.unicodeScalars.enumerated() {
+            if i == 64 { out += "…"; break }
+            let v = u.value
+            if v < 0x20 || (0x7f ... 0x9f).contains(v) || v == 0x2028 || v == 0x2029 {
+                out += "\\u{" + String(v, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+        return out
     }
 
     /// Strict UTF-8 decoding: nil if the bytes are not valid UTF-8.
@@ -119,7 +135,7 @@ extension GGUFCursor {
             let et = try valueType("array element type")
             let n = try count("array length", minSize: et.minSize)
             var items: [GGUFValue] = []
-            items.reserveCapacity(n)
+            items.reserveCapacity(min(n, 1 << 16))  // n is bounded by the file; cap the up-front allocation
             for _ in 0 ..< n { items.append(try value(et, depth: depth + 1)) }
             return .array(elementType: et.rawValue, items)
         }
@@ -156,30 +172,32 @@ struct GGUFHeader {
         let nTensors = try c.count("tensor count", minSize: 32)
         let nKV = try c.count("metadata count", minSize: 13)
 
-        keys.reserveCapacity(nKV)
+        keys.reserveCapacity(min(nKV, 1 << 12))
         for i in 0 ..< nKV {
             c.context = "metadata entry #\(i)"
             let key = try c.string("key")
-            c.context = "key '\(key)'"
-            guard metadata[key] == nil else { throw c.fail("duplicate metadata key '\(key)'") }
+            let shown = GGUFCursor.printable(key)
+            c.context = "key '\(shown)'"
+            guard metadata[key] == nil else { throw c.fail("duplicate metadata key '\(shown)'") }
             let t = try c.valueType("value type")
             metadata[key] = try c.value(t)
             keys.append(key)
         }
         if let a = metadata["general.alignment"] {
             guard case .uint32(let v) = a, v > 0, v & (v - 1) == 0 else {
-                throw c.fail("key 'general.alignment' is \(a), expected a uint32 power of two")
+                throw c.fail("key 'general.alignment' is \(GGUFCursor.printable("\(a)")), expected a uint32 power of two")
             }
             alignment = Int(v)
         }
 
         var names = Set<String>()
-        tensors.reserveCapacity(nTensors)
+        tensors.reserveCapacity(min(nTensors, 1 << 12))
         for i in 0 ..< nTensors {
             c.context = "tensor info #\(i)"
             let name = try c.string("name")
-            c.context = "tensor '\(name)'"
-            guard names.insert(name).inserted else { throw c.fail("duplicate tensor name '\(name)'") }
+            let shown = GGUFCursor.printable(name)
+            c.context = "tensor '\(shown)'"
+            guard names.insert(name).inserted else { throw c.fail("duplicate tensor name '\(shown)'") }
             tensors.append(try Self.tensorInfo(&c, name: name, alignment: alignment))
         }
         c.context = "tensor data"
@@ -190,40 +208,41 @@ struct GGUFHeader {
     }
 
     private static func tensorInfo(_ c: inout GGUFCursor, name: String, alignment: Int) throws -> GGUFTensorInfo {
+        let shown = GGUFCursor.printable(name)
         let nDims = try c.read(UInt32.self, "n_dims")
         guard (1 ... 4).contains(nDims) else {
-            throw c.fail("tensor '\(name)': n_dims is \(nDims), expected 1...4")
+            throw c.fail("tensor '\(shown)': n_dims is \(nDims), expected 1...4")
         }
         var shape: [Int] = []
         var elements = 1
         for d in 0 ..< Int(nDims) {
             let raw = try c.read(UInt64.self, "ne[\(d)]")
             guard raw <= UInt64(Int64.max) else {
-                throw c.fail("tensor '\(name)': dimension \(d) is \(Int64(bitPattern: raw)) (negative), expected >= 0")
+                throw c.fail("tensor '\(shown)': dimension \(d) is \(Int64(bitPattern: raw)) (negative), expected >= 0")
             }
             let (m, o) = elements.multipliedReportingOverflow(by: Int(raw))
-            guard !o else { throw c.fail("tensor '\(name)': element count overflows (shape \(shape + [Int(raw)]))") }
+            guard !o else { throw c.fail("tensor '\(shown)': element count overflows (shape \(shape + [Int(raw)]))") }
             elements = m
             shape.append(Int(raw))
         }
         let typeAt = c.offset
         let type = GGMLType(rawValue: try c.read(UInt32.self, "type"))
         guard type.isKnown else {
-            throw c.fail("tensor '\(name)': unknown tensor type \(type.rawValue) at offset \(typeAt), expected a ggml type id")
+            throw c.fail("tensor '\(shown)': unknown tensor type \(type.rawValue) at offset \(typeAt), expected a ggml type id")
         }
         guard shape[0] % type.blockSize == 0 else {
-            throw c.fail("tensor '\(name)': row length ne[0]=\(shape[0]) is not a multiple of the \(type.name) block size \(type.blockSize)")
+            throw c.fail("tensor '\(shown)': row length ne[0]=\(shape[0]) is not a multiple of the \(type.name) block size \(type.blockSize)")
         }
         guard let bytes = type.byteCount(elements: elements) else {
-            throw c.fail("tensor '\(name)': byte size of \(elements) \(type.name) elements overflows")
+            throw c.fail("tensor '\(shown)': byte size of \(elements) \(type.name) elements overflows")
         }
         let rawOffset = try c.read(UInt64.self, "data offset")
         guard rawOffset <= UInt64(Int64.max / 2) else {
-            throw c.fail("tensor '\(name)': data offset \(rawOffset) is beyond any file")
+            throw c.fail("tensor '\(shown)': data offset \(rawOffset) is beyond any file")
         }
         let offset = Int(rawOffset)
         guard offset % alignment == 0 else {
-            throw c.fail("tensor '\(name)': data offset \(offset) is not a multiple of the alignment \(alignment)")
+            throw c.fail("tensor '\(shown)': data offset \(offset) is not a multiple of the alignment \(alignment)")
         }
         var info = GGUFTensorInfo(name: name, shape: shape, type: type, offset: offset)
         info.elementCount = elements
@@ -241,12 +260,12 @@ struct GGUFHeader {
             let start = dataOffset + t.offset
             let (end, o) = start.addingReportingOverflow(t.byteCount)
             guard !o, end <= fileSize else {
-                throw c.fail("tensor '\(t.name)': data [\(start), \(o ? Int.max : end)) extends past end of file (\(fileSize) bytes)")
+                throw c.fail("tensor '\(GGUFCursor.printable(t.name))': data [\(start), \(o ? Int.max : end)) extends past end of file (\(fileSize) bytes)")
             }
         }
         let sorted = tensors.filter { $0.byteCount > 0 }.sorted { $0.offset < $1.offset }
         for (a, b) in zip(sorted, sorted.dropFirst()) where b.offset < a.offset + a.byteCount {
-            throw c.fail("tensor '\(b.name)' data at +\(b.offset) overlaps tensor '\(a.name)' [+\(a.offset), +\(a.offset + a.byteCount))")
+            throw c.fail("tensor '\(GGUFCursor.printable(b.name))' data at +\(b.offset) overlaps tensor '\(GGUFCursor.printable(a.name))' [+\(a.offset), +\(a.offset + a.byteCount))")
         }
     }
 }
