@@ -1,20 +1,15 @@
 // Support.swift — shared helpers for the CKernels tests: deterministic RNG, random ggml
 // weight rows, C-call wrappers and tolerance checks that report the max difference.
 import CKernels
+import Engine
 import Foundation
 import Testing
 
-/// SplitMix64: deterministic, seedable, good enough for test data.
+/// Engine's seeded SplitMix64 with test-data helpers.
 struct RNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var base: SplitMix64
+    init(_ seed: UInt64) { base = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { base.next() }
     mutating func float(_ lo: Float = -1, _ hi: Float = 1) -> Float {
         lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
     }

@@ -9,7 +9,7 @@ import Engine
 // MARK: - Mutator
 
 private struct Mutator {
-    var rng: TinyLlama.SplitMix64
+    var rng: SplitMix64
     static let edge64: [UInt64] = [0, 1, 2, 0xff, 0xffff_ffff, 0x1_0000_0000, .max, .max - 1, UInt64(Int64.max),
                                    0x8000_0000_0000_0000, 1 << 40]
     static let edge32: [UInt32] = [0, 1, 2, 3, 4, 5, 8, 9, 10, 12, 13, 30, 31, 1234, .max, 0x8000_0000]

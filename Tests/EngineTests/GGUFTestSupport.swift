@@ -9,9 +9,9 @@ import Engine
 
 enum TestPaths {
     /// Package root, found from this file's path (Tests/EngineTests/…).
-    static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root: URL = packageRoot
     static let fixtures = root.appendingPathComponent("Tests/Fixtures/dequant")
-    static let smolLM2 = root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    static let smolLM2 = smolLMPath
     static var hasSmolLM2: Bool { FileManager.default.fileExists(atPath: smolLM2) }
 
     /// A fresh temporary directory for one test.

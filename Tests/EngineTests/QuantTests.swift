@@ -53,7 +53,7 @@ private let allTypes: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_
 
     @Test(arguments: allTypes)
     func fastEqualsReferenceOnRandomBlocks(_ type: GGMLType) throws {
-        var rng = TinyLlama.SplitMix64(seed: UInt64(type.rawValue) + 99)
+        var rng = SplitMix64(seed: UInt64(type.rawValue) + 99)
         for blocks in [1, 3, 17] {
             let n = blocks * type.blockSize * (type.blockSize == 1 ? 37 : 1)
             let raw = (0 ..< type.byteCount(elements: n)!).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
@@ -65,7 +65,7 @@ private let allTypes: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_
 
     @Test(arguments: [(GGMLType.f32, Float(0)), (.f16, 1e-3), (.bf16, 8e-3), (.q8_0, 8e-3), (.q4_1, 0.07), (.q4_0, 0.15)])
     func quantizeRoundTripError(_ type: GGMLType, _ tolerance: Float) throws {
-        var rng = TinyLlama.SplitMix64(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let x = (0 ..< 1024).map { _ in rng.symmetric() }
         let q = try #require(quant(type, x))
         let y = try #require(dequant(type, q, x.count, reference: true))

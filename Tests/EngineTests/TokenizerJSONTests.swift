@@ -82,7 +82,7 @@ enum BPETokenizerJSONPatterns {
 
     @Test(.enabled(if: smolLMAvailable, "models/SmolLM2-135M-Instruct.Q4_1.gguf not present"))
     func smolLMFromJSONMatchesFixture() throws {
-        let meta = try loadGGUFMetadataForTests(path: smolLMPath)
+        let meta = try GGUFFile(path: smolLMPath).metadata
         let tokens = meta["tokenizer.ggml.tokens"]!.arrayValue!.map { $0.stringValue! }
         let types = meta["tokenizer.ggml.token_type"]!.arrayValue!.map { $0.intValue! }
         var vocab: [String: Int] = [:]

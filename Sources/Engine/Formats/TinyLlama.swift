@@ -17,21 +17,6 @@ extension LlamaConfig {
 
 /// Random tiny Llama models for tests: float weights and complete GGUF files.
 public enum TinyLlama {
-    /// SplitMix64: the seeded generator behind every weight.
-    public struct SplitMix64: RandomNumberGenerator, Sendable {
-        var state: UInt64
-        public init(seed: UInt64) { state = seed }
-        public mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        /// Uniform in [-1, 1), 24-bit resolution.
-        public mutating func symmetric() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
-    }
-
     /// Random HF-named weights. Matrices are row-major with HF shapes ([out, in];
     /// embed_tokens is [V, C]); values ≈ uniform with std 0.02, norm weights ≈ 1.
     public static func weights(config c: LlamaConfig, seed: UInt64) -> [String: (shape: [Int], values: [Float])] {

@@ -16,4 +16,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 
     /// A uniform Double in [0, 1) with 53 random bits.
     public mutating func nextUnitDouble() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
+    /// A uniform Float in [-1, 1) with 24-bit resolution.
+    public mutating func symmetric() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
 }
