@@ -12,7 +12,7 @@ Writes under Tests/Fixtures/dequant/:
                   gguf-py to f16/bf16/q4_0/q4_1/q8_0 — our writer must reproduce it byte for byte.
   smollm2_sha256.json  sha256 of the float32 bytes gguf-py dequantizes for a few tensors of
                   models/SmolLM2-135M-Instruct.Q4_1.gguf (if present).
-Run: /work/cache/gvenv/bin/python scripts/reference/dequant_fixtures.py [repo_root]
+Run: scripts/reference/.venv/bin/python scripts/reference/dequant_fixtures.py [repo_root]
 """
 import hashlib, json, os, struct, sys
 import numpy as np

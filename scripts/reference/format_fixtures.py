@@ -6,7 +6,7 @@ bytes) and Tests/Fixtures/safetensors/python_small.safetensors (safetensors.nump
 and BF16 tensors plus metadata; the Swift reader must read it). Values are k * 0.25 - 1 for k = 0..n-1,
 exactly representable in every dtype used.
 
-Usage: /work/cache/refvenv/bin/python scripts/reference/format_fixtures.py
+Usage: scripts/reference/.venv/bin/python scripts/reference/format_fixtures.py
 """
 
 import os

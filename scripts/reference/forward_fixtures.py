@@ -12,8 +12,8 @@ logits at the last position. Two prompts also get a 16-token greedy continuation
 additionally carries the hidden state after decoder layer 0 (first 8 values of the first 3 tokens).
 
 Usage:
-    /work/cache/refvenv/bin/python scripts/reference/forward_fixtures.py \
-        [--gguf /work/cache/SmolLM2-135M-Instruct.Q4_1.gguf] [--out Tests/Fixtures/forward/smollm2_forward.json]
+    scripts/reference/.venv/bin/python scripts/reference/forward_fixtures.py \
+        [--gguf models/SmolLM2-135M-Instruct.Q4_1.gguf] [--out Tests/Fixtures/forward/smollm2_forward.json]
 """
 
 import argparse
@@ -168,7 +168,7 @@ def greedy(model, ids, n):
 def main():
     repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--gguf", default="/work/cache/SmolLM2-135M-Instruct.Q4_1.gguf")
+    ap.add_argument("--gguf", default=os.path.join(repo, "models/SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--out", default=os.path.join(repo, "Tests/Fixtures/forward/smollm2_forward.json"))
     args = ap.parse_args()
 

@@ -8,7 +8,7 @@ added tokens = the control tokens), cross-checks it against
 `transformers.AutoTokenizer.from_pretrained(dir, gguf_file=...)`, and writes
 Tests/Fixtures/tokenizer/smollm2.json.
 
-Usage: /work/cache/refvenv/bin/python scripts/reference/tokenizer_fixtures.py [path/to/model.gguf]
+Usage: scripts/reference/.venv/bin/python scripts/reference/tokenizer_fixtures.py [path/to/model.gguf]
        ... tokenizer_fixtures.py --fuzz N OUT.json [path/to/model.gguf]
   --fuzz writes N random strings with their reference ids to OUT.json (not committed); run
   TOKENIZER_FUZZ_FIXTURE=OUT.json swift test --filter TokenizerSmolLMParityTests to compare.
