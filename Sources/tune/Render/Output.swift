@@ -35,6 +35,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
         case .format, .invalidArgument, .unsupported: throw ExitCode(65)
         case .internal: throw ExitCode(70)
         }
+    } catch let e as ConfigError {
+        FileHandle.standardError.write(Data((e.description + "\n").utf8))
+        throw ExitCode(65)
     } catch let e as ExitCode {
         throw e
     } catch let e as ValidationError {

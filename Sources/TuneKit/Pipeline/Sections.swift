@@ -1,0 +1,178 @@
+// Sections — the typed config of each pipeline stage, read from YAML with defaults (docs/pipeline.md).
+
+/// `prepare:` — turn JSONL files into token shards.
+public struct PrepareSection: Codable, Hashable, Sendable {
+    public var train: [String]
+    public var eval: String?
+    public var format: String
+    public var maxTokens: Int
+    public var minTokens: Int
+    public var onError: String
+    public var dedupExact: Bool
+    public var nearDedupThreshold: Double?
+    public var evalFraction: Double
+    public var pack: Bool
+    public var seqLen: Int
+
+    init(_ r: YAMLReader) {
+        train = r.strings("train")
+        if train.isEmpty { r.report(r.node, "train", "required field is missing", hint: "train: datasets/my-task/train.jsonl") }
+        eval = r.string("eval")
+        format = r.choice("format", ["auto", "chat", "alpaca", "completion", "text"], default: "auto")
+        maxTokens = r.int("max_tokens", default: 2048, min: 1)
+        minTokens = r.int("min_tokens", default: 1, min: 0)
+        onError = r.choice("on_error", ["skip", "fail"], default: "skip")
+        let dedup = r.object("dedup")
+        dedupExact = dedup?.bool("exact", default: true) ?? true
+        nearDedupThreshold = dedup?.has("near_threshold") == true
+            ? dedup?.double("near_threshold", default: 0.9, range: 0...1, exclusiveLower: true) : nil
+        dedup?.finish()
+        evalFraction = r.double("eval_fraction", default: 0.1, range: 0...0.9)
+        if eval != nil, r.has("eval_fraction") {
+            r.report(r.value("eval_fraction"), "eval_fraction", "cannot be combined with an eval file",
+                     hint: "remove eval_fraction, or remove eval to split the training data")
+        }
+        pack = r.bool("pack", default: false)
+        seqLen = r.int("seq_len", default: maxTokens, min: 8)
+        r.finish()
+    }
+}
+
+/// `train:` — fit a LoRA / QLoRA adapter.
+public struct TrainSection: Codable, Hashable, Sendable {
+    public var backend: String
+    public var method: String
+    public var rank: Int
+    public var alpha: Double
+    public var dropout: Double
+    public var targets: [String]
+    public var rsLoRA: Bool
+    public var epochs: Int
+    public var maxSteps: Int?
+    public var batchSize: Int
+    public var gradAccum: Int
+    public var learningRate: Double
+    public var schedule: String
+    public var warmupSteps: Int
+    public var weightDecay: Double
+    public var maxGradNorm: Double
+    public var evalEvery: Int
+    public var checkpointEvery: Int
+    /// Managed fine-tuning (backend: openai): model id and the env var names holding URL and key.
+    public var remoteModel: String?
+    public var apiKeyEnv: String
+    public var baseURLEnv: String
+
+    public static let allTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+    init(_ r: YAMLReader) {
+        backend = r.choice("backend", ["local", "openai"], default: "local")
+        method = r.choice("method", ["lora", "qlora"], default: "qlora")
+        let lora = r.object("lora")
+        rank = lora?.int("rank", default: 8, min: 1, max: 1024) ?? 8
+        alpha = lora?.double("alpha", default: Double(rank * 2), range: 0...1e6, exclusiveLower: true) ?? Double(rank * 2)
+        dropout = lora?.double("dropout", default: 0.05, range: 0...0.99) ?? 0.05
+        targets = lora?.strings("targets", default: Self.allTargets) ?? Self.allTargets
+        for t in targets where !Self.allTargets.contains(t) {
+            let hint = didYouMean(t, among: Self.allTargets).map { "did you mean \"\($0)\"?" }
+            lora?.report(lora?.value("targets"), "targets", "unknown LoRA target \"\(t)\"; expected some of \(Self.allTargets.joined(separator: ", "))", hint: hint)
+        }
+        rsLoRA = lora?.bool("rslora", default: false) ?? false
+        lora?.finish()
+        epochs = r.int("epochs", default: 1, min: 1)
+        maxSteps = r.has("max_steps") ? r.int("max_steps", default: 1, min: 1) : nil
+        batchSize = r.int("batch_size", default: 4, min: 1)
+        gradAccum = r.int("grad_accum", default: 1, min: 1)
+        learningRate = r.double("lr", default: 2e-4, range: 0...1, exclusiveLower: true)
+        schedule = r.choice("schedule", ["cosine", "linear", "constant"], default: "cosine")
+        warmupSteps = r.int("warmup_steps", default: 0, min: 0)
+        weightDecay = r.double("weight_decay", default: 0, range: 0...1)
+        maxGradNorm = r.double("max_grad_norm", default: 1, range: 0...1e6)
+        evalEvery = r.int("eval_every", default: 50, min: 1)
+        checkpointEvery = r.int("checkpoint_every", default: 50, min: 1)
+        let remote = r.object("openai")
+        remoteModel = remote?.string("model", required: backend == "openai")
+        apiKeyEnv = remote?.string("api_key_env", default: "OPENAI_API_KEY") ?? "OPENAI_API_KEY"
+        baseURLEnv = remote?.string("base_url_env", default: "OPENAI_BASE_URL") ?? "OPENAI_BASE_URL"
+        remote?.finish()
+        if backend == "openai", remote == nil {
+            r.report(r.value("backend"), "openai", "backend openai needs an `openai:` section with `model:`",
+                     hint: "openai: {model: gpt-4o-mini-2024-07-18}")
+        }
+        r.finish()
+    }
+}
+
+/// `merge:` — combine adapters (mergekit semantics).
+public struct MergeSection: Codable, Hashable, Sendable {
+    public struct Input: Codable, Hashable, Sendable {
+        public var adapter: String
+        public var weight: Double
+        public var density: Double
+    }
+    public var method: String
+    public var inputs: [Input]
+    public var normalize: Bool
+    public var lambda: Double
+    public var output: String
+
+    public static let methods = ["linear", "task_arithmetic", "ties", "dare_ties", "dare_linear"]
+
+    init(_ r: YAMLReader) {
+        method = r.choice("method", Self.methods, default: "ties")
+        inputs = r.objects("adapters").map { a in
+            defer { a.finish() }
+            return Input(adapter: a.string("adapter", required: true) ?? "",
+                         weight: a.double("weight", default: 1, range: -100...100),
+                         density: a.double("density", default: 1, range: 0...1, exclusiveLower: true))
+        }
+        normalize = r.bool("normalize", default: true)
+        lambda = r.double("lambda", default: 1, range: -100...100)
+        output = r.choice("output", ["adapter", "model"], default: "adapter")
+        r.finish()
+    }
+}
+
+/// `eval:` — compare the tuned model with the base on held-out data, with a pass/fail gate.
+public struct EvalSection: Codable, Hashable, Sendable {
+    public var metrics: [String]
+    public var maxNewTokens: Int
+    public var gateMetric: String?
+    public var gateMinDelta: Double
+
+    public static let knownMetrics = ["loss", "exact_match", "contains", "choice", "json_valid"]
+
+    init(_ r: YAMLReader) {
+        metrics = r.strings("metrics", default: ["loss", "exact_match"])
+        for m in metrics where !Self.knownMetrics.contains(m) {
+            let hint = didYouMean(m, among: Self.knownMetrics).map { "did you mean \"\($0)\"?" }
+            r.report(r.value("metrics"), "metrics", "unknown metric \"\(m)\"; expected some of \(Self.knownMetrics.joined(separator: ", "))", hint: hint)
+        }
+        maxNewTokens = r.int("max_new_tokens", default: 32, min: 1)
+        let gate = r.object("gate")
+        gateMetric = gate?.string("metric", required: true)
+        if let g = gateMetric, !metrics.contains(g) {
+            gate?.report(gate?.value("metric"), "metric", "gate metric \"\(g)\" is not among eval.metrics",
+                         hint: "add it to metrics: [\((metrics + [g]).joined(separator: ", "))]")
+        }
+        gateMinDelta = gate?.double("min_delta", default: 0, range: -1e6...1e6) ?? 0
+        gate?.finish()
+        r.finish()
+    }
+}
+
+/// `register:` — record the outputs in the registry under a name, optionally moving aliases.
+public struct RegisterSection: Codable, Hashable, Sendable {
+    public var name: String?
+    public var aliases: [String]
+    public var license: String?
+    public var notes: String?
+
+    init(_ r: YAMLReader) {
+        name = r.string("name")
+        aliases = r.strings("aliases")
+        license = r.string("license")
+        notes = r.string("notes")
+        r.finish()
+    }
+}
