@@ -1,0 +1,154 @@
+// Dedup — exact deduplication (SHA-256 of the rendered text) and near-deduplication with MinHash
+// signatures over word n-gram shingles, bucketed by LSH bands and confirmed by estimated Jaccard.
+
+import Foundation
+
+/// Remembers kept rows and says whether a new one duplicates an earlier one. The first occurrence
+/// (in input order, eval file first) is kept; later ones are dropped.
+///
+/// ### See Also
+/// - Broder, "On the resemblance and containment of documents" (1997) — MinHash.
+/// - Leskovec, Rajaraman & Ullman, *Mining of Massive Datasets*, ch. 3 — LSH banding.
+public struct Deduplicator: Sendable {
+    public let config: PrepareConfig.Dedup
+    /// LSH shape: `bands` × `rows` signature entries (≤ num_perm).
+    public let bands: Int, rows: Int
+    private var exact: [SHA256.Digest: RowSource] = [:]
+    private var signatures: [[UInt64]] = []
+    private var owners: [RowSource] = []
+    private var buckets: [[UInt64: [Int32]]]
+    private let permSeeds: [UInt64]
+
+    public init(config: PrepareConfig.Dedup) {
+        self.config = config
+        if let near = config.near {
+            if let b = near.bands, b > 0 {
+                (bands, rows) = (b, max(1, near.numPerm / b))
+            } else {
+                (bands, rows) = Self.optimalBands(threshold: near.threshold, numPerm: near.numPerm)
+            }
+            var rng = SplitMix64(seed: near.seed)
+            permSeeds = (0..<near.numPerm).map { _ in rng.next() }
+        } else {
+            (bands, rows) = (0, 0)
+            permSeeds = []
+        }
+        buckets = Array(repeating: [:], count: bands)
+    }
+
+    /// A duplicate's reason and the row it duplicates.
+    public struct Match: Sendable, Equatable {
+        public var reason: DropReason
+        public var original: RowSource
+        public var similarity: Double
+    }
+
+    /// Checks `text`; when it is new, records it as kept and returns nil.
+    public mutating func check(_ text: String, source: RowSource) -> Match? {
+        let digest = SHA256.hash(text.utf8)
+        if config.exact, let first = exact[digest] {
+            return Match(reason: .duplicate, original: first, similarity: 1)
+        }
+        var sig: [UInt64] = []
+        if let near = config.near {
+            sig = signature(text)
+            var seen = Set<Int32>()
+            for b in 0..<bands {
+                for cand in buckets[b][bandKey(sig, b)] ?? [] where seen.insert(cand).inserted {
+                    let s = Self.similarity(sig, signatures[Int(cand)])
+                    if s >= near.threshold { return Match(reason: .nearDuplicate, original: owners[Int(cand)], similarity: s) }
+                }
+            }
+        }
+        if config.exact { exact[digest] = source }
+        if config.near != nil {
+            let idx = Int32(signatures.count)
+            signatures.append(sig)
+            owners.append(source)
+            for b in 0..<bands { buckets[b][bandKey(sig, b), default: []].append(idx) }
+        }
+        return nil
+    }
+
+    // MARK: - MinHash
+
+    /// Lowercased alphanumeric words of `text`.
+    static func words(_ text: String) -> [Substring] {
+        text.lowercased().split { !($0.isLetter || $0.isNumber) }
+    }
+
+    /// 64-bit FNV-1a hashes of the word n-grams (the whole text when it has fewer than n words).
+    func shingles(_ text: String) -> [UInt64] {
+        let w = Self.words(text)
+        let n = max(1, config.near?.ngram ?? 5)
+        guard !w.isEmpty else { return [Self.fnv(text.utf8)] }
+        let count = max(1, w.count - n + 1)
+        var out: [UInt64] = []
+        out.reserveCapacity(count)
+        for i in 0..<count {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for word in w[i..<min(w.count, i + n)] {
+                for b in word.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+                h = (h ^ 0x20) &* 0x0000_0100_0000_01B3
+            }
+            out.append(h)
+        }
+        return out
+    }
+
+    /// The MinHash signature: for each permutation seed s, min over shingles of mix(x ⊕ s).
+    public func signature(_ text: String) -> [UInt64] {
+        let sh = shingles(text)
+        return permSeeds.map { s in sh.reduce(UInt64.max) { min($0, Self.mix(($1 ^ s))) } }
+    }
+
+    /// Fraction of equal signature entries: an unbiased estimate of Jaccard similarity.
+    public static func similarity(_ a: [UInt64], _ b: [UInt64]) -> Double {
+        guard !a.isEmpty, a.count == b.count else { return 0 }
+        var eq = 0
+        for i in a.indices where a[i] == b[i] { eq += 1 }
+        return Double(eq) / Double(a.count)
+    }
+
+    private func bandKey(_ sig: [UInt64], _ band: Int) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(band)
+        for v in sig[band * rows..<(band + 1) * rows] { h = Self.mix(h ^ v) }
+        return h
+    }
+
+    static func fnv<S: Sequence>(_ bytes: S) -> UInt64 where S.Element == UInt8 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return h
+    }
+
+    /// SplitMix64's finalizer: a bijective 64-bit mix.
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    // MARK: - LSH shape
+
+    /// The (bands, rows) with b·r ≤ numPerm minimising ½·P(false positive) + ½·P(false negative) at
+    /// `threshold`, where a pair of similarity s becomes a candidate with probability 1 − (1 − sʳ)ᵇ
+    /// (datasketch's `_optimal_param`, integrated with the midpoint rule).
+    public static func optimalBands(threshold t: Double, numPerm: Int) -> (Int, Int) {
+        func integrate(_ f: (Double) -> Double, _ a: Double, _ b: Double) -> Double {
+            let n = 200, h = (b - a) / Double(n)
+            return (0..<n).reduce(0) { $0 + f(a + (Double($1) + 0.5) * h) } * h
+        }
+        var best = (1, max(1, numPerm)), bestErr = Double.infinity
+        for b in 1...max(1, numPerm) {
+            for r in 1...max(1, numPerm / b) {
+                let p = { (s: Double) in 1 - pow(1 - pow(s, Double(r)), Double(b)) }
+                let fp = integrate(p, 0, t), fn = integrate({ 1 - p($0) }, t, 1)
+                let err = 0.5 * fp + 0.5 * fn
+                if err < bestErr { bestErr = err; best = (b, r) }
+            }
+        }
+        return best
+    }
+}
