@@ -17,6 +17,17 @@ public struct PrepareError: Error, CustomStringConvertible, Sendable, Equatable 
     }
 
     public var description: String { message }
+
+    /// The same error as Engine's type, so the CLI maps it to an exit code in one place
+    /// (bad data and config → 65, io → 66, internal → 70).
+    public var engineError: EngineError {
+        switch kind {
+        case .io: EngineError(.io, message)
+        case .badData: EngineError(.format, message)
+        case .config: EngineError(.invalidArgument, message)
+        case .internal: EngineError(.internal, message)
+        }
+    }
 }
 
 // MARK: - Format

@@ -2,6 +2,7 @@
 // sharding. Codable with snake_case keys and a default for every field, so `{}` is a valid config.
 
 import Foundation
+import Yams
 
 /// Configuration of the prepare stage (the `prepare:` section of pipeline.yaml).
 public struct PrepareConfig: Codable, Hashable, Sendable {
@@ -155,5 +156,27 @@ extension PrepareConfig.Pack {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? false
         seqLen = try c.decodeIfPresent(Int.self, forKey: .seqLen) ?? 2048
+    }
+}
+
+// MARK: - Loading
+
+extension PrepareConfig {
+    /// Reads a config file (YAML or JSON; either the section itself or a document with a
+    /// `prepare:` key) and checks its values, reporting every problem at once.
+    public static func load(path: String) throws -> PrepareConfig {
+        guard let data = FileManager.default.contents(atPath: path) else { throw PrepareError(.io, "\(path): cannot read config") }
+        guard let text = String(data: data, encoding: .utf8) else { throw PrepareError(.config, "\(path): not valid UTF-8") }
+        let cfg: PrepareConfig
+        do {
+            let node = try Yams.compose(yaml: text)
+            let section = node?.mapping?["prepare"] ?? node
+            cfg = try section.map { try YAMLDecoder().decode(PrepareConfig.self, from: $0) } ?? PrepareConfig()
+        } catch {
+            throw PrepareError(.config, "\(path): \(error)")
+        }
+        let p = cfg.problems()
+        guard p.isEmpty else { throw PrepareError(.config, p.map { "\(path): \($0)" }.joined(separator: "\n")) }
+        return cfg
     }
 }

@@ -110,6 +110,11 @@ public enum PrepareStage {
             (trainKept, evalKept) = DatasetSplit.split(trainKept, fraction: config.split.evalFraction, seed: config.split.seed)
         }
 
+        guard !trainKept.isEmpty else {
+            let why = log.summary.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.count)" }.joined(separator: ", ")
+            throw PrepareError(.badData, "no training rows left out of \(files.reduce(0) { $0 + $1.rows }) (dropped: \(why.isEmpty ? "none" : why))")
+        }
+
         // MARK: Pack, shard, write
         let writer = try ShardDirectoryWriter(outputDir: outputDir)
         var splits: [String: DatasetManifest.SplitInfo] = [:]
