@@ -31,6 +31,7 @@ public enum PrepareStage {
         var source: RowSource
         var example: DatasetExample
         var text: String
+        var format: DatasetFormat
     }
 
     /// Runs the stage. Throws `PrepareError` on a bad config, unreadable input, or — with
@@ -50,7 +51,6 @@ public enum PrepareStage {
             progress(.dropped(issue))
         }
         var files: [DatasetManifest.InputFile] = []
-        var formats: [String: Int] = [:]
         var straddling = 0
         let maxTokens = config.pack.enabled ? min(config.maxTokens, config.pack.seqLen) : config.maxTokens
 
@@ -72,9 +72,8 @@ public enum PrepareStage {
                     } else if enc.ids.count < config.minTokens {
                         try drop(RowIssue(source: line.source, reason: .tooShort, detail: "\(enc.ids.count) tokens < min_tokens \(config.minTokens)"))
                     } else {
-                        formats[row.format.rawValue, default: 0] += 1
                         straddling += enc.straddling
-                        out.append(Candidate(source: line.source, example: DatasetExample(ids: enc.ids, mask: enc.mask), text: text))
+                        out.append(Candidate(source: line.source, example: DatasetExample(ids: enc.ids, mask: enc.mask), text: text, format: row.format))
                     }
                 }
             }
@@ -139,6 +138,7 @@ public enum PrepareStage {
         }
 
         let tok = tokenizer.tokenizer
+        let formats = Dictionary((trainKept + evalKept).map { ($0.format.rawValue, 1) }, uniquingKeysWith: +)
         let manifest = DatasetManifest(
             formatVersion: TuneKitInfo.formatVersion, config: config, seed: config.split.seed,
             template: .init(name: renderer.templateName, source: renderer.templateSource,

@@ -1,0 +1,122 @@
+// PrepareStageTests — the stage end to end on the tiny tokenizer: shards round-trip, manifests are
+// byte-identical across runs, drop reasons are counted with file:line, on_error: fail stops.
+import Foundation
+import Testing
+import Engine
+import TuneKit
+
+@Suite struct PrepareStageTests {
+    let tok = PrepareFixtures.tiny
+
+    func run(_ inputs: [String], _ cfg: PrepareConfig) throws -> (DatasetManifest, String) {
+        let out = try PrepareFixtures.tempDir().path
+        return (try PrepareStage.run(inputs: inputs, config: cfg, tokenizer: tok, outputDir: out), out)
+    }
+
+    @Test func shardRoundTrip() throws {
+        let examples = [DatasetExample(ids: [1, 2, 3, 70000], mask: [0, 1, 1, 0]),
+                        DatasetExample(ids: [], mask: [], segmentStarts: []),
+                        DatasetExample(ids: [5, 6, 7, 8, 9], mask: [1, 1, 0, 1, 1], segmentStarts: [0, 2])]
+        let bytes = try DatasetShard.encode(examples)
+        #expect(Array(bytes[0..<8]) == Array("TUNESHD1".utf8))
+        #expect(try DatasetShardReader.decode(bytes, source: "mem") == examples)
+        var corrupt = bytes
+        corrupt[corrupt.count - 3] ^= 0xFF
+        #expect(throws: PrepareError.self) { try DatasetShardReader.decode(corrupt, source: "mem") }
+        #expect(throws: PrepareError.self) { try DatasetShardReader.decode(Array(bytes.prefix(30)), source: "mem") }
+    }
+
+    @Test func stageShardsMatchManifest() throws {
+        let lines = (0..<30).map { PrepareFixtures.chat("Document number \($0) about shipment \($0 * 7)", "label\($0 % 3)") }
+        var cfg = PrepareFixtures.config(evalFraction: 0.2)
+        cfg.shardRows = 7
+        let (m, out) = try run([try PrepareFixtures.jsonl(lines)], cfg)
+        #expect(m.counts.kept == 30 && m.splits["train"]?.rows == 24 && m.splits["eval"]?.rows == 6)
+        #expect(m.splits["train"]?.shards.map(\.sequences) == [7, 7, 7, 3])
+        var tokens = 0, trainable = 0
+        for (i, path) in m.shardPaths(split: "train", directory: out).enumerated() {
+            let shard = try DatasetShardReader(path: path)
+            #expect(try SHA256.hashFile(path) == m.splits["train"]!.shards[i].sha256)
+            for e in shard.examples {
+                tokens += e.ids.count
+                trainable += e.trainableCount
+                #expect(e.ids.count == e.mask.count && e.segmentStarts == [0])
+                #expect(tok.tokenizer.decode(zip(e.ids, e.mask).filter { $0.1 == 1 }.map(\.0)).hasPrefix("label"))
+            }
+        }
+        #expect(tokens == m.splits["train"]?.tokens && trainable == m.splits["train"]?.trainableTokens)
+        #expect(try DatasetManifest.load(path: out) == m)
+    }
+
+    @Test func manifestAndShardsAreByteIdenticalAcrossRuns() throws {
+        let input = PrepareFixtures.shippingDocs.appendingPathComponent("train.jsonl").path
+        var cfg = PrepareFixtures.config(evalFraction: 0.1)
+        cfg.pack.enabled = true
+        cfg.pack.seqLen = 1024
+        let (m1, o1) = try run([input], cfg)
+        let (m2, o2) = try run([input], cfg)
+        #expect(m1 == m2)
+        for f in try FileManager.default.contentsOfDirectory(atPath: o1).sorted() {
+            let a = FileManager.default.contents(atPath: o1 + "/" + f), b = FileManager.default.contents(atPath: o2 + "/" + f)
+            #expect(a != nil && a == b, "\(f) differs between runs")
+        }
+        // Packing: every packed sequence fits and its segments are rows that each start untrained.
+        let shard = try DatasetShardReader(path: m1.shardPaths(split: "train", directory: o1)[0])
+        #expect(shard.examples.allSatisfy { $0.ids.count <= 1024 })
+        #expect(shard.examples.contains { $0.segmentStarts.count > 1 })
+        #expect(m1.splits["train"]!.sequences < m1.splits["train"]!.rows)
+        for e in shard.examples { for s in e.segments { #expect(e.mask[s.lowerBound] == 0) } }
+        // A different split seed gives a different split.
+        cfg.split.seed = 1
+        let (m3, _) = try run([input], cfg)
+        #expect(m3.splits["train"]!.shards[0].sha256 != m1.splits["train"]!.shards[0].sha256)
+    }
+
+    @Test func badRowsAreCountedWithFileAndLine() throws {
+        let (m, _) = try run([PrepareFixtures.badRows], PrepareFixtures.config())
+        let f = PrepareFixtures.badRows
+        #expect(m.counts.inputRows == 13 && m.counts.blankLines == 1 && m.counts.kept == 2 && m.counts.droppedTotal == 11)
+        #expect(m.counts.dropped.mapValues(\.count) == ["invalid_json": 2, "missing_field": 1, "invalid_role": 2, "empty_content": 1,
+                                                         "invalid_utf8": 1, "not_an_object": 1, "unknown_format": 1,
+                                                         "wrong_type": 1, "duplicate": 1])
+        #expect(m.counts.dropped["invalid_role"]?.examples == [
+            "\(f):4: invalid_role: messages[1].role \"bot\" is not one of assistant, system, user",
+            "\(f):12: invalid_role: no assistant message to train on"])
+        #expect(m.counts.dropped["duplicate"]?.examples == ["\(f):13: duplicate: same text as \(f):1"])
+        #expect(m.counts.formats == ["chat": 1, "completion": 1])
+    }
+
+    @Test func onErrorFailStopsAtFirstMalformedRow() throws {
+        var cfg = PrepareFixtures.config()
+        cfg.onError = .fail
+        #expect {
+            try run([PrepareFixtures.badRows], cfg)
+        } throws: { e in
+            (e as? PrepareError)?.message.hasPrefix("\(PrepareFixtures.badRows):2: invalid_json: not valid JSON") == true
+        }
+    }
+
+    @Test func filtersAndEvalOverlap() throws {
+        let long = PrepareFixtures.chat(String(repeating: "word ", count: 200), "x")
+        let a = PrepareFixtures.chat("alpha beta gamma delta epsilon zeta eta theta", "one")
+        let b = PrepareFixtures.chat("iota kappa lambda mu nu xi omicron pi rho sigma", "two")
+        var cfg = PrepareFixtures.config()
+        cfg.maxTokens = 300
+        cfg.split.evalFile = try PrepareFixtures.jsonl([a], name: "eval.jsonl")
+        let (m, _) = try run([try PrepareFixtures.jsonl([long, a, b])], cfg)
+        #expect(m.counts.dropped["too_long"]?.count == 1)
+        #expect(m.counts.dropped["eval_overlap"]?.count == 1)
+        #expect(m.splits["train"]?.rows == 1 && m.splits["eval"]?.rows == 1)
+        #expect(m.inputs.map(\.role) == ["eval", "train"])
+    }
+
+    @Test func configDecodesWithDefaultsAndReportsAllProblems() throws {
+        let c = try JSONDecoder().decode(PrepareConfig.self, from: Data(#"{"max_tokens": 512, "dedup": {"near": null}, "pack": {"enabled": true}}"#.utf8))
+        #expect(c.maxTokens == 512 && c.dedup.near == nil && c.dedup.exact && c.pack.seqLen == 2048 && c.split.evalFraction == 0.1)
+        var bad = PrepareConfig()
+        bad.maxTokens = 0
+        bad.split.evalFraction = 1.5
+        #expect(bad.problems().count == 3)
+        #expect(throws: PrepareError.self) { try PrepareStage.run(inputs: ["x"], config: bad, tokenizer: tok, outputDir: "/tmp/never") }
+    }
+}
