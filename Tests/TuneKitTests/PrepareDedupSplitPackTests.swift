@@ -57,6 +57,7 @@ import TuneKit
     @Test func lshShape() {
         let (b, r) = Deduplicator.optimalBands(threshold: 0.9, numPerm: 128)
         #expect(b * r <= 128)
+        #expect(b == 5 && r == 25)   // datasketch's optimum for (0.9, 128)
         // The S-curve's midpoint (1/b)^(1/r) sits near the threshold.
         #expect(abs(pow(1 / Double(b), 1 / Double(r)) - 0.9) < 0.08)
     }
