@@ -119,4 +119,23 @@ import TuneKit
         #expect(bad.problems().count == 3)
         #expect(throws: PrepareError.self) { try PrepareStage.run(inputs: ["x"], config: bad, tokenizer: tok, outputDir: "/tmp/never") }
     }
+
+    @Test func yamlConfigWithPrepareSection() throws {
+        let path = try PrepareFixtures.tempDir().appendingPathComponent("pipeline.yaml").path
+        try Data("""
+            base: smollm2
+            prepare:
+              template: none
+              max_tokens: 256
+              dedup: {exact: true, near: null}
+              split: {seed: 9, eval_fraction: 0.2}
+              pack: {enabled: true, seq_len: 128}
+            """.utf8).write(to: URL(fileURLWithPath: path))
+        let c = try PrepareConfig.load(path: path)
+        #expect(c.template == "none" && c.maxTokens == 256 && c.dedup.near == nil && c.split.seed == 9 && c.pack.seqLen == 128)
+        try Data("prepare:\n  max_tokens: 0\n  shard_rows: 0\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect { try PrepareConfig.load(path: path) } throws: { e in
+            (e as? PrepareError)?.message.split(separator: "\n").count == 3   // max_tokens, min > max, shard_rows
+        }
+    }
 }

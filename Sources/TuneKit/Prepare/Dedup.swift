@@ -72,25 +72,43 @@ public struct Deduplicator: Sendable {
 
     // MARK: - MinHash
 
-    /// Lowercased alphanumeric words of `text`.
-    static func words(_ text: String) -> [Substring] {
-        text.lowercased().split { !($0.isLetter || $0.isNumber) }
+    /// FNV-1a hashes of the lowercased alphanumeric words of `text` (scalar-wise: letters and
+    /// digits form words, everything else separates them; ASCII is lowercased on the fly).
+    static func wordHashes(_ text: String) -> [UInt64] {
+        var out: [UInt64] = []
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        var inWord = false
+        func feed(_ v: UInt32) {
+            h = (h ^ UInt64(v)) &* 0x0000_0100_0000_01B3
+            inWord = true
+        }
+        for c in text.unicodeScalars {
+            let v = c.value
+            if (0x61...0x7A).contains(v) || (0x30...0x39).contains(v) { feed(v) }
+            else if (0x41...0x5A).contains(v) { feed(v + 0x20) }
+            else if v >= 0x80, c.properties.isAlphabetic || c.properties.numericType != nil {
+                for l in c.properties.lowercaseMapping.unicodeScalars { feed(l.value) }
+            } else if inWord {
+                out.append(h)
+                h = 0xcbf2_9ce4_8422_2325
+                inWord = false
+            }
+        }
+        if inWord { out.append(h) }
+        return out
     }
 
-    /// 64-bit FNV-1a hashes of the word n-grams (the whole text when it has fewer than n words).
+    /// Hashes of the word n-grams (one shingle of all words when there are fewer than n).
     func shingles(_ text: String) -> [UInt64] {
-        let w = Self.words(text)
+        let w = Self.wordHashes(text)
         let n = max(1, config.near?.ngram ?? 5)
         guard !w.isEmpty else { return [Self.fnv(text.utf8)] }
         let count = max(1, w.count - n + 1)
         var out: [UInt64] = []
         out.reserveCapacity(count)
         for i in 0..<count {
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for word in w[i..<min(w.count, i + n)] {
-                for b in word.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-                h = (h ^ 0x20) &* 0x0000_0100_0000_01B3
-            }
+            var h: UInt64 = 0x243F_6A88_85A3_08D3
+            for j in i..<min(w.count, i + n) { h = Self.mix(h ^ w[j]) }
             out.append(h)
         }
         return out
@@ -99,7 +117,15 @@ public struct Deduplicator: Sendable {
     /// The MinHash signature: for each permutation seed s, min over shingles of mix(x ⊕ s).
     public func signature(_ text: String) -> [UInt64] {
         let sh = shingles(text)
-        return permSeeds.map { s in sh.reduce(UInt64.max) { min($0, Self.mix(($1 ^ s))) } }
+        var sig = [UInt64](repeating: .max, count: permSeeds.count)
+        sh.withUnsafeBufferPointer { xs in
+            for (p, s) in permSeeds.enumerated() {
+                var m = UInt64.max
+                for x in xs { m = min(m, Self.mix(x ^ s)) }
+                sig[p] = m
+            }
+        }
+        return sig
     }
 
     /// Fraction of equal signature entries: an unbiased estimate of Jaccard similarity.
@@ -123,7 +149,7 @@ public struct Deduplicator: Sendable {
     }
 
     /// SplitMix64's finalizer: a bijective 64-bit mix.
-    static func mix(_ x: UInt64) -> UInt64 {
+    @inline(__always) static func mix(_ x: UInt64) -> UInt64 {
         var z = x &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB

@@ -119,7 +119,7 @@ public struct RowRenderer: Sendable {
             }
             spans.append(TextSpan(Self.utf8Slice(prefix, from: doneBytes), trainable: false))
             let answer = Self.utf8Slice(full, from: p)
-            if let r = answer.range(of: stop, options: .backwards) {
+            if let r = answer.range(of: stop, options: [.backwards, .literal]) {
                 spans.append(TextSpan(String(answer[..<r.upperBound]), trainable: true))
                 spans.append(TextSpan(String(answer[r.upperBound...]), trainable: false))
             } else {
