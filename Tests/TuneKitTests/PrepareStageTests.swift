@@ -139,3 +139,33 @@ import TuneKit
         }
     }
 }
+
+@Suite struct PrepareStageFormatsTests {
+    @Test func mixedFormatsInOneFileAndDeclaredFormat() throws {
+        let lines = [#"{"instruction":"Name the document type.","input":"PACKING LIST PL1","output":"packing_list"}"#,
+                     #"{"prompt":"Classify: INVOICE 7","completion":"commercial_invoice"}"#,
+                     #"{"text":"Bills of lading are receipts for cargo."}"#,
+                     PrepareFixtures.chat("Classify: POD 9", "delivery_receipt")]
+        let out = try PrepareFixtures.tempDir().path
+        let m = try PrepareStage.run(inputs: [try PrepareFixtures.jsonl(lines)], config: PrepareFixtures.config(),
+                                     tokenizer: PrepareFixtures.tiny, outputDir: out)
+        #expect(m.counts.formats == ["alpaca": 1, "completion": 1, "text": 1, "chat": 1])
+        let ex = try DatasetShardReader(path: m.shardPaths(split: "train", directory: out)[0]).examples
+        let t = PrepareFixtures.tiny.tokenizer
+        let trained = ex.map { e in t.decode(zip(e.ids, e.mask).filter { $0.1 == 1 }.map(\.0)) }
+        #expect(trained == ["packing_list<|im_end|>", "commercial_invoice<|im_end|>",
+                            "Bills of lading are receipts for cargo.<|im_end|>", "delivery_receipt<|im_end|>"])
+        var cfg = PrepareFixtures.config()
+        cfg.format = .text
+        cfg.onError = .skip
+        let m2 = try PrepareStage.run(inputs: [try PrepareFixtures.jsonl(lines)], config: cfg, tokenizer: PrepareFixtures.tiny, outputDir: out)
+        #expect(m2.counts.kept == 1 && m2.counts.dropped["missing_field"]?.count == 3)
+    }
+
+    @Test func handWrittenTinyChatSample() throws {
+        let m = try PrepareStage.run(inputs: [PrepareFixtures.root.appendingPathComponent("datasets/tiny-chat.jsonl").path],
+                                     config: PrepareFixtures.config(), tokenizer: PrepareFixtures.tiny,
+                                     outputDir: try PrepareFixtures.tempDir().path)
+        #expect(m.counts.droppedTotal == 0 && m.counts.kept == m.counts.inputRows)
+    }
+}

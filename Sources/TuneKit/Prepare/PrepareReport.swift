@@ -12,13 +12,17 @@ public enum PrepareReport {
     public static func line(for event: PrepareEvent) -> String? {
         switch event {
         case .reading(let file, let role): "… reading \(file) (\(role))"
-        case .progress(let file, let rows, let total) where total >= 5000 && rows < total: "… \(file): \(rows)/\(total) rows"
+        case .progress(let file, let rows, let total) where total >= 5000 && rows < total && rows % progressStep(total) == 0:
+            "… \(file): \(rows)/\(total) rows"
         case .progress: nil
         case .dropped(let issue) where issue.reason.isMalformed: "skipped \(issue)"
         case .dropped: nil
         case .wrote: nil
         }
     }
+
+    /// Rows between progress lines: about a tenth of the file, in whole thousands (events come every 1000).
+    static func progressStep(_ total: Int) -> Int { max(1000, total / 10 / 1000 * 1000) }
 
     /// The end-of-run summary: kept/dropped by reason, splits, template and tokenizer.
     public static func summary(_ m: DatasetManifest, out: String) -> String {
