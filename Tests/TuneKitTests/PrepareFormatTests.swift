@@ -78,4 +78,16 @@ import TuneKit
         #expect(r.blankLines == 1)
         #expect(r.lines.allSatisfy { (try? $0.result.get()) != nil })
     }
+
+    @Test func wrongTypesAreNamed() {
+        func detail(_ line: String) -> String? {
+            if case .failure(let i) = parse(line) { return "\(i.reason.rawValue): \(i.detail)" }
+            return nil
+        }
+        #expect(detail(#"{"text": true}"#) == #"wrong_type: "text" must be a string, got a boolean"#)
+        #expect(detail(#"{"text": 1}"#) == #"wrong_type: "text" must be a string, got a number"#)
+        #expect(detail(#"{"text": null}"#) == #"wrong_type: "text" must be a string, got null"#)
+        #expect(detail(#"{"text": ["a"]}"#) == #"wrong_type: "text" must be a string, got an array"#)
+        #expect(detail(#"{"instruction": "i", "input": null, "output": "o"}"#) == nil)   // optional input may be null
+    }
 }

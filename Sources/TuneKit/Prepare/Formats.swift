@@ -210,10 +210,11 @@ public enum RowParser {
 
     private static func string(_ o: [String: Any], _ key: String, path: String = "", required: Bool = true)
         throws(RowProblem) -> String? {
-        guard let v = o[key], !(v is NSNull) else {
+        guard let v = o[key] else {
             if required { throw RowProblem(.missingField, "no \"\(path)\(key)\" key") }
             return nil
         }
+        if v is NSNull, !required { return nil }
         guard let s = v as? String else {
             throw RowProblem(.wrongType, "\"\(path)\(key)\" must be a string, got \(typeName(v))")
         }
@@ -233,8 +234,7 @@ public enum RowParser {
         switch v {
         case is String: "a string"
         case is NSNull: "null"
-        case is Bool: "a boolean"
-        case is NSNumber, is Int, is Double: "a number"
+        case let n as NSNumber: String(cString: n.objCType) == "c" ? "a boolean" : "a number"
         case is [Any]: "an array"
         case is [String: Any]: "an object"
         default: "\(type(of: v))"
