@@ -168,4 +168,38 @@ import TuneKit
                                      outputDir: try PrepareFixtures.tempDir().path)
         #expect(m.counts.droppedTotal == 0 && m.counts.kept == m.counts.inputRows)
     }
+
+    @Test func preparedDatasetVerifiesShardsAndTokenizer() throws {
+        let lines = (0..<12).map { PrepareFixtures.chat("Delivery receipt number \($0) for dock \($0 + 3)", "delivery_receipt") }
+        let out = try PrepareFixtures.tempDir().path
+        let m = try PrepareStage.run(inputs: [try PrepareFixtures.jsonl(lines)], config: PrepareFixtures.config(evalFraction: 0.25),
+                                     tokenizer: PrepareFixtures.tiny, outputDir: out)
+        let data = try PreparedDataset(directory: out)
+        #expect(data.manifest == m)
+        #expect(try data.examples(split: "train").count == 9 && data.examples(split: "eval").count == 3)
+        try data.requireTokenizer(sha256: PrepareFixtures.tiny.sha256)
+        #expect(throws: PrepareError.self) { try data.requireTokenizer(sha256: String(repeating: "0", count: 64)) }
+        #expect(throws: PrepareError.self) { try data.examples(split: "test") }
+        // Tamper with a shard: the hash check catches it.
+        let shard = m.shardPaths(split: "train", directory: out)[0]
+        var bytes = [UInt8](FileManager.default.contents(atPath: shard)!)
+        bytes[bytes.count - 1] ^= 1
+        try Data(bytes).write(to: URL(fileURLWithPath: shard))
+        #expect { try data.examples(split: "train") } throws: { e in (e as? PrepareError)?.message.contains("does not match the manifest") == true }
+    }
+
+    @Test func nearDuplicateInSampleIsDropped() throws {
+        let train = PrepareFixtures.shippingDocs.appendingPathComponent("train.jsonl").path
+        var lines = try String(contentsOfFile: train, encoding: .utf8).split(separator: "\n").prefix(40).map(String.init)
+        // Row 41 = row 3 with one more sentence at the end: a near-duplicate, not an exact one.
+        let marker = "\"}, {\"role\": \"assistant\""
+        lines.append(lines[2].replacingOccurrences(of: marker, with: " Copy for the bank." + marker))
+        #expect(lines[40] != lines[2])
+        let m = try PrepareStage.run(inputs: [try PrepareFixtures.jsonl(lines)], config: PrepareFixtures.config(),
+                                     tokenizer: PrepareFixtures.tiny, outputDir: try PrepareFixtures.tempDir().path)
+        #expect(m.counts.dropped["near_duplicate"]?.count == 1)
+        #expect(m.counts.dropped["near_duplicate"]?.examples.first?.contains(":41: near_duplicate: near-duplicate (similarity ") == true)
+        #expect(m.counts.dropped["near_duplicate"]?.examples.first?.hasSuffix(":3") == true)
+        #expect(m.counts.kept == 40)
+    }
 }
