@@ -5,7 +5,11 @@
 public struct DatasetExample: Sendable, Equatable {
     /// Token ids.
     public var ids: [Int32]
-    /// Loss mask, 0 or 1 per token.
+    /// Loss mask, 0 or 1 per token: `mask[t] == 1` means `ids[t]` is a training target, predicted
+    /// from positions `< t` (so the loss at position t−1 uses label `ids[t]` when `mask[t] == 1`).
+    /// In a packed sequence, a segment's first token has no prediction inside its segment: the
+    /// trainer drops that target (chat/alpaca/completion rows start with an untrained header or BOS
+    /// anyway; `text` rows start trained).
     public var mask: [UInt8]
     /// Start offset of each segment (row) in `ids`; `[0]` for an unpacked row. Strictly increasing.
     public var segmentStarts: [Int32]

@@ -11,13 +11,13 @@ struct PrepareCommand: ParsableCommand {
     @Option(help: "Model whose tokenizer and chat template to use (.gguf or HF dir).") var model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
     @Option(help: "Output directory for shards and manifest.json.") var out: String
     @Option(help: "Prepare config (YAML or JSON, the pipeline's prepare: section); flags override it.") var config: String?
-    @Option(help: "Row format: auto, chat, alpaca, completion, text.") var format: DatasetFormat?
+    @Option(help: "Row format (default: auto, detected per row).") var format: DatasetFormat?
     @Option(help: "Chat template: auto (the model's), none, chatml, smollm2, llama3.") var template: String?
     @Option(help: "Drop rows longer than this many tokens.") var maxTokens: Int?
     @Option(help: "Drop rows shorter than this many tokens.") var minTokens: Int?
     @Option(help: "Split seed.") var seed: UInt64?
     @Option(help: "Fraction held out for eval when there is no --eval file.") var evalFraction: Double?
-    @Option(help: "Malformed rows: skip (count and report) or fail.") var onError: PrepareConfig.OnError?
+    @Option(help: "Malformed rows: count, report and skip them, or fail at the first (default: skip).") var onError: PrepareConfig.OnError?
     @Option(help: "Near-duplicate Jaccard threshold (MinHash/LSH).") var nearThreshold: Double?
     @Flag(help: "Turn off near-duplicate removal.") var noNearDedup = false
     @Option(help: "Pack rows into sequences of this many tokens.") var pack: Int?
