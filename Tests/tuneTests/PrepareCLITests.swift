@@ -69,4 +69,21 @@ import TuneKit
         #expect(r.status == 66)
         #expect(r.stderr.hasSuffix("error: datasets/nope.jsonl: no such file\n"))
     }
+
+    /// The sample task on the real SmolLM2 tokenizer: the summary is a golden transcript.
+    @Test(.enabled(if: hasRealModel)) func shippingDocsOnRealModel() throws {
+        let out = try makeTempDir().path
+        let r = try tune(["prepare", "datasets/shipping-docs/train.jsonl", "--eval", "datasets/shipping-docs/eval.jsonl",
+                          "--model", realModelPath, "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == """
+            prepared \(out): kept 480 of 480 rows, dropped 0
+            train: 400 rows, 97689 tokens (2246 trainable), 1 shard
+            eval: 80 rows, 18729 tokens (462 trainable), 1 shard
+            template chatml (model), tokenizer sha256 6a8d38037ef69ddd…
+
+            """)
+        let data = try PreparedDataset(directory: out)
+        #expect(try data.examples(split: "train").count == 400)
+    }
 }
