@@ -22,39 +22,60 @@ public enum JSONLReader {
 
     /// Reads and parses every non-blank line of `path` as `format`.
     public static func read(path: String, format: DatasetFormat) throws -> FileResult {
+        var lines: [JSONLLine] = []
+        let (blank, sha) = try scan(path: path, format: format) { line, _ in lines.append(line) }
+        return FileResult(lines: lines, blankLines: blank, sha256: sha)
+    }
+
+    /// Streams `path` line by line without keeping parsed rows: `body` gets each non-blank line and
+    /// the number of lines in the file (for progress). Returns (blank lines, file SHA-256).
+    public static func scan(path: String, format: DatasetFormat,
+                            _ body: (JSONLLine, _ totalLines: Int) throws -> Void) throws -> (blankLines: Int, sha256: String) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
             throw PrepareError(.io, "\(path): no such file")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw PrepareError(.io, "\(path): cannot read file")
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw PrepareError(.io, "\(path): cannot read file (\(error.localizedDescription))")
         }
-        return parse(data: data, file: path, format: format)
+        return try data.withUnsafeBytes { raw in
+            try scan(raw.bindMemory(to: UInt8.self), file: path, format: format, body)
+        }
     }
 
     /// Parses JSONL bytes; `file` names them in row sources.
     public static func parse(data: Data, file: String, format: DatasetFormat) -> FileResult {
-        let bytes = [UInt8](data)
         var lines: [JSONLLine] = []
-        var blank = 0
-        var lineNo = 0
-        var start = 0
+        let (blank, sha) = data.withUnsafeBytes { raw in
+            // The body never throws, so neither does the scan.
+            (try? scan(raw.bindMemory(to: UInt8.self), file: file, format: format) { line, _ in lines.append(line) }) ?? (0, "")
+        }
+        return FileResult(lines: lines, blankLines: blank, sha256: sha)
+    }
+
+    private static func scan(_ bytes: UnsafeBufferPointer<UInt8>, file: String, format: DatasetFormat,
+                             _ body: (JSONLLine, Int) throws -> Void) throws -> (blankLines: Int, sha256: String) {
+        var total = 0
+        for b in bytes where b == 0x0A { total += 1 }
+        if let last = bytes.last, last != 0x0A { total += 1 }
+        var blank = 0, lineNo = 0, start = 0
         while start < bytes.count {
             lineNo += 1
             var end = start
             while end < bytes.count, bytes[end] != 0x0A { end += 1 }
             var stop = end
             if stop > start, bytes[stop - 1] == 0x0D { stop -= 1 }
-            let slice = bytes[start..<stop]
+            let slice = ArraySlice(bytes[start..<stop])
             if slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
                 blank += 1
             } else {
                 let source = RowSource(file: file, line: lineNo)
-                lines.append(JSONLLine(source: source, result: parseLine(slice, source: source, format: format)))
+                try body(JSONLLine(source: source, result: parseLine(slice, source: source, format: format)), total)
             }
             start = end + 1
         }
-        return FileResult(lines: lines, blankLines: blank, sha256: SHA256.hash(bytes).hex)
+        return (blank, SHA256.hash(bytes).hex)
     }
 
     /// One line: UTF-8 check, JSON decode, row parse.

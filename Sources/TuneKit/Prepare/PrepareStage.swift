@@ -30,7 +30,6 @@ public enum PrepareStage {
     struct Candidate {
         var source: RowSource
         var example: DatasetExample
-        var text: String
         var format: DatasetFormat
     }
 
@@ -54,14 +53,17 @@ public enum PrepareStage {
         var straddling = 0
         let maxTokens = config.pack.enabled ? min(config.maxTokens, config.pack.seqLen) : config.maxTokens
 
-        // MARK: Read, render, filter
+        // MARK: Read, render, filter, dedup (eval file first, so train rows repeating eval rows are overlap)
+        var dedup = Deduplicator(config: config.dedup)
+        var evalSources = Set<RowSource>()
         func load(_ path: String, role: String) throws -> [Candidate] {
             progress(.reading(file: path, role: role))
-            let fr = try JSONLReader.read(path: path, format: config.format)
-            files.append(.init(path: path, role: role, sha256: fr.sha256, rows: fr.lines.count, blankLines: fr.blankLines))
             var out: [Candidate] = []
-            for (n, line) in fr.lines.enumerated() {
-                if (n + 1) % 1000 == 0 { progress(.progress(file: path, rows: n + 1, total: fr.lines.count)) }
+            var rows = 0, total = 0
+            let (blank, sha) = try JSONLReader.scan(path: path, format: config.format) { line, lines in
+                rows += 1
+                total = lines
+                if rows % 1000 == 0 { progress(.progress(file: path, rows: rows, total: lines)) }
                 switch line.result {
                 case .failure(let issue): try drop(issue)
                 case .success(let row):
@@ -71,38 +73,25 @@ public enum PrepareStage {
                         try drop(RowIssue(source: line.source, reason: .tooLong, detail: "\(enc.ids.count) tokens > \(limit)"))
                     } else if enc.ids.count < config.minTokens {
                         try drop(RowIssue(source: line.source, reason: .tooShort, detail: "\(enc.ids.count) tokens < min_tokens \(config.minTokens)"))
+                    } else if let m = dedup.check(text, source: line.source) {
+                        let overlap = role == "train" && evalSources.contains(m.original)
+                        let what = m.reason == .duplicate ? "same text as \(m.original)"
+                            : String(format: "near-duplicate (similarity %.3f) of %@", m.similarity, m.original.description)
+                        try drop(RowIssue(source: line.source, reason: overlap ? .evalOverlap : m.reason, detail: what))
                     } else {
                         straddling += enc.straddling
-                        out.append(Candidate(source: line.source, example: DatasetExample(ids: enc.ids, mask: enc.mask), text: text, format: row.format))
+                        if role == "eval" { evalSources.insert(line.source) }
+                        out.append(Candidate(source: line.source, example: DatasetExample(ids: enc.ids, mask: enc.mask), format: row.format))
                     }
                 }
             }
-            progress(.progress(file: path, rows: fr.lines.count, total: fr.lines.count))
+            files.append(.init(path: path, role: role, sha256: sha, rows: rows, blankLines: blank))
+            progress(.progress(file: path, rows: rows, total: max(total, rows)))
             return out
         }
-        let evalRows = try config.split.evalFile.map { try load($0, role: "eval") } ?? []
-        var trainRows: [Candidate] = []
-        for path in inputs { trainRows += try load(path, role: "train") }
-
-        // MARK: Dedup (eval first, so train rows that repeat eval rows are caught as overlap)
-        var dedup = Deduplicator(config: config.dedup)
-        let evalSources = Set(evalRows.map(\.source))
-        func dedupe(_ rows: [Candidate]) throws -> [Candidate] {
-            var kept: [Candidate] = []
-            for c in rows {
-                if let m = dedup.check(c.text, source: c.source) {
-                    let overlap = evalSources.contains(m.original) && !evalSources.contains(c.source)
-                    let what = m.reason == .duplicate ? "same text as \(m.original)"
-                        : String(format: "near-duplicate (similarity %.3f) of %@", m.similarity, m.original.description)
-                    try drop(RowIssue(source: c.source, reason: overlap ? .evalOverlap : m.reason, detail: what))
-                } else {
-                    kept.append(c)
-                }
-            }
-            return kept
-        }
-        var evalKept = try dedupe(evalRows)
-        var trainKept = try dedupe(trainRows)
+        var evalKept = try config.split.evalFile.map { try load($0, role: "eval") } ?? []
+        var trainKept: [Candidate] = []
+        for path in inputs { trainKept += try load(path, role: "train") }
 
         // MARK: Split
         if config.split.evalFile == nil {
