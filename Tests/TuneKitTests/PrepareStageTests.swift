@@ -94,6 +94,11 @@ import TuneKit
         } throws: { e in
             (e as? PrepareError)?.message.hasPrefix("\(PrepareFixtures.badRows):2: invalid_json: not valid JSON") == true
         }
+        // Filters are not malformed rows: a too-long row is counted, never fatal.
+        cfg.maxTokens = 200
+        let ok = PrepareFixtures.chat("short", "yes")
+        let (m, _) = try run([try PrepareFixtures.jsonl([ok, PrepareFixtures.chat(String(repeating: "long ", count: 40), "no")])], cfg)
+        #expect(m.counts.dropped["too_long"]?.count == 1 && m.counts.kept == 1)
     }
 
     @Test func filtersAndEvalOverlap() throws {

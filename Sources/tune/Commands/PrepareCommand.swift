@@ -13,6 +13,7 @@ struct PrepareCommand: ParsableCommand {
     @Option(help: "Prepare config (YAML or JSON, the pipeline's prepare: section); flags override it.") var config: String?
     @Option(help: "Row format (default: auto, detected per row).") var format: DatasetFormat?
     @Option(help: "Chat template: auto (the model's), none, chatml, smollm2, llama3.") var template: String?
+    @Option(help: "System prompt for alpaca/completion rows mapped onto chat (default: the template's).") var systemPrompt: String?
     @Option(help: "Drop rows longer than this many tokens.") var maxTokens: Int?
     @Option(help: "Drop rows shorter than this many tokens.") var minTokens: Int?
     @Option(help: "Split seed.") var seed: UInt64?
@@ -46,6 +47,7 @@ struct PrepareCommand: ParsableCommand {
         var c = try config.map { try PrepareConfig.load(path: $0) } ?? PrepareConfig()
         if let format { c.format = format }
         if let template { c.template = template }
+        if let systemPrompt { c.systemPrompt = systemPrompt }
         if let maxTokens { c.maxTokens = maxTokens }
         if let minTokens { c.minTokens = minTokens }
         if let seed { c.split.seed = seed }
