@@ -9,7 +9,8 @@ struct Tune: AsyncParsableCommand {
         abstract: "Fine-tuning pipeline orchestrator: prepare, train, merge, evaluate, register.",
         version: TuneKitInfo.version,
         subcommands: [
-            ValidateCommand.self, GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ModelCommand.self,
+            ValidateCommand.self, PrepareCommand.self,
+            GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ModelCommand.self,
             BenchCommand.self,
         ]
     )

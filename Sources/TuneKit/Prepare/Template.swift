@@ -1,0 +1,180 @@
+// Template — turns a parsed row into text spans (trainable or not) with the base model's chat template,
+// then into token ids plus a loss mask that is 1 exactly on assistant/completion tokens.
+
+import Foundation
+
+/// A piece of rendered text and whether its tokens carry loss.
+public struct TextSpan: Sendable, Equatable {
+    public var text: String
+    public var trainable: Bool
+    public init(_ text: String, trainable: Bool) {
+        self.text = text
+        self.trainable = trainable
+    }
+}
+
+/// A row as model input: token ids and a 0/1 loss mask of the same length.
+public struct EncodedRow: Sendable, Equatable {
+    public var ids: [Int32]
+    public var mask: [UInt8]
+    /// Tokens whose bytes straddle a trainable/untrained boundary (BPE merged across it); they are
+    /// marked trainable. Zero for ChatML and Llama-3 templates, whose boundaries are special tokens or "\n".
+    public var straddling: Int
+    public var trainableCount: Int { mask.reduce(0) { $0 + Int($1) } }
+}
+
+/// Renders rows with a chat template (or plain concatenation when there is none) and encodes them.
+///
+///     let r = try RowRenderer(setting: "auto", tokenizer: tok, systemPrompt: nil)
+///     let enc = r.encode(.completion(prompt: "2+2?", completion: "4"))   // mask 1 on "4<|im_end|>"
+public struct RowRenderer: Sendable {
+    /// The chat template, or nil for plain concatenation.
+    public let template: ChatTemplate?
+    /// "chatml", "llama3" or "none".
+    public let templateName: String
+    /// Where the template came from: "model" (its `chat_template`), "config" (named) or "none".
+    public let templateSource: String
+    /// System prompt given to alpaca/completion rows mapped onto chat (nil: the template's default).
+    public let systemPrompt: String?
+    let tokenizer: BPETokenizer
+    let tokenLengths: [Int]
+    let eosText: String
+
+    /// - Parameter setting: "auto" (the model's template; plain when it has none), "none", or a
+    ///   name from `ChatTemplate.knownNames`.
+    public init(setting: String, tokenizer: BPETokenizer, systemPrompt: String? = nil) throws {
+        switch setting.lowercased() {
+        case "auto":
+            if let t = tokenizer.chatTemplate, !t.isEmpty {
+                do { template = try ChatTemplate.detect(template: t) } catch let e as EngineError {
+                    throw PrepareError(.config, "template auto: \(e.message)")
+                }
+                templateSource = "model"
+            } else {
+                template = nil
+                templateSource = "none"
+            }
+        case "none":
+            template = nil
+            templateSource = "none"
+        default:
+            do { template = try ChatTemplate.named(setting) } catch let e as EngineError {
+                throw PrepareError(.config, "template: \(e.message)")
+            }
+            templateSource = "config"
+        }
+        templateName = template?.kind.rawValue ?? "none"
+        self.systemPrompt = systemPrompt
+        self.tokenizer = tokenizer
+        tokenLengths = (0..<tokenizer.vocabSize).map { tokenizer.decodeBytes([Int32($0)]).count }
+        eosText = tokenizer.eosID.map { tokenizer.token($0) } ?? ""
+    }
+
+    // MARK: - Spans
+
+    /// The row as text spans; concatenated they are exactly the text the model sees.
+    public func spans(for row: DatasetRow) throws -> [TextSpan] {
+        switch row {
+        case .chat(let messages):
+            guard let template else {
+                throw PrepareError(.config, "chat rows need a chat template, but the model has none; set template to one of \(ChatTemplate.knownNames.joined(separator: ", "))")
+            }
+            return try chatSpans(messages, template: template)
+        case .alpaca(let instruction, let input, let output):
+            if let template {
+                let user = input.isEmpty ? instruction : instruction + "\n\n" + input
+                return try chatSpans(mapped(user: user, assistant: output), template: template)
+            }
+            var prompt = "### Instruction:\n\(instruction)\n\n"
+            if !input.isEmpty { prompt += "### Input:\n\(input)\n\n" }
+            prompt += "### Response:\n"
+            return [TextSpan(prompt, trainable: false), TextSpan(output + eosText, trainable: true)]
+        case .completion(let prompt, let completion):
+            if let template { return try chatSpans(mapped(user: prompt, assistant: completion), template: template) }
+            return [TextSpan(prompt, trainable: false), TextSpan(completion + eosText, trainable: true)]
+        case .text(let text):
+            return [TextSpan(text + eosText, trainable: true)]
+        }
+    }
+
+    private func mapped(user: String, assistant: String) -> [ChatMessage] {
+        var m = [ChatMessage(role: "user", content: user), ChatMessage(role: "assistant", content: assistant)]
+        if let systemPrompt { m.insert(ChatMessage(role: "system", content: systemPrompt), at: 0) }
+        return m
+    }
+
+    /// Renders the conversation piecewise: for each assistant turn, the prefix up to its content
+    /// (`render(before, addGenerationPrompt: true)`, untrained), then its content through the stop
+    /// string (trained), then what the template puts after the stop string (untrained).
+    func chatSpans(_ messages: [ChatMessage], template: ChatTemplate) throws -> [TextSpan] {
+        var spans: [TextSpan] = []
+        var doneBytes = 0
+        let stop = template.stopStrings[0]
+        for (i, m) in messages.enumerated() where m.role == "assistant" {
+            let prefix = template.render(Array(messages[..<i]), addGenerationPrompt: true)
+            let full = template.render(Array(messages[...i]), addGenerationPrompt: false)
+            let p = prefix.utf8.count
+            guard full.utf8.count >= p, full.utf8.starts(with: prefix.utf8) else {
+                throw PrepareError(.internal, "template \(templateName): the generation prompt is not a prefix of the rendered turn")
+            }
+            spans.append(TextSpan(Self.utf8Slice(prefix, from: doneBytes), trainable: false))
+            let answer = Self.utf8Slice(full, from: p)
+            if let r = answer.range(of: stop, options: [.backwards, .literal]) {
+                spans.append(TextSpan(String(answer[..<r.upperBound]), trainable: true))
+                spans.append(TextSpan(String(answer[r.upperBound...]), trainable: false))
+            } else {
+                spans.append(TextSpan(answer, trainable: true))
+            }
+            doneBytes = full.utf8.count
+        }
+        let whole = template.render(messages, addGenerationPrompt: false)
+        spans.append(TextSpan(Self.utf8Slice(whole, from: doneBytes), trainable: false))
+        return spans.filter { !$0.text.isEmpty }
+    }
+
+    private static func utf8Slice(_ s: String, from offset: Int) -> String {
+        String(decoding: s.utf8.dropFirst(offset), as: UTF8.self)
+    }
+
+    // MARK: - Encode
+
+    /// Token ids of the whole rendered text (one `encode` call, so ids match inference exactly) and
+    /// a mask from byte offsets: a token is trainable when any of its bytes lies in a trainable span.
+    /// BOS is prepended (untrained) when the model asks for it and the template does not render it.
+    public func encode(spans: [TextSpan]) -> EncodedRow {
+        var ranges: [Range<Int>] = []
+        var text = ""
+        var offset = 0
+        for s in spans {
+            let n = s.text.utf8.count
+            if s.trainable, n > 0 { ranges.append(offset..<offset + n) }
+            text += s.text
+            offset += n
+        }
+        var ids = tokenizer.encode(text)
+        var mask = [UInt8](repeating: 0, count: ids.count)
+        var straddling = 0
+        var pos = 0, r = 0
+        for (t, id) in ids.enumerated() {
+            let len = Int(id) < tokenLengths.count && id >= 0 ? tokenLengths[Int(id)] : 0
+            let tok = pos..<pos + len
+            while r < ranges.count, ranges[r].upperBound <= tok.lowerBound { r += 1 }
+            if r < ranges.count, len > 0, ranges[r].overlaps(tok) {
+                mask[t] = 1
+                if tok.lowerBound < ranges[r].lowerBound || tok.upperBound > ranges[r].upperBound { straddling += 1 }
+            }
+            pos += len
+        }
+        if tokenizer.addBOS, let bos = tokenizer.bosID, !(template?.rendersBOS ?? false) {
+            ids.insert(bos, at: 0)
+            mask.insert(0, at: 0)
+        }
+        return EncodedRow(ids: ids, mask: mask, straddling: straddling)
+    }
+
+    /// `spans(for:)` then `encode(spans:)`, plus the rendered text (for dedup).
+    public func encode(_ row: DatasetRow) throws -> (EncodedRow, String) {
+        let s = try spans(for: row)
+        return (encode(spans: s), s.map(\.text).joined())
+    }
+}
