@@ -8,6 +8,12 @@ public struct LineageEdge: Codable, Hashable, Sendable {
     public var parent: ArtifactID
     public var child: ArtifactID
     public var role: String
+
+    public init(parent: ArtifactID, child: ArtifactID, role: String) {
+        self.parent = parent
+        self.child = child
+        self.role = role
+    }
 }
 
 /// The neighbourhood of one artifact in the lineage graph.
