@@ -10,6 +10,7 @@ struct Tune: AsyncParsableCommand {
         version: TuneKitInfo.version,
         subcommands: [
             GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ModelCommand.self, BenchCommand.self,
+            ArtifactsCommand.self,
         ]
     )
 }
