@@ -54,7 +54,10 @@ public struct RegistryBench: Sendable {
         let t0 = DispatchTime.now().uptimeNanoseconds
         let shape = try fill(reg, &rng)
         let fillSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        try reg.pool.writeWithoutTransaction { try $0.execute(sql: "ANALYZE") }
+        try reg.pool.writeWithoutTransaction { db in
+            try db.execute(sql: "ANALYZE")
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
 
         progress("timing \(calls) calls per operation")
         var rows: [RegistryBenchRow] = []

@@ -2,6 +2,9 @@
 // description of an artifact about to be registered.
 
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // MARK: - Kind and ids
 
@@ -140,11 +143,19 @@ public struct NewArtifact: Sendable {
 // MARK: - Time
 
 enum Timestamp {
-    /// Now, as UTC ISO 8601 with milliseconds (sorts as text).
+    /// Now, as UTC ISO 8601 with milliseconds (`2026-11-23T13:02:27.819Z`; sorts as text). Formatted by hand:
+    /// a DateFormatter costs ~100 µs per call on Linux.
     static func now() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        f.timeZone = TimeZone(identifier: "UTC")
-        return f.string(from: Date())
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        func pad(_ v: Int, _ n: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, n - s.count)) + s
+        }
+        return "\(pad(Int(tm.tm_year) + 1900, 4))-\(pad(Int(tm.tm_mon) + 1, 2))-\(pad(Int(tm.tm_mday), 2))T"
+            + "\(pad(Int(tm.tm_hour), 2)):\(pad(Int(tm.tm_min), 2)):\(pad(Int(tm.tm_sec), 2)).\(pad(ts.tv_nsec / 1_000_000, 3))Z"
     }
 }

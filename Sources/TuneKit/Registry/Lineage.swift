@@ -93,25 +93,26 @@ extension Registry {
     /// fields names itself (`NAME@VERSION`).
     public func exposure(base: BaseRef, kinds: Set<ArtifactKind> = [.adapter, .mergedModel]) throws -> Exposure {
         let kindList = kinds.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
-        let exposed = """
-            WITH RECURSIVE seed(id) AS (SELECT id FROM artifacts WHERE base_family = ? AND base_version = ?),
-            exposed(id) AS (SELECT id FROM seed UNION SELECT l.child_id FROM lineage l JOIN exposed e ON l.parent_id = e.id)
-            """
         return try read { db in
-            let args: StatementArguments = [base.family, base.version]
-            let artifacts = try Row.fetchAll(db, sql: """
-                \(exposed) SELECT a.id, a.kind, a.name, a.version, a.sha256, a.license,
+            let artifacts = try Row.fetchAll(db.cachedStatement(sql: """
+                WITH RECURSIVE exposed(id) AS (
+                    SELECT id FROM artifacts WHERE base_family = ?1 AND base_version = ?2
+                    UNION SELECT l.child_id FROM lineage l JOIN exposed e ON l.parent_id = e.id)
+                SELECT a.id, a.kind, a.name, a.version, a.sha256, a.license,
                     (a.base_family IS ?1 AND a.base_version IS ?2) AS direct
                 FROM artifacts a WHERE a.id IN (SELECT id FROM exposed) AND a.kind IN (\(kindList)) ORDER BY a.name, a.version
-                """, arguments: args).map { r in
+                """), arguments: [base.family, base.version]).map { r in
                 ExposedArtifact(id: ArtifactID(r[0]), kind: ArtifactKind(rawValue: r[1]) ?? .adapter, name: r[2], version: r[3],
                                 sha256: r[4], license: r[5], direct: r[6])
             }
-            let aliases = try Row.fetchAll(db, sql: """
-                \(exposed) SELECT al.name, al.alias, a.version, al.artifact_id, al.updated_at FROM aliases al
-                JOIN artifacts a ON a.id = al.artifact_id
-                WHERE al.artifact_id IN (SELECT id FROM exposed) AND a.kind IN (\(kindList)) ORDER BY al.name, al.alias
-                """, arguments: args).map(Registry.decodeAlias)
+            var aliases: [Alias] = []
+            let stmt = try db.cachedStatement(sql: """
+                SELECT al.name, al.alias, ?2 AS version, al.artifact_id, al.updated_at FROM aliases al
+                WHERE al.artifact_id = ?1 ORDER BY al.alias
+                """)
+            for a in artifacts {
+                aliases += try Row.fetchAll(stmt, arguments: [a.id.rawValue, a.version]).map(Registry.decodeAlias)
+            }
             return Exposure(base: base, artifacts: artifacts, aliases: aliases)
         }
     }

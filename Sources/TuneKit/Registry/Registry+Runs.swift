@@ -130,6 +130,6 @@ extension Registry {
     }
 
     static func json(_ text: String) -> JSONValue {
-        (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .null
+        (try? JSONValue.decoder.decode(JSONValue.self, from: Data(text.utf8))) ?? .null
     }
 }

@@ -169,7 +169,7 @@ public final class Registry: Sendable {
             throw TuneError(.database, "artifact \(row["id"] as Int64): unknown kind '\(kindText)'")
         }
         let metaText: String = row["metadata"]
-        let meta = (try? JSONDecoder().decode([String: JSONValue].self, from: Data(metaText.utf8))) ?? [:]
+        let meta = metaText == "{}" ? [:] : (try? JSONValue.decoder.decode([String: JSONValue].self, from: Data(metaText.utf8))) ?? [:]
         return Artifact(
             id: ArtifactID(row["id"]), kind: kind, name: row["name"], version: row["version"], sha256: row["sha256"],
             size: row["size"], layout: BlobLayout(rawValue: row["layout"]) ?? .file, uri: row["uri"], metadata: meta,
@@ -191,20 +191,20 @@ public final class Registry: Sendable {
         let c = Registry.columns
         switch ref {
         case .latest(let name):
-            if let r = try Row.fetchOne(db, sql: "SELECT \(c) FROM artifacts WHERE name = ? ORDER BY version DESC LIMIT 1",
+            if let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(c) FROM artifacts WHERE name = ? ORDER BY version DESC LIMIT 1"),
                                         arguments: [name]) { return try Registry.decode(r) }
             throw TuneError(.notFound, "no artifact named '\(name)'")
         case .version(let name, let v):
-            if let r = try Row.fetchOne(db, sql: "SELECT \(c) FROM artifacts WHERE name = ? AND version = ?",
+            if let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(c) FROM artifacts WHERE name = ? AND version = ?"),
                                         arguments: [name, v]) { return try Registry.decode(r) }
             guard let latest = try Int.fetchOne(db, sql: "SELECT max(version) FROM artifacts WHERE name = ?", arguments: [name]) else {
                 throw TuneError(.notFound, "no artifact named '\(name)'")
             }
             throw TuneError(.notFound, "no artifact '\(name)@\(v)' (latest version is \(latest))")
         case .alias(let name, let alias):
-            if let r = try Row.fetchOne(db, sql: """
+            if let r = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT \(c) FROM artifacts WHERE id = (SELECT artifact_id FROM aliases WHERE name = ? AND alias = ?)
-                """, arguments: [name, alias]) { return try Registry.decode(r) }
+                """), arguments: [name, alias]) { return try Registry.decode(r) }
             guard try Int.fetchOne(db, sql: "SELECT 1 FROM artifacts WHERE name = ? LIMIT 1", arguments: [name]) != nil else {
                 throw TuneError(.notFound, "no artifact named '\(name)'")
             }
@@ -227,7 +227,8 @@ public final class Registry: Sendable {
     }
 
     func artifact(_ db: Database, _ id: ArtifactID) throws -> Artifact {
-        guard let r = try Row.fetchOne(db, sql: "SELECT \(Registry.columns) FROM artifacts WHERE id = ?", arguments: [id.rawValue]) else {
+        guard let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Registry.columns) FROM artifacts WHERE id = ?"),
+                                       arguments: [id.rawValue]) else {
             throw TuneError(.notFound, "no artifact with id \(id)")
         }
         return try Registry.decode(r)

@@ -34,6 +34,9 @@ public enum JSONValue: Codable, Hashable, Sendable {
         }
     }
 
+    /// A shared decoder (decoding is thread-safe; creating a decoder per row is measurably slow on Linux).
+    static let decoder = JSONDecoder()
+
     /// Parses a JSON object from text; `what` names the input in the error.
     public static func object(parsing text: String, what: String) throws -> [String: JSONValue] {
         guard let v = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
