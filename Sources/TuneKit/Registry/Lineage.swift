@@ -93,7 +93,7 @@ extension Registry {
     /// fields names itself (`NAME@VERSION`).
     public func exposure(base: BaseRef, kinds: Set<ArtifactKind> = [.adapter, .mergedModel]) throws -> Exposure {
         let kindList = kinds.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
-        return try read { db in
+        return try readStatement { db in
             // One pass: exposed artifacts, each joined with its aliases (if any), read through a cursor
             // (rows are not copied) — this runs in well under a millisecond for ~100 results.
             let rows = try Row.fetchCursor(db.cachedStatement(sql: """
