@@ -23,7 +23,8 @@ enum Output {
 }
 
 /// Runs a command body, turning library errors into one `error:` line on stderr and an exit code:
-/// 65 (EX_DATAERR) for bad input files or arguments, 66 (EX_NOINPUT) for missing files, 1 otherwise.
+/// 65 (EX_DATAERR) for bad input files or arguments (and registry conflicts or failed verification),
+/// 66 (EX_NOINPUT) for missing files or artifacts, 74 (EX_IOERR) for registry I/O, 1 otherwise.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try requireValidUTF8Arguments()
@@ -38,6 +39,14 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as ConfigError {
         FileHandle.standardError.write(Data((e.description + "\n").utf8))
         throw ExitCode(65)
+    } catch let e as TuneError {
+        Output.error(e.message)
+        switch e.kind {
+        case .notFound: throw ExitCode(66)
+        case .invalidArgument, .conflict, .integrity: throw ExitCode(65)
+        case .io, .database: throw ExitCode(74)
+        case .internal: throw ExitCode(70)
+        }
     } catch let e as ExitCode {
         throw e
     } catch let e as ValidationError {

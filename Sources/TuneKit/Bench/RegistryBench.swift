@@ -1,0 +1,163 @@
+// RegistryBench — `tune bench registry`: lookup latency of a registry holding many artifacts.
+// Fills a fresh SQLite registry (in a temp dir, blobs in memory) with a realistic mix of kinds and
+// lineage, then times show NAME@N, alias lookup and exposure one call at a time, in process.
+
+import Foundation
+import GRDB
+
+/// Latency percentiles of one operation, in microseconds.
+public struct RegistryBenchRow: Codable, Sendable {
+    public var operation: String
+    public var calls: Int
+    public var p50Microseconds: Double
+    public var p99Microseconds: Double
+    public var maxMicroseconds: Double
+    /// Mean rows returned per call (exposure) or 1.
+    public var meanResults: Double
+
+    enum CodingKeys: String, CodingKey {
+        case operation, calls, p50Microseconds = "p50_us", p99Microseconds = "p99_us", maxMicroseconds = "max_us"
+        case meanResults = "mean_results"
+    }
+}
+
+public struct RegistryBenchReport: Codable, Sendable {
+    public var artifacts: Int
+    public var baseVersions: Int
+    public var aliases: Int
+    public var fillSeconds: Double
+    public var rows: [RegistryBenchRow]
+
+    enum CodingKeys: String, CodingKey {
+        case artifacts, rows, baseVersions = "base_versions", aliases, fillSeconds = "fill_seconds"
+    }
+}
+
+public struct RegistryBench: Sendable {
+    /// Total artifacts to register.
+    public var artifacts = 100_000
+    /// Base model families × versions per family.
+    public var baseFamilies = 50, baseVersionsPerFamily = 20
+    /// Timed calls per operation.
+    public var calls = 2_000
+    public var seed: UInt64 = 42
+
+    public init() {}
+
+    /// Builds the registry under `directory` (a fresh temp dir when nil), measures, and returns the numbers.
+    public func run(directory: URL? = nil, progress: (String) -> Void = { _ in }) throws -> RegistryBenchReport {
+        let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("tune-bench-\(UUID().uuidString)")
+        defer { if directory == nil { try? FileManager.default.removeItem(at: dir) } }
+        let reg = try Registry(path: dir.appendingPathComponent("registry.sqlite").path, blobs: InMemoryBlobStore())
+        var rng = SplitMix64(seed: seed)
+        progress("filling \(artifacts) artifacts")
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let shape = try fill(reg, &rng)
+        let fillSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        try reg.pool.writeWithoutTransaction { db in
+            try db.execute(sql: "ANALYZE")
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+
+        progress("timing \(calls) calls per operation")
+        var rows: [RegistryBenchRow] = []
+        rows.append(try time("show NAME@N", &rng) { r in
+            let (name, versions) = shape.names[Int(r.next() % UInt64(shape.names.count))]
+            _ = try reg.resolve(.version(name: name, Int(r.next() % UInt64(versions)) + 1))
+            return 1
+        })
+        rows.append(try time("alias NAME@production", &rng) { r in
+            _ = try reg.resolve(.alias(name: shape.aliased[Int(r.next() % UInt64(shape.aliased.count))], "production"))
+            return 1
+        })
+        rows.append(try time("exposure BASE@VERSION", &rng) { r in
+            let b = shape.bases[Int(r.next() % UInt64(shape.bases.count))]
+            let e = try reg.exposure(base: b)
+            return e.artifacts.count + e.aliases.count
+        })
+        return RegistryBenchReport(artifacts: shape.count, baseVersions: shape.bases.count, aliases: shape.aliased.count,
+                                   fillSeconds: fillSeconds, rows: rows)
+    }
+
+    // MARK: - Fill
+
+    private struct Shape {
+        var names: [(String, Int)] = []
+        var aliased: [String] = []
+        var bases: [BaseRef] = []
+        var count = 0
+    }
+
+    /// Mix: base models, datasets (2%), adapters (60%, each from a base and a dataset), merged models (30%,
+    /// each from an adapter), eval reports (the rest, each of a merged model); 10 versions per name.
+    /// Every adapter and merged name gets a `production` alias on its last version.
+    private func fill(_ reg: Registry, _ rng: inout SplitMix64) throws -> Shape {
+        var shape = Shape()
+        let gov = Governance(license: "apache-2.0", createdBy: "bench", createdWith: "tune bench registry")
+        let versions = 10
+        func blob(_ i: Int) -> Blob {
+            Blob(sha256: SHA256.hex(Data("artifact \(i)".utf8)), size: 1000, layout: .file)
+        }
+        return try reg.write { db in
+            var baseIDs: [ArtifactID] = [], datasets: [ArtifactID] = [], adapters: [ArtifactID] = [], merged: [ArtifactID] = []
+            func add(_ kind: ArtifactKind, _ name: String, _ inputs: [ArtifactID: String], alias: Bool) throws -> ArtifactID {
+                var last = ArtifactID(0)
+                for _ in 0..<versions {
+                    last = try reg.insert(db, kind: kind, name: name, blob: blob(shape.count), metadata: ["i": .number(Double(shape.count))],
+                                          governance: gov, inputs: inputs, run: nil).id
+                    shape.count += 1
+                }
+                shape.names.append((name, versions))
+                if alias {
+                    try db.execute(sql: "INSERT INTO aliases (name, alias, artifact_id, updated_at) VALUES (?, 'production', ?, '')",
+                                   arguments: [name, last.rawValue])
+                    shape.aliased.append(name)
+                }
+                return last
+            }
+            for f in 0..<baseFamilies {
+                for v in 1...baseVersionsPerFamily {
+                    var g = gov
+                    (g.baseFamily, g.baseVersion) = ("family-\(f)", "\(v)")
+                    baseIDs.append(try reg.insert(db, kind: .baseModel, name: "family-\(f)-v\(v)", blob: blob(shape.count), metadata: [:],
+                                                  governance: g, inputs: [:], run: nil).id)
+                    shape.bases.append(BaseRef(family: "family-\(f)", version: "\(v)"))
+                    shape.count += 1
+                }
+            }
+            let rest = artifacts - shape.count
+            for i in 0..<(rest * 2 / 100 / versions) { datasets.append(try add(.dataset, "dataset-\(i)", [:], alias: false)) }
+            for i in 0..<(rest * 60 / 100 / versions) {
+                let b = baseIDs[Int(rng.next() % UInt64(baseIDs.count))], d = datasets[Int(rng.next() % UInt64(datasets.count))]
+                adapters.append(try add(.adapter, "adapter-\(i)", [b: "base", d: "train-data"], alias: true))
+            }
+            for i in 0..<(rest * 30 / 100 / versions) {
+                merged.append(try add(.mergedModel, "merged-\(i)", [adapters[Int(rng.next() % UInt64(adapters.count))]: "adapter"], alias: true))
+            }
+            var i = 0
+            while shape.count + versions <= artifacts {
+                _ = try add(.evalReport, "eval-\(i)", [merged[Int(rng.next() % UInt64(merged.count))]: "model"], alias: false)
+                i += 1
+            }
+            return shape
+        }
+    }
+
+    // MARK: - Timing
+
+    private func time(_ op: String, _ rng: inout SplitMix64, _ body: (inout SplitMix64) throws -> Int) throws -> RegistryBenchRow {
+        for _ in 0..<min(200, calls) { _ = try body(&rng) }  // warm caches
+        var us: [Double] = []
+        var results = 0
+        us.reserveCapacity(calls)
+        for _ in 0..<calls {
+            let t = DispatchTime.now().uptimeNanoseconds
+            results += try body(&rng)
+            us.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1000)
+        }
+        us.sort()
+        let pct = { (p: Double) in us[min(us.count - 1, Int((Double(us.count) * p).rounded(.up)) - 1)] }
+        return RegistryBenchRow(operation: op, calls: calls, p50Microseconds: pct(0.5), p99Microseconds: pct(0.99),
+                                maxMicroseconds: us.last ?? 0, meanResults: Double(results) / Double(calls))
+    }
+}

@@ -1,0 +1,85 @@
+// Registry+Maintenance — keeping content honest: verify (re-hash blobs), gc (remove unreferenced blobs
+// and stale temporaries), export (copy content out, verified) and path.
+
+import Foundation
+import GRDB
+
+/// The outcome of re-hashing one artifact's content.
+public struct VerifyResult: Codable, Hashable, Sendable {
+    public enum Status: String, Codable, Sendable { case ok, missing, mismatch }
+    public var artifact: String
+    public var id: ArtifactID
+    public var sha256: String
+    public var status: Status
+    /// What the content hashes to now, on a mismatch.
+    public var actual: String?
+}
+
+/// What gc removed (or, with dry run, would remove).
+public struct GCReport: Codable, Sendable {
+    public struct Removed: Codable, Hashable, Sendable {
+        public var sha256: String
+        public var size: Int64
+        public var layout: BlobLayout
+    }
+    public var dryRun: Bool
+    public var blobs: [Removed]
+    /// Leftovers of interrupted writes (`tmp/…`).
+    public var temporaries: [String]
+    public var bytes: Int64
+
+    enum CodingKeys: String, CodingKey { case dryRun = "dry_run", blobs, temporaries, bytes }
+}
+
+extension Registry {
+    /// The blob address of an artifact.
+    public func blob(of a: Artifact) -> Blob { Blob(sha256: a.sha256, size: a.size, layout: a.layout) }
+
+    /// Filesystem path of an artifact's content (nil for stores without paths).
+    public func path(of a: Artifact) -> String? { blobs.path(of: blob(of: a)) }
+
+    // MARK: - Verify
+
+    /// Re-hashes the content of the given artifacts (all when nil); each distinct blob is hashed once.
+    public func verify(_ ids: [ArtifactID]? = nil) throws -> [VerifyResult] {
+        let artifacts = try ids.map { try $0.map(artifact) } ?? list()
+        var checked: [String: BlobCheck] = [:]
+        return try artifacts.map { a in
+            let result = try checked[a.sha256] ?? blobs.check(blob(of: a))
+            checked[a.sha256] = result
+            switch result {
+            case .ok: return VerifyResult(artifact: a.ref, id: a.id, sha256: a.sha256, status: .ok)
+            case .missing: return VerifyResult(artifact: a.ref, id: a.id, sha256: a.sha256, status: .missing)
+            case .mismatch(let actual):
+                return VerifyResult(artifact: a.ref, id: a.id, sha256: a.sha256, status: .mismatch, actual: actual)
+            }
+        }
+    }
+
+    // MARK: - GC
+
+    /// Removes blobs no artifact references, and temporaries older than `temporaryGrace` seconds (an
+    /// in-flight write's temporary is younger). Runs under the registry's write lock, so a registration
+    /// cannot commit a reference to a blob while it is being removed. With `dryRun`, removes nothing.
+    public func gc(dryRun: Bool = false, temporaryGrace: TimeInterval = 3600) throws -> GCReport {
+        let body = { (db: Database) throws -> GCReport in
+            let referenced = Set(try String.fetchAll(db, sql: "SELECT DISTINCT sha256 FROM artifacts"))
+            let garbage = try self.blobs.storedBlobs().filter { !referenced.contains($0.sha256) }
+            let temps = try self.blobs.staleTemporaries(olderThan: temporaryGrace)
+            if !dryRun {
+                for b in garbage { try self.blobs.remove(b.sha256) }
+                for t in temps { try self.blobs.removeTemporary(t) }
+            }
+            return GCReport(dryRun: dryRun, blobs: garbage.map { .init(sha256: $0.sha256, size: $0.size, layout: $0.layout) },
+                            temporaries: temps, bytes: garbage.reduce(0) { $0 + $1.size })
+        }
+        return dryRun ? try read(body) : try write(body)
+    }
+
+    // MARK: - Export
+
+    /// Copies an artifact's content to `destination` (a new file or directory), verifying its hash.
+    public func export(_ a: Artifact, to destination: URL) throws {
+        try blobs.export(blob(of: a), to: destination)
+    }
+}

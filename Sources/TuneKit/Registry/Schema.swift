@@ -1,0 +1,107 @@
+// Schema — the registry's tables as versioned migrations. Each step runs once, in order, inside one
+// IMMEDIATE transaction that also reads and bumps `PRAGMA user_version`, so two processes opening a
+// fresh registry at the same moment cannot both apply a step. (GRDB's DatabaseMigrator reads the
+// applied list outside the migration's transaction, which races across processes.)
+
+import GRDB
+
+enum Schema {
+    /// Migrations in order; index + 1 is the schema version. Never edit a shipped step; append a new one.
+    static let migrations: [(name: String, sql: String)] = [("v1 artifacts, lineage, aliases, runs", v1)]
+
+    static var currentVersion: Int { migrations.count }
+
+    /// Brings `db` up to `currentVersion`; refuses a registry written by a newer tune.
+    static func migrate(_ db: Database, path: String) throws {
+        try db.inTransaction(.immediate) {
+            let have = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            guard have <= currentVersion else {
+                throw TuneError(.conflict, "\(path): registry schema version \(have) is newer than this tune understands (\(currentVersion)); upgrade tune")
+            }
+            for step in migrations.dropFirst(have) { try db.execute(sql: step.sql) }
+            if have < currentVersion { try db.execute(sql: "PRAGMA user_version = \(currentVersion)") }
+            return .commit
+        }
+    }
+
+    private static let kinds = ArtifactKind.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+
+    // MARK: - v1
+
+    static let v1 = """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            config TEXT NOT NULL DEFAULT '{}',      -- JSON
+            status TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled')),
+            created_by TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE TABLE artifacts (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN (\(kinds))),
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+            size INTEGER NOT NULL,
+            layout TEXT NOT NULL CHECK (layout IN ('file', 'directory')),
+            uri TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',    -- JSON object
+            base_family TEXT,
+            base_version TEXT,
+            license TEXT,
+            dataset_source TEXT,
+            data_terms TEXT,
+            created_by TEXT NOT NULL,
+            created_with TEXT NOT NULL,
+            run_id INTEGER REFERENCES runs(id),
+            created_at TEXT NOT NULL,
+            UNIQUE (name, version)
+        );
+        CREATE INDEX artifacts_sha256 ON artifacts(sha256);
+        CREATE INDEX artifacts_base ON artifacts(base_family, base_version);
+        CREATE INDEX artifacts_kind ON artifacts(kind, name);
+        CREATE TABLE lineage (
+            parent_id INTEGER NOT NULL REFERENCES artifacts(id),
+            child_id INTEGER NOT NULL REFERENCES artifacts(id),
+            role TEXT NOT NULL,
+            PRIMARY KEY (child_id, parent_id, role)
+        ) WITHOUT ROWID;
+        CREATE INDEX lineage_parent ON lineage(parent_id, child_id);
+        CREATE TABLE aliases (
+            name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            artifact_id INTEGER NOT NULL REFERENCES artifacts(id),
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (name, alias)
+        ) WITHOUT ROWID;
+        CREATE INDEX aliases_artifact ON aliases(artifact_id);
+        CREATE TABLE alias_history (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            artifact_id INTEGER NOT NULL REFERENCES artifacts(id),
+            previous_id INTEGER REFERENCES artifacts(id),
+            changed_by TEXT NOT NULL,
+            changed_at TEXT NOT NULL
+        );
+        CREATE INDEX alias_history_name ON alias_history(name, alias, id);
+        CREATE TABLE stage_runs (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            stage TEXT NOT NULL,
+            cache_key TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'skipped')),
+            config TEXT NOT NULL DEFAULT '{}',      -- JSON
+            recorded_at TEXT NOT NULL
+        );
+        CREATE INDEX stage_runs_cache_key ON stage_runs(cache_key, status, id);
+        CREATE INDEX stage_runs_run ON stage_runs(run_id, id);
+        CREATE TABLE stage_outputs (
+            stage_run_id INTEGER NOT NULL REFERENCES stage_runs(id),
+            artifact_id INTEGER NOT NULL REFERENCES artifacts(id),
+            PRIMARY KEY (stage_run_id, artifact_id)
+        ) WITHOUT ROWID;
+        """
+}

@@ -1,0 +1,33 @@
+// TuneError — the one public error type TuneKit throws (registry, and the stages that follow).
+// Each error is a kind (for exit codes) plus one line that names what and where.
+
+/// An error from TuneKit. `message` is one line a user can act on, naming the object and the place involved.
+public struct TuneError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// What went wrong, coarse enough to map onto an exit code.
+    public enum Kind: String, Sendable {
+        /// The caller passed something malformed (a bad reference, name or JSON).
+        case invalidArgument
+        /// A named thing does not exist (artifact, alias, file).
+        case notFound
+        /// The request contradicts what is stored (e.g. a name registered under another kind).
+        case conflict
+        /// Stored content does not match its recorded hash.
+        case integrity
+        /// Reading or writing files failed.
+        case io
+        /// The SQLite registry reported an error.
+        case database
+        /// A state that should be impossible.
+        case `internal`
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
