@@ -55,3 +55,13 @@ public enum JSONValue: Codable, Hashable, Sendable {
         return String(decoding: try enc.encode(value), as: UTF8.self)
     }
 }
+
+extension JSONValue {
+    /// Any Encodable value as a JSONValue tree.
+    public init<T: Encodable>(encoding value: T) throws {
+        self = try JSONDecoder().decode(JSONValue.self, from: Data(try JSONValue.canonicalText(value).utf8))
+    }
+
+    /// Sorted keys, no whitespace: equal values give equal text (cache keys hash this).
+    public func canonicalJSON() throws -> String { try JSONValue.canonicalText(self) }
+}

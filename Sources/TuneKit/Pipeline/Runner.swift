@@ -1,0 +1,187 @@
+// Runner — runs a pipeline's stages in order, skipping every stage whose cache key the registry
+// already holds, so a finished pipeline re-runs in well under a second and a crashed one resumes
+// at its first unfinished stage.
+//
+//     let runner = try PipelineRunner(spec: spec, options: .init())
+//     let summary = try runner.run { event in print(event) }
+//
+// Cache key of a stage = sha256(canonical JSON of {stage, config, inputs' hashes, format version}).
+// A stage's outputs are registered (blob first, then one transaction) together with its stage-run
+// record, so after `kill -9` either the stage is recorded with its outputs or it runs again.
+
+import Foundation
+
+/// Options of one `tune run`.
+public struct RunOptions: Sendable {
+    public var dryRun = false
+    public var force: Set<StageKind> = []
+    public var from: StageKind?
+    public var until: StageKind?
+    public var registryPath: String?
+    public var blobRoot = "adapters"
+    public init() {}
+}
+
+/// What the runner reports as it goes (rendered by the CLI as text or `--json` lines).
+public enum RunEvent: Sendable, Equatable {
+    case planned(stage: StageKind, action: String, reason: String)
+    case started(stage: StageKind)
+    case finished(stage: StageKind, seconds: Double, outputs: [String])
+    case skipped(stage: StageKind, reason: String, outputs: [String])
+}
+
+/// The outcome of a run.
+public struct RunSummary: Codable, Sendable {
+    public struct Stage: Codable, Sendable {
+        public var stage: StageKind
+        public var status: String
+        public var cacheKey: String
+        public var outputs: [String]
+        public var seconds: Double
+        enum CodingKeys: String, CodingKey { case stage, status, outputs, seconds, cacheKey = "cache_key" }
+    }
+    public var pipeline: String
+    public var runID: Int64?
+    public var stages: [Stage]
+    enum CodingKeys: String, CodingKey { case pipeline, stages, runID = "run_id" }
+}
+
+/// Runs one pipeline against one registry.
+public struct PipelineRunner {
+    public let spec: PipelineSpec
+    public let options: RunOptions
+    /// Stages this version of tune can execute; the others fail at plan time with a clear message.
+    public static let implemented: Set<StageKind> = [.prepare, .register]
+
+    public init(spec: PipelineSpec, options: RunOptions) {
+        self.spec = spec
+        self.options = options
+    }
+
+    /// The stages selected by `--from` / `--until`, in flow order.
+    public var selected: [StageKind] {
+        spec.stages.filter { s in
+            let i = StageKind.allCases.firstIndex(of: s)!
+            if let f = options.from, i < StageKind.allCases.firstIndex(of: f)! { return false }
+            if let u = options.until, i > StageKind.allCases.firstIndex(of: u)! { return false }
+            return true
+        }
+    }
+
+    func resolve(_ path: String) -> String {
+        path.hasPrefix("/") ? path : URL(fileURLWithPath: spec.baseDirectory).appendingPathComponent(path).standardized.path
+    }
+
+    /// Runs (or with `dryRun`, only plans) the selected stages.
+    public func run(_ onEvent: (RunEvent) -> Void = { _ in }) throws -> RunSummary {
+        let stages = selected
+        guard !stages.isEmpty else { throw TuneError(.invalidArgument, "\(spec.name): no stages selected by --from/--until") }
+        if let missing = stages.first(where: { !Self.implemented.contains($0) }) {
+            throw TuneError(.invalidArgument,
+                            "\(spec.name): the \(missing.rawValue) stage is not implemented yet in this version of tune; "
+                                + "run the stages before it with --until \(StageKind.allCases[StageKind.allCases.firstIndex(of: missing)! - 1].rawValue)")
+        }
+        let registry = try Registry.open(path: options.registryPath ?? spec.registry.map(resolve) ?? ".tune/registry.sqlite",
+                                         blobRoot: options.blobRoot)
+        var summary = RunSummary(pipeline: spec.name, runID: nil, stages: [])
+        var runID: RunID?
+        var upstream: [Artifact] = []
+        for stage in stages {
+            let key = try cacheKey(stage, upstream: upstream, registry: registry)
+            let cached = options.force.contains(stage) ? nil : try registry.findStageRun(cacheKey: key)
+            if let cached {
+                let outs = try cached.outputs.map { try registry.artifact($0) }
+                onEvent(options.dryRun ? .planned(stage: stage, action: "skip", reason: "cached (run \(cached.runID))")
+                                       : .skipped(stage: stage, reason: "cached (run \(cached.runID))", outputs: outs.map(\.ref)))
+                summary.stages.append(.init(stage: stage, status: "cached", cacheKey: key, outputs: outs.map(\.ref), seconds: 0))
+                if !outs.isEmpty { upstream = outs }
+                continue
+            }
+            if options.dryRun {
+                let why = options.force.contains(stage) ? "forced" : "no finished stage with this cache key"
+                onEvent(.planned(stage: stage, action: "run", reason: why))
+                summary.stages.append(.init(stage: stage, status: "would-run", cacheKey: key, outputs: [], seconds: 0))
+                continue
+            }
+            if runID == nil { runID = try registry.startRun(pipeline: spec.name, config: try JSONValue(encoding: spec)) }
+            onEvent(.started(stage: stage))
+            let t0 = Date()
+            let outs: [Artifact]
+            do {
+                outs = try execute(stage, upstream: upstream, registry: registry, run: runID!)
+            } catch {
+                try? registry.recordStageRun(runID: runID!, stage: stage.rawValue, cacheKey: key, status: .failed)
+                try? registry.finishRun(runID!, status: .failed)
+                throw error
+            }
+            try registry.recordStageRun(runID: runID!, stage: stage.rawValue, cacheKey: key, status: .succeeded,
+                                        outputs: outs.map(\.id))
+            let secs = Date().timeIntervalSince(t0)
+            onEvent(.finished(stage: stage, seconds: secs, outputs: outs.map(\.ref)))
+            summary.stages.append(.init(stage: stage, status: "ran", cacheKey: key, outputs: outs.map(\.ref), seconds: secs))
+            if !outs.isEmpty { upstream = outs }
+        }
+        if let runID { try registry.finishRun(runID, status: .succeeded) }
+        summary.runID = runID?.rawValue
+        return summary
+    }
+
+    // MARK: - Cache keys
+
+    /// sha256 of the canonical JSON of the stage's config and the hashes of everything it reads.
+    func cacheKey(_ stage: StageKind, upstream: [Artifact], registry: Registry) throws -> String {
+        var parts: [String: JSONValue] = [
+            "stage": .string(stage.rawValue),
+            "format_version": .number(Double(TuneKitInfo.formatVersion)),
+            "seed": .number(Double(spec.seed)),
+            "upstream": .array(upstream.map { .string($0.sha256) }),
+        ]
+        switch stage {
+        case .prepare:
+            let p = spec.prepare!
+            parts["config"] = try JSONValue(encoding: p.config)
+            var files = p.train.map(resolve)
+            if let e = p.config.split.evalFile { files.append(resolve(e)) }
+            parts["inputs"] = .array(try files.map { .string(try SHA256.hashFile($0)) })
+            parts["tokenizer"] = .string(try DatasetTokenizer.load(modelPath: resolve(spec.base)).sha256)
+        case .register:
+            parts["config"] = try JSONValue(encoding: spec.register!)
+        case .train, .merge, .eval:
+            break
+        }
+        return SHA256.hash(Array(try JSONValue.object(parts).canonicalJSON().utf8)).hex
+    }
+
+    // MARK: - Stages
+
+    func execute(_ stage: StageKind, upstream: [Artifact], registry: Registry, run: RunID) throws -> [Artifact] {
+        switch stage {
+        case .prepare:
+            let p = spec.prepare!
+            let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-prepare-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: work) }
+            var config = p.config
+            config.split.evalFile = config.split.evalFile.map(resolve)
+            if config.split.seed == 0 { config.split.seed = spec.seed }
+            let manifest = try PrepareStage.run(inputs: p.train.map(resolve), config: config,
+                                                tokenizer: try DatasetTokenizer.load(modelPath: resolve(spec.base)),
+                                                outputDir: work.path)
+            let counts: [String: JSONValue] = [
+                "kept": .number(Double(manifest.counts.kept)),
+                "dropped": .number(Double(manifest.counts.droppedTotal)),
+            ]
+            let new = NewArtifact(kind: .dataset, name: "\(spec.name)-dataset", source: work,
+                                  metadata: ["counts": .object(counts), "pipeline": .string(spec.name)],
+                                  governance: Governance(datasetSource: p.train.joined(separator: ", ")))
+            return [try registry.register(new, inputs: Dictionary(uniqueKeysWithValues: upstream.map { ($0.id, "input") }), run: run)]
+        case .register:
+            guard let last = upstream.last else {
+                throw TuneError(.invalidArgument, "\(spec.name): register has nothing to register (no earlier stage produced an artifact)")
+            }
+            for alias in spec.register!.aliases { try registry.setAlias(alias, to: last.id) }
+            return [last]
+        case .train, .merge, .eval:
+            throw TuneError(.internal, "stage \(stage.rawValue) is not implemented")
+        }
+    }
+}

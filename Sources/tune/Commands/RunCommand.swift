@@ -1,0 +1,48 @@
+// tune run — run a pipeline: each finished stage is skipped by its cache key, a crashed run resumes.
+import ArgumentParser
+import Foundation
+import TuneKit
+
+extension StageKind: ExpressibleByArgument {}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run a pipeline (prepare → train → merge → eval → register), skipping cached stages.")
+    @Argument(help: "The pipeline YAML file.") var pipeline: String
+    @Flag(name: .customLong("dry-run"), help: "Print the plan (what would run and why) without running.") var dryRun = false
+    @Option(help: "Re-run this stage even if cached (repeatable).") var force: [StageKind] = []
+    @Option(help: "Start at this stage.") var from: StageKind?
+    @Option(help: "Stop after this stage.") var until: StageKind?
+    @Option(help: "Registry database (default: the pipeline's, else .tune/registry.sqlite).") var registry: String?
+    @Option(help: "Blob store directory.") var blobs = "adapters"
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try reportingErrors {
+            try global.apply()
+            let spec = try PipelineSpec.load(path: pipeline)
+            var opts = RunOptions()
+            opts.dryRun = dryRun
+            opts.force = Set(force)
+            opts.from = from
+            opts.until = until
+            opts.registryPath = registry
+            opts.blobRoot = blobs
+            let summary = try PipelineRunner(spec: spec, options: opts).run { event in
+                if global.json { return }
+                let line: String
+                switch event {
+                case .planned(let s, let action, let reason): line = "plan  \(s.rawValue): \(action) — \(reason)"
+                case .started(let s): line = "run   \(s.rawValue) …"
+                case .finished(let s, let secs, let outs):
+                    line = "done  \(s.rawValue) in \(String(format: "%.2f", secs)) s → \(outs.joined(separator: ", "))"
+                case .skipped(let s, let reason, let outs): line = "skip  \(s.rawValue): \(reason) → \(outs.joined(separator: ", "))"
+                }
+                FileHandle.standardError.write(Data((line + "\n").utf8))
+            }
+            if global.json { try Output.json(summary) } else if !dryRun {
+                Output.text("\(spec.name): \(summary.stages.map { "\($0.stage.rawValue) \($0.status)" }.joined(separator: ", "))")
+            }
+        }
+    }
+}
