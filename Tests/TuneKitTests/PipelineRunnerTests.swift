@@ -1,0 +1,80 @@
+// PipelineRunnerTests — cache keys skip finished stages; changed inputs re-run; unimplemented stages say so.
+import Foundation
+import Testing
+import TuneKit
+
+@Suite struct PipelineRunnerTests {
+    /// A temp dir with a tiny model, a small chat dataset and a pipeline file.
+    static func setUp() throws -> (dir: URL, pipeline: String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tune-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try TinyLlama.writeGGUF(to: dir.appendingPathComponent("tiny.gguf").path, config: .tiny, seed: 1, weightType: .q8_0)
+        let rows = (0..<12).map { i in
+            #"{"messages": [{"role": "user", "content": "item \#(i) please"}, {"role": "assistant", "content": "label \#(i % 3)"}]}"#
+        }
+        try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("train.jsonl"), atomically: true, encoding: .utf8)
+        let yaml = """
+            name: tiny-run
+            base: tiny.gguf
+            seed: 3
+            registry: registry.sqlite
+            prepare:
+              train: train.jsonl
+              split: {eval_fraction: 0.25}
+            register:
+              aliases: [staging]
+            """
+        let p = dir.appendingPathComponent("pipeline.yaml").path
+        try yaml.write(toFile: p, atomically: true, encoding: .utf8)
+        return (dir, p)
+    }
+
+    @Test func secondRunSkipsEverythingAndChangedInputReruns() throws {
+        let (dir, path) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var opts = RunOptions()
+        opts.blobRoot = dir.appendingPathComponent("blobs").path
+        let spec = try PipelineSpec.load(path: path)
+
+        let first = try PipelineRunner(spec: spec, options: opts).run()
+        #expect(first.stages.map(\.status) == ["ran", "ran"])
+        #expect(first.stages[0].outputs == ["tiny-run-dataset@1"])
+
+        var dry = opts
+        dry.dryRun = true
+        var events: [RunEvent] = []
+        _ = try PipelineRunner(spec: spec, options: dry).run { events.append($0) }
+        #expect(events.allSatisfy { if case .planned(_, "skip", _) = $0 { true } else { false } })
+
+        let second = try PipelineRunner(spec: spec, options: opts).run()
+        #expect(second.stages.map(\.status) == ["cached", "cached"])
+        #expect(second.runID == nil, "a fully cached run starts no run record")
+        #expect(second.stages.map(\.cacheKey) == first.stages.map(\.cacheKey))
+
+        // Touch the data: prepare's key changes, a new dataset version is registered.
+        let train = dir.appendingPathComponent("train.jsonl")
+        try (String(contentsOf: train, encoding: .utf8)
+            + #"{"messages": [{"role": "user", "content": "one more"}, {"role": "assistant", "content": "label 0"}]}"# + "\n")
+            .write(to: train, atomically: true, encoding: .utf8)
+        let third = try PipelineRunner(spec: spec, options: opts).run()
+        #expect(third.stages.map(\.status) == ["ran", "ran"])
+        #expect(third.stages[0].outputs == ["tiny-run-dataset@2"])
+        let reg = try Registry.open(path: dir.appendingPathComponent("registry.sqlite").path, blobRoot: opts.blobRoot)
+        #expect(try reg.resolve("tiny-run-dataset@staging").version == 2)
+
+        var forced = opts
+        forced.force = [.register]
+        #expect(try PipelineRunner(spec: spec, options: forced).run().stages.map(\.status) == ["cached", "ran"])
+    }
+
+    @Test func unimplementedStageIsAClearError() throws {
+        let spec = try PipelineSpec.parse(yaml: "name: x\nbase: m.gguf\nprepare:\n  train: a.jsonl\ntrain:\n  epochs: 1\n",
+                                          file: "p.yaml")
+        #expect(throws: TuneError.self) { try PipelineRunner(spec: spec, options: RunOptions()).run() }
+        do {
+            _ = try PipelineRunner(spec: spec, options: RunOptions()).run()
+        } catch let e as TuneError {
+            #expect(e.message == "x: the train stage is not implemented yet in this version of tune; run the stages before it with --until prepare")
+        }
+    }
+}
