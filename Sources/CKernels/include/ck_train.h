@@ -57,6 +57,25 @@ void ck_swiglu_backward(float *dgate, float *dup, const float *dout, const float
 void ck_swiglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate,
                             const float *up, int64_t n);
 
+/* Causal GQA self-attention for training (positions 0..T-1, scale 1/sqrt(D)).
+ *   out [T, H, D] overwritten;  lse [T, H] overwritten: logsumexp of query (t,h)'s scaled scores
+ *   q [T, H, D];  k, v [T, Hkv, D];  head h uses kv head h / (H / Hkv)
+ * Invalid shapes (Hkv <= 0, H % Hkv != 0) leave outputs untouched. */
+void ck_attention_forward_train(float *out, float *lse, const float *q, const float *k, const float *v,
+                                int64_t T, int64_t H, int64_t Hkv, int64_t D);
+void ck_attention_forward_train_ref(float *out, float *lse, const float *q, const float *k, const float *v,
+                                    int64_t T, int64_t H, int64_t Hkv, int64_t D);
+
+/* Backward of ck_attention_forward_train, recomputing scores per row from q, k and lse
+ * (memory O(T) per task). dq [T, H, D], dk, dv [T, Hkv, D] overwritten; dout, q, out [T, H, D];
+ * k, v [T, Hkv, D]; lse [T, H]. Parallel over kv heads. */
+void ck_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *out, const float *lse,
+                           int64_t T, int64_t H, int64_t Hkv, int64_t D);
+void ck_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                               const float *k, const float *v, const float *out, const float *lse,
+                               int64_t T, int64_t H, int64_t Hkv, int64_t D);
+
 /* ---- loss ------------------------------------------------------------------------ */
 
 /* Softmax cross-entropy over the vocabulary for a chunk of rows, in place.
