@@ -1,6 +1,6 @@
 // OpsBench — `tune bench ops`: effective memory bandwidth (GB/s, bytes each op must read and
 // write once) of the elementwise/normalization/optimizer kernels on arrays far larger than the
-// caches, against a STREAM-style copy (memcpy) measured in the same run.
+// caches, against a STREAM-style copy (threaded, same thread count) measured in the same run.
 
 import CKernels
 import Foundation
@@ -21,8 +21,8 @@ public struct OpsBenchReport: Codable, Sendable {
 }
 
 public struct OpsBench: Sendable {
-    /// Elements per array (f32); the default is 32 MiB per array.
-    public var elements = 8 << 20
+    /// Elements per array (f32); the default is 96 MiB per array, past any L3.
+    public var elements = 24 << 20
     public init() {}
 
     public func run(progress: (String) -> Void = { _ in }) -> OpsBenchReport {
@@ -38,7 +38,19 @@ public struct OpsBench: Sendable {
             let s = GemmBench.time(body)
             measured.append((name, bytesPerElement * n, Double(bytesPerElement * n) / s / 1e9))
         }
-        bench("copy", 8) { c.withUnsafeMutableBytes { dst in a.withUnsafeBytes { src in dst.copyMemory(from: src) } } }
+        // STREAM-style copy on as many threads as the kernels use (equal contiguous slices).
+        let threads = Int(ck_get_threads())
+        bench("copy", 8) {
+            c.withUnsafeMutableBufferPointer { dst in
+                a.withUnsafeBufferPointer { src in
+                    let (d, s) = (UnsafeMutableSendablePtr(p: dst.baseAddress!), UnsafeSendablePtr(p: src.baseAddress!))
+                    DispatchQueue.concurrentPerform(iterations: threads) { i in
+                        let lo = n * i / threads, hi = n * (i + 1) / threads
+                        (d.p + lo).update(from: s.p + lo, count: hi - lo)
+                    }
+                }
+            }
+        }
         bench("rmsnorm", 8) { ck_rmsnorm_forward(&c, &rstd, a, w, 1e-5, Int64(n / C), Int64(C)) }
         bench("rope", 8) { ck_rope_forward(&c, pos, Int64(n / (H * D)), Int64(H), Int64(D), 10000) }
         bench("swiglu", 12) { ck_swiglu_forward(&c, a, b, Int64(n)) }
@@ -50,3 +62,7 @@ public struct OpsBench: Sendable {
                               rows: measured.map { OpsBenchRow(op: $0.0, bytes: $0.1, gbPerSecond: $0.2, ofCopy: $0.2 / copy) })
     }
 }
+
+/// Raw pointers handed to concurrentPerform's closure (each iteration touches a disjoint slice).
+private struct UnsafeMutableSendablePtr: @unchecked Sendable { let p: UnsafeMutablePointer<Float> }
+private struct UnsafeSendablePtr: @unchecked Sendable { let p: UnsafePointer<Float> }
