@@ -8,8 +8,9 @@
  *  - backward_input: a task owns a tile of dinp (TB rows × KC columns). It walks W in
  *    panels of NB rows, dequantizing the [NB, KC] slice of W into a per-thread buffer (the
  *    full f32 W is never materialized), and accumulates the panel's contribution in place.
- *  - backward_weight: a task owns a tile of dw (NBW rows × KC columns) and reduces over all
- *    T in registers; inp is read directly.
+ *  - backward_weight: a task owns NBW rows of dw (all of K, or one KC tile when there are
+ *    few row blocks) and reduces over all T in registers; its dout columns and each inp
+ *    column tile are packed contiguously first (strided in place, they are TLB-bound).
  * Reproducibility: every output element is its initial value followed by one fmaf per
  * reduction index in increasing order (float), whatever the tile, panel or thread, so
  * results are bit-identical for any thread count.
@@ -180,14 +181,38 @@ typedef struct {
     float *dw;
     const float *dout, *inp;
     int64_t T, K, N, k_tiles;
+    int k_split; // 1: one task per (n block, k tile); 0: one task per n block
 } bw_ctx;
 
 #if CK_X86
+/* Task = (n block, k tile), or a whole n block (all k tiles) when c->k_split == 0. The dout
+ * columns of the n block are packed contiguously ([T][nn]) first: read in place, every
+ * reduction step would touch a new page when N is large (TLB-bound). */
 static void bw_task(void *vctx, int64_t task) {
     const bw_ctx *c = vctx;
-    const int64_t k0 = (task % c->k_tiles) * KC, n0 = (task / c->k_tiles) * NBW;
-    const int64_t kn = c->K - k0 < KC ? c->K - k0 : KC, nn = c->N - n0 < NBW ? c->N - n0 : NBW;
-    tile_gemm(c->dw + n0 * c->K + k0, c->K, c->dout + n0, 1, c->N, c->inp + k0, c->K, c->T, nn, kn, 1);
+    const int64_t per = c->k_split ? 1 : c->k_tiles;
+    const int64_t n0 = (task / (c->k_split ? c->k_tiles : 1)) * NBW, nn = c->N - n0 < NBW ? c->N - n0 : NBW;
+    const int64_t kt0 = c->k_split ? task % c->k_tiles : 0;
+    const float *a = c->dout + n0;
+    int64_t sar = c->N;
+    const int big = c->T * nn > 1024;
+    float *pack = big ? ck_scratch((size_t)(c->T * (nn + KC))) : NULL, *bpack = pack ? pack + c->T * nn : NULL;
+    if (pack) {
+        for (int64_t t = 0; t < c->T; t++) memcpy(pack + t * nn, c->dout + t * c->N + n0, (size_t)nn * sizeof(float));
+        a = pack;
+        sar = nn;
+    }
+    for (int64_t kt = kt0; kt < kt0 + per; kt++) {
+        const int64_t k0 = kt * KC, kn = c->K - k0 < KC ? c->K - k0 : KC;
+        const float *b = c->inp + k0;
+        int64_t ldb = c->K;
+        if (bpack) { // inp columns k0..k0+kn as [T][kn]: same TLB reason as dout
+            for (int64_t t = 0; t < c->T; t++) memcpy(bpack + t * kn, c->inp + t * c->K + k0, (size_t)kn * sizeof(float));
+            b = bpack;
+            ldb = kn;
+        }
+        tile_gemm(c->dw + n0 * c->K + k0, c->K, a, 1, sar, b, ldb, c->T, nn, kn, 1);
+    }
 }
 #endif
 
@@ -196,8 +221,9 @@ void ck_matmul_backward_weight(float *dw, const float *dout, const float *inp,
 #if CK_X86
     if (ck_use_simd()) {
         if (T <= 0 || K <= 0 || N <= 0) return;
-        bw_ctx c = {dw, dout, inp, T, K, N, (K + KC - 1) / KC};
-        ck_parallel_for(c.k_tiles * ((N + NBW - 1) / NBW), bw_task, &c);
+        const int64_t n_blocks = (N + NBW - 1) / NBW;
+        bw_ctx c = {dw, dout, inp, T, K, N, (K + KC - 1) / KC, n_blocks < 4 * (int64_t)ck_get_threads()};
+        ck_parallel_for(c.k_split ? c.k_tiles * n_blocks : n_blocks, bw_task, &c);
         return;
     }
 #endif
