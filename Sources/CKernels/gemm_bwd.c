@@ -22,7 +22,7 @@
 #include <string.h>
 
 #define KC 64   // output columns per task (multiple of 16; raised to the block size if larger)
-#define TB 96   // dinp rows per task (multiple of 6)
+#define TB 384 // dinp rows per task at most (multiple of 6; fewer when tasks would be scarce)
 #define NB 128  // W rows per dequantized panel
 #define NBW 48  // dw rows per task (multiple of 6)
 
@@ -168,7 +168,10 @@ int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int 
     bi_ctx c = {.dinp = dinp, .dout = dout, .w = w, .wtype = wtype, .accumulate = accumulate,
                 .T = T, .K = K, .N = N, .rb = rb, .kc = kc, .bs = bs, .bbytes = ck_type_block_bytes(wtype),
                 .k_tiles = (K + kc - 1) / kc, .tb = TB};
-    ck_parallel_for(c.k_tiles * ((T + TB - 1) / TB), bi_task, &c);
+    // Each row block re-dequantizes W, so blocks are large unless that starves the threads.
+    // (Tiling never changes an element's arithmetic: any choice gives identical results.)
+    while (c.tb > 48 && c.k_tiles * ((T + c.tb - 1) / c.tb) < 4 * (int64_t)ck_get_threads()) c.tb = (c.tb / 2 + 5) / 6 * 6;
+    ck_parallel_for(c.k_tiles * ((T + c.tb - 1) / c.tb), bi_task, &c);
     return c.failed ? -1 : 0;
 #else
     return ck_matmul_backward_input_ref(dinp, dout, w, wtype, T, K, N, accumulate);
