@@ -38,6 +38,15 @@ void ck_parallel_for(int64_t n_tasks, ck_task_fn fn, void *ctx);
  * (contents undefined). Freed at thread exit. Returns NULL on allocation failure. */
 float *ck_scratch(size_t n);
 
+// ---- fused small-T quantized matmul (gemv_q.c) ------------------------------------
+
+#define CK_GEMV_MAX_T 8
+/* 1 if ck_gemv_q can run (wtype Q4_0/Q4_1/Q8_0, 1 <= T <= CK_GEMV_MAX_T, CPU has AVX2+FMA+F16C). */
+int ck_gemv_q_supported(int wtype, int64_t T, int64_t K);
+/* out [T,N] = inp [T,K] · W[N,K]ᵀ (+ bias [N]); returns 0 or -1 (allocation). */
+int ck_gemv_q(float *out, const float *inp, const void *w, int wtype, const float *bias,
+              int64_t T, int64_t K, int64_t N);
+
 // ---- AVX2 helpers --------------------------------------------------------------
 
 #if CK_X86

@@ -8,6 +8,9 @@
  * 4 weight rows, 12 ymm accumulators). T=1 streams W exactly once; large T reuses each
  * dequantized tile (L2-resident) for every input row.
  *
+ * Small T (<= CK_GEMV_MAX_T) with Q4_0/Q4_1/Q8_0 weights goes to the fused kernels of
+ * gemv_q.c instead (no dequantized tile buffer).
+ *
  * Reproducibility: every output is one 8-lane FMA accumulator over K in order, a fixed
  * horizontal sum, then a scalar fmaf tail — whatever the micro-kernel shape, tile or
  * thread, so results are bit-identical for any thread count.
@@ -131,6 +134,14 @@ static void mm_task(void *vctx, int64_t task) {
 }
 #endif
 
+/* TUNE_GEMV=0 (read once) routes small T through the tile path too: a benchmark switch to
+ * measure the fused kernels against the path they replace. */
+static int gemv_disabled(void) {
+    static _Atomic int v = -1;
+    if (v < 0) { const char *e = getenv("TUNE_GEMV"); v = e && !strcmp(e, "0"); }
+    return v;
+}
+
 int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
                       const float *bias, int64_t T, int64_t K, int64_t N) {
 #if CK_X86
@@ -138,6 +149,7 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
     const int64_t rb = ck_type_row_bytes(wtype, K);
     if (T < 0 || N < 0 || K <= 0 || rb == 0 || !ck_type_can_dequantize(wtype)) return -1;
     if (T == 0 || N == 0) return 0;
+    if (!gemv_disabled() && ck_gemv_q_supported(wtype, T, K)) return ck_gemv_q(out, inp, w, wtype, bias, T, K, N); // gemv_q.c
     mm_ctx c = {.out = out, .inp = inp, .w = w, .bias = bias, .wtype = wtype, .T = T, .K = K, .N = N, .rb = rb,
                 .t_block = T, .t_blocks = 1};
     const int64_t tiles = (N + TILE_N - 1) / TILE_N, want = 4 * (int64_t)ck_get_threads();

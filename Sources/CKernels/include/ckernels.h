@@ -18,5 +18,6 @@
 
 #include "ck_quant.h"
 #include "ck_ops.h"
+#include "ck_train.h"
 
 #endif

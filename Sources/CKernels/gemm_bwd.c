@@ -1,0 +1,234 @@
+/*
+ * gemm_bwd.c — the two backward GEMM layouts of out = inp · Wᵀ:
+ *   ck_matmul_backward_input : dinp[T,K] (+)= dout[T,N] · W[N,K]   (W any dequantizable type)
+ *   ck_matmul_backward_weight: dw[N,K]   +=  dout[T,N]ᵀ · inp[T,K]  (f32)
+ *
+ * Fast path (AVX2/FMA): one generic register-blocked micro-kernel C[6,16] (+)= A[6,R]·B[R,16]
+ * with arbitrary strides for A (12 ymm accumulators, B rows loaded as 2 ymm, A broadcast).
+ *  - backward_input: a task owns a tile of dinp (TB rows × KC columns). It walks W in
+ *    panels of NB rows, dequantizing the [NB, KC] slice of W into a per-thread buffer (the
+ *    full f32 W is never materialized), and accumulates the panel's contribution in place.
+ *  - backward_weight: a task owns NBW rows of dw (all of K, or one KC tile when there are
+ *    few row blocks) and reduces over all T in registers; its dout columns and each inp
+ *    column tile are packed contiguously first (strided in place, they are TLB-bound).
+ * Reproducibility: every output element is its initial value followed by one fmaf per
+ * reduction index in increasing order (float), whatever the tile, panel or thread, so
+ * results are bit-identical for any thread count.
+ */
+#include "ck_internal.h"
+#include "ck_train.h"
+#include "ck_quant.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define KC 64   // output columns per task (multiple of 16; raised to the block size if larger)
+#define TB 384 // dinp rows per task at most (multiple of 6; fewer when tasks would be scarce)
+#define NB 128  // W rows per dequantized panel
+#define NBW 48  // dw rows per task (multiple of 6)
+
+// ---- reference ---------------------------------------------------------------------
+
+/* dinp [T,K], dout [T,N], w [N,K] rows of wtype. Double accumulation. */
+int ck_matmul_backward_input_ref(float *dinp, const float *dout, const void *w, int wtype,
+                                 int64_t T, int64_t K, int64_t N, int accumulate) {
+    const int64_t rb = ck_type_row_bytes(wtype, K);
+    if (T < 0 || N < 0 || K <= 0 || rb == 0 || !ck_type_can_dequantize(wtype)) return -1;
+    double *acc = calloc((size_t)(T * K) + 1, sizeof(double));
+    float *row = malloc((size_t)K * sizeof(float));
+    if (!acc || !row) { free(acc); free(row); return -1; }
+    for (int64_t n = 0; n < N; n++) {
+        if (ck_dequantize_row_ref(wtype, (const char *)w + n * rb, row, K) != 0) { free(acc); free(row); return -1; }
+        for (int64_t t = 0; t < T; t++) {
+            const double g = dout[t * N + n];
+            for (int64_t k = 0; k < K; k++) acc[t * K + k] += g * (double)row[k];
+        }
+    }
+    for (int64_t i = 0; i < T * K; i++) dinp[i] = (float)((accumulate ? (double)dinp[i] : 0.0) + acc[i]);
+    free(acc);
+    free(row);
+    return 0;
+}
+
+/* dw [N,K] +=, dout [T,N], inp [T,K]. Double accumulation. */
+void ck_matmul_backward_weight_ref(float *dw, const float *dout, const float *inp,
+                                   int64_t T, int64_t K, int64_t N) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++) {
+            double s = 0.0;
+            for (int64_t t = 0; t < T; t++) s += (double)dout[t * N + n] * (double)inp[t * K + k];
+            dw[n * K + k] = (float)((double)dw[n * K + k] + s);
+        }
+}
+
+// ---- micro-kernel ----------------------------------------------------------------------
+
+#if CK_X86
+/* C[i, j] (+)= Σ_r A[i*sai + r*sar] · B[r*ldb + j] for i < MR, j < nc (nc <= 16).
+ * load_c: start from C (else 0). FULL: nc == 16 (unmasked loads). */
+CK_AVX2_INLINE void mk(int MR, int FULL, float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
+                       const float *b, int64_t ldb, int64_t R, int nc, int load_c) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc), idx);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - 8), idx);
+    __m256 acc[6][2];
+    for (int i = 0; i < MR; i++) {
+        if (load_c) {
+            acc[i][0] = FULL ? _mm256_loadu_ps(c + i * ldc) : _mm256_maskload_ps(c + i * ldc, m0);
+            acc[i][1] = FULL ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_maskload_ps(c + i * ldc + 8, m1);
+        } else {
+            acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+        }
+    }
+    for (int64_t r = 0; r < R; r++) {
+        const float *br = b + r * ldb;
+        const __m256 b0 = FULL ? _mm256_loadu_ps(br) : _mm256_maskload_ps(br, m0);
+        const __m256 b1 = FULL ? _mm256_loadu_ps(br + 8) : _mm256_maskload_ps(br + 8, m1);
+        for (int i = 0; i < MR; i++) {
+            const __m256 av = _mm256_broadcast_ss(a + i * sai + r * sar);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+        }
+    }
+    for (int i = 0; i < MR; i++) {
+        if (FULL) {
+            _mm256_storeu_ps(c + i * ldc, acc[i][0]);
+            _mm256_storeu_ps(c + i * ldc + 8, acc[i][1]);
+        } else {
+            _mm256_maskstore_ps(c + i * ldc, m0, acc[i][0]);
+            _mm256_maskstore_ps(c + i * ldc + 8, m1, acc[i][1]);
+        }
+    }
+}
+
+#define MK_ARGS float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar, const float *b, int64_t ldb, int64_t R, int nc, int load_c
+#define MK_PASS c, ldc, a, sai, sar, b, ldb, R, nc, load_c
+CK_AVX2 static void mk6f(MK_ARGS) { mk(6, 1, MK_PASS); }
+CK_AVX2 static void mk1f(MK_ARGS) { mk(1, 1, MK_PASS); }
+CK_AVX2 static void mk6m(MK_ARGS) { mk(6, 0, MK_PASS); }
+CK_AVX2 static void mk1m(MK_ARGS) { mk(1, 0, MK_PASS); }
+
+/* C[rows, cols] (+)= A·B as above, tiled into 6×16 micro-tiles. */
+static void tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
+                      const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c) {
+    for (int64_t j = 0; j < cols; j += 16) {
+        const int nc = (int)(cols - j < 16 ? cols - j : 16);
+        int64_t i = 0;
+        for (; i + 6 <= rows; i += 6)
+            (nc == 16 ? mk6f : mk6m)(c + i * ldc + j, ldc, a + i * sai, sai, sar, b + j, ldb, R, nc, load_c);
+        for (; i < rows; i++)
+            (nc == 16 ? mk1f : mk1m)(c + i * ldc + j, ldc, a + i * sai, sai, sar, b + j, ldb, R, nc, load_c);
+    }
+}
+#endif
+
+// ---- backward input ----------------------------------------------------------------------
+
+typedef struct {
+    float *dinp;
+    const float *dout;
+    const char *w;
+    int wtype, accumulate;
+    int64_t T, K, N, rb, kc, bs, bbytes, k_tiles, tb;
+    _Atomic int failed;
+} bi_ctx;
+
+#if CK_X86
+static void bi_task(void *vctx, int64_t task) {
+    bi_ctx *c = vctx;
+    const int64_t k0 = (task % c->k_tiles) * c->kc, t0 = (task / c->k_tiles) * c->tb;
+    const int64_t kn = c->K - k0 < c->kc ? c->K - k0 : c->kc, tn = c->T - t0 < c->tb ? c->T - t0 : c->tb;
+    float *panel = ck_scratch((size_t)(NB * c->kc));
+    if (!panel) { c->failed = 1; return; }
+    float *out = c->dinp + t0 * c->K + k0;
+    for (int64_t n0 = 0; n0 < c->N; n0 += NB) {
+        const int64_t nn = c->N - n0 < NB ? c->N - n0 : NB;
+        for (int64_t j = 0; j < nn; j++) {
+            const char *src = c->w + (n0 + j) * c->rb + (k0 / c->bs) * c->bbytes;
+            if (ck_dequantize_row(c->wtype, src, panel + j * c->kc, kn) != 0) { c->failed = 1; return; }
+        }
+        tile_gemm(out, c->K, c->dout + t0 * c->N + n0, c->N, 1, panel, c->kc, nn, tn, kn,
+                  n0 > 0 || c->accumulate);
+    }
+}
+#endif
+
+int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int wtype,
+                             int64_t T, int64_t K, int64_t N, int accumulate) {
+#if CK_X86
+    if (!ck_use_simd()) return ck_matmul_backward_input_ref(dinp, dout, w, wtype, T, K, N, accumulate);
+    const int64_t rb = ck_type_row_bytes(wtype, K);
+    if (T < 0 || N < 0 || K <= 0 || rb == 0 || !ck_type_can_dequantize(wtype)) return -1;
+    if (T == 0) return 0;
+    if (N == 0) {
+        if (!accumulate) memset(dinp, 0, (size_t)(T * K) * sizeof(float));
+        return 0;
+    }
+    const int64_t bs = ck_type_block_size(wtype);
+    const int64_t kc = bs <= KC ? KC : bs; // a multiple of the block size (bs is 1, 32 or 256)
+    bi_ctx c = {.dinp = dinp, .dout = dout, .w = w, .wtype = wtype, .accumulate = accumulate,
+                .T = T, .K = K, .N = N, .rb = rb, .kc = kc, .bs = bs, .bbytes = ck_type_block_bytes(wtype),
+                .k_tiles = (K + kc - 1) / kc, .tb = TB};
+    // Each row block re-dequantizes W, so blocks are large unless that starves the threads.
+    // (Tiling never changes an element's arithmetic: any choice gives identical results.)
+    while (c.tb > 48 && c.k_tiles * ((T + c.tb - 1) / c.tb) < 4 * (int64_t)ck_get_threads()) c.tb = (c.tb / 2 + 5) / 6 * 6;
+    ck_parallel_for(c.k_tiles * ((T + c.tb - 1) / c.tb), bi_task, &c);
+    return c.failed ? -1 : 0;
+#else
+    return ck_matmul_backward_input_ref(dinp, dout, w, wtype, T, K, N, accumulate);
+#endif
+}
+
+// ---- backward weight ---------------------------------------------------------------------
+
+typedef struct {
+    float *dw;
+    const float *dout, *inp;
+    int64_t T, K, N, k_tiles;
+    int k_split; // 1: one task per (n block, k tile); 0: one task per n block
+} bw_ctx;
+
+#if CK_X86
+/* Task = (n block, k tile), or a whole n block (all k tiles) when c->k_split == 0. The dout
+ * columns of the n block are packed contiguously ([T][nn]) first: read in place, every
+ * reduction step would touch a new page when N is large (TLB-bound). */
+static void bw_task(void *vctx, int64_t task) {
+    const bw_ctx *c = vctx;
+    const int64_t per = c->k_split ? 1 : c->k_tiles;
+    const int64_t n0 = (task / (c->k_split ? c->k_tiles : 1)) * NBW, nn = c->N - n0 < NBW ? c->N - n0 : NBW;
+    const int64_t kt0 = c->k_split ? task % c->k_tiles : 0;
+    const float *a = c->dout + n0;
+    int64_t sar = c->N;
+    const int big = c->T * nn > 1024;
+    float *pack = big ? ck_scratch((size_t)(c->T * (nn + KC))) : NULL, *bpack = pack ? pack + c->T * nn : NULL;
+    if (pack) {
+        for (int64_t t = 0; t < c->T; t++) memcpy(pack + t * nn, c->dout + t * c->N + n0, (size_t)nn * sizeof(float));
+        a = pack;
+        sar = nn;
+    }
+    for (int64_t kt = kt0; kt < kt0 + per; kt++) {
+        const int64_t k0 = kt * KC, kn = c->K - k0 < KC ? c->K - k0 : KC;
+        const float *b = c->inp + k0;
+        int64_t ldb = c->K;
+        if (bpack) { // inp columns k0..k0+kn as [T][kn]: same TLB reason as dout
+            for (int64_t t = 0; t < c->T; t++) memcpy(bpack + t * kn, c->inp + t * c->K + k0, (size_t)kn * sizeof(float));
+            b = bpack;
+            ldb = kn;
+        }
+        tile_gemm(c->dw + n0 * c->K + k0, c->K, a, 1, sar, b, ldb, c->T, nn, kn, 1);
+    }
+}
+#endif
+
+void ck_matmul_backward_weight(float *dw, const float *dout, const float *inp,
+                               int64_t T, int64_t K, int64_t N) {
+#if CK_X86
+    if (ck_use_simd()) {
+        if (T <= 0 || K <= 0 || N <= 0) return;
+        const int64_t n_blocks = (N + NBW - 1) / NBW;
+        bw_ctx c = {dw, dout, inp, T, K, N, (K + KC - 1) / KC, n_blocks < 4 * (int64_t)ck_get_threads()};
+        ck_parallel_for(c.k_split ? c.k_tiles * n_blocks : n_blocks, bw_task, &c);
+        return;
+    }
+#endif
+    ck_matmul_backward_weight_ref(dw, dout, inp, T, K, N);
+}

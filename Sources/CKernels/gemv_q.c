@@ -1,0 +1,236 @@
+/*
+ * gemv_q.c — fused small-T matmul for quantized weights: out[T,N] = inp[T,K] · W[N,K]ᵀ (+ bias)
+ * with W in Q4_0, Q4_1 or Q8_0 and 1 <= T <= CK_GEMV_MAX_T. Used by ck_matmul_forward
+ * (gemm.c) for generation and other short inputs.
+ *
+ * Each weight block (32 quants + f16 scale) is read once, its quants expanded to f32 in
+ * registers (nibble mask/shift, cvtepu8/epi8 -> cvtepi32_ps) and FMA'd against every input
+ * row; nothing is dequantized to memory, so T=1 streams W at memory bandwidth.
+ *   Q4_0, Q8_0: out += d · Σ_block q·x          (Q4_0 quants have 8 subtracted as ints)
+ *   Q4_1:       out += d · Σ_block q·x + m · Σ_block x   (Σ_block x precomputed per call)
+ * Reproducibility: one output = a fixed sequence of per-block 8-lane products, one 8-lane
+ * accumulator, a fixed horizontal sum and a scalar m-term sum, independent of the task or
+ * thread; tasks are blocks of output rows.
+ */
+#include "ck_internal.h"
+#include "quant_blocks.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define GEMV_ROWS 8 // weight rows per task
+
+// ---- dispatch predicate ---------------------------------------------------------
+
+#if CK_X86
+static int have_f16c(void) {
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return cached;
+}
+#endif
+
+int ck_gemv_q_supported(int wtype, int64_t T, int64_t K) {
+#if CK_X86
+    if (T < 1 || T > CK_GEMV_MAX_T || K <= 0 || K % 32 != 0 || !have_f16c()) return 0;
+    return wtype == CK_TYPE_Q4_0 || wtype == CK_TYPE_Q4_1 || wtype == CK_TYPE_Q8_0;
+#else
+    (void)wtype; (void)T; (void)K;
+    return 0;
+#endif
+}
+
+#if CK_X86
+#define CK_GV __attribute__((target("avx2,fma,f16c")))
+#define CK_GV_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
+
+/* f16 -> f32 via vmovd (zero-extending) + vcvtph2ps. _cvtsh_ss compiles to a vpinsrw that
+ * merges into a live register, chaining every block to the previous one (3x slower T = 1). */
+CK_GV_INLINE __m128 h2f(uint16_t h) { return _mm_cvtph_ps(_mm_cvtsi32_si128(h)); }
+CK_GV_INLINE __m256 h2f8(uint16_t h) { return _mm256_broadcastss_ps(h2f(h)); }
+
+// ---- block expansion -------------------------------------------------------------
+
+/* 16 bytes of nibbles -> 32 floats (low nibbles = elements 0..15, high = 16..31), minus `off`. */
+CK_GV_INLINE void expand_q4(const uint8_t *qs, __m128i off, __m256 q[4]) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)qs), mask = _mm_set1_epi8(0x0f);
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, mask), off);
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), off);
+    q[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    q[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+    q[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    q[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+CK_GV_INLINE void expand_q8(const int8_t *qs, __m256 q[4]) {
+    for (int i = 0; i < 4; i++)
+        q[i] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * i))));
+}
+
+/* Σ over one 32-element block of q·x, as 8 lanes (fixed order). */
+CK_GV_INLINE __m256 block_dot(const __m256 q[4], const float *x) {
+    __m256 s = _mm256_mul_ps(q[0], _mm256_loadu_ps(x));
+    s = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), s);
+    s = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(x + 16), s);
+    return _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), s);
+}
+
+/* T = 1: acc[i] += (d·q[i])·x[i] — four independent FMA chains instead of one dependent
+ * chain per block (the latency of that chain, not memory, limited T = 1). */
+CK_GV_INLINE void block_acc4(const __m256 q[4], __m256 d, const float *x, __m256 acc[4]) {
+    for (int i = 0; i < 4; i++) acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(d, q[i]), _mm256_loadu_ps(x + 8 * i), acc[i]);
+}
+
+CK_GV_INLINE float sum4(const __m256 acc[4]) {
+    return ck_hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+}
+
+/* One row, T = 1, any of the three types; xs = per-block Σx (Q4_1 only). */
+CK_GV_INLINE float row1(int wtype, const void *w, const float *x, const float *xs, int64_t K) {
+    const int64_t nb = K / 32;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float macc = 0.0f;
+    __m256 q[4];
+    if (wtype == CK_TYPE_Q4_0) {
+        const block_q4_0 *b = w;
+        for (int64_t i = 0; i < nb; i++) {
+            expand_q4(b[i].qs, _mm_set1_epi8(8), q);
+            block_acc4(q, h2f8(b[i].d), x + 32 * i, acc);
+        }
+    } else if (wtype == CK_TYPE_Q4_1) {
+        const block_q4_1 *b = w;
+        __m128 mv = _mm_setzero_ps(); // lane 1: Σ m·Σx (d and m converted together: no merge dependency)
+        for (int64_t i = 0; i < nb; i++) {
+            uint32_t dm;
+            memcpy(&dm, &b[i], 4);
+            const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)dm));
+            expand_q4(b[i].qs, _mm_setzero_si128(), q);
+            block_acc4(q, _mm256_broadcastss_ps(f), x + 32 * i, acc);
+            mv = _mm_fmadd_ps(f, _mm_set1_ps(xs[i]), mv);
+        }
+        macc = _mm_cvtss_f32(_mm_shuffle_ps(mv, mv, 1));
+    } else {
+        const block_q8_0 *b = w;
+        for (int64_t i = 0; i < nb; i++) {
+            expand_q8(b[i].qs, q);
+            block_acc4(q, h2f8(b[i].d), x + 32 * i, acc);
+        }
+    }
+    return sum4(acc) + macc;
+}
+
+// ---- row kernels -------------------------------------------------------------------
+// res[t] = dot(x[t], row) for t < T; xs = per-block Σx [T, nb] (Q4_1 only).
+
+CK_GV_INLINE void row_q4_0(const void *w, const float *x, int64_t T, int64_t K, float *res) {
+    const block_q4_0 *b = w;
+    const int64_t nb = K / 32;
+    __m256 acc[CK_GEMV_MAX_T];
+    for (int64_t t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    const __m128i eight = _mm_set1_epi8(8);
+    for (int64_t i = 0; i < nb; i++) {
+        __m256 q[4];
+        expand_q4(b[i].qs, eight, q);
+        const __m256 d = h2f8(b[i].d);
+        for (int64_t t = 0; t < T; t++) acc[t] = _mm256_fmadd_ps(d, block_dot(q, x + t * K + 32 * i), acc[t]);
+    }
+    for (int64_t t = 0; t < T; t++) res[t] = ck_hsum8(acc[t]);
+}
+
+CK_GV_INLINE void row_q8_0(const void *w, const float *x, int64_t T, int64_t K, float *res) {
+    const block_q8_0 *b = w;
+    const int64_t nb = K / 32;
+    __m256 acc[CK_GEMV_MAX_T];
+    for (int64_t t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256 q[4];
+        expand_q8(b[i].qs, q);
+        const __m256 d = h2f8(b[i].d);
+        for (int64_t t = 0; t < T; t++) acc[t] = _mm256_fmadd_ps(d, block_dot(q, x + t * K + 32 * i), acc[t]);
+    }
+    for (int64_t t = 0; t < T; t++) res[t] = ck_hsum8(acc[t]);
+}
+
+CK_GV_INLINE void row_q4_1(const void *w, const float *x, const float *xs, int64_t T, int64_t K, float *res) {
+    const block_q4_1 *b = w;
+    const int64_t nb = K / 32;
+    __m256 acc[CK_GEMV_MAX_T];
+    float macc[CK_GEMV_MAX_T];
+    for (int64_t t = 0; t < T; t++) { acc[t] = _mm256_setzero_ps(); macc[t] = 0.0f; }
+    const __m128i zero = _mm_setzero_si128();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256 q[4];
+        expand_q4(b[i].qs, zero, q);
+        const __m256 d = h2f8(b[i].d);
+        const float m = _mm_cvtss_f32(h2f(b[i].m));
+        for (int64_t t = 0; t < T; t++) {
+            acc[t] = _mm256_fmadd_ps(d, block_dot(q, x + t * K + 32 * i), acc[t]);
+            macc[t] = __builtin_fmaf(m, xs[t * nb + i], macc[t]);
+        }
+    }
+    for (int64_t t = 0; t < T; t++) res[t] = ck_hsum8(acc[t]) + macc[t];
+}
+
+// ---- threaded driver ------------------------------------------------------------------
+
+typedef struct {
+    float *out;
+    const float *inp, *xs, *bias;
+    const char *w;
+    int wtype;
+    int64_t T, K, N, rb;
+} gv_ctx;
+
+CK_GV static void gv_task(void *vctx, int64_t task) {
+    const gv_ctx *c = vctx;
+    const int64_t n0 = task * GEMV_ROWS, n1 = n0 + GEMV_ROWS < c->N ? n0 + GEMV_ROWS : c->N;
+    float res[CK_GEMV_MAX_T];
+    for (int64_t n = n0; n < n1; n++) {
+        const void *row = c->w + n * c->rb;
+        if (n + 1 < n1) _mm_prefetch((const char *)row + c->rb, _MM_HINT_T0);
+        const int64_t T = c->T;
+        if (T == 1) res[0] = row1(c->wtype, row, c->inp, c->xs, c->K);
+        else switch (c->wtype) {
+        case CK_TYPE_Q4_0: row_q4_0(row, c->inp, T, c->K, res); break;
+        case CK_TYPE_Q4_1: row_q4_1(row, c->inp, c->xs, T, c->K, res); break;
+        default: row_q8_0(row, c->inp, T, c->K, res); break;
+        }
+        const float b = c->bias ? c->bias[n] : 0.0f;
+        for (int64_t t = 0; t < c->T; t++) c->out[t * c->N + n] = res[t] + b;
+    }
+}
+
+/* Per-block Σx for Q4_1: xs [T, K/32], 8-lane sums with the fixed horizontal sum. */
+CK_GV static void block_sums(float *xs, const float *inp, int64_t T, int64_t K) {
+    const int64_t nb = K / 32;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < nb; i++) {
+            const float *x = inp + t * K + 32 * i;
+            const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8)),
+                                           _mm256_add_ps(_mm256_loadu_ps(x + 16), _mm256_loadu_ps(x + 24)));
+            xs[t * nb + i] = ck_hsum8(s);
+        }
+}
+#endif
+
+/* out [T,N], inp [T,K], w [N,K] rows of wtype, bias [N] or NULL. Caller checked
+ * ck_gemv_q_supported. Returns 0, or -1 on allocation failure. */
+int ck_gemv_q(float *out, const float *inp, const void *w, int wtype, const float *bias,
+              int64_t T, int64_t K, int64_t N) {
+#if CK_X86
+    if (N == 0) return 0;
+    float *xs = NULL;
+    if (wtype == CK_TYPE_Q4_1) {
+        xs = malloc((size_t)(T * (K / 32)) * sizeof(float));
+        if (!xs) return -1;
+        block_sums(xs, inp, T, K);
+    }
+    gv_ctx c = {.out = out, .inp = inp, .xs = xs, .bias = bias, .w = w, .wtype = wtype,
+                .T = T, .K = K, .N = N, .rb = ck_type_row_bytes(wtype, K)};
+    ck_parallel_for((N + GEMV_ROWS - 1) / GEMV_ROWS, gv_task, &c);
+    free(xs);
+    return 0;
+#else
+    (void)out; (void)inp; (void)w; (void)wtype; (void)bias; (void)T; (void)K; (void)N;
+    return -1;
+#endif
+}

@@ -1,0 +1,116 @@
+/*
+ * ck_train.h — kernels for (Q)LoRA training: backward GEMM layouts, backward ops,
+ * softmax cross-entropy, AdamW. Same conventions as ckernels.h (outputs first, shapes in
+ * the first comment lines, input grads overwritten unless stated, parameter grads +=,
+ * every op has a `_ref` twin; dispatchers honour ck_set_isa / TUNE_KERNELS=ref).
+ */
+#ifndef CK_TRAIN_H
+#define CK_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- GEMM backward (out = inp · Wᵀ) ---------------------------------------- */
+
+/* dX = dY · W
+ *   dinp [T, K]  f32; overwritten, or added to when accumulate != 0
+ *   dout [T, N]  f32
+ *   w    [N, K]  rows of `wtype` (any dequantizable type; quantized tiles are dequantized
+ *                inside the kernel, the full f32 W is never materialized)
+ * Returns 0, or -1 on unsupported type / bad K / allocation failure. */
+int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int wtype,
+                             int64_t T, int64_t K, int64_t N, int accumulate);
+int ck_matmul_backward_input_ref(float *dinp, const float *dout, const void *w, int wtype,
+                                 int64_t T, int64_t K, int64_t N, int accumulate);
+
+/* dW += dYᵀ · X
+ *   dw [N, K] f32, accumulated;  dout [T, N];  inp [T, K] */
+void ck_matmul_backward_weight(float *dw, const float *dout, const float *inp,
+                               int64_t T, int64_t K, int64_t N);
+void ck_matmul_backward_weight_ref(float *dw, const float *dout, const float *inp,
+                                   int64_t T, int64_t K, int64_t N);
+
+/* ---- op backward ---------------------------------------------------------------- */
+
+/* RMSNorm backward, with rstd [T] saved by ck_rmsnorm_forward.
+ *   dinp [T, C] overwritten;  dweight [C] accumulated (may be NULL: frozen weight);
+ *   dout, inp [T, C];  weight [C];  rstd [T]
+ * dinp = rstd·(w⊙dy) − x·rstd³·mean(x⊙w⊙dy);  dweight += Σ_t dy⊙x·rstd. */
+void ck_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                         const float *weight, const float *rstd, int64_t T, int64_t C);
+void ck_rmsnorm_backward_ref(float *dinp, float *dweight, const float *dout, const float *inp,
+                             const float *weight, const float *rstd, int64_t T, int64_t C);
+
+/* RoPE backward, in place: dx [T, H, D] holds d(out) on entry and d(in) on exit (rotation
+ * by the negated angle, same convention and angles as ck_rope_forward). */
+void ck_rope_backward(float *dx, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta);
+void ck_rope_backward_ref(float *dx, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta);
+
+/* SwiGLU backward: out = silu(gate)·up.  dgate, dup, dout, gate, up [n]; dgate/dup overwritten.
+ * dup = dout·silu(g);  dgate = dout·up·σ(g)·(1 + g·(1 − σ(g))). */
+void ck_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                        const float *up, int64_t n);
+void ck_swiglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate,
+                            const float *up, int64_t n);
+
+/* Causal GQA self-attention for training (positions 0..T-1, scale 1/sqrt(D)).
+ *   out [T, H, D] overwritten;  lse [T, H] overwritten: logsumexp of query (t,h)'s scaled scores
+ *   q [T, H, D];  k, v [T, Hkv, D];  head h uses kv head h / (H / Hkv)
+ * Invalid shapes (Hkv <= 0, H % Hkv != 0) leave outputs untouched. */
+void ck_attention_forward_train(float *out, float *lse, const float *q, const float *k, const float *v,
+                                int64_t T, int64_t H, int64_t Hkv, int64_t D);
+void ck_attention_forward_train_ref(float *out, float *lse, const float *q, const float *k, const float *v,
+                                    int64_t T, int64_t H, int64_t Hkv, int64_t D);
+
+/* Backward of ck_attention_forward_train, recomputing scores per row from q, k and lse
+ * (memory O(T) per task). dq [T, H, D], dk, dv [T, Hkv, D] overwritten; dout, q, out [T, H, D];
+ * k, v [T, Hkv, D]; lse [T, H]. Parallel over kv heads. */
+void ck_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *out, const float *lse,
+                           int64_t T, int64_t H, int64_t Hkv, int64_t D);
+void ck_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                               const float *k, const float *v, const float *out, const float *lse,
+                               int64_t T, int64_t H, int64_t Hkv, int64_t D);
+
+/* ---- loss ------------------------------------------------------------------------ */
+
+/* Softmax cross-entropy over the vocabulary for a chunk of rows, in place.
+ *   losses [T] overwritten: −log softmax(logits[t])[targets[t]], 0 for ignored rows
+ *   logits [T, V] on entry; on exit d(loss_t)/d(logits[t]) · scale = (softmax − onehot)·scale,
+ *          all zeros for ignored rows
+ *   targets [T]: class ids; rows with target < 0 or >= V are ignored
+ * Returns the number of non-ignored rows. Intended use: the trainer computes logits for a
+ * chunk of rows (e.g. 32) from the hidden states, calls this with scale = 1 / (non-ignored
+ * tokens in the whole batch) so the mean is its normalization, then backprops the chunk
+ * through the LM head with ck_matmul_backward_input. */
+int64_t ck_xent_forward_backward(float *losses, float *logits, const int32_t *targets,
+                                 float scale, int64_t T, int64_t V);
+int64_t ck_xent_forward_backward_ref(float *losses, float *logits, const int32_t *targets,
+                                     float scale, int64_t T, int64_t V);
+
+/* ---- optimizer ------------------------------------------------------------------- */
+
+/* AdamW (decoupled weight decay, bias correction), step >= 1, all arrays [n] f32:
+ *   m = b1·m + (1−b1)·g;  v = b2·v + (1−b2)·g²
+ *   p −= lr·( (m/(1−b1^step)) / (sqrt(v/(1−b2^step)) + eps) + wd·p ) */
+void ck_adamw_step(float *param, const float *grad, float *m, float *v, int64_t n,
+                   float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step);
+void ck_adamw_step_ref(float *param, const float *grad, float *m, float *v, int64_t n,
+                       float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step);
+
+/* Σ x[i]² in double (grad-norm helper), [n]. Deterministic for any thread count. */
+double ck_sumsq(const float *x, int64_t n);
+double ck_sumsq_ref(const float *x, int64_t n);
+
+/* x[i] *= s, [n]. */
+void ck_scale(float *x, float s, int64_t n);
+void ck_scale_ref(float *x, float s, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

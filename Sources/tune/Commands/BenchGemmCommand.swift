@@ -1,0 +1,32 @@
+// tune bench gemm — GFLOP/s of the GEMM layouts vs the naive reference and OpenBLAS (same run).
+import ArgumentParser
+import Foundation
+import TuneKit
+
+struct BenchGemm: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemm",
+        abstract: "GEMM GFLOP/s (forward, dX, dW; f32 and fused Q4_1) vs the naive reference and OpenBLAS.")
+    @Option(help: "Rows of X (tokens).") var m = 1024
+    @Option(help: "Rows for the naive reference kernels (slow).") var refM = 32
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try reportingErrors {
+            try global.apply()
+            var bench = GemmBench()
+            bench.m = m
+            bench.refM = refM
+            let r = bench.run { msg in if !global.json { FileHandle.standardError.write(Data("… \(msg)\n".utf8)) } }
+            if global.json { try Output.json(r); return }
+            Output.text("cpu \(r.cpuISA), \(r.threads) threads; ref-* rows use M=\(refM), gemv rows M=1")
+            if !r.openblas { Output.text("reference: OpenBLAS not installed") }
+            Output.text("layout   kernel         M      N      K     GFLOP/s")
+            for row in r.rows {
+                Output.text(row.layout.padding(toLength: 9, withPad: " ", startingAt: 0)
+                    + row.kernel.padding(toLength: 13, withPad: " ", startingAt: 0)
+                    + String(format: "%6d %6d %6d %10.1f", row.m, row.n, row.k, row.gflops))
+            }
+        }
+    }
+}
