@@ -42,7 +42,9 @@ int  ck_get_threads(void);
  *                ck_type_row_bytes(wtype, K) bytes; K a multiple of the block size
  *   bias [N] or NULL
  * Quantized weights are dequantized tile by tile inside the kernel; the full f32
- * matrix is never materialized. Returns 0, or -1 on unsupported type / bad K. */
+ * matrix is never materialized. For T <= 8 with Q4_0/Q4_1/Q8_0 weights the blocks are
+ * expanded in registers and FMA'd against inp directly (gemv_q.c; TUNE_GEMV=0 disables
+ * this, for benchmarking only). Returns 0, or -1 on unsupported type / bad K. */
 int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
                       const float *bias, int64_t T, int64_t K, int64_t N);
 int ck_matmul_forward_ref(float *out, const float *inp, const void *w, int wtype,
