@@ -6,24 +6,6 @@ import Testing
 
 private let quantTypes = weightTypes.filter { ["q4_0", "q4_1", "q8_0"].contains($0.name) }
 
-/// Double oracle on the reference-dequantized weights with per-output tolerance 1e-5·Σ|x·w|.
-private func oracle(x: [Float], wf: [Float], bias: [Float]?, T: Int, K: Int, N: Int) -> (out: [Float], tol: [Double]) {
-    var out = [Float](repeating: 0, count: T * N), tol = [Double](repeating: 0, count: T * N)
-    for t in 0..<T {
-        for n in 0..<N {
-            var s = 0.0, a = 0.0
-            for k in 0..<K {
-                let p = Double(x[t * K + k]) * Double(wf[n * K + k])
-                s += p
-                a += abs(p)
-            }
-            let b = Double(bias?[n] ?? 0)
-            out[t * N + n] = Float(s + b)
-            tol[t * N + n] = 1e-5 * (a + abs(b)) + 1e-6
-        }
-    }
-    return (out, tol)
-}
 
 @Suite("fused small-T quantized matmul") struct GEMVTests {
     @Test("T = 1..8, odd N, fast vs ref vs oracle", arguments: quantTypes.map(\.name))
@@ -38,7 +20,7 @@ private func oracle(x: [Float], wf: [Float], bias: [Float]?, T: Int, K: Int, N: 
                 let fast = matmul(ref: false, x: x, w: w, type: type, bias: bias, T: T, K: K, N: N)
                 let ref = matmul(ref: true, x: x, w: w, type: type, bias: bias, T: T, K: K, N: N)
                 #expect(fast.rc == 0 && ref.rc == 0)
-                let want = oracle(x: x, wf: dequantized(w, type: type, N: N, K: K), bias: bias, T: T, K: K, N: N)
+                let want = matmulOracle(x: x, wf: dequantized(w, type: type, N: N, K: K), bias: bias, T: T, K: K, N: N)
                 let what = "\(typeName) T=\(T) K=\(K) N=\(N)"
                 expectClose(fast.out, want.out, tol: want.tol, "fast vs oracle " + what)
                 expectClose(fast.out, ref.out, tol: want.tol, "fast vs ref " + what)

@@ -3,25 +3,6 @@
 import CKernels
 import Testing
 
-/// Swift oracle on the reference-dequantized weights, plus per-output tolerances scaled by
-/// Σ|x·w| (the size of the rounding error of any summation order).
-private func oracle(x: [Float], wf: [Float], bias: [Float]?, T: Int, K: Int, N: Int) -> (out: [Float], tol: [Double]) {
-    var out = [Float](repeating: 0, count: T * N), tol = [Double](repeating: 0, count: T * N)
-    for t in 0..<T {
-        for n in 0..<N {
-            var s = 0.0, a = 0.0
-            for k in 0..<K {
-                let p = Double(x[t * K + k]) * Double(wf[n * K + k])
-                s += p
-                a += abs(p)
-            }
-            let b = Double(bias?[n] ?? 0)
-            out[t * N + n] = Float(s + b)
-            tol[t * N + n] = 1e-5 * (a + abs(b)) + 1e-6
-        }
-    }
-    return (out, tol)
-}
 
 @Suite("matmul") struct MatmulTests {
     // (T, K, N): T=1 (generation), T not a multiple of the 3-row micro-kernel, N not a multiple of
@@ -40,7 +21,7 @@ private func oracle(x: [Float], wf: [Float], bias: [Float]?, T: Int, K: Int, N: 
             let fast = matmul(ref: false, x: x, w: w, type: type, bias: bias, T: T, K: K, N: N)
             let ref = matmul(ref: true, x: x, w: w, type: type, bias: bias, T: T, K: K, N: N)
             #expect(fast.rc == 0 && ref.rc == 0)
-            let want = oracle(x: x, wf: dequantized(w, type: type, N: N, K: K), bias: bias, T: T, K: K, N: N)
+            let want = matmulOracle(x: x, wf: dequantized(w, type: type, N: N, K: K), bias: bias, T: T, K: K, N: N)
             let what = "\(typeName) T=\(T) K=\(K) N=\(N) bias=\(bias != nil)"
             expectClose(ref.out, want.out, tol: want.tol, "ref vs oracle " + what)
             expectClose(fast.out, want.out, tol: want.tol, "fast vs oracle " + what)
@@ -58,7 +39,7 @@ private func oracle(x: [Float], wf: [Float], bias: [Float]?, T: Int, K: Int, N: 
             let fast = matmul(ref: false, x: x, w: w, type: type, bias: nil, T: T, K: K, N: N)
             let ref = matmul(ref: true, x: x, w: w, type: type, bias: nil, T: T, K: K, N: N)
             #expect(fast.rc == 0 && ref.rc == 0)
-            let want = oracle(x: x, wf: dequantized(w, type: type, N: N, K: K), bias: nil, T: T, K: K, N: N)
+            let want = matmulOracle(x: x, wf: dequantized(w, type: type, N: N, K: K), bias: nil, T: T, K: K, N: N)
             expectClose(fast.out, want.out, tol: want.tol, "fast \(name) K=\(K)")
             expectClose(ref.out, want.out, tol: want.tol, "ref \(name) K=\(K)")
         }

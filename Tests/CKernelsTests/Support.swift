@@ -125,3 +125,25 @@ func expectIdentical(_ a: [Float], _ b: [Float], _ what: String, sourceLocation:
                      sourceLocation: sourceLocation)
     }
 }
+
+// MARK: - Matmul oracle
+
+/// Swift oracle on the reference-dequantized weights, plus per-output tolerances scaled by
+/// Σ|x·w| (the size of the rounding error of any summation order).
+func matmulOracle(x: [Float], wf: [Float], bias: [Float]?, T: Int, K: Int, N: Int) -> (out: [Float], tol: [Double]) {
+    var out = [Float](repeating: 0, count: T * N), tol = [Double](repeating: 0, count: T * N)
+    for t in 0..<T {
+        for n in 0..<N {
+            var s = 0.0, a = 0.0
+            for k in 0..<K {
+                let p = Double(x[t * K + k]) * Double(wf[n * K + k])
+                s += p
+                a += abs(p)
+            }
+            let b = Double(bias?[n] ?? 0)
+            out[t * N + n] = Float(s + b)
+            tol[t * N + n] = 1e-5 * (a + abs(b)) + 1e-6
+        }
+    }
+    return (out, tol)
+}
