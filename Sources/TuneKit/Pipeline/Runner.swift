@@ -104,11 +104,22 @@ public struct PipelineRunner {
                 continue
             }
             if runID == nil { runID = try registry.startRun(pipeline: spec.name, config: try JSONValue(encoding: spec)) }
+            // A crash after a stage's outputs were registered but before its stage run was recorded:
+            // adopt those outputs instead of producing (and registering) them a second time.
+            if let adopted = try registry.list(name: outputName(stage)).first(where: { $0.metadata["cache_key"] == .string(key) }) {
+                try registry.recordStageRun(runID: runID!, stage: stage.rawValue, cacheKey: key, status: .succeeded,
+                                            outputs: [adopted.id])
+                onEvent(.skipped(stage: stage, reason: "outputs already registered", outputs: [adopted.ref]))
+                summary.stages.append(.init(stage: stage, status: "adopted", cacheKey: key, outputs: [adopted.ref], seconds: 0))
+                upstream = [adopted]
+                continue
+            }
             onEvent(.started(stage: stage))
             let t0 = Date()
             let outs: [Artifact]
             do {
-                outs = try execute(stage, upstream: upstream, registry: registry, run: runID!)
+                outs = try execute(stage, key: key, upstream: upstream, registry: registry, run: runID!)
+                FaultPoint.hit("run.before-stage-record")
             } catch {
                 try? registry.recordStageRun(runID: runID!, stage: stage.rawValue, cacheKey: key, status: .failed)
                 try? registry.finishRun(runID!, status: .failed)
@@ -154,7 +165,18 @@ public struct PipelineRunner {
 
     // MARK: - Stages
 
-    func execute(_ stage: StageKind, upstream: [Artifact], registry: Registry, run: RunID) throws -> [Artifact] {
+    /// The artifact name a stage registers its output under.
+    func outputName(_ stage: StageKind) -> String {
+        switch stage {
+        case .prepare: "\(spec.name)-dataset"
+        case .train: "\(spec.name)-adapter"
+        case .merge: "\(spec.name)-merged"
+        case .eval: "\(spec.name)-eval"
+        case .register: "\(spec.name)-registered"
+        }
+    }
+
+    func execute(_ stage: StageKind, key: String, upstream: [Artifact], registry: Registry, run: RunID) throws -> [Artifact] {
         switch stage {
         case .prepare:
             let p = spec.prepare!
@@ -166,12 +188,13 @@ public struct PipelineRunner {
             let manifest = try PrepareStage.run(inputs: p.train.map(resolve), config: config,
                                                 tokenizer: try DatasetTokenizer.load(modelPath: resolve(spec.base)),
                                                 outputDir: work.path)
+            FaultPoint.hit("run.after-prepare")
             let counts: [String: JSONValue] = [
                 "kept": .number(Double(manifest.counts.kept)),
                 "dropped": .number(Double(manifest.counts.droppedTotal)),
             ]
-            let new = NewArtifact(kind: .dataset, name: "\(spec.name)-dataset", source: work,
-                                  metadata: ["counts": .object(counts), "pipeline": .string(spec.name)],
+            let new = NewArtifact(kind: .dataset, name: outputName(.prepare), source: work,
+                                  metadata: ["counts": .object(counts), "pipeline": .string(spec.name), "cache_key": .string(key)],
                                   governance: Governance(datasetSource: p.train.joined(separator: ", ")))
             return [try registry.register(new, inputs: Dictionary(uniqueKeysWithValues: upstream.map { ($0.id, "input") }), run: run)]
         case .register:
