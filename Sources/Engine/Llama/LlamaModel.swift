@@ -30,11 +30,17 @@ public final class LlamaModel: @unchecked Sendable {
     /// Loads a model from a `.gguf` file or a Hugging Face directory (`config.json`,
     /// `tokenizer.json`, `*.safetensors`).
     public static func load(path: String) throws -> LlamaModel {
+        let isDirectory = try LlamaModel.isDirectory(path)
+        return isDirectory ? try loadHF(directory: path) : try loadGGUF(path: path)
+    }
+
+    /// Whether a model path is an HF directory (true) or a single file (false); throws if it is neither.
+    static func isDirectory(_ path: String) throws -> Bool {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw EngineError(.io, "\(path): no such file or directory")
         }
-        return isDir.boolValue ? try loadHF(directory: path) : try loadGGUF(path: path)
+        return isDir.boolValue
     }
 
     /// A fresh inference session (KV cache sized for `contextLength` tokens).
@@ -159,11 +165,8 @@ extension LlamaConfig {
 extension LlamaModel {
     /// Loads just the tokenizer of a model (cheap: no weights are touched).
     public static func loadTokenizer(path: String) throws -> BPETokenizer {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw EngineError(.io, "\(path): no such file or directory")
-        }
-        if isDir.boolValue {
+        let isDirectory = try LlamaModel.isDirectory(path)
+        if isDirectory {
             guard let p = try HFModelDirectory(path: path).tokenizerJSONPath else {
                 throw EngineError.format(path, "missing tokenizer.json")
             }

@@ -32,11 +32,8 @@ public struct ModelInfo: Codable, Sendable {
 
     /// Reads the header-level facts of a model without loading its weights.
     public static func inspect(path: String) throws -> ModelInfo {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw EngineError(.io, "\(path): no such file or directory")
-        }
-        if isDir.boolValue {
+        let isDirectory = try LlamaModel.isDirectory(path)
+        if isDirectory {
             let dir = try HFModelDirectory(path: path)
             let tok = try dir.tokenizerJSONPath.map { try BPETokenizer(tokenizerJSON: Data(contentsOf: URL(fileURLWithPath: $0))) }
             let tensors = try dir.openTensors().values.map {
@@ -61,11 +58,8 @@ public struct ModelInfo: Codable, Sendable {
 
     /// One tensor dequantized to float32 with its shape in row-major (numpy) order.
     public static func tensorValues(path: String, name: String) throws -> ([Float], [Int]) {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw EngineError(.io, "\(path): no such file or directory")
-        }
-        if isDir.boolValue {
+        let isDirectory = try LlamaModel.isDirectory(path)
+        if isDirectory {
             guard let t = try HFModelDirectory(path: path).openTensors()[name] else {
                 throw EngineError(.invalidArgument, "\(path): no tensor named '\(name)'")
             }
