@@ -41,6 +41,27 @@ CK_AVX2 static void add_task(void *vctx, int64_t task) {
         _mm256_storeu_ps(c->out + i, _mm256_add_ps(_mm256_loadu_ps(c->out + i), _mm256_loadu_ps(c->b + i)));
     for (; i < i1; i++) c->out[i] += c->b[i];
 }
+
+/* out += s·b over one chunk (s passed through a[0]). */
+CK_AVX2 static void axpy_task(void *vctx, int64_t task) {
+    const ew_ctx *c = vctx;
+    const int64_t i0 = task * EW_CHUNK, i1 = i0 + EW_CHUNK < c->n ? i0 + EW_CHUNK : c->n;
+    const float s = c->a[0];
+    const __m256 sv = _mm256_set1_ps(s);
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8)
+        _mm256_storeu_ps(c->out + i, _mm256_fmadd_ps(sv, _mm256_loadu_ps(c->b + i), _mm256_loadu_ps(c->out + i)));
+    for (; i < i1; i++) c->out[i] = fmaf(s, c->b[i], c->out[i]);
+}
+
+CK_AVX2 static void mul_task(void *vctx, int64_t task) {
+    const ew_ctx *c = vctx;
+    const int64_t i0 = task * EW_CHUNK, i1 = i0 + EW_CHUNK < c->n ? i0 + EW_CHUNK : c->n;
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8)
+        _mm256_storeu_ps(c->out + i, _mm256_mul_ps(_mm256_loadu_ps(c->out + i), _mm256_loadu_ps(c->b + i)));
+    for (; i < i1; i++) c->out[i] *= c->b[i];
+}
 #endif
 
 void ck_swiglu_forward(float *out, const float *gate, const float *up, int64_t n) {
@@ -72,6 +93,40 @@ void ck_add_inplace(float *x, const float *y, int64_t n) {
 
 void ck_add_inplace_ref(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* x, y [n]: x += s·y (one fused multiply-add per element, so every path rounds the same way) */
+void ck_axpy(float *x, const float *y, float s, int64_t n) {
+#if CK_X86
+    if (ck_use_simd()) {
+        if (n <= 0) return;
+        ew_ctx c = {x, &s, y, n};
+        ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, axpy_task, &c);
+        return;
+    }
+#endif
+    ck_axpy_ref(x, y, s, n);
+}
+
+void ck_axpy_ref(float *x, const float *y, float s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = fmaf(s, y[i], x[i]);
+}
+
+/* x, y [n]: x *= y */
+void ck_mul_inplace(float *x, const float *y, int64_t n) {
+#if CK_X86
+    if (ck_use_simd()) {
+        if (n <= 0) return;
+        ew_ctx c = {x, NULL, y, n};
+        ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, mul_task, &c);
+        return;
+    }
+#endif
+    ck_mul_inplace_ref(x, y, n);
+}
+
+void ck_mul_inplace_ref(float *x, const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] *= y[i];
 }
 
 // ---- log-softmax -------------------------------------------------------------------------

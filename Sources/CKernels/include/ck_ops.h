@@ -93,6 +93,14 @@ void ck_swiglu_forward_ref(float *out, const float *gate, const float *up, int64
 void ck_add_inplace(float *x, const float *y, int64_t n);
 void ck_add_inplace_ref(float *x, const float *y, int64_t n);
 
+/* x, y [n]: x += s·y, one fused multiply-add per element (bit-identical on every path). */
+void ck_axpy(float *x, const float *y, float s, int64_t n);
+void ck_axpy_ref(float *x, const float *y, float s, int64_t n);
+
+/* x, y [n]: x *= y */
+void ck_mul_inplace(float *x, const float *y, int64_t n);
+void ck_mul_inplace_ref(float *x, const float *y, int64_t n);
+
 /* Row-wise log-softmax: out[t,:] = inp[t,:] - logsumexp(inp[t,:]).  out, inp [T, V]
  * (out may equal inp). */
 void ck_log_softmax_forward(float *out, const float *inp, int64_t T, int64_t V);

@@ -14,6 +14,7 @@ final class Activations {
     private var buffers: [UnsafeMutablePointer<Float>] = []
     var x, xb, xb2, q, k, v, att, gate, up: UnsafeMutablePointer<Float>
     var pos: UnsafeMutablePointer<Int32>
+    let lora = LoRAScratch()
 
     init() {
         let empty = UnsafeMutablePointer<Float>.allocate(capacity: 1)
@@ -64,6 +65,16 @@ func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w
 }
 
 extension LlamaModel {
+    /// `out [rows, ·] = inp·Wᵀ` plus the adapter's LoRA path for (`layer`, `target`) when there is one.
+    @inline(__always)
+    func linear(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: WeightMatrix, rows: Int,
+                layer: Int, target: LoRATarget, acts: Activations) throws {
+        try matmul(out, inp, w, rows: rows)
+        if let adapter, let s = adapter.slot(layer: layer, target: target) {
+            adapter.addForward(s, out: out, inp: inp, rows: rows, scratch: acts.lora)
+        }
+    }
+
     /// Runs the decoder over new tokens of several sessions at once (their rows are batched through
     /// every GEMM; attention stays per session). Appends to each session's KV cache and returns the
     /// final-normed hidden states `[Σ tokens, C]`, valid until the next call with `acts`.
@@ -101,9 +112,9 @@ extension LlamaModel {
             w.attnNorm.withUnsafeBufferPointer {
                 ck_rmsnorm_forward(acts.xb, nil, acts.x, $0.baseAddress, c.rmsNormEps, Int64(total), Int64(C))
             }
-            try matmul(acts.q, acts.xb, w.wq, rows: total)
-            try matmul(acts.k, acts.xb, w.wk, rows: total)
-            try matmul(acts.v, acts.xb, w.wv, rows: total)
+            try linear(acts.q, acts.xb, w.wq, rows: total, layer: l, target: .q, acts: acts)
+            try linear(acts.k, acts.xb, w.wk, rows: total, layer: l, target: .k, acts: acts)
+            try linear(acts.v, acts.xb, w.wv, rows: total, layer: l, target: .v, acts: acts)
             ck_rope_forward(acts.q, acts.pos, Int64(total), Int64(H), Int64(D), c.ropeTheta)
             ck_rope_forward(acts.k, acts.pos, Int64(total), Int64(Hkv), Int64(D), c.ropeTheta)
             row = 0
@@ -116,16 +127,16 @@ extension LlamaModel {
                                      Int64(n), Int64(p0 + n), Int64(p0), Int64(H), Int64(Hkv), Int64(D))
                 row += n
             }
-            try matmul(acts.xb2, acts.att, w.wo, rows: total)
+            try linear(acts.xb2, acts.att, w.wo, rows: total, layer: l, target: .o, acts: acts)
             ck_add_inplace(acts.x, acts.xb2, Int64(total * C))
 
             w.ffnNorm.withUnsafeBufferPointer {
                 ck_rmsnorm_forward(acts.xb, nil, acts.x, $0.baseAddress, c.rmsNormEps, Int64(total), Int64(C))
             }
-            try matmul(acts.gate, acts.xb, w.wGate, rows: total)
-            try matmul(acts.up, acts.xb, w.wUp, rows: total)
+            try linear(acts.gate, acts.xb, w.wGate, rows: total, layer: l, target: .gate, acts: acts)
+            try linear(acts.up, acts.xb, w.wUp, rows: total, layer: l, target: .up, acts: acts)
             ck_swiglu_forward(acts.gate, acts.gate, acts.up, Int64(total * c.intermediateSize))
-            try matmul(acts.xb2, acts.gate, w.wDown, rows: total)
+            try linear(acts.xb2, acts.gate, w.wDown, rows: total, layer: l, target: .down, acts: acts)
             ck_add_inplace(acts.x, acts.xb2, Int64(total * C))
         }
         for (s, toks) in batch { s.position += toks.count }

@@ -16,15 +16,29 @@ public final class LlamaModel: @unchecked Sendable {
     /// Where it came from (file or directory) and in which format.
     public let source: String
     public let format: Format
+    /// A LoRA adapter applied on the fly in every forward pass (nil: the base model).
+    public let adapter: LoRAAdapter?
 
     public enum Format: String, Sendable { case gguf, huggingface }
 
-    init(config: LlamaConfig, tokenizer: BPETokenizer, weights: LlamaWeights, source: String, format: Format) {
+    init(config: LlamaConfig, tokenizer: BPETokenizer, weights: LlamaWeights, source: String, format: Format,
+         adapter: LoRAAdapter? = nil) {
         self.config = config
         self.tokenizer = tokenizer
         self.weights = weights
         self.source = source
         self.format = format
+        self.adapter = adapter
+    }
+
+    /// The same base weights (shared, not copied) with `adapter` applied on the fly; nil removes it.
+    public func with(adapter: LoRAAdapter?) -> LlamaModel {
+        LlamaModel(config: config, tokenizer: tokenizer, weights: weights, source: source, format: format, adapter: adapter)
+    }
+
+    /// Loads a PEFT adapter directory for this model's shapes and returns the model with it applied.
+    public func loadingAdapter(directory: String) throws -> LlamaModel {
+        with(adapter: try LoRAAdapter.load(directory: directory, model: config))
     }
 
     /// Loads a model from a `.gguf` file or a Hugging Face directory (`config.json`,

@@ -115,3 +115,65 @@ extension LlamaModel {
         }
     }
 }
+
+// MARK: - Teacher-forced target scoring
+
+/// Log-probabilities and greedy agreement at chosen positions of a sequence.
+public struct TargetScores: Sendable, Equatable {
+    /// `ln p(ids[t] | ids[..<t])` for each requested position t.
+    public var logprobs: [Double]
+    /// Whether `ids[t]` is the argmax at position t — all true ⇔ greedy decoding reproduces the targets.
+    public var greedyHits: [Bool]
+}
+
+extension LlamaModel {
+    /// Scores positions `targets` (each t ≥ 1) of several sequences in one batched forward; the LM head
+    /// runs only on the rows it needs.
+    public func scoreTargets(_ batch: [(ids: [Int32], targets: [Int])]) throws -> [TargetScores] {
+        guard !batch.isEmpty else { return [] }
+        for (ids, targets) in batch {
+            guard targets.allSatisfy({ $0 >= 1 && $0 < ids.count }) else {
+                throw EngineError(.invalidArgument, "scoreTargets: target positions must be in 1..<\(ids.count)")
+            }
+        }
+        let sessions = batch.map { makeSession(contextLength: $0.ids.count) }
+        let acts = Activations()
+        let hidden = try forwardHidden(Array(zip(sessions, batch.map(\.ids))).map { ($0, $1) }, acts: acts)
+        let C = config.hiddenSize, V = config.vocabSize
+        var rowsNeeded: [Int] = []
+        var base = 0
+        for (ids, targets) in batch {
+            rowsNeeded += targets.map { base + $0 - 1 }
+            base += ids.count
+        }
+        let gathered = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rowsNeeded.count * C))
+        defer { gathered.deallocate() }
+        for (i, r) in rowsNeeded.enumerated() { (gathered + i * C).update(from: hidden + r * C, count: C) }
+        let chunk = 32
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: chunk * V)
+        defer { logits.deallocate() }
+        var flat: [(Double, Bool)] = []
+        let wanted = batch.flatMap { b in b.targets.map { b.ids[$0] } }
+        var start = 0
+        while start < rowsNeeded.count {
+            let rows = min(chunk, rowsNeeded.count - start)
+            try lmHead(gathered + start * C, rows: rows, into: logits)
+            for r in 0..<rows {
+                let row = logits + r * V, want = Int(wanted[start + r])
+                var best = 0
+                for v in 1..<V where row[v] > row[best] { best = v }
+                let hit = best == want || row[best] == row[want]
+                ck_log_softmax_forward(row, row, 1, Int64(V))
+                flat.append((Double(row[want]), hit))
+            }
+            start += rows
+        }
+        var out: [TargetScores] = [], k = 0
+        for b in batch {
+            let slice = flat[k..<(k + b.targets.count)]
+            out.append(TargetScores(logprobs: slice.map(\.0), greedyHits: slice.map(\.1)))
+            k += b.targets.count
+        }
+        return out
+    }
+}
