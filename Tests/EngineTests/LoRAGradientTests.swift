@@ -1,0 +1,128 @@
+// LoRAGradientTests — the training graph's LoRA gradients against central finite differences of an
+// independent float64 reference (LoRAReference), plus consistency checks between the training
+// graph, the inference forward with an adapter, packing, and dropout.
+
+import Foundation
+import Testing
+import Engine
+
+enum LoRATestModel {
+    static let config = LlamaConfig.tiny
+    static let seed: UInt64 = 7
+
+    /// The tiny model written as an F32 GGUF (exact weights) and loaded back through the engine.
+    static func load(type: GGMLType = .f32) throws -> LlamaModel {
+        let dir = try TestPaths.tempDir()
+        let path = dir.appendingPathComponent("tiny-\(type.name).gguf").path
+        try TinyLlama.writeGGUF(to: path, config: config, seed: seed, weightType: type)
+        return try LlamaModel.load(path: path)
+    }
+
+    /// A LoRA with non-zero A and B (so both get gradients) on every target.
+    static func adapter(rank: Int = 2, dropout: Double = 0, rs: Bool = false, targets: [LoRATarget] = LoRATarget.allCases) throws -> LoRAAdapter {
+        let lora = try LoRAAdapter(config: LoRAConfig(rank: rank, alpha: 4, dropout: dropout, useRSLoRA: rs, targets: targets),
+                                   model: config, seed: 1)
+        var rng = SplitMix64(seed: 99)
+        for s in lora.slots {
+            for i in 0..<(rank * s.outFeatures) { lora.b(s)[i] = 0.3 * rng.symmetric() }
+            for i in 0..<(rank * s.inFeatures) { lora.a(s)[i] *= 3 }
+        }
+        return lora
+    }
+
+    /// Two sequences; the second packs two rows. Masks train the latter part of each row.
+    static let sequences: [DatasetExample] = [
+        DatasetExample(ids: [5, 17, 40, 99, 3, 250, 8, 61], mask: [0, 0, 0, 1, 1, 1, 1, 1]),
+        DatasetExample(ids: [12, 7, 200, 33, 90, 4, 4, 150, 21], mask: [0, 0, 1, 1, 0, 0, 1, 1, 1], segmentStarts: [0, 4]),
+    ]
+}
+
+@Suite("LoRA gradients")
+struct LoRAGradientTests {
+    @Test("every sampled LoRA gradient matches float64 central differences")
+    func finiteDifferences() throws {
+        let model = try LoRATestModel.load()
+        let lora = try LoRATestModel.adapter()
+        let seqs = LoRATestModel.sequences
+        let (loss, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
+        let ref = LoRAReference(config: LoRATestModel.config,
+                                weights: TinyLlama.weights(config: LoRATestModel.config, seed: LoRATestModel.seed), lora: lora)
+        var p = (0..<lora.count).map { Double(lora.params[$0]) }
+        let refLoss = ref.loss(seqs, params: p)
+        #expect(abs(loss - refLoss) < 1e-4, "loss \(loss) vs float64 reference \(refLoss)")
+
+        // Every slot's A and B: a deterministic sample of entries.
+        var rng = SplitMix64(seed: 3)
+        var worst = 0.0
+        for s in lora.slots {
+            for (off, n) in [(s.aOffset, lora.rank * s.inFeatures), (s.bOffset, lora.rank * s.outFeatures)] {
+                for _ in 0..<2 {
+                    let i = off + Int(rng.next() % UInt64(n))
+                    let eps = 1e-5, keep = p[i]
+                    p[i] = keep + eps; let up = ref.loss(seqs, params: p)
+                    p[i] = keep - eps; let dn = ref.loss(seqs, params: p)
+                    p[i] = keep
+                    let fd = (up - dn) / (2 * eps)
+                    let err = abs(Double(grad[i]) - fd) / max(1e-3, abs(fd))
+                    worst = max(worst, err)
+                    #expect(err < 2e-3, "layer \(s.layer) \(s.target.rawValue) param \(i - off): grad \(grad[i]) vs FD \(fd)")
+                }
+            }
+        }
+        #expect(worst < 2e-3)
+    }
+
+    @Test("training loss equals the inference forward with the adapter applied")
+    func trainingMatchesInference() throws {
+        let model = try LoRATestModel.load(type: .q4_1)
+        let lora = try LoRATestModel.adapter()
+        let seq = LoRATestModel.sequences[0]
+        let (loss, count, _) = try LoRAGradients.compute(model: model, lora: lora, sequences: [seq])
+        let scores = try model.with(adapter: lora).score(ids: seq.ids)
+        let picked = (0..<(seq.ids.count - 1)).filter { seq.mask[$0 + 1] != 0 }.map { scores.tokenLogprobs[$0] }
+        #expect(count == picked.count)
+        #expect(abs(loss + picked.reduce(0, +) / Double(picked.count)) < 1e-4)
+    }
+
+    @Test("a packed sequence trains exactly like its rows as separate sequences")
+    func packingIsolatesSegments() throws {
+        let model = try LoRATestModel.load(type: .q4_1)
+        let lora = try LoRATestModel.adapter()
+        let packed = LoRATestModel.sequences[1]
+        let rows = packed.segments.map { DatasetExample(ids: Array(packed.ids[$0]), mask: Array(packed.mask[$0])) }
+        let a = try LoRAGradients.compute(model: model, lora: lora, sequences: [packed])
+        let b = try LoRAGradients.compute(model: model, lora: lora, sequences: rows)
+        #expect(abs(a.loss - b.loss) < 1e-6)
+        let diff = zip(a.grad, b.grad).map { abs($0 - $1) }.max()!
+        #expect(diff < 1e-6)
+    }
+
+    @Test("dropout: gradients are those of the masked function (same step ⇒ same mask)")
+    func dropoutGradients() throws {
+        let model = try LoRATestModel.load()
+        let lora = try LoRATestModel.adapter(dropout: 0.3, targets: [.q, .down])
+        let seqs = LoRATestModel.sequences
+        let (loss0, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs, dropoutSeed: 5, step: 2)
+        let other = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs, dropoutSeed: 5, step: 3)
+        #expect(loss0 != other.loss, "a different step must draw a different mask")
+        // Central differences of the float32 graph itself (same masks), large eps, loose tolerance.
+        for s in lora.slots {
+            for i in [s.aOffset + 1, s.bOffset + 2] {
+                let keep = lora.params[i], eps: Float = 1e-2
+                lora.params[i] = keep + eps
+                let up = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs, dropoutSeed: 5, step: 2).loss
+                lora.params[i] = keep - eps
+                let dn = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs, dropoutSeed: 5, step: 2).loss
+                lora.params[i] = keep
+                let fd = (up - dn) / Double(2 * eps)
+                #expect(abs(Double(grad[i]) - fd) <= 0.03 * abs(fd) + 1e-4, "\(s.target.rawValue) param \(i): \(grad[i]) vs \(fd)")
+            }
+        }
+    }
+
+    @Test("rsLoRA scales by alpha/sqrt(r)")
+    func rsloraScale() throws {
+        #expect(LoRAConfig(rank: 4, alpha: 8).scale == 2)
+        #expect(LoRAConfig(rank: 4, alpha: 8, useRSLoRA: true).scale == 4)
+    }
+}

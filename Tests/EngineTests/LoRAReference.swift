@@ -1,0 +1,114 @@
+// LoRAReference — an independent float64 Llama + LoRA forward and loss, written naively from the
+// HF definitions (rotate_half RoPE, causal GQA, SwiGLU, tied head), for gradient checks by central
+// finite differences. It reads TinyLlama's HF-order float weights directly, not the engine's loader.
+
+import Foundation
+import Engine
+
+struct LoRAReference {
+    let c: LlamaConfig
+    let w: [String: [Double]]
+    let slots: [LoRASlot]
+    let rank: Int
+    let scale: Double
+
+    init(config: LlamaConfig, weights: [String: (shape: [Int], values: [Float])], lora: LoRAAdapter) {
+        c = config
+        w = weights.mapValues { $0.values.map(Double.init) }
+        slots = lora.slots
+        rank = lora.rank
+        scale = Double(lora.scale)
+    }
+
+    /// y[n, out] = x[n, in]·Wᵀ (+ LoRA of (layer, target) when adapted).
+    private func linear(_ x: [[Double]], _ name: String, layer: Int, target: LoRATarget, params: [Double]) -> [[Double]] {
+        let W = w["model.layers.\(layer).\(target.module).weight"]!
+        let (out, inF) = target.shape(c)
+        var y = x.map { row in (0..<out).map { o in (0..<inF).reduce(0.0) { $0 + row[$1] * W[o * inF + $1] } } }
+        if let s = slots.first(where: { $0.layer == layer && $0.target == target }) {
+            for (t, row) in x.enumerated() {
+                let u = (0..<rank).map { j in (0..<inF).reduce(0.0) { $0 + row[$1] * params[s.aOffset + j * inF + $1] } }
+                for o in 0..<out { y[t][o] += scale * (0..<rank).reduce(0.0) { $0 + u[$1] * params[s.bOffset + o * rank + $1] } }
+            }
+        }
+        return y
+    }
+
+    private func rmsnorm(_ x: [[Double]], _ g: [Double]) -> [[Double]] {
+        x.map { row in
+            let ms = row.reduce(0) { $0 + $1 * $1 } / Double(row.count)
+            let r = 1 / (ms + Double(c.rmsNormEps)).squareRoot()
+            return row.indices.map { row[$0] * r * g[$0] }
+        }
+    }
+
+    private func rope(_ x: inout [[Double]], heads: Int) {
+        let D = c.headDim
+        for t in x.indices {
+            for h in 0..<heads {
+                for i in 0..<(D / 2) {
+                    let f = pow(Double(c.ropeTheta), -2 * Double(i) / Double(D)), a = Double(t) * f
+                    let x0 = x[t][h * D + i], x1 = x[t][h * D + i + D / 2]
+                    x[t][h * D + i] = x0 * cos(a) - x1 * sin(a)
+                    x[t][h * D + i + D / 2] = x1 * cos(a) + x0 * sin(a)
+                }
+            }
+        }
+    }
+
+    /// Summed loss over the targets of one segment (ids) with mask, and the target count.
+    private func segmentLoss(_ ids: [Int32], _ mask: [UInt8], params: [Double]) -> (Double, Int) {
+        let C = c.hiddenSize, D = c.headDim, H = c.numHeads, Hkv = c.numKVHeads, V = c.vocabSize
+        let E = w["model.embed_tokens.weight"]!
+        var x = ids.map { id in (0..<C).map { E[Int(id) * C + $0] } }
+        let n = ids.count
+        for l in 0..<c.numLayers {
+            let h = rmsnorm(x, w["model.layers.\(l).input_layernorm.weight"]!)
+            var q = linear(h, "q", layer: l, target: .q, params: params)
+            var k = linear(h, "k", layer: l, target: .k, params: params)
+            let v = linear(h, "v", layer: l, target: .v, params: params)
+            rope(&q, heads: H)
+            rope(&k, heads: Hkv)
+            var att = [[Double]](repeating: [Double](repeating: 0, count: H * D), count: n)
+            for t in 0..<n {
+                for hh in 0..<H {
+                    let kh = hh / (H / Hkv)
+                    let s = (0...t).map { u in (0..<D).reduce(0.0) { $0 + q[t][hh * D + $1] * k[u][kh * D + $1] } / Double(D).squareRoot() }
+                    let m = s.max()!, e = s.map { exp($0 - m) }, z = e.reduce(0, +)
+                    for d in 0..<D { att[t][hh * D + d] = (0...t).reduce(0.0) { $0 + e[$1] / z * v[$1][kh * D + d] } }
+                }
+            }
+            let o = linear(att, "o", layer: l, target: .o, params: params)
+            for t in 0..<n { for i in 0..<C { x[t][i] += o[t][i] } }
+            let h2 = rmsnorm(x, w["model.layers.\(l).post_attention_layernorm.weight"]!)
+            let g = linear(h2, "gate", layer: l, target: .gate, params: params)
+            let u = linear(h2, "up", layer: l, target: .up, params: params)
+            let act = zip(g, u).map { gr, ur in gr.indices.map { gr[$0] / (1 + exp(-gr[$0])) * ur[$0] } }
+            let dn = linear(act, "down", layer: l, target: .down, params: params)
+            for t in 0..<n { for i in 0..<C { x[t][i] += dn[t][i] } }
+        }
+        let xf = rmsnorm(x, w["model.norm.weight"]!)
+        var sum = 0.0, count = 0
+        for t in 0..<(n - 1) where mask[t + 1] != 0 {
+            let logits = (0..<V).map { vv in (0..<C).reduce(0.0) { $0 + xf[t][$1] * E[vv * C + $1] } }
+            let m = logits.max()!
+            let lse = m + log(logits.reduce(0.0) { $0 + exp($1 - m) })
+            sum += lse - logits[Int(ids[t + 1])]
+            count += 1
+        }
+        return (sum, count)
+    }
+
+    /// Mean loss over all targets of `sequences` (segments attend only within themselves).
+    func loss(_ sequences: [DatasetExample], params: [Double]) -> Double {
+        var sum = 0.0, count = 0
+        for e in sequences {
+            for seg in e.segments {
+                let (s, k) = segmentLoss(Array(e.ids[seg]), Array(e.mask[seg]), params: params)
+                sum += s
+                count += k
+            }
+        }
+        return sum / Double(count)
+    }
+}
