@@ -68,13 +68,13 @@ import TuneKit
     }
 
     @Test func unimplementedStageIsAClearError() throws {
-        let spec = try PipelineSpec.parse(yaml: "name: x\nbase: m.gguf\nprepare:\n  train: a.jsonl\ntrain:\n  epochs: 1\n",
+        let spec = try PipelineSpec.parse(yaml: "name: x\nbase: m.gguf\nprepare:\n  train: a.jsonl\ntrain:\n  epochs: 1\nmerge:\n  adapters:\n    - adapter: a\n",
                                           file: "p.yaml")
         #expect(throws: TuneError.self) { try PipelineRunner(spec: spec, options: RunOptions()).run() }
         do {
             _ = try PipelineRunner(spec: spec, options: RunOptions()).run()
         } catch let e as TuneError {
-            #expect(e.message == "x: the train stage is not implemented yet in this version of tune; run the stages before it with --until prepare")
+            #expect(e.message == "x: the merge stage is not implemented yet in this version of tune; run the stages before it with --until train")
         }
     }
 }

@@ -58,10 +58,10 @@ import Engine
         #expect(msg.contains("not valid UTF-8"))
     }
 
-    @Test(.enabled(if: hasRealModel)) func adapterIsAClearNotYet() throws {
-        let r = try tune(["score", realModelPath, "--text", "hello world", "--adapter", "/tmp/x"])
-        #expect(r.status == 65)
-        #expect(r.stderr.contains("not supported yet"))
+    @Test(.enabled(if: hasRealModel)) func missingAdapterIsAClearError() throws {
+        let r = try tune(["score", realModelPath, "--text", "hello world", "--adapter", "/nonexistent/adapter"])
+        #expect(r.status == 66)
+        #expect(r.stderr.hasPrefix("error: /nonexistent/adapter/adapter_config.json: cannot read"), "\(r.stderr)")
     }
 
     @Test func wrongArchitecture() throws {

@@ -19,6 +19,8 @@ public struct RunOptions: Sendable {
     public var until: StageKind?
     public var registryPath: String?
     public var blobRoot = "adapters"
+    /// Polled between training steps; true stops the run after a checkpoint (SIGINT).
+    public var shouldStop: @Sendable () -> Bool = { false }
     public init() {}
 }
 
@@ -28,6 +30,8 @@ public enum RunEvent: Sendable, Equatable {
     case started(stage: StageKind)
     case finished(stage: StageKind, seconds: Double, outputs: [String])
     case skipped(stage: StageKind, reason: String, outputs: [String])
+    /// A progress line from inside a long stage (training steps, evaluations).
+    case progress(stage: StageKind, message: String)
 }
 
 /// The outcome of a run.
@@ -51,7 +55,7 @@ public struct PipelineRunner {
     public let spec: PipelineSpec
     public let options: RunOptions
     /// Stages this version of tune can execute; the others fail at plan time with a clear message.
-    public static let implemented: Set<StageKind> = [.prepare, .register]
+    public static let implemented: Set<StageKind> = [.prepare, .train, .eval, .register]
 
     public init(spec: PipelineSpec, options: RunOptions) {
         self.spec = spec
@@ -68,6 +72,9 @@ public struct PipelineRunner {
         }
     }
 
+    /// The registry database this run uses: --registry, else the pipeline's `registry:`, else .tune/registry.sqlite.
+    public var registryPath: String { options.registryPath ?? spec.registry.map(resolve) ?? ".tune/registry.sqlite" }
+
     func resolve(_ path: String) -> String {
         path.hasPrefix("/") ? path : URL(fileURLWithPath: spec.baseDirectory).appendingPathComponent(path).standardized.path
     }
@@ -81,11 +88,12 @@ public struct PipelineRunner {
                             "\(spec.name): the \(missing.rawValue) stage is not implemented yet in this version of tune; "
                                 + "run the stages before it with --until \(StageKind.allCases[StageKind.allCases.firstIndex(of: missing)! - 1].rawValue)")
         }
-        let registry = try Registry.open(path: options.registryPath ?? spec.registry.map(resolve) ?? ".tune/registry.sqlite",
+        let registry = try Registry.open(path: registryPath,
                                          blobRoot: options.blobRoot)
         var summary = RunSummary(pipeline: spec.name, runID: nil, stages: [])
         var runID: RunID?
         var upstream: [Artifact] = []
+        var earlier: [Artifact] = []   // every output so far (eval reads the dataset and the adapter)
         for stage in stages {
             let key = try cacheKey(stage, upstream: upstream, registry: registry)
             let cached = options.force.contains(stage) ? nil : try registry.findStageRun(cacheKey: key)
@@ -94,7 +102,7 @@ public struct PipelineRunner {
                 onEvent(options.dryRun ? .planned(stage: stage, action: "skip", reason: "cached (run \(cached.runID))")
                                        : .skipped(stage: stage, reason: "cached (run \(cached.runID))", outputs: outs.map(\.ref)))
                 summary.stages.append(.init(stage: stage, status: "cached", cacheKey: key, outputs: outs.map(\.ref), seconds: 0))
-                if !outs.isEmpty { upstream = outs }
+                if !outs.isEmpty { upstream = outs; earlier += outs }
                 continue
             }
             if options.dryRun {
@@ -112,17 +120,19 @@ public struct PipelineRunner {
                 onEvent(.skipped(stage: stage, reason: "outputs already registered", outputs: [adopted.ref]))
                 summary.stages.append(.init(stage: stage, status: "adopted", cacheKey: key, outputs: [adopted.ref], seconds: 0))
                 upstream = [adopted]
+                earlier.append(adopted)
                 continue
             }
             onEvent(.started(stage: stage))
             let t0 = Date()
             let outs: [Artifact]
             do {
-                outs = try execute(stage, key: key, upstream: upstream, registry: registry, run: runID!)
+                outs = try execute(stage, key: key, upstream: stage == .eval || stage == .register ? earlier : upstream,
+                                   registry: registry, run: runID!, onEvent: onEvent)
                 FaultPoint.hit("run.before-stage-record")
             } catch {
-                try? registry.recordStageRun(runID: runID!, stage: stage.rawValue, cacheKey: key, status: .failed)
-                try? registry.finishRun(runID!, status: .failed)
+                _ = try? registry.recordStageRun(runID: runID!, stage: stage.rawValue, cacheKey: key, status: .failed)
+                _ = try? registry.finishRun(runID!, status: .failed)
                 throw error
             }
             try registry.recordStageRun(runID: runID!, stage: stage.rawValue, cacheKey: key, status: .succeeded,
@@ -130,7 +140,7 @@ public struct PipelineRunner {
             let secs = Date().timeIntervalSince(t0)
             onEvent(.finished(stage: stage, seconds: secs, outputs: outs.map(\.ref)))
             summary.stages.append(.init(stage: stage, status: "ran", cacheKey: key, outputs: outs.map(\.ref), seconds: secs))
-            if !outs.isEmpty { upstream = outs }
+            if !outs.isEmpty { upstream = outs; earlier += outs }
         }
         if let runID { try registry.finishRun(runID, status: .succeeded) }
         summary.runID = runID?.rawValue
@@ -157,7 +167,13 @@ public struct PipelineRunner {
             parts["tokenizer"] = .string(try DatasetTokenizer.load(modelPath: resolve(spec.base)).sha256)
         case .register:
             parts["config"] = try JSONValue(encoding: spec.register!)
-        case .train, .merge, .eval:
+        case .train:
+            parts["config"] = try JSONValue(encoding: spec.train!)
+            parts["base"] = .string(try SHA256.hashFile(resolve(spec.base)))
+        case .eval:
+            parts["config"] = try JSONValue(encoding: spec.eval!)
+            parts["base"] = .string(try SHA256.hashFile(resolve(spec.base)))
+        case .merge:
             break
         }
         return SHA256.hash(Array(try JSONValue.object(parts).canonicalJSON().utf8)).hex
@@ -176,7 +192,8 @@ public struct PipelineRunner {
         }
     }
 
-    func execute(_ stage: StageKind, key: String, upstream: [Artifact], registry: Registry, run: RunID) throws -> [Artifact] {
+    func execute(_ stage: StageKind, key: String, upstream: [Artifact], registry: Registry, run: RunID,
+                 onEvent: (RunEvent) -> Void) throws -> [Artifact] {
         switch stage {
         case .prepare:
             let p = spec.prepare!
@@ -198,12 +215,18 @@ public struct PipelineRunner {
                                   governance: Governance(datasetSource: p.train.joined(separator: ", ")))
             return [try registry.register(new, inputs: Dictionary(uniqueKeysWithValues: upstream.map { ($0.id, "input") }), run: run)]
         case .register:
-            guard let last = upstream.last else {
+            // The aliases go to the newest model the pipeline produced (merged model, else adapter), else its last output.
+            guard let last = upstream.last(where: { $0.kind == .mergedModel }) ?? upstream.last(where: { $0.kind == .adapter })
+                    ?? upstream.last else {
                 throw TuneError(.invalidArgument, "\(spec.name): register has nothing to register (no earlier stage produced an artifact)")
             }
             for alias in spec.register!.aliases { try registry.setAlias(alias, to: last.id) }
             return [last]
-        case .train, .merge, .eval:
+        case .train:
+            return [try executeTrain(key: key, upstream: upstream, registry: registry, run: run, onEvent: onEvent)]
+        case .eval:
+            return [try executeEval(key: key, upstream: upstream, registry: registry, run: run, onEvent: onEvent)]
+        case .merge:
             throw TuneError(.internal, "stage \(stage.rawValue) is not implemented")
         }
     }

@@ -75,6 +75,10 @@ public struct TrainSection: Codable, Hashable, Sendable {
     public var maxGradNorm: Double
     public var evalEvery: Int
     public var checkpointEvery: Int
+    /// Longest training sequence in tokens (longer ones are truncated).
+    public var seqLen: Int
+    /// Stop after this many evaluations without improvement of the eval loss.
+    public var earlyStopPatience: Int?
     /// Managed fine-tuning (backend: openai): model id and the env var names holding URL and key.
     public var remoteModel: String?
     public var apiKeyEnv: String
@@ -107,6 +111,8 @@ public struct TrainSection: Codable, Hashable, Sendable {
         maxGradNorm = r.double("max_grad_norm", default: 1, range: 0...1e6)
         evalEvery = r.int("eval_every", default: 50, min: 1)
         checkpointEvery = r.int("checkpoint_every", default: 50, min: 1)
+        seqLen = r.int("seq_len", default: 512, min: 2)
+        earlyStopPatience = r.has("early_stop") ? r.int("early_stop", default: 3, min: 1) : nil
         let remote = r.object("openai")
         remoteModel = remote?.string("model", required: backend == "openai")
         apiKeyEnv = remote?.string("api_key_env", default: "OPENAI_API_KEY") ?? "OPENAI_API_KEY"

@@ -15,6 +15,10 @@ public struct TuneError: Error, CustomStringConvertible, Sendable, Equatable {
         case integrity
         /// Reading or writing files failed.
         case io
+        /// The user stopped the run (SIGINT); state was saved so the same command resumes.
+        case interrupted
+        /// An evaluation gate failed: the tuned model is not promoted.
+        case gateFailed
         /// The SQLite registry reported an error.
         case database
         /// A state that should be impossible.

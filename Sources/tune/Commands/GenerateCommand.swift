@@ -31,10 +31,8 @@ struct GenerateCommand: ParsableCommand {
             guard temperature >= 0, topP > 0, topP <= 1 else {
                 throw ValidationError("--temperature must be >= 0 and --top-p in (0, 1]")
             }
-            if let adapter {
-                throw EngineError(.unsupported, "--adapter \(adapter): loading PEFT adapters is not supported yet (it arrives with LoRA training)")
-            }
-            let m = try LlamaModel.load(path: model)
+            var m = try LlamaModel.load(path: model)
+            if let adapter { m = try m.loadingAdapter(directory: adapter) }
             var stops = Set<Int32>()
             if input.chat, let t = try? ChatTemplate.detect(template: m.tokenizer.chatTemplate) {
                 stops.formUnion(t.stopStrings.compactMap { m.tokenizer.id(of: $0) })

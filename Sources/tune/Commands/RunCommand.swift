@@ -28,6 +28,8 @@ struct RunCommand: ParsableCommand {
             opts.until = until
             opts.registryPath = registry
             opts.blobRoot = blobs
+            opts.shouldStop = { StopSignal.requested }
+            StopSignal.install()
             let summary = try PipelineRunner(spec: spec, options: opts).run { event in
                 if global.json { return }
                 let line: String
@@ -37,6 +39,7 @@ struct RunCommand: ParsableCommand {
                 case .finished(let s, let secs, let outs):
                     line = "done  \(s.rawValue) in \(String(format: "%.2f", secs)) s → \(outs.joined(separator: ", "))"
                 case .skipped(let s, let reason, let outs): line = "skip  \(s.rawValue): \(reason) → \(outs.joined(separator: ", "))"
+                case .progress(let s, let message): line = "      \(s.rawValue): \(message)"
                 }
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             }

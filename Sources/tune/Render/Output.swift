@@ -31,11 +31,10 @@ func reportingErrors(_ body: () throws -> Void) throws {
         try body()
     } catch let e as EngineError {
         Output.error(e.message)
-        switch e.kind {
-        case .io: throw ExitCode(66)
-        case .format, .invalidArgument, .unsupported: throw ExitCode(65)
-        case .internal: throw ExitCode(70)
-        }
+        throw exitCode(for: e)
+    } catch let e as PrepareError {
+        Output.error(e.engineError.message)
+        throw exitCode(for: e.engineError)
     } catch let e as ConfigError {
         FileHandle.standardError.write(Data((e.description + "\n").utf8))
         throw ExitCode(65)
@@ -45,6 +44,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
         case .notFound: throw ExitCode(66)
         case .invalidArgument, .conflict, .integrity: throw ExitCode(65)
         case .io, .database: throw ExitCode(74)
+        case .interrupted: throw ExitCode(130)
+        case .gateFailed: throw ExitCode(1)
         case .internal: throw ExitCode(70)
         }
     } catch let e as ExitCode {
@@ -54,6 +55,15 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch {
         Output.error("\(error)")
         throw ExitCode(1)
+    }
+}
+
+/// 66 for missing/unreadable files, 65 for bad input or arguments, 70 for internal errors.
+func exitCode(for e: EngineError) -> ExitCode {
+    switch e.kind {
+    case .io: ExitCode(66)
+    case .format, .invalidArgument, .unsupported: ExitCode(65)
+    case .internal: ExitCode(70)
     }
 }
 

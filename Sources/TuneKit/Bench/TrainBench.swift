@@ -1,0 +1,172 @@
+// TrainBench — training tokens/s and peak RSS for LoRA (f32 base), LoRA (bf16 base) and QLoRA
+// (the file's 4-bit base), each measured in its own child process so peak RSS is that mode's alone,
+// and PyTorch + PEFT on the same config (scripts/reference/train_bench.py) when a Python with torch
+// and peft is available — the ratio is only meaningful side by side, in one invocation.
+
+import Foundation
+
+public struct TrainBench: Sendable {
+    public var modelPath = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    public var batch = 4
+    public var seqLen = 256
+    public var rank = 8
+    public var steps = 3
+    public var warmup = 1
+    public var threads = 2
+    public var modes: [BaseWeightMode] = [.f32, .bf16, .quantized]
+    /// Python for the reference (TUNE_PYTHON, scripts/reference/.venv, or python3); nil entries are tried in order.
+    public var python: String? = ProcessInfo.processInfo.environment["TUNE_PYTHON"]
+    public var referenceScript = "scripts/reference/train_bench.py"
+
+    public init() {}
+
+    /// One measured configuration.
+    public struct Measurement: Codable, Sendable {
+        public var name: String
+        public var tokensPerSecond: Double
+        public var peakRSSBytes: Int
+        public var stepSeconds: [Double]
+        public var ratioVsReference: Double?
+        public var rssVsReference: Double?
+    }
+
+    public struct Report: Codable, Sendable {
+        public var model: String
+        public var batch: Int
+        public var seqLen: Int
+        public var rank: Int
+        public var threads: Int
+        public var isa: String
+        public var results: [Measurement]
+        public var reference: Measurement?
+        public var referenceNote: String
+    }
+
+    // MARK: - Worker (child process)
+
+    /// Runs `warmup + steps` optimizer steps of one mode in this process on random tokens and
+    /// returns tokens/s over the timed steps and this process's peak RSS.
+    public func work(mode: BaseWeightMode) throws -> Measurement {
+        let model = try LlamaModel.load(path: modelPath)
+        var rng = SplitMix64(seed: 1234)
+        let seqs = (0..<batch).map { _ in
+            DatasetExample(ids: (0..<seqLen).map { _ in Int32(rng.next() % UInt64(model.config.vocabSize)) },
+                           mask: [UInt8](repeating: 1, count: seqLen))
+        }
+        var o = TrainingOptions(lora: LoRAConfig(rank: rank, alpha: Double(2 * rank)))
+        o.baseWeights = mode
+        o.steps = warmup + steps
+        o.batchSize = batch
+        o.seqLen = seqLen
+        o.learningRate = 1e-4
+        o.schedule = .constant
+        o.shuffle = false
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tune-bench-train-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let trainer = try LoRATrainer(model: model, options: o, data: TrainingData(train: seqs), output: out)
+        var stamps: [Double] = []
+        let clock = ContinuousClock(), t0 = clock.now
+        _ = try trainer.run(resume: false, events: { e in
+            if case .step = e {
+                let d = clock.now - t0
+                stamps.append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+            }
+        })
+        var stepTimes: [Double] = [], prev = 0.0
+        for (i, s) in stamps.enumerated() {
+            if i >= warmup { stepTimes.append(s - prev) }
+            prev = s
+        }
+        let total = stepTimes.reduce(0, +)
+        return Measurement(name: Self.label(mode), tokensPerSecond: Double(batch * seqLen * stepTimes.count) / max(total, 1e-9),
+                           peakRSSBytes: Self.peakRSS(), stepSeconds: stepTimes)
+    }
+
+    public static func label(_ m: BaseWeightMode) -> String {
+        switch m {
+        case .f32: "tune LoRA (f32 base)"
+        case .bf16: "tune LoRA (bf16 base)"
+        case .quantized: "tune QLoRA (4-bit base)"
+        }
+    }
+
+    /// VmHWM of this process, in bytes.
+    public static func peakRSS() -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+            return kb * 1024
+        }
+        return 0
+    }
+
+    // MARK: - Parent
+
+    /// Measures every mode in a child `tune bench train --worker MODE` and the PyTorch reference.
+    public func run(executable: String, progress: (String) -> Void) throws -> Report {
+        var results: [Measurement] = []
+        for mode in modes {
+            progress("measuring \(Self.label(mode)) (\(warmup) warmup + \(steps) timed steps of \(batch)×\(seqLen) tokens)")
+            let args = ["bench", "train", "--worker", mode.rawValue, "--json", "--model", modelPath, "--batch", "\(batch)",
+                        "--seq-len", "\(seqLen)", "--rank", "\(rank)", "--steps", "\(steps)", "--warmup", "\(warmup)",
+                        "--threads", "\(threads)"]
+            let (status, out, err) = try Self.execute(executable, args)
+            guard status == 0, let line = out.split(separator: "\n").last,
+                  let m = try? JSONDecoder().decode(Measurement.self, from: Data(line.utf8)) else {
+                throw EngineError(.internal, "bench worker for \(mode.rawValue) failed (exit \(status)): \(err.split(separator: "\n").last ?? "")")
+            }
+            results.append(m)
+        }
+        var reference: Measurement? = nil
+        var note = ""
+        if let py = findPython() {
+            progress("measuring PyTorch + PEFT with \(py)")
+            let (status, out, err) = try Self.execute(py, [referenceScript, "--model", modelPath, "--batch", "\(batch)",
+                                                          "--seq-len", "\(seqLen)", "--rank", "\(rank)", "--alpha", "\(2 * rank)",
+                                                          "--threads", "\(threads)", "--steps", "\(steps)", "--warmup", "\(warmup)"])
+            if status == 0, let line = out.split(separator: "\n").last,
+               let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+               let tps = obj["tokens_per_s"] as? Double, let rss = obj["peak_rss_bytes"] as? Int {
+                let name = "PyTorch \(obj["torch"] as? String ?? "?") + PEFT \(obj["peft"] as? String ?? "?") (fp32)"
+                reference = Measurement(name: name, tokensPerSecond: tps, peakRSSBytes: rss,
+                                        stepSeconds: obj["step_seconds"] as? [Double] ?? [])
+                note = "reference measured in this run with \(py)"
+            } else {
+                note = "reference failed (exit \(status)): \(err.split(separator: "\n").last ?? "")"
+            }
+        } else {
+            note = "reference: no Python with torch + peft (set TUNE_PYTHON; see scripts/reference/README.md)"
+        }
+        if let r = reference {
+            for i in results.indices {
+                results[i].ratioVsReference = results[i].tokensPerSecond / r.tokensPerSecond
+                results[i].rssVsReference = Double(results[i].peakRSSBytes) / Double(max(1, r.peakRSSBytes))
+            }
+        }
+        return Report(model: modelPath, batch: batch, seqLen: seqLen, rank: rank, threads: threads,
+                      isa: Kernels.active.rawValue, results: results, reference: reference, referenceNote: note)
+    }
+
+    private func findPython() -> String? {
+        var candidates: [String] = []
+        if let python { candidates.append(python) }
+        candidates += ["scripts/reference/.venv/bin/python", "python3"]
+        for c in candidates {
+            if let (s, _, _) = try? Self.execute(c, ["-c", "import torch, peft, transformers, gguf"]), s == 0 { return c }
+        }
+        return nil
+    }
+
+    static func execute(_ exe: String, _ args: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        if exe.contains("/") { p.executableURL = URL(fileURLWithPath: exe); p.arguments = args }
+        else { p.executableURL = URL(fileURLWithPath: "/usr/bin/env"); p.arguments = [exe] + args }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        do { try p.run() } catch { return (127, "", "\(exe): \(error.localizedDescription)") }
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+}

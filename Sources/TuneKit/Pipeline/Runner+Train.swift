@@ -1,0 +1,99 @@
+// Runner+Train — the pipeline's train stage: the prepared dataset from upstream, the local LoRA /
+// QLoRA trainer, the adapter registered with its loss curve. The trainer's work directory is keyed
+// by the stage's cache key, so an interrupted or killed run resumes from its last checkpoint.
+
+import Foundation
+
+extension PipelineRunner {
+    /// Where the train stage with cache key `key` keeps checkpoints (next to the registry database).
+    func trainWorkDirectory(key: String, registryPath: String) -> String {
+        let root = ((registryPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("work")
+        return ((root as NSString).appendingPathComponent(spec.name) as NSString).appendingPathComponent("train-\(key.prefix(16))")
+    }
+
+    func trainingOptions(_ t: TrainSection, model: LlamaConfig) throws -> TrainingOptions {
+        let targets = try t.targets.map { name -> LoRATarget in
+            guard let target = LoRATarget(name: name) else { throw TuneError(.invalidArgument, "train.lora.targets: unknown module \(name)") }
+            return target
+        }
+        var o = TrainingOptions(lora: LoRAConfig(rank: t.rank, alpha: t.alpha, dropout: t.dropout, useRSLoRA: t.rsLoRA, targets: targets))
+        o.baseWeights = t.method == "qlora" ? .quantized : .f32
+        o.learningRate = t.learningRate
+        o.schedule = LRSchedule(rawValue: t.schedule) ?? .cosine
+        o.warmupSteps = t.warmupSteps
+        o.steps = t.maxSteps
+        o.epochs = Double(t.epochs)
+        o.batchSize = t.batchSize
+        o.gradAccum = t.gradAccum
+        o.seqLen = min(t.seqLen, model.contextLength)
+        o.weightDecay = t.weightDecay
+        o.maxGradNorm = t.maxGradNorm
+        o.seed = spec.seed
+        o.evalEvery = t.evalEvery
+        o.earlyStopPatience = t.earlyStopPatience
+        o.checkpointEvery = t.checkpointEvery
+        do { try o.validate(model: model) } catch let e as EngineError {
+            throw TuneError(.invalidArgument, "\(spec.name): train: \(e.message)")
+        }
+        return o
+    }
+
+    func executeTrain(key: String, upstream: [Artifact], registry: Registry, run: RunID,
+                      onEvent: (RunEvent) -> Void) throws -> Artifact {
+        let t = spec.train!
+        guard t.backend == "local" else {
+            throw TuneError(.invalidArgument, "\(spec.name): train.backend \(t.backend) is not supported by this version of tune (local only)")
+        }
+        guard let dataset = upstream.last(where: { $0.kind == .dataset }), let dataDir = registry.path(of: dataset) else {
+            throw TuneError(.invalidArgument, "\(spec.name): train needs a prepared dataset (add a prepare: stage)")
+        }
+        let basePath = resolve(spec.base)
+        let model = try LlamaModel.load(path: basePath)
+        let options = try trainingOptions(t, model: model.config)
+        let (data, _) = try TrainingDataLoader.load(data: [dataDir], modelPath: basePath, workDir: NSTemporaryDirectory())
+        let work = trainWorkDirectory(key: key, registryPath: registryPath)
+        let trainer = try LoRATrainer(model: model, options: options, data: data, output: work,
+                                      baseModelName: (basePath as NSString).lastPathComponent)
+        var lastNote = Date.distantPast
+        let result = try trainer.run(shouldStop: self.options.shouldStop, events: { e in
+            switch e {
+            case .started(let s):
+                onEvent(.progress(stage: .train, message: "\(s.totalSteps) steps over \(s.trainSequences) sequences, base \(s.baseWeights)"))
+            case .resumed(let step, _):
+                onEvent(.progress(stage: .train, message: "resumed at step \(step)"))
+            case .step(let p):
+                if Date().timeIntervalSince(lastNote) >= 10 || p.record.step == p.totalSteps {
+                    lastNote = Date()
+                    onEvent(.progress(stage: .train, message: String(format: "step %d/%d loss %.4f %.0f tok/s ETA %.0fs",
+                                                                     p.record.step, p.totalSteps, p.record.loss, p.tokensPerSecond, p.etaSeconds)))
+                }
+            case .eval(let r):
+                onEvent(.progress(stage: .train, message: String(format: "step %d eval loss %.4f", r.step, r.loss)))
+            default: break
+            }
+        })
+        if result.interrupted {
+            throw TuneError(.interrupted, "\(spec.name): training interrupted at step \(result.steps); run the same command to resume")
+        }
+        // Register the adapter files only (not the checkpoints).
+        let staging = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-adapter-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: staging) }
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        for f in ["adapter_config.json", "adapter_model.safetensors", "trainer_state.json", "training_args.json"] {
+            try FileManager.default.copyItem(atPath: (work as NSString).appendingPathComponent(f), toPath: staging.appendingPathComponent(f).path)
+        }
+        var meta: [String: JSONValue] = [
+            "pipeline": .string(spec.name), "cache_key": .string(key), "steps": .number(Double(result.steps)),
+            "method": .string(t.method), "rank": .number(Double(t.rank)), "alpha": .number(t.alpha),
+            "tokens_per_second": .number(result.tokensPerSecond),
+            "base_model": .string((basePath as NSString).lastPathComponent),
+        ]
+        if let l = result.finalLoss { meta["final_loss"] = .number(l) }
+        if let l = result.finalEvalLoss { meta["final_eval_loss"] = .number(l) }
+        let new = NewArtifact(kind: .adapter, name: outputName(.train), source: staging, metadata: meta,
+                              governance: Governance(baseFamily: (basePath as NSString).lastPathComponent))
+        let artifact = try registry.register(new, inputs: Dictionary(uniqueKeysWithValues: upstream.map { ($0.id, "input") }), run: run)
+        try? FileManager.default.removeItem(atPath: work)   // registered: checkpoints are no longer needed
+        return artifact
+    }
+}
