@@ -1,0 +1,162 @@
+// MergePlan+Model — a full merged model: HF layout (config.json + model.safetensors + the base's
+// tokenizer files) or GGUF (the base's metadata and tokenizer; merged tensors re-encoded in the chosen
+// type with ggml's block layout, untouched tensors copied byte for byte). Streamed tensor by tensor.
+
+import Foundation
+
+extension MergePlan {
+    static let safetensorsTypes: [String: SafetensorsDType] = [
+        "float32": .f32, "f32": .f32, "float16": .f16, "f16": .f16, "bfloat16": .bf16, "bf16": .bf16,
+    ]
+    static let ggufTypes: [String: GGMLType] = [
+        "f32": .f32, "float32": .f32, "f16": .f16, "float16": .f16, "bf16": .bf16, "bfloat16": .bf16,
+        "q8_0": .q8_0, "q4_0": .q4_0, "q4_1": .q4_1,
+    ]
+    /// llama.cpp's `general.file_type` (LLAMA_FTYPE_MOSTLY_*) for the type of the merged matrices.
+    static let ggufFileType: [GGMLType: UInt32] = [.f32: 0, .f16: 1, .q4_0: 2, .q4_1: 3, .q8_0: 7, .bf16: 32]
+
+    /// Output tensor list: the base's (or, for base-less linear, the first model's).
+    var layout: ModelTensors {
+        get throws {
+            if let base { return base }
+            guard case .model(let m)? = sources.first else { throw TuneError(.internal, "merge: no tensor layout") }
+            return m
+        }
+    }
+
+    mutating func writeModel(to dir: String, progress: (String) -> Void) throws -> MergeReport {
+        switch spec.format {
+        case .safetensors: return try writeSafetensors(to: dir, progress: progress)
+        case .gguf: return try writeGGUF(to: dir, progress: progress)
+        }
+    }
+
+    /// Merged values of one tensor (HF layout), or nil when no input changes it.
+    mutating func mergedTensor(_ name: String, layout: ModelTensors) throws -> [Float]? {
+        let count = layout.shape(name)!.reduce(1, *)
+        var baseCache: [Float]? = nil
+        let baseValues: () throws -> [Float] = { [base] in
+            if let c = baseCache { return c }
+            let v = try base?.floats(name) ?? [Float](repeating: 0, count: count)
+            baseCache = v
+            return v
+        }
+        guard let tvs = try taskVectors(name, count: count, baseValues: baseValues) else { return nil }
+        let delta = try mergedDelta(name, tvs)
+        var w = try baseValues()
+        for e in 0..<count { w[e] += delta[e] }
+        return w
+    }
+
+    // MARK: - HF safetensors
+
+    mutating func writeSafetensors(to dir: String, progress: (String) -> Void) throws -> MergeReport {
+        let name = spec.dtype ?? "float32"
+        guard let dtype = Self.safetensorsTypes[name] else {
+            throw TuneError(.invalidArgument, "merge: dtype \(name) is not a safetensors type (expected float32, float16 or bfloat16)")
+        }
+        let layout = try self.layout
+        var report = emptyReport()
+        report.format = "safetensors"
+        report.dtype = dtype.rawValue
+        // GGUF-only tensors (rope_freqs, …) have no HF name: they are left out of an HF directory.
+        let entries = layout.entries.filter { $0.name.hasPrefix("model.") || $0.name == "lm_head.weight" || layout.format != .gguf }
+        for e in layout.entries where !entries.contains(where: { $0.name == e.name }) {
+            report.notes.append("\(e.name): GGUF-only tensor left out of the HF output")
+        }
+        let writer = try SafetensorsStreamWriter(
+            path: (dir as NSString).appendingPathComponent("model.safetensors"),
+            tensors: entries.map { .init(name: $0.name, shape: $0.shape, dtype: dtype) },
+            metadata: ["format": "pt", "tune_merge_method": spec.method.name])
+        for (i, e) in entries.enumerated() {
+            if let merged = try mergedTensor(e.name, layout: layout) {
+                try writer.write(name: e.name, values: merged)
+                report.tensorsMerged += 1
+            } else {
+                try writer.write(name: e.name, values: try layout.floats(e.name))
+                report.tensorsCopied += 1
+            }
+            if i % 32 == 0 { progress("\(i + 1)/\(entries.count) \(e.name)") }
+        }
+        try writer.finish()
+        if let c = config {
+            try HFModelDirectory.writeConfig(c, to: dir)
+        }
+        // Tokenizer and generation files of an HF base travel along unchanged.
+        if layout.format == .huggingface {
+            for f in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"] {
+                let src = (layout.path as NSString).appendingPathComponent(f)
+                if FileManager.default.fileExists(atPath: src) {
+                    try FileManager.default.copyItem(atPath: src, toPath: (dir as NSString).appendingPathComponent(f))
+                }
+            }
+        } else if layout.format == .gguf {
+            report.notes.append("the base is GGUF: the HF directory has no tokenizer.json (copy it from the original HF model)")
+        }
+        report.keptFraction = keptFractions
+        return report
+    }
+
+    // MARK: - GGUF
+
+    mutating func writeGGUF(to dir: String, progress: (String) -> Void) throws -> MergeReport {
+        let layout = try self.layout
+        guard let g = layout.gguf, let c = layout.config else {
+            throw TuneError(.invalidArgument, "merge: GGUF output needs a GGUF base model (its metadata and tokenizer are copied); \(layout.path) is \(layout.format.rawValue) — use format safetensors")
+        }
+        let typeName = spec.dtype ?? "f16"
+        guard let type = Self.ggufTypes[typeName] else {
+            throw TuneError(.invalidArgument, "merge: dtype \(typeName) is not a GGUF type tune writes (expected f32, f16, bf16, q8_0, q4_0 or q4_1)")
+        }
+        var report = emptyReport()
+        report.format = "gguf"
+        report.dtype = type.name
+        // Which tensors change decides their type in the header, so find them first (cheap: names only).
+        let changed = Set(layout.entries.map(\.name).filter { name in
+            sources.contains { s in
+                switch s {
+                case .adapter(let a): a.slot(for: name) != nil
+                case .model: true
+                }
+            }
+        })
+        var decl: [GGUFStreamWriter.Tensor] = []
+        for e in layout.entries {
+            let info = layout.ggufInfo(e.name)!
+            let t: GGMLType = changed.contains(e.name) ? (info.shape.count == 1 ? .f32 : type) : info.type
+            decl.append(.init(name: info.name, shape: info.shape, type: t))
+        }
+        var meta = g.metadata
+        meta["general.file_type"] = .uint32(Self.ggufFileType[type] ?? 1)
+        meta["general.name"] = .string(((g.metadata["general.name"]?.stringValue).map { $0 + " " } ?? "") + "(\(spec.method.name) merge)")
+        var keys = g.metadataKeys
+        if !keys.contains("general.file_type") { keys.append("general.file_type") }
+        let filename = ((layout.path as NSString).lastPathComponent as NSString).deletingPathExtension + ".merged.\(type.name).gguf"
+        let writer = try GGUFStreamWriter(path: (dir as NSString).appendingPathComponent(filename), keys: keys,
+                                          metadata: meta, tensors: decl)
+        for (i, e) in layout.entries.enumerated() {
+            let info = layout.ggufInfo(e.name)!
+            if changed.contains(e.name), var merged = try mergedTensor(e.name, layout: layout) {
+                if info.shape.count == 2 {
+                    let rows = info.shape[1], cols = info.shape[0]
+                    if info.name.hasSuffix("attn_q.weight") { merged = QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numHeads) }
+                    if info.name.hasSuffix("attn_k.weight") { merged = QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numKVHeads) }
+                }
+                try writer.write(name: info.name, values: merged)
+                report.tensorsMerged += 1
+            } else if changed.contains(e.name) {
+                // Declared as changed but no input touched it: the base values, re-encoded in the declared type.
+                if decl[i].type == info.type { try writer.write(name: info.name, bytes: g.data(for: info)) }
+                else { try writer.write(name: info.name, values: try g.dequantize(info)) }
+                report.tensorsCopied += 1
+            } else {
+                try writer.write(name: info.name, bytes: g.data(for: info))
+                report.tensorsCopied += 1
+            }
+            if i % 32 == 0 { progress("\(i + 1)/\(layout.entries.count) \(info.name)") }
+        }
+        try writer.finish()
+        report.keptFraction = keptFractions
+        return report
+    }
+}
