@@ -9,7 +9,7 @@ struct Tune: AsyncParsableCommand {
         abstract: "Fine-tuning pipeline orchestrator: prepare, train, merge, evaluate, register.",
         version: TuneKitInfo.version,
         subcommands: [
-            RunCommand.self, ValidateCommand.self, PrepareCommand.self, TrainCommand.self, EvalCommand.self, ArtifactsCommand.self,
+            RunCommand.self, ValidateCommand.self, PrepareCommand.self, TrainCommand.self, MergeCommand.self, EvalCommand.self, ArtifactsCommand.self,
             GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ModelCommand.self,
             BenchCommand.self,
         ]
