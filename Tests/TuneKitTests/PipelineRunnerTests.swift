@@ -67,14 +67,19 @@ import TuneKit
         #expect(try PipelineRunner(spec: spec, options: forced).run().stages.map(\.status) == ["cached", "ran"])
     }
 
-    @Test func unimplementedStageIsAClearError() throws {
-        let spec = try PipelineSpec.parse(yaml: "name: x\nbase: m.gguf\nprepare:\n  train: a.jsonl\ntrain:\n  epochs: 1\nmerge:\n  adapters:\n    - adapter: a\n",
-                                          file: "p.yaml")
-        #expect(throws: TuneError.self) { try PipelineRunner(spec: spec, options: RunOptions()).run() }
+    @Test func unsupportedTrainBackendIsAClearError() throws {
+        let (dir, path) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let yaml = try String(contentsOfFile: path, encoding: .utf8)
+            .replacingOccurrences(of: "register:", with: "train:\n  backend: openai\n  openai: {model: gpt-4o-mini}\nregister:")
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        var opts = RunOptions()
+        opts.blobRoot = dir.appendingPathComponent("blobs").path
         do {
-            _ = try PipelineRunner(spec: spec, options: RunOptions()).run()
+            _ = try PipelineRunner(spec: try PipelineSpec.load(path: path), options: opts).run()
+            Issue.record("expected an error")
         } catch let e as TuneError {
-            #expect(e.message == "x: the merge stage is not implemented yet in this version of tune; run the stages before it with --until train")
+            #expect(e.message == "tiny-run: train.backend openai is not supported by this version of tune (local only)")
         }
     }
 }

@@ -55,7 +55,7 @@ public struct PipelineRunner {
     public let spec: PipelineSpec
     public let options: RunOptions
     /// Stages this version of tune can execute; the others fail at plan time with a clear message.
-    public static let implemented: Set<StageKind> = [.prepare, .train, .eval, .register]
+    public static let implemented: Set<StageKind> = [.prepare, .train, .merge, .eval, .register]
 
     public init(spec: PipelineSpec, options: RunOptions) {
         self.spec = spec
@@ -174,7 +174,9 @@ public struct PipelineRunner {
             parts["config"] = try JSONValue(encoding: spec.eval!)
             parts["base"] = .string(try SHA256.hashFile(resolve(spec.base)))
         case .merge:
-            break
+            parts["config"] = try JSONValue(encoding: spec.merge!)
+            parts["base"] = .string(try SHA256.hashFile(resolve(spec.base)))
+            parts["inputs"] = .array(try resolveMergeInputs(upstream: upstream, registry: registry).map { .string($0.sha256) })
         }
         return SHA256.hash(Array(try JSONValue.object(parts).canonicalJSON().utf8)).hex
     }
@@ -227,7 +229,7 @@ public struct PipelineRunner {
         case .eval:
             return [try executeEval(key: key, upstream: upstream, registry: registry, run: run, onEvent: onEvent)]
         case .merge:
-            throw TuneError(.internal, "stage \(stage.rawValue) is not implemented")
+            return [try executeMerge(key: key, upstream: upstream, registry: registry, run: run, onEvent: onEvent)]
         }
     }
 }

@@ -135,11 +135,16 @@ public struct MergeSection: Codable, Hashable, Sendable {
     }
     public var method: String
     public var inputs: [Input]
-    public var normalize: Bool
+    /// nil = the method's default (mergekit's: true for linear and ties, false otherwise).
+    public var normalize: Bool?
     public var lambda: Double
     public var output: String
+    /// Element type of a merged model (GGUF base: f32|f16|bf16|q8_0|q4_0|q4_1, default f16; HF base: float32|float16|bfloat16).
+    public var dtype: String?
+    /// Rank of a merged adapter (default: sum of the input ranks).
+    public var rank: Int?
 
-    public static let methods = ["linear", "task_arithmetic", "ties", "dare_ties", "dare_linear"]
+    public static var methods: [String] { MergeMethods.names }
 
     init(_ r: YAMLReader) {
         method = r.choice("method", Self.methods, default: "ties")
@@ -149,9 +154,11 @@ public struct MergeSection: Codable, Hashable, Sendable {
                          weight: a.double("weight", default: 1, range: -100...100),
                          density: a.double("density", default: 1, range: 0...1, exclusiveLower: true))
         }
-        normalize = r.bool("normalize", default: true)
+        normalize = r.has("normalize") ? r.bool("normalize", default: true) : nil
         lambda = r.double("lambda", default: 1, range: -100...100)
         output = r.choice("output", ["adapter", "model"], default: "adapter")
+        dtype = r.has("dtype") ? r.choice("dtype", ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "float32", "float16", "bfloat16"], default: "f16") : nil
+        rank = r.has("rank") ? r.int("rank", default: 8, min: 1, max: 4096) : nil
         r.finish()
     }
 }
