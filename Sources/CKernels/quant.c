@@ -165,6 +165,7 @@ static const ck_traits TRAITS[] = {
     {CK_TYPE_Q5_K, "q5_K", QK_K,  sizeof(block_q5_K), ck_deq_q5_K_ref, NULL,             NULL},
     {CK_TYPE_Q6_K, "q6_K", QK_K,  sizeof(block_q6_K), ck_deq_q6_K_ref, NULL,             NULL},
     {CK_TYPE_Q8_K, "q8_K", QK_K,  sizeof(block_q8_K), ck_deq_q8_K_ref, NULL,             NULL},
+    {CK_TYPE_NF4,  "nf4",  QK_NF4, sizeof(block_nf4), ck_deq_nf4_ref,  ck_deq_nf4_avx2,  ck_quant_nf4},
 };
 
 static const ck_traits *traits(int type) {

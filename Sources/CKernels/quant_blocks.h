@@ -29,6 +29,13 @@ _Static_assert(sizeof(block_q5_1) == 24, "block_q5_1 must be 24 bytes");
 typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;                       // x = q * d
 _Static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must be 34 bytes");
 
+// ---- NF4 (tune-private, quant_nf4.c) ------------------------------------------------
+// 64 weights, f32 absmax d, x = NF4_LEVELS[q] * d; element 2i is the HIGH nibble of qs[i].
+
+#define QK_NF4 64
+typedef struct { float d; uint8_t qs[QK_NF4 / 2]; } block_nf4;
+_Static_assert(sizeof(block_nf4) == 36, "block_nf4 must be 36 bytes");
+
 // ---- k-quants: 256-element super-blocks ---------------------------------------
 // Q4_K/Q5_K: 8 sub-blocks of 32 with 6-bit scale and min packed in scales[12]
 // (see get_scale_min_k4); each 64-element chunk takes the low nibbles of 32 qs bytes
@@ -71,6 +78,8 @@ void ck_deq_q4_K_ref(const void *src, float *dst, int64_t nb);
 void ck_deq_q5_K_ref(const void *src, float *dst, int64_t nb);
 void ck_deq_q6_K_ref(const void *src, float *dst, int64_t nb);
 void ck_deq_q8_K_ref(const void *src, float *dst, int64_t nb);
+void ck_deq_nf4_ref(const void *src, float *dst, int64_t nb);
+void ck_quant_nf4(const float *src, void *dst, int64_t nb);
 
 /* AVX2 fast paths (quant_avx2.c). Callers check ck_quant_have_avx2() first; on other
  * architectures it returns 0 and the fast functions fall back to the reference ones. */
@@ -80,5 +89,6 @@ void ck_deq_q4_1_avx2(const void *src, float *dst, int64_t nb);
 void ck_deq_q8_0_avx2(const void *src, float *dst, int64_t nb);
 void ck_deq_q4_K_avx2(const void *src, float *dst, int64_t nb);
 void ck_deq_bf16_avx2(const void *src, float *dst, int64_t nb);
+void ck_deq_nf4_avx2(const void *src, float *dst, int64_t nb);
 
 #endif

@@ -46,7 +46,7 @@ func backwardWeight(ref: Bool, dw: [Float], dout: [Float], inp: [Float], T: Int,
         let type = weightTypes.first { $0.name == typeName }!.id
         let bs = Int(ck_type_block_size(type))
         var rng = RNG(0xb1 + UInt64(type))
-        for (T, K, N) in [(1, 32, 1), (7, 96, 33), (33, 64, 7), (100, 160, 130), (2, 577, 5)] where K % bs == 0 {
+        for (T, K, N) in [(1, 32, 1), (7, 96, 33), (33, 64, 7), (100, 160, 130), (2, 577, 5), (9, 192, 21), (40, 128, 150)] where K % bs == 0 {
             let dout = rng.floats(T * N), w = randomWeights(type: type, N: N, K: K, rng: &rng)
             let initial: [Float]? = T % 2 == 1 ? rng.floats(T * K) : nil
             let fast = backwardInput(ref: false, dout: dout, w: w, type: type, initial: initial, T: T, K: K, N: N)

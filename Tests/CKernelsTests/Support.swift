@@ -24,6 +24,7 @@ let weightTypes: [(name: String, id: Int32)] = [
     ("f32", Int32(CK_TYPE_F32.rawValue)), ("f16", Int32(CK_TYPE_F16.rawValue)),
     ("bf16", Int32(CK_TYPE_BF16.rawValue)), ("q4_0", Int32(CK_TYPE_Q4_0.rawValue)),
     ("q4_1", Int32(CK_TYPE_Q4_1.rawValue)), ("q8_0", Int32(CK_TYPE_Q8_0.rawValue)),
+    ("nf4", Int32(CK_TYPE_NF4.rawValue)), // 64-element blocks: shapes with K % 64 != 0 are skipped for it
 ]
 
 private func putU16(_ h: UInt16, _ bytes: inout [UInt8], _ at: Int) {
@@ -45,6 +46,9 @@ func randomWeights(type: Int32, N: Int, K: Int, rng: inout RNG) -> [UInt8] {
         for i in 0..<(N * K) { putU16(ck_fp32_to_fp16(rng.float(-0.5, 0.5)), &bytes, 2 * i) }
     case Int32(CK_TYPE_BF16.rawValue):
         for i in 0..<(N * K) { putU16(ck_fp32_to_bf16(rng.float(-0.5, 0.5)), &bytes, 2 * i) }
+    case Int32(CK_TYPE_NF4.rawValue): // f32 absmax per block: quantize random floats instead of random bytes
+        let f = rng.floats(N * K, -0.5, 0.5)
+        bytes.withUnsafeMutableBytes { precondition(ck_quantize_row(type, f, $0.baseAddress, Int64(N * K)) == 0) }
     default:
         for i in bytes.indices { bytes[i] = rng.byte() }
         let blockBytes = Int(ck_type_block_bytes(type))

@@ -2,6 +2,7 @@
 // bit for bit), fast path == reference on random blocks, quantize→dequantize error bounds.
 
 import CKernels
+import Foundation
 import Engine
 import Testing
 
@@ -101,5 +102,64 @@ private let allTypes: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_
         #expect(ck_fp32_to_fp16(65520) == 0x7c00)     // rounds to +inf
         #expect(ck_fp32_to_fp16(5.960464477539063e-08 / 2) == 0) // tie to even at the smallest subnormal
         #expect(ck_fp32_to_bf16(1.00390625) == 0x3f80) // tie to even
+    }
+}
+
+// MARK: - NF4 (bitsandbytes' blockwise 4-bit NormalFloat)
+
+/// `Tests/Fixtures/nf4/nf4.json`, written by scripts/reference/nf4_fixtures.py with bitsandbytes.
+private struct NF4Fixture: Decodable {
+    let bitsandbytes: String
+    let blocksize: Int
+    let levels: [Float]
+    let x: [Float]
+    let absmax: [Float]
+    let packed: [UInt8]
+    let dequantized: [Float]
+}
+
+@Suite struct NF4Tests {
+    private func fixture() throws -> NF4Fixture {
+        let url = TestPaths.root.appendingPathComponent("Tests/Fixtures/nf4/nf4.json")
+        return try JSONDecoder().decode(NF4Fixture.self, from: Data(contentsOf: url))
+    }
+
+    @Test func levelsAreBitsandbytesCodeBook() throws {
+        let fx = try fixture()
+        let ours = Array(UnsafeBufferPointer(start: ck_nf4_levels(), count: 16))
+        #expect(sameBits(ours, fx.levels))
+        #expect(GGMLType.nf4.blockSize == fx.blocksize && GGMLType.nf4.blockBytes == 36 && GGMLType.nf4.name == "nf4")
+        #expect(!GGMLType.nf4.isKnown, "NF4 is tune-private: GGUF files must not carry it")
+    }
+
+    @Test func quantizeMatchesBitsandbytes() throws {
+        let fx = try fixture()
+        let q = try #require(quant(.nf4, fx.x))
+        #expect(q.count == fx.absmax.count * 36)
+        for b in fx.absmax.indices {
+            let block = Array(q[b * 36 ..< (b + 1) * 36])
+            let d = block[0 ..< 4].withUnsafeBytes { $0.loadUnaligned(as: Float.self) }
+            #expect(d.bitPattern == fx.absmax[b].bitPattern, "block \(b): absmax \(d) != \(fx.absmax[b])")
+            #expect(Array(block[4...]) == Array(fx.packed[b * 32 ..< (b + 1) * 32]), "block \(b): codes differ from bitsandbytes")
+        }
+        let ref = try #require(dequant(.nf4, q, fx.x.count, reference: true))
+        let fast = try #require(dequant(.nf4, q, fx.x.count, reference: false))
+        #expect(sameBits(ref, fx.dequantized), "reference dequantization differs from bitsandbytes")
+        #expect(sameBits(fast, fx.dequantized), "fast dequantization differs from bitsandbytes")
+    }
+
+    @Test func roundTripErrorAndZeroBlock() throws {
+        var rng = SplitMix64(seed: 11)
+        let x = (0 ..< 1024).map { _ in rng.symmetric() }
+        let q = try #require(quant(.nf4, x))
+        let y = try #require(dequant(.nf4, q, x.count, reference: false))
+        // The widest gap between levels is 1 − 0.7230 (and 0.6962 − 1 below): error ≤ half of it × absmax.
+        for b in 0 ..< 16 {
+            let amax = x[b * 64 ..< (b + 1) * 64].map { abs($0) }.max()!
+            let err = (b * 64 ..< (b + 1) * 64).map { abs(x[$0] - y[$0]) }.max()!
+            #expect(err <= 0.1524 * amax + 1e-6, "block \(b): error \(err) for absmax \(amax)")
+        }
+        let zeros = try #require(quant(.nf4, [Float](repeating: 0, count: 64)))
+        #expect(try #require(dequant(.nf4, zeros, 64, reference: true)).allSatisfy { $0 == 0 })
     }
 }

@@ -67,6 +67,24 @@ struct TrainerTests {
     }
     static let pinned: [Double] = [5.516609, 5.485260, 5.476710, 5.506382, 5.274122, 5.249265]
 
+    @Test("QLoRA over a float base trains on NF4 blocks: same as --base-weights nf4, close to the f32 base")
+    func nf4OverFloatBase() throws {
+        let m = try LoRATestModel.load(type: .f32)
+        let quantizedFile = try model()
+        #expect(m.hasFloatMatrices && !quantizedFile.hasFloatMatrices)
+        let nf4 = try m.convertingMatrices(to: .nf4)
+        #expect(!nf4.hasFloatMatrices && nf4.weightBytes < m.weightBytes / 3)
+        func losses(_ mode: BaseWeightMode) throws -> [Double] {
+            var o = TrainerFixture.options(steps: 4)
+            o.baseWeights = mode
+            return try LoRATrainer(model: m, options: o, data: TrainerFixture.data(), output: try TestPaths.tempDir().path).run().log.map(\.loss)
+        }
+        let q = try losses(.quantized), explicit = try losses(.nf4), full = try losses(.f32)
+        #expect(q == explicit, "quantized mode on a float base must be NF4")
+        #expect(q != full, "NF4 rounding must show in the losses")
+        for (a, b) in zip(q, full) { #expect(abs(a - b) < 0.05 * abs(b), "nf4 \(q) vs f32 \(full)") }
+    }
+
     @Test("interrupted at a checkpoint and resumed ⇒ exactly the uninterrupted result")
     func resumeIsExact() throws {
         let m = try model()

@@ -6,8 +6,8 @@
  * n / ck_type_block_size(t) consecutive blocks; n must be a multiple of the block size.
  *
  * Dequantization: all types below (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q8_K),
- * bit-identical to ggml / gguf-py. ck_dequantize_row uses AVX2 for Q4_0, Q4_1, Q8_0, Q4_K
- * and BF16 when the CPU has it (cpuid at run time; not when ck_isa_active() reports the
+ * bit-identical to ggml / gguf-py, plus tune's NF4. ck_dequantize_row uses AVX2 for Q4_0, Q4_1,
+ * Q8_0, Q4_K, BF16 and NF4 when the CPU has it (cpuid at run time; not when ck_isa_active() reports the
  * reference ISA), and is bit-identical to ck_dequantize_row_ref.
  */
 #ifndef CK_QUANT_H
@@ -37,6 +37,10 @@ typedef enum {
     CK_TYPE_Q6_K = 14,
     CK_TYPE_Q8_K = 15,
     CK_TYPE_BF16 = 30,
+    /* tune-private (not a ggml type, never written to GGUF): QLoRA's 4-bit NormalFloat,
+     * bitsandbytes' blockwise NF4 — 64 weights per 36-byte block {f32 absmax; 32 bytes of
+     * codes}, x = level[q] * absmax, element 2i in the HIGH nibble of byte i. */
+    CK_TYPE_NF4  = 1024,
 } ck_type;
 
 /* Elements per block (1 for float types); 0 if the type is unknown to the kernels. */
@@ -56,9 +60,13 @@ int ck_dequantize_row(int type, const void *src, float *dst, int64_t n);
 int ck_dequantize_row_ref(int type, const void *src, float *dst, int64_t n);
 
 /* Quantize n f32 values into dst blocks of `type` (ggml's reference rounding, so the bytes
- * equal ggml's quantize_row_*_ref). Supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0.
+ * equal ggml's quantize_row_*_ref). Supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0, and NF4
+ * (bitsandbytes' rounding: nearest level of x * (1 / absmax)).
  * Returns 0 on success, -1 if unsupported. */
 int ck_quantize_row(int type, const float *src, void *dst, int64_t n);
+
+/* The 16 NF4 levels (bitsandbytes' code book, ascending, float32). */
+const float *ck_nf4_levels(void);
 
 /* Scalar half/bfloat16 conversions (round-to-nearest-even), ggml-compatible. */
 float    ck_fp16_to_fp32(uint16_t h);

@@ -32,6 +32,9 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let i64 = GGMLType(rawValue: 27)
     public static let f64 = GGMLType(rawValue: 28)
     public static let bf16 = GGMLType(rawValue: 30)
+    /// tune-private: bitsandbytes' NF4 (64 weights + f32 absmax per block), for QLoRA over a float base.
+    /// Not a ggml type: GGUF files never carry it (`isKnown` is false, the writers refuse it).
+    public static let nf4 = GGMLType(rawValue: 1024)
 
     /// (name, elements per block, bytes per block) for every type ggml defines.
     private static let table: [UInt32: (String, Int, Int)] = [
@@ -45,14 +48,18 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
         30: ("bf16", 1, 2), 34: ("tq1_0", 256, 54), 35: ("tq2_0", 256, 66), 39: ("mxfp4", 32, 17),
     ]
 
+    /// Types of tune's own (in memory only).
+    private static let privateTable: [UInt32: (String, Int, Int)] = [1024: ("nf4", 64, 36)]
+
     /// True if ggml defines this type (its block geometry is known).
     public var isKnown: Bool { Self.table[rawValue] != nil }
+    private var geometry: (String, Int, Int)? { Self.table[rawValue] ?? Self.privateTable[rawValue] }
     /// ggml's short name ("q4_1"), or "type#N" for an unknown raw value.
-    public var name: String { Self.table[rawValue]?.0 ?? "type#\(rawValue)" }
+    public var name: String { geometry?.0 ?? "type#\(rawValue)" }
     /// Elements per block (1 for scalar types); 0 if unknown.
-    public var blockSize: Int { Self.table[rawValue]?.1 ?? 0 }
+    public var blockSize: Int { geometry?.1 ?? 0 }
     /// Bytes per block; 0 if unknown.
-    public var blockBytes: Int { Self.table[rawValue]?.2 ?? 0 }
+    public var blockBytes: Int { geometry?.2 ?? 0 }
     /// True if the kernels can dequantize this type (ck_type_can_dequantize).
     public var isSupported: Bool { rawValue <= UInt32(Int32.max) && ck_type_can_dequantize(Int32(rawValue)) != 0 }
     /// True if `ck_quantize_row` can produce this type (the GGUF writer's float inputs).

@@ -96,7 +96,9 @@ public final class LoRATrainer {
                 baseModelName: String? = nil) throws {
         try options.validate(model: base.config)
         switch options.baseWeights {
-        case .quantized: model = base.with(adapter: nil)
+        case .quantized: model = base.hasFloatMatrices ? try base.with(adapter: nil).convertingMatrices(to: .nf4)
+                                                       : base.with(adapter: nil)
+        case .nf4: model = try base.with(adapter: nil).convertingMatrices(to: .nf4)
         case .f32: model = try base.with(adapter: nil).convertingMatrices(to: .f32)
         case .bf16: model = try base.with(adapter: nil).convertingMatrices(to: .bf16)
         }

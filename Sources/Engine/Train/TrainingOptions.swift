@@ -5,7 +5,11 @@ import Foundation
 /// How the frozen base weights are held during training.
 public enum BaseWeightMode: String, Codable, Sendable, CaseIterable {
     /// QLoRA: keep the model file's own quantized blocks (Q4_1/Q4_0/Q8_0 …); GEMMs dequantize in-kernel.
+    /// A float base (f32/f16/bf16 safetensors or GGUF) is quantized to NF4 first, as QLoRA does.
     case quantized
+    /// QLoRA over NF4 blocks (bitsandbytes' 4-bit NormalFloat, 64 weights per f32 absmax), whatever the
+    /// file holds (a quantized GGUF is dequantized and re-quantized: a second rounding).
+    case nf4
     /// LoRA over an f32 copy of the base.
     case f32
     /// LoRA over a bf16 copy of the base (half the weight traffic of f32).

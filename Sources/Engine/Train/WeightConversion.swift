@@ -1,15 +1,16 @@
-// WeightConversion — a copy of a model's matrices in another storage type (f32 / bf16) for plain
-// LoRA over a float base; QLoRA keeps the file's own quantized blocks and needs no copy.
+// WeightConversion — a copy of a model's matrices in another storage type: f32 / bf16 for plain
+// LoRA over a float copy, NF4 for QLoRA over a float base (a quantized GGUF's own blocks need no copy).
 
 import CKernels
 
 extension LlamaModel {
-    /// The model with every decoder and head matrix stored as `type` (F32 or BF16), dequantized once.
+    /// The model with every decoder and head matrix stored as `type` (F32, BF16 or NF4), dequantized once.
     /// Norm vectors are already f32. The embedding keeps its type (it is only looked up, never multiplied,
-    /// unless tied to the LM head — then the head copy is converted too).
+    /// unless tied to the LM head — then the head copy is converted too). NF4 (QLoRA) quantizes the
+    /// decoder matrices only; the LM head keeps its type, as bitsandbytes' QLoRA leaves `lm_head` alone.
     public func convertingMatrices(to type: GGMLType) throws -> LlamaModel {
-        guard type == .f32 || type == .bf16 else {
-            throw EngineError(.invalidArgument, "base weights can be converted to f32 or bf16, not \(type.name)")
+        guard type == .f32 || type == .bf16 || type == .nf4 else {
+            throw EngineError(.invalidArgument, "base weights can be converted to f32, bf16 or nf4, not \(type.name)")
         }
         var owned: [UnsafeMutableRawPointer] = []
         func convert(_ w: WeightMatrix) throws -> WeightMatrix {
@@ -33,9 +34,15 @@ extension LlamaModel {
                          wo: try convert(l.wo), ffnNorm: l.ffnNorm, wGate: try convert(l.wGate),
                          wUp: try convert(l.wUp), wDown: try convert(l.wDown))
         }
-        let converted = LlamaWeights(embed: w.embed, layers: layers, finalNorm: w.finalNorm, lmHead: try convert(w.lmHead),
+        let head = type == .nf4 ? w.lmHead : try convert(w.lmHead)
+        let converted = LlamaWeights(embed: w.embed, layers: layers, finalNorm: w.finalNorm, lmHead: head,
                                      owners: [w], owned: owned)
         return LlamaModel(config: config, tokenizer: tokenizer, weights: converted, source: source, format: format, adapter: adapter)
+    }
+
+    /// True if the decoder matrices are stored as floats (f32/f16/bf16), e.g. a safetensors model.
+    public var hasFloatMatrices: Bool {
+        weights.layers.allSatisfy { l in [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown].allSatisfy { [.f32, .f16, .bf16].contains($0.type) } }
     }
 
     /// Bytes of all weight matrices and vectors as held now.

@@ -87,6 +87,7 @@ public struct TrainBench: Sendable {
         case .f32: "tune LoRA (f32 base)"
         case .bf16: "tune LoRA (bf16 base)"
         case .quantized: "tune QLoRA (4-bit base)"
+        case .nf4: "tune QLoRA (NF4 base)"
         }
     }
 

@@ -13,7 +13,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "LoRA rank (alpha = 2·rank), all 7 targets.") var rank = 8
     @Option(help: "Timed optimizer steps.") var steps = 3
     @Option(help: "Untimed warmup steps.") var warmup = 1
-    @Option(help: "Modes to measure, comma-separated: f32, bf16, quantized.") var modes = "f32,bf16,quantized"
+    @Option(help: "Modes to measure, comma-separated: f32, bf16, quantized, nf4.") var modes = "f32,bf16,quantized"
     @Option(help: "Python with torch + peft for the reference (default: TUNE_PYTHON, scripts/reference/.venv, python3).") var python: String?
     @Option(help: .hidden) var worker: BaseWeightMode?
     @OptionGroup var global: GlobalOptions
@@ -36,7 +36,7 @@ struct BenchTrain: ParsableCommand {
             }
             bench.modes = try modes.split(separator: ",").map {
                 guard let m = BaseWeightMode(rawValue: String($0)) else {
-                    throw EngineError(.invalidArgument, "--modes: unknown mode '\($0)' (expected f32, bf16, quantized)")
+                    throw EngineError(.invalidArgument, "--modes: unknown mode '\($0)' (expected f32, bf16, quantized, nf4)")
                 }
                 return m
             }

@@ -20,7 +20,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Held-out eval JSONL (JSONL input only; default: a seeded split of --data).") var eval: String?
     @Option(help: "Output directory for the adapter, state and checkpoints.") var out: String
     @Flag(help: "QLoRA: keep the base in its quantized blocks (same as --base-weights quantized).") var qlora = false
-    @Option(help: "Base weights during training: quantized (QLoRA), f32 or bf16 (LoRA over a float copy).") var baseWeights: BaseWeightMode?
+    @Option(help: "Base weights during training: quantized (QLoRA on the file's own blocks; NF4 for a float base), nf4 (QLoRA on NF4 blocks), f32 or bf16 (LoRA over a float copy).") var baseWeights: BaseWeightMode?
     @Option(help: "LoRA rank r.") var rank = 8
     @Option(help: "LoRA alpha (scale alpha/r).") var alpha: Double = 16
     @Option(help: "LoRA dropout on the adapter input.") var dropout: Double = 0
@@ -76,8 +76,8 @@ struct TrainCommand: ParsableCommand {
             }
         }
         var o = TrainingOptions(lora: LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, useRSLoRA: rslora, targets: t))
-        o.baseWeights = qlora ? .quantized : (baseWeights ?? .f32)
-        if qlora, let b = baseWeights, b != .quantized {
+        o.baseWeights = qlora ? (baseWeights == .nf4 ? .nf4 : .quantized) : (baseWeights ?? .f32)
+        if qlora, let b = baseWeights, b != .quantized, b != .nf4 {
             throw EngineError(.invalidArgument, "--qlora conflicts with --base-weights \(b.rawValue)")
         }
         o.learningRate = lr
