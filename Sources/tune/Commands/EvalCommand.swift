@@ -49,7 +49,10 @@ struct EvalCommand: ParsableCommand {
             bar.finishLine()
             if let report { try result.write(to: report) }
             if global.json { try Output.json(result) } else { Output.text(result.markdown(), terminator: "") }
-            if result.gate?.passed == false { throw ExitCode(1) }
+            if let g = result.gate, !g.passed {
+                Output.error("eval gate failed — \(g.summary)")
+                throw ExitCode(1)
+            }
         }
     }
 }
