@@ -51,9 +51,10 @@ extension PipelineRunner {
         }
         let report = try EvalReport(models: evals, config: config, subjects: subjects, dataset: dataset.ref,
                                     training: curve, trainSeconds: trainSeconds)
-        for line in report.markdown().split(separator: "\n") where line.hasPrefix("|") || line.hasPrefix("- ") || line.hasPrefix("## Gate") {
+        for line in report.markdown().split(separator: "\n").prefix(while: { !$0.hasPrefix("## ") }) where line.hasPrefix("|") {
             onEvent(.progress(stage: .eval, message: String(line)))
         }
+        for c in report.gate?.checks ?? [] { onEvent(.progress(stage: .eval, message: "Gate: \(c.message)")) }
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-eval-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         try report.write(to: dir.path)
