@@ -1,44 +1,55 @@
-// Evaluator — held-out metrics of a model (base, or base + adapter) on a prepared eval split:
-//   loss / perplexity over the target (masked) tokens, and exact match = greedy decoding reproduces
-//   the reference answer token for token, end-of-turn token included.
-// Both come from ONE teacher-forced forward per example: greedy decoding emits the reference iff
-// the reference token is the argmax at every target position (each step conditions on the same
-// prefix either way), so no generation loop is needed. The LM head runs only on target rows.
+// Evaluator — held-out metrics of one model (base, base + adapter, or a merged model) on prepared
+// eval examples, from ONE prefill per example (`LlamaModel.evaluate(prompts:)`):
+//   • the reference answer, teacher-forced from the prompt's cache → loss, perplexity, and exact
+//     match = greedy decoding reproduces the reference token for token (it does iff the reference
+//     token is the argmax at every answer position: each step conditions on the same prefix);
+//   • each option of `choices` scored the same way → choice accuracy = argmax of summed log-likelihood;
+//   • greedy generation with the KV cache → contains, regex, json_valid, json_fields, confusion.
+// All examples of a batch share every GEMM, the prompt forward included.
+//
+//     let cfg = try EvalConfig.load(file: "pipelines/sample.yaml")
+//     let base = try Evaluator.evaluate(model: m, role: .base, name: "base", examples: ex, config: cfg)
+//     let tuned = try Evaluator.evaluate(model: m.loadingAdapter(directory: dir), role: .adapter, …)
+//     let report = EvalReport(models: [base, tuned], config: cfg, …)   // gate, costs, JSON/Markdown/HTML
 
 import Foundation
 
+public enum ModelRole: String, Codable, Sendable, CaseIterable { case base, adapter, merged }
+
+/// One model's results on one eval set.
 public struct ModelEvaluation: Codable, Sendable, Equatable {
+    public var role: ModelRole
     public var model: String
     public var examples: Int
+    /// Reference answer tokens scored (the loss denominator).
     public var targetTokens: Int
-    public var loss: Double
-    public var perplexity: Double
-    /// Fraction of examples whose greedy answer equals the reference exactly.
-    public var exactMatch: Double
-    /// Fraction of target tokens that are the greedy choice.
-    public var tokenAccuracy: Double
+    public var promptTokens: Int
+    public var generatedTokens: Int
+    /// Every computed metric by name (`EvalConfig.reportedMetrics`); fractions in [0, 1] except loss/perplexity.
+    public var metrics: [String: Double]
+    /// Reference label × generated label, when `choices` are given.
+    public var confusion: Confusion?
+    /// The first few examples: reference, generated answer, chosen option.
+    public var samples: [Sample]
     public var seconds: Double
     public var examplesPerSecond: Double
-}
+    /// (prompt + generated tokens) / seconds: the measured throughput the serving cost uses.
+    public var tokensPerSecond: Double
 
-public struct EvalComparison: Codable, Sendable {
-    public var base: ModelEvaluation
-    public var tuned: ModelEvaluation?
-    public var gate: GateResult?
-
-    public init(base: ModelEvaluation, tuned: ModelEvaluation?, gate: GateResult? = nil) {
-        self.base = base
-        self.tuned = tuned
-        self.gate = gate
+    public struct Sample: Codable, Sendable, Equatable {
+        public var reference: String
+        public var generated: String?
+        public var choice: String?
     }
 
-    public struct GateResult: Codable, Sendable, Equatable {
-        public var metric: String
-        public var minDelta: Double
-        public var delta: Double
-        public var passed: Bool
-        public var message: String
+    enum CodingKeys: String, CodingKey {
+        case role, model, examples, metrics, confusion, samples, seconds
+        case targetTokens = "target_tokens", promptTokens = "prompt_tokens", generatedTokens = "generated_tokens"
+        case examplesPerSecond = "examples_per_second", tokensPerSecond = "tokens_per_second"
     }
+
+    public var loss: Double? { metrics["loss"] }
+    public var exactMatch: Double? { metrics["exact_match"] }
 }
 
 public enum Evaluator {
@@ -53,62 +64,94 @@ public enum Evaluator {
         }
     }
 
-    /// Evaluates `model` on `examples` in batches of `batch` sequences.
-    public static func evaluate(model: LlamaModel, name: String, examples: [DatasetExample], batch: Int = 8,
-                                progress: (Int, Int) -> Void = { _, _ in }) throws -> ModelEvaluation {
+    /// Tokens that end an answer: EOS, and the last answer token when every reference ends with the same
+    /// one (a chat template's end-of-turn marker).
+    static func stopTokens(_ all: [(ids: [Int32], targets: [Int])], eos: Int32?) -> Set<Int32> {
+        var s = Set(eos.map { [$0] } ?? [])
+        let lasts = Set(all.map { $0.ids[$0.targets.last!] })
+        if all.count > 1, lasts.count == 1 { s.formUnion(lasts) }
+        return s
+    }
+
+    /// Evaluates `model` on `examples` as `config` says, in batches of `config.batch` examples.
+    public static func evaluate(model: LlamaModel, role: ModelRole, name: String, examples: [DatasetExample],
+                                config: EvalConfig, progress: (Int, Int) -> Void = { _, _ in }) throws -> ModelEvaluation {
         let all = items(examples)
         guard !all.isEmpty else { throw TuneError(.invalidArgument, "evaluation: no eval example has target tokens") }
+        let tok = model.tokenizer
+        let stops = stopTokens(all, eos: tok.eosID)
+        let pattern = try config.regex.map { p in
+            do { return try NSRegularExpression(pattern: p) } catch { throw TuneError(.invalidArgument, "regex \"\(p)\": not a valid regular expression") }
+        }
+        let wantChoice = config.metrics.contains("choice") && !config.choices.isEmpty
+        let maxNew = config.generates ? config.maxNewTokens : 0
         let t0 = Date()
-        var nll = 0.0, tokens = 0, hits = 0, exact = 0, done = 0
+        var nll = 0.0, tokens = 0, hits = 0, exact = 0, promptTokens = 0, generatedTokens = 0
+        var counts: [String: Int] = [:]
+        var confusion = config.choices.isEmpty || maxNew == 0 ? nil : Confusion(labels: config.choices)
+        var samples: [ModelEvaluation.Sample] = []
         var i = 0
         while i < all.count {
-            let group = Array(all[i..<min(all.count, i + max(1, batch))])
-            for s in try model.scoreTargets(group) {
-                nll -= s.logprobs.reduce(0, +)
-                tokens += s.logprobs.count
-                hits += s.greedyHits.filter { $0 }.count
-                if s.greedyHits.allSatisfy({ $0 }) { exact += 1 }
+            let group = Array(all[i..<min(all.count, i + config.batch)])
+            var refs: [String] = [], tasks: [PromptTask] = []
+            for item in group {
+                let first = item.targets.first!, last = item.targets.last!
+                var answer = item.targets.map { item.ids[$0] }
+                var tail: [Int32] = []
+                while let t = answer.last, stops.contains(t) { tail.insert(t, at: 0); answer.removeLast() }
+                refs.append(tok.decode(answer))
+                var conts = [(ids: Array(item.ids[first...last]), targets: item.targets.map { $0 - first })]
+                if wantChoice {
+                    conts += config.choices.map { o in let ids = tok.encode(o) + tail; return (ids, Array(ids.indices)) }
+                }
+                tasks.append(PromptTask(prompt: Array(item.ids[..<first]), continuations: conts, maxNewTokens: maxNew))
+                promptTokens += first
+            }
+            let results = try model.evaluate(prompts: tasks, stopTokens: stops)
+            for (k, r) in results.enumerated() {
+                let ref = r.scores[0], reference = refs[k]
+                nll -= ref.logprobs.reduce(0, +)
+                tokens += ref.logprobs.count
+                hits += ref.greedyHits.filter { $0 }.count
+                if ref.greedyHits.allSatisfy({ $0 }) { exact += 1 }
+                var sample = ModelEvaluation.Sample(reference: reference)
+                if wantChoice {
+                    let sums = r.scores.dropFirst().map { $0.logprobs.reduce(0, +) }
+                    let best = sums.indices.max { sums[$0] < sums[$1] || (sums[$0] == sums[$1] && $0 > $1) }!
+                    sample.choice = config.choices[best]
+                    if TextMetrics.normalize(config.choices[best]) == TextMetrics.normalize(reference) { counts["choice", default: 0] += 1 }
+                }
+                if maxNew > 0 {
+                    let text = tok.decode(r.generated)
+                    generatedTokens += r.generated.count
+                    sample.generated = text
+                    func count(_ m: String, _ ok: Bool) { if config.metrics.contains(m), ok { counts[m, default: 0] += 1 } }
+                    count("contains", TextMetrics.contains(generated: text, reference: reference))
+                    if let pattern { count("regex", TextMetrics.regex(generated: text, pattern: pattern)) }
+                    count("json_valid", TextMetrics.jsonValid(text))
+                    count("json_fields", TextMetrics.jsonFieldsMatch(generated: text, reference: reference, fields: config.jsonFields))
+                    confusion?.add(actual: TextMetrics.label(reference, among: config.choices),
+                                   predicted: TextMetrics.label(text, among: config.choices))
+                }
+                if samples.count < 8 { samples.append(sample) }
             }
             i += group.count
-            done += group.count
-            progress(done, all.count)
+            progress(i, all.count)
         }
-        let secs = Date().timeIntervalSince(t0)
-        let loss = nll / Double(tokens)
-        return ModelEvaluation(model: name, examples: all.count, targetTokens: tokens, loss: loss, perplexity: exp(loss),
-                               exactMatch: Double(exact) / Double(all.count), tokenAccuracy: Double(hits) / Double(tokens),
-                               seconds: secs, examplesPerSecond: Double(all.count) / max(secs, 1e-9))
-    }
-
-    /// The metric value a gate reads (`exact_match`, `token_accuracy`; `loss`/`perplexity` count as
-    /// negative so that "higher is better" holds for every gate).
-    public static func metric(_ name: String, of e: ModelEvaluation) throws -> Double {
-        switch name {
-        case "exact_match": e.exactMatch
-        case "token_accuracy": e.tokenAccuracy
-        case "loss": -e.loss
-        case "perplexity": -e.perplexity
-        default: throw TuneError(.invalidArgument, "gate metric \(name) is not computed by this version of tune (exact_match, token_accuracy, loss, perplexity are)")
+        let secs = Date().timeIntervalSince(t0), n = Double(all.count)
+        var metrics: [String: Double] = [:]
+        for m in config.reportedMetrics {
+            switch m {
+            case "loss": metrics[m] = nll / Double(tokens)
+            case "perplexity": metrics[m] = exp(nll / Double(tokens))
+            case "exact_match": metrics[m] = Double(exact) / n
+            case "token_accuracy": metrics[m] = Double(hits) / Double(tokens)
+            default: metrics[m] = Double(counts[m] ?? 0) / n
+            }
         }
-    }
-
-    /// tuned − base on `metric` must be at least `minDelta`.
-    public static func gate(metric: String, minDelta: Double, base: ModelEvaluation, tuned: ModelEvaluation) throws -> EvalComparison.GateResult {
-        let delta = try Self.metric(metric, of: tuned) - Self.metric(metric, of: base)
-        let passed = delta >= minDelta
-        let msg = String(format: "%@: tuned − base = %+.4f, required ≥ %+.4f → %@", metric, delta, minDelta, passed ? "pass" : "FAIL")
-        return .init(metric: metric, minDelta: minDelta, delta: delta, passed: passed, message: msg)
-    }
-
-    /// A Markdown table of the evaluations.
-    public static func markdown(_ c: EvalComparison) -> String {
-        var rows = ["| model | examples | loss | perplexity | exact match | token accuracy | examples/s |",
-                    "|---|---:|---:|---:|---:|---:|---:|"]
-        for e in [c.base] + (c.tuned.map { [$0] } ?? []) {
-            rows.append(String(format: "| %@ | %d | %.4f | %.2f | %.1f%% | %.1f%% | %.1f |", e.model, e.examples, e.loss,
-                               e.perplexity, 100 * e.exactMatch, 100 * e.tokenAccuracy, e.examplesPerSecond))
-        }
-        if let g = c.gate { rows.append("\nGate: \(g.message)") }
-        return rows.joined(separator: "\n") + "\n"
+        return ModelEvaluation(role: role, model: name, examples: all.count, targetTokens: tokens, promptTokens: promptTokens,
+                               generatedTokens: generatedTokens, metrics: metrics, confusion: confusion, samples: samples,
+                               seconds: secs, examplesPerSecond: n / max(secs, 1e-9),
+                               tokensPerSecond: Double(promptTokens + generatedTokens) / max(secs, 1e-9))
     }
 }

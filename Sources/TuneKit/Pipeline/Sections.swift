@@ -163,32 +163,11 @@ public struct MergeSection: Codable, Hashable, Sendable {
     }
 }
 
-/// `eval:` — compare the tuned model with the base on held-out data, with a pass/fail gate.
+/// `eval:` — base vs tuned vs merged on held-out data: metrics, promotion gate, costs (EvalConfig, docs/eval.md).
 public struct EvalSection: Codable, Hashable, Sendable {
-    public var metrics: [String]
-    public var maxNewTokens: Int
-    public var gateMetric: String?
-    public var gateMinDelta: Double
+    public var config: EvalConfig
 
-    public static let knownMetrics = ["loss", "exact_match", "contains", "choice", "json_valid"]
-
-    init(_ r: YAMLReader) {
-        metrics = r.strings("metrics", default: ["loss", "exact_match"])
-        for m in metrics where !Self.knownMetrics.contains(m) {
-            let hint = didYouMean(m, among: Self.knownMetrics).map { "did you mean \"\($0)\"?" }
-            r.report(r.value("metrics"), "metrics", "unknown metric \"\(m)\"; expected some of \(Self.knownMetrics.joined(separator: ", "))", hint: hint)
-        }
-        maxNewTokens = r.int("max_new_tokens", default: 32, min: 1)
-        let gate = r.object("gate")
-        gateMetric = gate?.string("metric", required: true)
-        if let g = gateMetric, !metrics.contains(g) {
-            gate?.report(gate?.value("metric"), "metric", "gate metric \"\(g)\" is not among eval.metrics",
-                         hint: "add it to metrics: [\((metrics + [g]).joined(separator: ", "))]")
-        }
-        gateMinDelta = gate?.double("min_delta", default: 0, range: -1e6...1e6) ?? 0
-        gate?.finish()
-        r.finish()
-    }
+    init(_ r: YAMLReader) { config = EvalConfig(r) }
 }
 
 /// `register:` — record the outputs in the registry under a name, optionally moving aliases.

@@ -1,0 +1,158 @@
+// LlamaModel+PromptEval — one prefill per prompt, then everything an evaluation needs from that
+// KV cache: teacher-forced scores of several continuations (the reference answer, each option of a
+// multiple-choice set) and a greedy continuation, batched across prompts.
+//
+//   prefill   all prompts in one batched forward → each prompt's cache + logits L0 after it
+//   score     each continuation runs from a copy of its prompt's cache (all copies in one forward);
+//             ln p(cont[j] | prompt, cont[..<j]) from L0 (j = 0) or the row after cont[j-1]
+//   generate  greedy, one row per unfinished sequence per step, all sequences in one forward
+//
+// Same numbers as scoring `prompt + continuation` from scratch (`score(ids:)`) and as `generate`
+// with temperature 0, without repeating the prompt's forward once per option.
+
+import CKernels
+
+/// A prompt and what to do with it.
+public struct PromptTask: Sendable {
+    public var prompt: [Int32]
+    /// Token sequences to score after the prompt, each with the positions (indices into the
+    /// continuation) whose log-probability and greedy agreement are wanted.
+    public var continuations: [(ids: [Int32], targets: [Int])]
+    /// Greedy tokens to generate (0: none).
+    public var maxNewTokens: Int
+
+    public init(prompt: [Int32], continuations: [(ids: [Int32], targets: [Int])], maxNewTokens: Int) {
+        self.prompt = prompt
+        self.continuations = continuations
+        self.maxNewTokens = maxNewTokens
+    }
+}
+
+/// What `evaluate(prompts:)` found for one prompt.
+public struct PromptResult: Sendable, Equatable {
+    /// One per continuation, in order.
+    public var scores: [TargetScores]
+    /// Greedy continuation, without the stop token that ended it.
+    public var generated: [Int32]
+    public var finishReason: FinishReason
+}
+
+extension LlamaSession {
+    /// A new session holding a copy of this one's cache (same position).
+    func fork(extra: Int) throws -> LlamaSession {
+        let s = LlamaSession(model: model, capacity: min(model.config.contextLength, position + extra))
+        try s.reserve(position + max(1, extra))
+        let kvDim = model.config.numKVHeads * model.config.headDim
+        for l in 0..<model.config.numLayers {
+            s.kCache[l].update(from: kCache[l], count: position * kvDim)
+            s.vCache[l].update(from: vCache[l], count: position * kvDim)
+        }
+        s.position = position
+        return s
+    }
+}
+
+extension LlamaModel {
+    /// Runs `tasks` as one batch (see the file header). `stopTokens` (plus EOS) end generation.
+    public func evaluate(prompts tasks: [PromptTask], stopTokens: Set<Int32> = []) throws -> [PromptResult] {
+        guard !tasks.isEmpty else { return [] }
+        let V = config.vocabSize, C = config.hiddenSize
+        for t in tasks {
+            guard !t.prompt.isEmpty else { throw EngineError(.invalidArgument, "evaluate: empty prompt") }
+            for c in t.continuations where !c.targets.allSatisfy({ $0 >= 0 && $0 < c.ids.count }) {
+                throw EngineError(.invalidArgument, "evaluate: continuation targets must be in 0..<\(c.ids.count)")
+            }
+        }
+        // Prefill: one forward over every prompt; L0 = logits after each prompt's last token.
+        let longest = tasks.map { t in max(t.maxNewTokens + 1, t.continuations.map(\.ids.count).max() ?? 0) }
+        let sessions = tasks.indices.map { makeSession(contextLength: tasks[$0].prompt.count + longest[$0]) }
+        let acts = Activations()
+        var hidden = try forwardHidden(Array(zip(sessions, tasks.map(\.prompt))).map { ($0, $1) }, acts: acts)
+        var l0 = [Float](repeating: 0, count: tasks.count * V)
+        var row = 0
+        try l0.withUnsafeMutableBufferPointer { buf in
+            for (i, t) in tasks.enumerated() {
+                row += t.prompt.count
+                try lmHead(hidden + (row - 1) * C, rows: 1, into: buf.baseAddress! + i * V)
+            }
+        }
+
+        // Continuations from forked caches, in one forward.
+        var scores = tasks.map { [TargetScores](repeating: .init(logprobs: [], greedyHits: []), count: $0.continuations.count) }
+        var fed: [(task: Int, cont: Int, session: LlamaSession, tokens: [Int32])] = []
+        for (i, t) in tasks.enumerated() {
+            for (j, c) in t.continuations.enumerated() where c.ids.count > 1 {
+                fed.append((i, j, try sessions[i].fork(extra: c.ids.count), Array(c.ids.dropLast())))
+            }
+        }
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: V)
+        defer { logits.deallocate() }
+        /// (ln p(want), argmax == want) of a logits row; `row` is overwritten.
+        func judge(_ row: UnsafeMutablePointer<Float>, _ want: Int32) -> (Double, Bool) {
+            var best = 0
+            for v in 1..<V where row[v] > row[best] { best = v }
+            let hit = best == Int(want) || row[best] == row[Int(want)]
+            ck_log_softmax_forward(row, row, 1, Int64(V))
+            return (Double(row[Int(want)]), hit)
+        }
+        if !fed.isEmpty {
+            let h = try forwardHidden(fed.map { ($0.session, $0.tokens) }, acts: acts)
+            var base = 0
+            for f in fed {
+                let c = tasks[f.task].continuations[f.cont]
+                var lp: [Double] = [], hits: [Bool] = []
+                for j in c.targets {
+                    if j == 0 { (logits).update(from: l0.withUnsafeBufferPointer { $0.baseAddress! + f.task * V }, count: V) }
+                    else { try lmHead(h + (base + j - 1) * C, rows: 1, into: logits) }
+                    let (p, hit) = judge(logits, c.ids[j])
+                    lp.append(p); hits.append(hit)
+                }
+                scores[f.task][f.cont] = TargetScores(logprobs: lp, greedyHits: hits)
+                base += f.tokens.count
+            }
+        }
+        for (i, t) in tasks.enumerated() {
+            for (j, c) in t.continuations.enumerated() where c.ids.count == 1 {
+                var lp: [Double] = [], hits: [Bool] = []
+                for _ in c.targets {
+                    logits.update(from: l0.withUnsafeBufferPointer { $0.baseAddress! + i * V }, count: V)
+                    let (p, hit) = judge(logits, c.ids[0])
+                    lp.append(p); hits.append(hit)
+                }
+                scores[i][j] = TargetScores(logprobs: lp, greedyHits: hits)
+            }
+        }
+
+        // Greedy generation, all unfinished sequences in one forward per step.
+        var stops = stopTokens
+        if let eos = tokenizer.eosID { stops.insert(eos) }
+        var generated = [[Int32]](repeating: [], count: tasks.count)
+        var reason = [FinishReason](repeating: .length, count: tasks.count)
+        var next: [Int32] = tasks.indices.map { i in
+            l0.withUnsafeBufferPointer { buf in
+                var best = 0
+                for v in 1..<V where buf[i * V + v] > buf[i * V + best] { best = v }
+                return Int32(best)
+            }
+        }
+        var active = tasks.indices.filter { tasks[$0].maxNewTokens > 0 }
+        while !active.isEmpty {
+            var feed: [Int] = []
+            for i in active {
+                if stops.contains(next[i]) { reason[i] = .stop; continue }
+                generated[i].append(next[i])
+                if generated[i].count < tasks[i].maxNewTokens { feed.append(i) }
+            }
+            active = feed
+            guard !active.isEmpty else { break }
+            hidden = try forwardHidden(active.map { (sessions[$0], [next[$0]]) }, acts: acts)
+            for (r, i) in active.enumerated() {
+                try lmHead(hidden + r * C, rows: 1, into: logits)
+                var best = 0
+                for v in 1..<V where logits[v] > logits[best] { best = v }
+                next[i] = Int32(best)
+            }
+        }
+        return tasks.indices.map { PromptResult(scores: scores[$0], generated: generated[$0], finishReason: reason[$0]) }
+    }
+}

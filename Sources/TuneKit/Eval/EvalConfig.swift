@@ -1,0 +1,167 @@
+// EvalConfig — what an evaluation computes (metrics, options, patterns), the promotion gate and the
+// optional cost inputs: the frozen value behind a pipeline's `eval:` section and `tune eval` flags.
+// Fields and semantics: docs/eval.md.
+
+import Foundation
+
+public struct EvalConfig: Codable, Hashable, Sendable {
+    /// Declared metrics (`EvalConfig.knownMetrics`).
+    public var metrics: [String] = ["loss", "exact_match"]
+    public var maxNewTokens = 32
+    /// Sequences per batched forward.
+    public var batch = 8
+    /// Answer options: `choice` scores each as the assistant answer; also the classes of the confusion matrix.
+    public var choices: [String] = []
+    /// `regex`: the generated answer contains a match of this pattern.
+    public var regex: String?
+    /// `json_fields`: these top-level fields of the generated JSON equal the reference's.
+    public var jsonFields: [String] = []
+    public var gate: [GateRule] = []
+    public var costs: CostConfig?
+
+    public init() {}
+
+    public static let knownMetrics = ["loss", "perplexity", "exact_match", "token_accuracy", "contains", "regex",
+                                      "json_valid", "json_fields", "choice"]
+    /// Metrics that need greedy generation.
+    public static let generationMetrics: Set<String> = ["contains", "regex", "json_valid", "json_fields"]
+
+    /// Whether greedy generation runs (a generation metric is declared, or `choices` for the confusion matrix).
+    public var generates: Bool { !choices.isEmpty || metrics.contains { Self.generationMetrics.contains($0) } }
+
+    /// The metric keys a report carries for this config (declared ones plus their companions).
+    public var reportedMetrics: [String] {
+        var out: [String] = []
+        for m in metrics {
+            switch m {
+            case "loss", "perplexity": out += ["loss", "perplexity"]
+            case "exact_match", "token_accuracy": out += ["exact_match", "token_accuracy"]
+            default: out.append(m)
+            }
+        }
+        var seen = Set<String>()
+        return out.filter { seen.insert($0).inserted }
+    }
+
+    /// Checks what the YAML reader checks, for configs assembled from flags; all problems in one error.
+    public func validate() throws {
+        var problems: [String] = []
+        for m in metrics where !Self.knownMetrics.contains(m) {
+            problems.append("unknown metric \"\(m)\" (known: \(Self.knownMetrics.joined(separator: ", ")))")
+        }
+        if metrics.contains("choice"), choices.isEmpty { problems.append("metric choice needs answer options (--choices a,b,c or choices: in the config)") }
+        if metrics.contains("regex"), regex == nil { problems.append("metric regex needs a pattern (--regex)") }
+        if let r = regex, (try? NSRegularExpression(pattern: r)) == nil { problems.append("regex \"\(r)\" is not a valid regular expression") }
+        if metrics.contains("json_fields"), jsonFields.isEmpty { problems.append("metric json_fields needs fields (--json-field)") }
+        if maxNewTokens < 1 { problems.append("max new tokens must be positive, got \(maxNewTokens)") }
+        if batch < 1 { problems.append("batch must be positive, got \(batch)") }
+        for g in gate where resolve(gateMetric: g.metric) == nil {
+            problems.append("gate metric \(g.metric) is not computed (computed: \((reportedMetrics + ["accuracy"]).joined(separator: ", ")))")
+        }
+        guard problems.isEmpty else { throw TuneError(.invalidArgument, problems.joined(separator: "; ")) }
+    }
+
+    /// The metric a gate name reads: `accuracy` is `choice` when declared, else `exact_match`.
+    public func resolve(gateMetric m: String) -> String? {
+        let name = m == "accuracy" ? (metrics.contains("choice") ? "choice" : "exact_match") : m
+        return reportedMetrics.contains(name) ? name : nil
+    }
+}
+
+/// One promotion rule on one metric; every bound given must hold for every tuned model.
+public struct GateRule: Codable, Hashable, Sendable {
+    public var metric: String
+    public var min: Double?
+    public var max: Double?
+    /// tuned − base ≥ this.
+    public var minDeltaVsBase: Double?
+    /// tuned − base ≤ this.
+    public var maxDeltaVsBase: Double?
+    /// tuned / base ≥ this.
+    public var minRatioVsBase: Double?
+    /// tuned / base ≤ this.
+    public var maxRatioVsBase: Double?
+
+    public init(metric: String, min: Double? = nil, max: Double? = nil, minDeltaVsBase: Double? = nil,
+                maxDeltaVsBase: Double? = nil, minRatioVsBase: Double? = nil, maxRatioVsBase: Double? = nil) {
+        self.metric = metric
+        self.min = min
+        self.max = max
+        self.minDeltaVsBase = minDeltaVsBase
+        self.maxDeltaVsBase = maxDeltaVsBase
+        self.minRatioVsBase = minRatioVsBase
+        self.maxRatioVsBase = maxRatioVsBase
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case metric, min, max
+        case minDeltaVsBase = "min_delta_vs_base", maxDeltaVsBase = "max_delta_vs_base"
+        case minRatioVsBase = "min_ratio_vs_base", maxRatioVsBase = "max_ratio_vs_base"
+    }
+
+    public static let boundNames = ["min", "max", "min_delta_vs_base", "max_delta_vs_base", "min_ratio_vs_base", "max_ratio_vs_base"]
+
+    /// The old `{metric, min_delta}` form: improvement of at least `minDelta` (for loss/perplexity, a decrease).
+    public static func legacy(metric: String, minDelta: Double) -> GateRule {
+        ["loss", "perplexity"].contains(metric) ? GateRule(metric: metric, maxDeltaVsBase: -minDelta)
+                                                : GateRule(metric: metric, minDeltaVsBase: minDelta)
+    }
+
+    mutating func set(_ bound: String, _ v: Double) {
+        switch bound {
+        case "min": min = v
+        case "max": max = v
+        case "min_delta_vs_base": minDeltaVsBase = v
+        case "max_delta_vs_base": maxDeltaVsBase = v
+        case "min_ratio_vs_base": minRatioVsBase = v
+        default: maxRatioVsBase = v
+        }
+    }
+
+    /// Parses the CLI form `METRIC:BOUND=VALUE[,BOUND=VALUE…]`, e.g. `accuracy:min=0.9,min_delta_vs_base=0.05`.
+    public static func parse(_ s: String) throws -> GateRule {
+        let parts = s.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty else {
+            throw TuneError(.invalidArgument, "gate rule \"\(s)\": expected METRIC:BOUND=VALUE[,BOUND=VALUE], e.g. accuracy:min=0.9,min_delta_vs_base=0.05")
+        }
+        var rule = GateRule(metric: parts[0])
+        for kv in parts[1].split(separator: ",") {
+            let p = kv.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard p.count == 2, boundNames.contains(p[0]), let v = Double(p[1]), v.isFinite else {
+                throw TuneError(.invalidArgument, "gate rule \"\(s)\": \"\(kv)\" is not BOUND=NUMBER with BOUND one of \(boundNames.joined(separator: ", "))")
+            }
+            rule.set(p[0], v)
+        }
+        return rule
+    }
+}
+
+/// Prices, all optional; only what is given is reported (docs/eval.md, "Cost").
+public struct CostConfig: Codable, Hashable, Sendable {
+    /// $ per hour of the machine that serves the tuned model (and trains it, unless `trainHardwarePerHour`).
+    public var hardwarePerHour: Double?
+    public var trainHardwarePerHour: Double?
+    /// $ per month that the open model costs regardless of volume (reserved machine, ops).
+    public var monthlyFixed: Double?
+    /// Managed (closed) model prices, $ per 1M tokens.
+    public var managedInputPerMillion: Double?
+    public var managedOutputPerMillion: Double?
+    /// Months over which the training cost is spread in the break-even (default 1: all in the first month).
+    public var amortizeMonths: Double = 1
+
+    public init(hardwarePerHour: Double? = nil, trainHardwarePerHour: Double? = nil, monthlyFixed: Double? = nil,
+                managedInputPerMillion: Double? = nil, managedOutputPerMillion: Double? = nil, amortizeMonths: Double = 1) {
+        self.hardwarePerHour = hardwarePerHour
+        self.trainHardwarePerHour = trainHardwarePerHour
+        self.monthlyFixed = monthlyFixed
+        self.managedInputPerMillion = managedInputPerMillion
+        self.managedOutputPerMillion = managedOutputPerMillion
+        self.amortizeMonths = amortizeMonths
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case hardwarePerHour = "hardware_per_hour", trainHardwarePerHour = "train_hardware_per_hour"
+        case monthlyFixed = "monthly_fixed", managedInputPerMillion = "managed_input_per_million"
+        case managedOutputPerMillion = "managed_output_per_million", amortizeMonths = "amortize_months"
+    }
+}

@@ -1,0 +1,65 @@
+// EvalJob — `tune eval` as a library call: load base / adapter / merged, prepare the data (a prepared
+// dataset's eval split, or a JSONL file prepared on the fly), evaluate each, assemble the report.
+
+import Foundation
+
+public struct EvalJob: Sendable {
+    public var model: String
+    public var adapter: String?
+    /// A merged model (GGUF file or HF directory) or a merged adapter directory.
+    public var merged: String?
+    public var data: String
+    public var config: EvalConfig
+    public var includeBase = true
+    public var trainSeconds: Double?
+
+    public init(model: String, adapter: String? = nil, merged: String? = nil, data: String, config: EvalConfig) {
+        self.model = model
+        self.adapter = adapter
+        self.merged = merged
+        self.data = data
+        self.config = config
+    }
+
+    /// Evaluates every model given; `progress(role, done, total)` after each batch.
+    public func run(progress: (ModelRole, Int, Int) -> Void = { _, _, _ in }) throws -> EvalReport {
+        guard includeBase || adapter != nil || merged != nil else {
+            throw TuneError(.invalidArgument, "nothing to evaluate: skipping the base needs --adapter or --merged")
+        }
+        let base = try LlamaModel.load(path: model)
+        let examples = try loadExamples()
+        var evals: [ModelEvaluation] = []
+        var subjects: [String: String] = [:]
+        func run(_ m: LlamaModel, _ role: ModelRole, _ path: String) throws {
+            evals.append(try Evaluator.evaluate(model: m, role: role, name: (path as NSString).lastPathComponent, examples: examples,
+                                                config: config) { progress(role, $0, $1) })
+            subjects[role.rawValue] = path
+        }
+        if includeBase { try run(base, .base, model) }
+        if let adapter { try run(try base.loadingAdapter(directory: adapter), .adapter, adapter) }
+        if let merged {
+            let isAdapter = FileManager.default.fileExists(atPath: (merged as NSString).appendingPathComponent("adapter_config.json"))
+            try run(isAdapter ? try base.loadingAdapter(directory: merged) : try LlamaModel.load(path: merged), .merged, merged)
+        }
+        let curve = try adapter.flatMap { try TrainingCurve.load(adapterDirectory: $0) }
+        return try EvalReport(models: evals, config: config, subjects: subjects, dataset: (data as NSString).lastPathComponent,
+                              training: curve, trainSeconds: trainSeconds)
+    }
+
+    /// The prepared dataset's eval split (its train split when it has none), or every row of a JSONL file.
+    public func loadExamples() throws -> [DatasetExample] {
+        if TrainingDataLoader.isPreparedDataset(data) {
+            let p = try PreparedDataset(directory: data)
+            return try p.examples(split: p.manifest.splits["eval"] != nil ? "eval" : "train")
+        }
+        // A JSONL file: prepared in a temp dir, every row kept (no split, no dedup), all of it evaluated.
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("tune-eval-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        var cfg = PrepareConfig()
+        cfg.split.evalFraction = 0
+        cfg.dedup.exact = false
+        cfg.dedup.near = nil
+        let (d, _) = try TrainingDataLoader.load(data: [data], modelPath: model, workDir: work, config: cfg)
+        return d.train
+    }
+}

@@ -1,0 +1,137 @@
+// EvalReport — base vs adapter vs merged on one eval set, the gate, costs and the training curve:
+// the value behind report.json (schema in docs/eval.md, `schema_version`), report.md and report.html.
+
+import Foundation
+
+public struct EvalReport: Codable, Sendable {
+    public static let schemaVersion = 1
+    public var schemaVersion = EvalReport.schemaVersion
+    public var createdAt: String
+    /// What was evaluated: role → path or registry ref; and the data.
+    public var subjects: [String: String]
+    public var dataset: String
+    public var config: EvalConfig
+    public var models: [ModelEvaluation]
+    public var gate: GateResult?
+    public var costs: CostReport?
+    public var training: TrainingCurve?
+
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion = "schema_version", createdAt = "created_at"
+        case subjects, dataset, config, models, gate, costs, training
+    }
+
+    /// Assembles the report: runs the gate (`config.gate`) and the cost model (`config.costs`).
+    public init(models: [ModelEvaluation], config: EvalConfig, subjects: [String: String], dataset: String,
+                training: TrainingCurve? = nil, trainSeconds: Double? = nil, now: Date = Date()) throws {
+        self.createdAt = ISO8601DateFormatter().string(from: now)
+        self.subjects = subjects
+        self.dataset = dataset
+        self.config = config
+        self.models = models
+        self.training = training
+        gate = config.gate.isEmpty ? nil : try Gate.check(config.gate, config: config, models: models)
+        if let c = config.costs, let served = models.first(where: { $0.role == .merged }) ?? models.first(where: { $0.role == .adapter }) ?? models.first {
+            costs = CostReport.compute(c, model: served, trainSeconds: trainSeconds, accuracyMetric: config.resolve(gateMetric: "accuracy"))
+        }
+    }
+
+    public func model(_ role: ModelRole) -> ModelEvaluation? { models.first { $0.role == role } }
+
+    public func jsonData() throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try enc.encode(self)
+    }
+
+    /// Writes report.json, report.md and report.html into `dir` (created if needed); returns their paths.
+    @discardableResult
+    public func write(to dir: String) throws -> [String] {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let files: [(String, Data)] = [("report.json", try jsonData()), ("report.md", Data(markdown().utf8)), ("report.html", Data(html().utf8))]
+        return try files.map { name, data in
+            let p = (dir as NSString).appendingPathComponent(name)
+            do { try data.write(to: URL(fileURLWithPath: p), options: .atomic) } catch {
+                throw TuneError(.io, "\(p): cannot write (\(error.localizedDescription))")
+            }
+            return p
+        }
+    }
+}
+
+/// Training and eval loss by step, from an adapter's `trainer_state.json`.
+public struct TrainingCurve: Codable, Sendable, Equatable {
+    public struct Point: Codable, Sendable, Equatable {
+        public var step: Int
+        public var loss: Double
+    }
+    public var train: [Point]
+    public var eval: [Point]
+
+    /// Reads `dir/trainer_state.json`; nil when there is none (an adapter trained elsewhere).
+    public static func load(adapterDirectory dir: String) throws -> TrainingCurve? {
+        let p = (dir as NSString).appendingPathComponent("trainer_state.json")
+        guard FileManager.default.fileExists(atPath: p) else { return nil }
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        let s: TrainerState
+        do { s = try d.decode(TrainerState.self, from: Data(contentsOf: URL(fileURLWithPath: p))) } catch {
+            throw TuneError(.invalidArgument, "\(p): not a tune trainer_state.json (\(error))")
+        }
+        return TrainingCurve(train: s.log.map { .init(step: $0.step, loss: $0.loss) }, eval: s.evals.map { .init(step: $0.step, loss: $0.loss) })
+    }
+}
+
+// MARK: - Markdown
+
+extension EvalReport {
+    static func fmt(_ metric: String, _ v: Double?) -> String {
+        guard let v else { return "–" }
+        switch metric {
+        case "loss": return String(format: "%.4f", v)
+        case "perplexity": return String(format: "%.2f", v)
+        default: return String(format: "%.1f%%", 100 * v)
+        }
+    }
+
+    static func money(_ v: Double?) -> String {
+        guard let v else { return "–" }
+        return v >= 100 ? String(format: "$%.0f", v) : v >= 1 ? String(format: "$%.2f", v) : String(format: "$%.4f", v)
+    }
+
+    public func markdown() -> String {
+        let ms = config.reportedMetrics
+        var out = ["# Evaluation: \(dataset)", ""]
+        out.append("| model | " + (["examples"] + ms + ["examples/s"]).joined(separator: " | ") + " |")
+        out.append("|---|" + String(repeating: "---:|", count: ms.count + 2))
+        for m in models {
+            let cells = [String(m.examples)] + ms.map { Self.fmt($0, m.metrics[$0]) } + [String(format: "%.1f", m.examplesPerSecond)]
+            out.append("| \(m.role.rawValue): \(m.model) | " + cells.joined(separator: " | ") + " |")
+        }
+        if let g = gate {
+            out += ["", "## Gate: \(g.passed ? "PASSED" : "FAILED")", ""]
+            out += g.checks.map { "- \($0.passed ? "✅" : "❌") \($0.message)" }
+        }
+        for m in models {
+            guard let c = m.confusion else { continue }
+            out += ["", "## Confusion (\(m.role.rawValue)): rows = reference, columns = generated", ""]
+            out.append("| | " + c.labels.joined(separator: " | ") + " |")
+            out.append("|---|" + String(repeating: "---:|", count: c.labels.count))
+            for (i, l) in c.labels.enumerated() { out.append("| \(l) | " + c.counts[i].map(String.init).joined(separator: " | ") + " |") }
+        }
+        if let c = costs {
+            out += ["", "## Cost (\(c.role.rawValue))", "",
+                    "| figure | value |", "|---|---:|",
+                    "| training | \(Self.money(c.trainingCost)) |",
+                    String(format: "| avg tokens per request (prompt + output) | %.0f + %.1f |", c.avgPromptTokens, c.avgOutputTokens),
+                    String(format: "| measured throughput | %.0f tokens/s |", c.tokensPerSecond),
+                    "| serving per 1k requests | \(Self.money(c.servingPer1k)) |",
+                    "| managed API per 1k requests | \(Self.money(c.managedPer1k)) |",
+                    "| cost per correct answer | \(Self.money(c.costPerCorrect)) |",
+                    "| break-even volume | \(c.breakEvenMonthlyRequests.map { String(format: "%.0f requests/month", $0) } ?? "–") |",
+                    "", c.breakEvenNote]
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+}

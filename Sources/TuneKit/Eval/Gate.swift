@@ -1,0 +1,76 @@
+// Gate — the promotion decision: every bound of every rule must hold for every tuned model
+// (adapter, merged); each check says which rule, on which model, and by how much it passed or failed.
+
+import Foundation
+
+public struct GateCheck: Codable, Sendable, Equatable {
+    /// The rule's metric as written (`accuracy`) and the metric it read (`choice`).
+    public var metric: String
+    public var resolved: String
+    public var role: ModelRole
+    /// `min`, `max`, `min_delta_vs_base`, …
+    public var bound: String
+    public var limit: Double
+    /// The compared quantity: the value, tuned − base, or tuned / base.
+    public var actual: Double
+    /// How far inside the bound (≥ 0: pass; < 0: fail by |margin|).
+    public var margin: Double
+    public var passed: Bool
+    public var message: String
+}
+
+public struct GateResult: Codable, Sendable, Equatable {
+    public var passed: Bool
+    public var checks: [GateCheck]
+    public var failures: [GateCheck] { checks.filter { !$0.passed } }
+    /// One line per failed check, or a pass summary.
+    public var summary: String {
+        passed ? "gate passed (\(checks.count) check\(checks.count == 1 ? "" : "s"))"
+               : failures.map(\.message).joined(separator: "; ")
+    }
+}
+
+public enum Gate {
+    /// Checks `rules` for each non-base evaluation in `models` (against the `.base` one for `_vs_base` bounds).
+    public static func check(_ rules: [GateRule], config: EvalConfig, models: [ModelEvaluation]) throws -> GateResult {
+        let base = models.first { $0.role == .base }
+        let candidates = models.filter { $0.role != .base }
+        guard !rules.isEmpty else { return GateResult(passed: true, checks: []) }
+        guard !candidates.isEmpty else {
+            throw TuneError(.invalidArgument, "the gate needs a tuned model to check (an adapter or a merged model)")
+        }
+        var checks: [GateCheck] = []
+        for rule in rules {
+            guard let m = config.resolve(gateMetric: rule.metric) else {
+                throw TuneError(.invalidArgument, "gate metric \(rule.metric) is not computed (computed: \(config.reportedMetrics.joined(separator: ", ")), accuracy)")
+            }
+            let bounds: [(String, Double?)] = [("min", rule.min), ("max", rule.max), ("min_delta_vs_base", rule.minDeltaVsBase),
+                                                ("max_delta_vs_base", rule.maxDeltaVsBase), ("min_ratio_vs_base", rule.minRatioVsBase),
+                                                ("max_ratio_vs_base", rule.maxRatioVsBase)]
+            for c in candidates {
+                guard let v = c.metrics[m] else { throw TuneError(.internal, "gate: metric \(m) missing from the \(c.role.rawValue) evaluation") }
+                for case let (bound, limit?) in bounds {
+                    let actual: Double, what: String
+                    if bound.hasSuffix("_vs_base") {
+                        guard let b = base?.metrics[m] else {
+                            throw TuneError(.invalidArgument, "gate rule \(rule.metric).\(bound) compares with the base model, which was not evaluated")
+                        }
+                        if bound.contains("ratio") {
+                            guard b != 0 else { throw TuneError(.invalidArgument, "gate rule \(rule.metric).\(bound): the base's \(m) is 0, a ratio is undefined") }
+                            actual = v / b; what = "\(c.role.rawValue)/base"
+                        } else { actual = v - b; what = "\(c.role.rawValue) − base" }
+                    } else { actual = v; what = c.role.rawValue }
+                    let isMin = bound.hasPrefix("min")
+                    let margin = isMin ? actual - limit : limit - actual
+                    let passed = margin >= -1e-12
+                    let label = m == rule.metric ? m : "\(rule.metric) (\(m))"
+                    let msg = String(format: "%@: %@ = %.4f, %@ %@ %.4f → %@", label, what, actual, bound, isMin ? "≥" : "≤", limit,
+                                     passed ? "pass" : String(format: "FAIL by %.4f", -margin))
+                    checks.append(GateCheck(metric: rule.metric, resolved: m, role: c.role, bound: bound, limit: limit, actual: actual,
+                                            margin: margin, passed: passed, message: msg))
+                }
+            }
+        }
+        return GateResult(passed: checks.allSatisfy(\.passed), checks: checks)
+    }
+}
