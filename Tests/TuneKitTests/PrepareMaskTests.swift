@@ -54,7 +54,7 @@ import TuneKit
         let (a, at) = try r.encode(.alpaca(instruction: "Do it.", input: "", output: "Done."))
         #expect(at == "### Instruction:\nDo it.\n\n### Response:\nDone.<|im_end|>")
         #expect(split(a, tok).trained == "Done.<|im_end|>")
-        #expect(throws: PrepareError.self) { try r.encode(.chat([.init(role: "user", content: "u"), .init(role: "assistant", content: "a")])) }
+        #expect(throws: TuneError.self) { try r.encode(.chat([.init(role: "user", content: "u"), .init(role: "assistant", content: "a")])) }
     }
 
     @Test func llama3TemplateMask() throws {

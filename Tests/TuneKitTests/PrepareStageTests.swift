@@ -22,8 +22,8 @@ import TuneKit
         #expect(try DatasetShardReader.decode(bytes, source: "mem") == examples)
         var corrupt = bytes
         corrupt[corrupt.count - 3] ^= 0xFF
-        #expect(throws: PrepareError.self) { try DatasetShardReader.decode(corrupt, source: "mem") }
-        #expect(throws: PrepareError.self) { try DatasetShardReader.decode(Array(bytes.prefix(30)), source: "mem") }
+        #expect(throws: TuneError.self) { try DatasetShardReader.decode(corrupt, source: "mem") }
+        #expect(throws: TuneError.self) { try DatasetShardReader.decode(Array(bytes.prefix(30)), source: "mem") }
     }
 
     @Test func stageShardsMatchManifest() throws {
@@ -92,7 +92,7 @@ import TuneKit
         #expect {
             try run([PrepareFixtures.badRows], cfg)
         } throws: { e in
-            (e as? PrepareError)?.message.hasPrefix("\(PrepareFixtures.badRows):2: invalid_json: not valid JSON") == true
+            (e as? TuneError)?.message.hasPrefix("\(PrepareFixtures.badRows):2: invalid_json: not valid JSON") == true
         }
         // Filters are not malformed rows: a too-long row is counted, never fatal.
         cfg.maxTokens = 200
@@ -122,7 +122,7 @@ import TuneKit
         bad.maxTokens = 0
         bad.split.evalFraction = 1.5
         #expect(bad.problems().count == 3)
-        #expect(throws: PrepareError.self) { try PrepareStage.run(inputs: ["x"], config: bad, tokenizer: tok, outputDir: "/tmp/never") }
+        #expect(throws: TuneError.self) { try PrepareStage.run(inputs: ["x"], config: bad, tokenizer: tok, outputDir: "/tmp/never") }
     }
 
     @Test func yamlConfigWithPrepareSection() throws {
@@ -140,7 +140,7 @@ import TuneKit
         #expect(c.template == "none" && c.maxTokens == 256 && c.dedup.near == nil && c.split.seed == 9 && c.pack.seqLen == 128)
         try Data("prepare:\n  max_tokens: 0\n  shard_rows: 0\n".utf8).write(to: URL(fileURLWithPath: path))
         #expect { try PrepareConfig.load(path: path) } throws: { e in
-            (e as? PrepareError)?.message.split(separator: "\n").count == 3   // max_tokens, min > max, shard_rows
+            (e as? TuneError)?.message.split(separator: "\n").count == 3   // max_tokens, min > max, shard_rows
         }
     }
 }
@@ -183,14 +183,14 @@ import TuneKit
         #expect(data.manifest == m)
         #expect(try data.examples(split: "train").count == 9 && data.examples(split: "eval").count == 3)
         try data.requireTokenizer(sha256: PrepareFixtures.tiny.sha256)
-        #expect(throws: PrepareError.self) { try data.requireTokenizer(sha256: String(repeating: "0", count: 64)) }
-        #expect(throws: PrepareError.self) { try data.examples(split: "test") }
+        #expect(throws: TuneError.self) { try data.requireTokenizer(sha256: String(repeating: "0", count: 64)) }
+        #expect(throws: TuneError.self) { try data.examples(split: "test") }
         // Tamper with a shard: the hash check catches it.
         let shard = m.shardPaths(split: "train", directory: out)[0]
         var bytes = [UInt8](FileManager.default.contents(atPath: shard)!)
         bytes[bytes.count - 1] ^= 1
         try Data(bytes).write(to: URL(fileURLWithPath: shard))
-        #expect { try data.examples(split: "train") } throws: { e in (e as? PrepareError)?.message.contains("does not match the manifest") == true }
+        #expect { try data.examples(split: "train") } throws: { e in (e as? TuneError)?.message.contains("does not match the manifest") == true }
     }
 
     @Test func nearDuplicateInSampleIsDropped() throws {

@@ -62,7 +62,7 @@ public struct PrepareBench: Sendable {
             manifest = try PrepareStage.run(inputs: inputs, config: cfg, tokenizer: tok, outputDir: work)
             best = min(best, seconds(since: t0))
         }
-        guard let m = manifest else { throw PrepareError(.internal, "bench: no run") }
+        guard let m = manifest else { throw TuneError(.internal, "bench: no run") }
         let rows = m.counts.kept, tokens = (m.splits["train"]?.tokens ?? 0) + (m.splits["eval"]?.tokens ?? 0)
 
         // Tokenizer only, on the rendered texts.

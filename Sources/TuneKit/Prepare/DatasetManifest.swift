@@ -113,9 +113,9 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         var isDir: ObjCBool = false
         let file = FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
             ? (path as NSString).appendingPathComponent(PrepareStage.manifestFile) : path
-        guard let data = FileManager.default.contents(atPath: file) else { throw PrepareError(.io, "\(file): cannot read manifest") }
+        guard let data = FileManager.default.contents(atPath: file) else { throw TuneError(.fileAccess, "\(file): cannot read manifest") }
         do { return try JSONDecoder().decode(DatasetManifest.self, from: data) } catch {
-            throw PrepareError(.badData, "\(file): not a dataset manifest (\(error))")
+            throw TuneError(.badData, "\(file): not a dataset manifest (\(error))")
         }
     }
 
@@ -156,7 +156,7 @@ public struct DatasetTokenizer: Sendable {
     public static func load(modelPath: String) throws -> DatasetTokenizer {
         let tok: BPETokenizer
         do { tok = try LlamaModel.loadTokenizer(path: modelPath) } catch let e as EngineError {
-            throw PrepareError(e.kind == .io ? .io : .config, e.message)
+            throw TuneError(e.kind == .io ? .fileAccess : .invalidArgument, e.message)
         }
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: modelPath, isDirectory: &isDir), isDir.boolValue {

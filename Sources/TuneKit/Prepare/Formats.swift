@@ -3,33 +3,6 @@
 
 import Foundation
 
-// MARK: - Errors
-
-/// An error from the prepare stage. `kind` decides the CLI exit code (bad data → 65, io → 66).
-public struct PrepareError: Error, CustomStringConvertible, Sendable, Equatable {
-    public enum Kind: String, Sendable { case io, badData, config, `internal` }
-    public let kind: Kind
-    public let message: String
-
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
-    public var description: String { message }
-
-    /// The same error as Engine's type, so the CLI maps it to an exit code in one place
-    /// (bad data and config → 65, io → 66, internal → 70).
-    public var engineError: EngineError {
-        switch kind {
-        case .io: EngineError(.io, message)
-        case .badData: EngineError(.format, message)
-        case .config: EngineError(.invalidArgument, message)
-        case .internal: EngineError(.internal, message)
-        }
-    }
-}
-
 // MARK: - Format
 
 /// How rows of a JSONL file are shaped. `auto` detects per row from its keys.

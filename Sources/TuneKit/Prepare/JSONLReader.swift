@@ -33,11 +33,11 @@ public enum JSONLReader {
                             _ body: (JSONLLine, _ totalLines: Int) throws -> Void) throws -> (blankLines: Int, sha256: String) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
-            throw PrepareError(.io, "\(path): no such file")
+            throw TuneError(.fileAccess, "\(path): no such file")
         }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
-            throw PrepareError(.io, "\(path): cannot read file (\(error.localizedDescription))")
+            throw TuneError(.fileAccess, "\(path): cannot read file (\(error.localizedDescription))")
         }
         return try data.withUnsafeBytes { raw in
             try scan(raw.bindMemory(to: UInt8.self), file: path, format: format, body)

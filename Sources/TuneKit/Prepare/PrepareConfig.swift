@@ -165,18 +165,18 @@ extension PrepareConfig {
     /// Reads a config file (YAML or JSON; either the section itself or a document with a
     /// `prepare:` key) and checks its values, reporting every problem at once.
     public static func load(path: String) throws -> PrepareConfig {
-        guard let data = FileManager.default.contents(atPath: path) else { throw PrepareError(.io, "\(path): cannot read config") }
-        guard let text = String(data: data, encoding: .utf8) else { throw PrepareError(.config, "\(path): not valid UTF-8") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw TuneError(.fileAccess, "\(path): cannot read config") }
+        guard let text = String(data: data, encoding: .utf8) else { throw TuneError(.invalidArgument, "\(path): not valid UTF-8") }
         let cfg: PrepareConfig
         do {
             let node = try Yams.compose(yaml: text)
             let section = node?.mapping?["prepare"] ?? node
             cfg = try section.map { try YAMLDecoder().decode(PrepareConfig.self, from: $0) } ?? PrepareConfig()
         } catch {
-            throw PrepareError(.config, "\(path): \(error)")
+            throw TuneError(.invalidArgument, "\(path): \(error)")
         }
         let p = cfg.problems()
-        guard p.isEmpty else { throw PrepareError(.config, p.map { "\(path): \($0)" }.joined(separator: "\n")) }
+        guard p.isEmpty else { throw TuneError(.invalidArgument, p.map { "\(path): \($0)" }.joined(separator: "\n")) }
         return cfg
     }
 }

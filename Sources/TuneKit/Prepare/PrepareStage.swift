@@ -33,7 +33,7 @@ public enum PrepareStage {
         var format: DatasetFormat
     }
 
-    /// Runs the stage. Throws `PrepareError` on a bad config, unreadable input, or — with
+    /// Runs the stage. Throws `TuneError` on a bad config, unreadable input, or — with
     /// `on_error: fail` — the first malformed row (message `file:line: reason: detail`).
     /// - Parameters:
     ///   - inputs: training JSONL files (the eval file, if any, is `config.split.evalFile`).
@@ -41,8 +41,8 @@ public enum PrepareStage {
     public static func run(inputs: [String], config: PrepareConfig, tokenizer: DatasetTokenizer, outputDir: String,
                            progress: (PrepareEvent) -> Void = { _ in }) throws -> DatasetManifest {
         let problems = config.problems()
-        guard problems.isEmpty else { throw PrepareError(.config, problems.joined(separator: "; ")) }
-        guard !inputs.isEmpty else { throw PrepareError(.config, "no input files") }
+        guard problems.isEmpty else { throw TuneError(.invalidArgument, problems.joined(separator: "; ")) }
+        guard !inputs.isEmpty else { throw TuneError(.invalidArgument, "no input files") }
         let renderer = try RowRenderer(setting: config.template, tokenizer: tokenizer.tokenizer, systemPrompt: config.systemPrompt)
         var log = DropLog(onError: config.onError)
         func drop(_ issue: RowIssue) throws {
@@ -100,7 +100,7 @@ public enum PrepareStage {
 
         guard !trainKept.isEmpty else {
             let why = log.summary.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.count)" }.joined(separator: ", ")
-            throw PrepareError(.badData, "no training rows left out of \(files.reduce(0) { $0 + $1.rows }) (dropped: \(why.isEmpty ? "none" : why))")
+            throw TuneError(.badData, "no training rows left out of \(files.reduce(0) { $0 + $1.rows }) (dropped: \(why.isEmpty ? "none" : why))")
         }
 
         // MARK: Pack, shard, write
@@ -157,7 +157,7 @@ struct DropLog {
 
     mutating func drop(_ issue: RowIssue) throws {
         if onError == .fail, issue.reason.isMalformed {
-            throw PrepareError(.badData, "\(issue.description) (on_error: fail; use on_error: skip to count and skip such rows)")
+            throw TuneError(.badData, "\(issue.description) (on_error: fail; use on_error: skip to count and skip such rows)")
         }
         counts[issue.reason, default: 0] += 1
         if examples[issue.reason, default: []].count < DatasetManifest.examplesPerReason {

@@ -23,23 +23,23 @@ public struct PreparedDataset: Sendable {
     /// SHA-256 differs from the manifest throws (the data changed after prepare).
     public func examples(split: String, verify: Bool = true) throws -> [DatasetExample] {
         guard let info = manifest.splits[split] else {
-            throw PrepareError(.badData, "\(directory): no split '\(split)' in the manifest (have: \(manifest.splits.keys.sorted().joined(separator: ", ")))")
+            throw TuneError(.badData, "\(directory): no split '\(split)' in the manifest (have: \(manifest.splits.keys.sorted().joined(separator: ", ")))")
         }
         var out: [DatasetExample] = []
         out.reserveCapacity(info.sequences)
         for shard in info.shards {
             let path = (directory as NSString).appendingPathComponent(shard.file)
-            guard let data = FileManager.default.contents(atPath: path) else { throw PrepareError(.io, "\(path): cannot read shard") }
+            guard let data = FileManager.default.contents(atPath: path) else { throw TuneError(.fileAccess, "\(path): cannot read shard") }
             let bytes = [UInt8](data)
             if verify {
                 let h = SHA256.hash(bytes).hex
                 guard h == shard.sha256 else {
-                    throw PrepareError(.badData, "\(path): sha256 \(h.prefix(16))… does not match the manifest's \(shard.sha256.prefix(16))…; re-run prepare")
+                    throw TuneError(.badData, "\(path): sha256 \(h.prefix(16))… does not match the manifest's \(shard.sha256.prefix(16))…; re-run prepare")
                 }
             }
             let ex = try DatasetShardReader.decode(bytes, source: path)
             guard ex.count == shard.sequences else {
-                throw PrepareError(.badData, "\(path): \(ex.count) sequences, the manifest says \(shard.sequences)")
+                throw TuneError(.badData, "\(path): \(ex.count) sequences, the manifest says \(shard.sequences)")
             }
             out += ex
         }
@@ -49,7 +49,7 @@ public struct PreparedDataset: Sendable {
     /// Throws unless the dataset was tokenized with the tokenizer whose hash is `sha256`.
     public func requireTokenizer(sha256: String) throws {
         guard manifest.tokenizer.sha256 == sha256 else {
-            throw PrepareError(.config, "\(directory): prepared with tokenizer \(manifest.tokenizer.sha256.prefix(16))…, "
+            throw TuneError(.invalidArgument, "\(directory): prepared with tokenizer \(manifest.tokenizer.sha256.prefix(16))…, "
                 + "but the model's tokenizer is \(sha256.prefix(16))…; re-run prepare with this model")
         }
     }

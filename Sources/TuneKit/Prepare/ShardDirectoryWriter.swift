@@ -17,13 +17,13 @@ struct ShardDirectoryWriter {
             if fm.fileExists(atPath: staging) { try fm.removeItem(atPath: staging) }
             try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
         } catch {
-            throw PrepareError(.io, "\(outputDir): cannot create output directory (\(error.localizedDescription))")
+            throw TuneError(.fileAccess, "\(outputDir): cannot create output directory (\(error.localizedDescription))")
         }
     }
 
     func write(_ bytes: [UInt8], name: String) throws {
         let path = (staging as NSString).appendingPathComponent(name)
-        guard fm.createFile(atPath: path, contents: Data(bytes)) else { throw PrepareError(.io, "\(path): cannot write") }
+        guard fm.createFile(atPath: path, contents: Data(bytes)) else { throw TuneError(.fileAccess, "\(path): cannot write") }
     }
 
     /// Removes the old manifest first (so a crash mid-swap leaves no stale manifest), then old
@@ -41,7 +41,7 @@ struct ShardDirectoryWriter {
             }
             try fm.removeItem(atPath: staging)
         } catch {
-            throw PrepareError(.io, "\(outputDir): cannot move prepared files into place (\(error.localizedDescription))")
+            throw TuneError(.fileAccess, "\(outputDir): cannot move prepared files into place (\(error.localizedDescription))")
         }
     }
 }

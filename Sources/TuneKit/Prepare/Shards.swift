@@ -28,7 +28,7 @@ public enum DatasetShard {
         payload.reserveCapacity(examples.reduce(0) { $0 + 8 + 4 * $1.segmentStarts.count + 5 * $1.ids.count })
         for e in examples {
             guard e.mask.count == e.ids.count else {
-                throw PrepareError(.internal, "shard: mask length \(e.mask.count) ≠ ids length \(e.ids.count)")
+                throw TuneError(.internal, "shard: mask length \(e.mask.count) ≠ ids length \(e.ids.count)")
             }
             appendU32(&payload, UInt32(e.ids.count))
             appendU32(&payload, UInt32(e.segmentStarts.count))
@@ -69,7 +69,7 @@ public struct DatasetShardReader: Sendable {
 
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw PrepareError(.io, "\(path): cannot read shard")
+            throw TuneError(.fileAccess, "\(path): cannot read shard")
         }
         self.path = path
         examples = try Self.decode([UInt8](data), source: path)
@@ -77,7 +77,7 @@ public struct DatasetShardReader: Sendable {
 
     /// Parses a shard image, checking every size against what the header promised.
     public static func decode(_ bytes: [UInt8], source: String) throws -> [DatasetExample] {
-        func fail(_ what: String) -> PrepareError { PrepareError(.badData, "\(source): \(what)") }
+        func fail(_ what: String) -> TuneError { TuneError(.badData, "\(source): \(what)") }
         guard bytes.count >= DatasetShard.headerSize else {
             throw fail("\(bytes.count) bytes, shorter than the \(DatasetShard.headerSize)-byte header")
         }
@@ -137,7 +137,7 @@ enum Zlib {
                 compress2(dst.baseAddress, &destLen, src.baseAddress, uLong(input.count), level)
             }
         }
-        guard rc == Z_OK else { throw PrepareError(.internal, "zlib compress2 failed with code \(rc)") }
+        guard rc == Z_OK else { throw TuneError(.internal, "zlib compress2 failed with code \(rc)") }
         out.removeSubrange(Int(destLen)...)
         return out
     }
@@ -152,7 +152,7 @@ enum Zlib {
         }
         guard rc == Z_OK, Int(destLen) == expectedSize else {
             let why = rc == Z_DATA_ERROR ? "corrupt zlib data" : rc == Z_BUF_ERROR ? "payload larger than the header says" : "zlib code \(rc)"
-            throw PrepareError(.badData, "\(source): cannot decompress shard (\(why); expected \(expectedSize) bytes, got \(destLen))")
+            throw TuneError(.badData, "\(source): cannot decompress shard (\(why); expected \(expectedSize) bytes, got \(destLen))")
         }
         out.removeSubrange(expectedSize...)
         return out

@@ -47,7 +47,7 @@ public struct RowRenderer: Sendable {
         case "auto":
             if let t = tokenizer.chatTemplate, !t.isEmpty {
                 do { template = try ChatTemplate.detect(template: t) } catch let e as EngineError {
-                    throw PrepareError(.config, "template auto: \(e.message)")
+                    throw TuneError(.invalidArgument, "template auto: \(e.message)")
                 }
                 templateSource = "model"
             } else {
@@ -59,7 +59,7 @@ public struct RowRenderer: Sendable {
             templateSource = "none"
         default:
             do { template = try ChatTemplate.named(setting) } catch let e as EngineError {
-                throw PrepareError(.config, "template: \(e.message)")
+                throw TuneError(.invalidArgument, "template: \(e.message)")
             }
             templateSource = "config"
         }
@@ -77,7 +77,7 @@ public struct RowRenderer: Sendable {
         switch row {
         case .chat(let messages):
             guard let template else {
-                throw PrepareError(.config, "chat rows need a chat template, but the model has none; set template to one of \(ChatTemplate.knownNames.joined(separator: ", "))")
+                throw TuneError(.invalidArgument, "chat rows need a chat template, but the model has none; set template to one of \(ChatTemplate.knownNames.joined(separator: ", "))")
             }
             return try chatSpans(messages, template: template)
         case .alpaca(let instruction, let input, let output):
@@ -115,7 +115,7 @@ public struct RowRenderer: Sendable {
             let full = template.render(Array(messages[...i]), addGenerationPrompt: false)
             let p = prefix.utf8.count
             guard full.utf8.count >= p, full.utf8.starts(with: prefix.utf8) else {
-                throw PrepareError(.internal, "template \(templateName): the generation prompt is not a prefix of the rendered turn")
+                throw TuneError(.internal, "template \(templateName): the generation prompt is not a prefix of the rendered turn")
             }
             spans.append(TextSpan(Self.utf8Slice(prefix, from: doneBytes), trainable: false))
             let answer = Self.utf8Slice(full, from: p)

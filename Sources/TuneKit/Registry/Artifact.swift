@@ -17,8 +17,9 @@ public enum ArtifactKind: String, Codable, CaseIterable, Sendable {
     case baseModel = "base-model"
 }
 
-/// Row id of an artifact in one registry.
-public struct ArtifactID: RawRepresentable, Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
+/// A row id in one registry table, tagged with the table it belongs to, so an artifact id cannot be
+/// passed where a run id is expected. Encodes as its bare integer.
+public struct RowID<Table>: RawRepresentable, Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
     public let rawValue: Int64
     public init(rawValue: Int64) { self.rawValue = rawValue }
     public init(_ v: Int64) { rawValue = v }
@@ -31,18 +32,14 @@ public struct ArtifactID: RawRepresentable, Hashable, Comparable, Codable, Senda
     public var description: String { "\(rawValue)" }
 }
 
+/// Tags of `RowID` (never instantiated).
+public enum ArtifactsTable {}
+public enum RunsTable {}
+
+/// Row id of an artifact in one registry.
+public typealias ArtifactID = RowID<ArtifactsTable>
 /// Row id of a pipeline run.
-public struct RunID: RawRepresentable, Hashable, Codable, Sendable, CustomStringConvertible {
-    public let rawValue: Int64
-    public init(rawValue: Int64) { self.rawValue = rawValue }
-    public init(_ v: Int64) { rawValue = v }
-    public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(Int64.self) }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(rawValue)
-    }
-    public var description: String { "\(rawValue)" }
-}
+public typealias RunID = RowID<RunsTable>
 
 // MARK: - Governance
 

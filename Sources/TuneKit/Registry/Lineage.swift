@@ -90,20 +90,16 @@ extension Registry {
 
     /// Every artifact of `kinds` whose record names `base`, or that descends (through lineage) from one that
     /// does, plus the aliases pointing at them. A base registered as a `base-model` artifact without base
-    /// fields names itself (`NAME@VERSION`).
+    /// fields names itself (`NAME@VERSION`). Reads `artifact_bases`, which `insert` keeps as the closure of
+    /// that walk, so the cost is one index range scan plus one row per result.
     public func exposure(base: BaseRef, kinds: Set<ArtifactKind> = [.adapter, .mergedModel]) throws -> Exposure {
         let kindList = kinds.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
         return try readStatement { db in
-            // One pass: exposed artifacts, each joined with its aliases (if any), read through a cursor
-            // (rows are not copied) — this runs in well under a millisecond for ~100 results.
+            // One statement (exposed artifacts, each joined with its aliases, if any) read through a cursor.
             let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-                WITH RECURSIVE exposed(id) AS (
-                    SELECT id FROM artifacts WHERE base_family = ?1 AND base_version = ?2
-                    UNION SELECT l.child_id FROM lineage l JOIN exposed e ON l.parent_id = e.id)
-                SELECT a.id, a.kind, a.name, a.version, a.sha256, a.license,
-                    (a.base_family IS ?1 AND a.base_version IS ?2) AS direct, al.alias, al.updated_at
-                FROM artifacts a LEFT JOIN aliases al ON al.artifact_id = a.id
-                WHERE a.id IN (SELECT id FROM exposed) AND a.kind IN (\(kindList)) ORDER BY a.name, a.version, al.alias
+                SELECT a.id, a.kind, a.name, a.version, a.sha256, a.license, x.direct, al.alias, al.updated_at
+                FROM artifact_bases x JOIN artifacts a ON a.id = x.artifact_id LEFT JOIN aliases al ON al.artifact_id = a.id
+                WHERE x.base_family = ? AND x.base_version = ? AND a.kind IN (\(kindList)) ORDER BY a.name, a.version, al.alias
                 """), arguments: [base.family, base.version])
             var artifacts: [ExposedArtifact] = []
             var aliases: [Alias] = []

@@ -154,6 +154,19 @@ public final class Registry: Sendable {
             try db.execute(sql: "INSERT INTO lineage (parent_id, child_id, role) VALUES (?, ?, ?)",
                            arguments: [parent.rawValue, id.rawValue, role])
         }
+        // Exposure index (schema v2): the artifact's own base, then every base its inputs are exposed to.
+        if let family = gov.baseFamily, let version = gov.baseVersion {
+            try db.execute(sql: "INSERT INTO artifact_bases (base_family, base_version, artifact_id, direct) VALUES (?, ?, ?, 1)",
+                           arguments: [family, version, id.rawValue])
+        }
+        if !inputs.isEmpty {
+            let parents = inputs.keys.map(\.rawValue)
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO artifact_bases (base_family, base_version, artifact_id, direct)
+                SELECT DISTINCT base_family, base_version, ?, 0 FROM artifact_bases
+                WHERE artifact_id IN (\(parents.map { _ in "?" }.joined(separator: ",")))
+                """, arguments: StatementArguments([id.rawValue] + parents))
+        }
         return Artifact(id: id, kind: kind, name: name, version: version, sha256: blob.sha256, size: blob.size,
                         layout: blob.layout, uri: blob.uri, metadata: metadata, governance: gov, runID: run,
                         createdAt: createdAt)
@@ -166,20 +179,20 @@ public final class Registry: Sendable {
         dataset_source, data_terms, created_by, created_with, run_id, created_at
         """
 
+    /// Decodes a row of `columns` by position (name lookups cost a lowercased copy per column per row).
     static func decode(_ row: Row) throws -> Artifact {
-        let kindText: String = row["kind"]
+        let kindText: String = row[1]
         guard let kind = ArtifactKind(rawValue: kindText) else {
-            throw TuneError(.database, "artifact \(row["id"] as Int64): unknown kind '\(kindText)'")
+            throw TuneError(.database, "artifact \(row[0] as Int64): unknown kind '\(kindText)'")
         }
-        let metaText: String = row["metadata"]
+        let metaText: String = row[8]
         let meta = metaText == "{}" ? [:] : (try? JSONValue.decoder.decode([String: JSONValue].self, from: Data(metaText.utf8))) ?? [:]
         return Artifact(
-            id: ArtifactID(row["id"]), kind: kind, name: row["name"], version: row["version"], sha256: row["sha256"],
-            size: row["size"], layout: BlobLayout(rawValue: row["layout"]) ?? .file, uri: row["uri"], metadata: meta,
-            governance: Governance(baseFamily: row["base_family"], baseVersion: row["base_version"], license: row["license"],
-                                   datasetSource: row["dataset_source"], dataTerms: row["data_terms"],
-                                   createdBy: row["created_by"], createdWith: row["created_with"]),
-            runID: (row["run_id"] as Int64?).map { RunID($0) }, createdAt: row["created_at"])
+            id: ArtifactID(row[0] as Int64), kind: kind, name: row[2], version: row[3], sha256: row[4],
+            size: row[5], layout: BlobLayout(rawValue: row[6]) ?? .file, uri: row[7], metadata: meta,
+            governance: Governance(baseFamily: row[9], baseVersion: row[10], license: row[11],
+                                   datasetSource: row[12], dataTerms: row[13], createdBy: row[14], createdWith: row[15]),
+            runID: (row[16] as Int64?).map { RunID($0) }, createdAt: row[17])
     }
 
     /// Parses and resolves a reference (`NAME`, `NAME@7`, `NAME@latest`, `NAME@production`, `sha256:…`).

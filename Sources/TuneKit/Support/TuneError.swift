@@ -1,4 +1,4 @@
-// TuneError — the one public error type TuneKit throws (registry, and the stages that follow).
+// TuneError — the one public error type TuneKit throws (registry, prepare, the pipeline stages).
 // Each error is a kind (for exit codes) plus one line that names what and where.
 
 /// An error from TuneKit. `message` is one line a user can act on, naming the object and the place involved.
@@ -13,7 +13,12 @@ public struct TuneError: Error, CustomStringConvertible, Sendable, Equatable {
         case conflict
         /// Stored content does not match its recorded hash.
         case integrity
-        /// Reading or writing files failed.
+        /// An input file's content is malformed (a JSONL row, a shard, a dataset manifest).
+        case badData
+        /// A file or directory the user named cannot be found, read or written (prepare inputs, configs,
+        /// output directories); the same exit code as a missing file.
+        case fileAccess
+        /// Reading or writing the registry's own files (blobs, temporaries) failed.
         case io
         /// The user stopped the run (SIGINT); state was saved so the same command resumes.
         case interrupted

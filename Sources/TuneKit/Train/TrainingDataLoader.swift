@@ -12,34 +12,30 @@ public enum TrainingDataLoader {
     public static func load(data: [String], evalFile: String? = nil, modelPath: String, workDir: String,
                             packSeqLen: Int? = nil, config: PrepareConfig? = nil,
                             progress: (PrepareEvent) -> Void = { _ in }) throws -> (TrainingData, PreparedDataset) {
-        do {
-            let tok = try DatasetTokenizer.load(modelPath: modelPath)
-            let dir: String
-            if data.count == 1, isPreparedDataset(data[0]) {
-                guard evalFile == nil else {
-                    throw PrepareError(.config, "--eval applies to JSONL input; \(data[0]) is already prepared (its eval split is used)")
-                }
-                dir = data[0]
-            } else {
-                for d in data where !FileManager.default.fileExists(atPath: d) {
-                    throw PrepareError(.io, "\(d): no such file or directory")
-                }
-                var cfg = config ?? PrepareConfig()
-                if let evalFile { cfg.split.evalFile = evalFile }
-                if let packSeqLen { cfg.pack.enabled = true; cfg.pack.seqLen = packSeqLen }
-                dir = (workDir as NSString).appendingPathComponent("data")
-                _ = try PrepareStage.run(inputs: data, config: cfg, tokenizer: tok, outputDir: dir, progress: progress)
+        let tok = try DatasetTokenizer.load(modelPath: modelPath)
+        let dir: String
+        if data.count == 1, isPreparedDataset(data[0]) {
+            guard evalFile == nil else {
+                throw TuneError(.invalidArgument, "--eval applies to JSONL input; \(data[0]) is already prepared (its eval split is used)")
             }
-            let prepared = try PreparedDataset(directory: dir)
-            try prepared.requireTokenizer(sha256: tok.sha256)
-            let train = try prepared.examples(split: "train")
-            let eval = prepared.manifest.splits["eval"] != nil ? try prepared.examples(split: "eval") : []
-            let manifestPath = (prepared.directory as NSString).appendingPathComponent(PrepareStage.manifestFile)
-            let fingerprint = try SHA256.hashFile(manifestPath)
-            return (TrainingData(train: train, eval: eval, fingerprint: fingerprint), prepared)
-        } catch let e as PrepareError {
-            throw e.engineError
+            dir = data[0]
+        } else {
+            for d in data where !FileManager.default.fileExists(atPath: d) {
+                throw TuneError(.fileAccess, "\(d): no such file or directory")
+            }
+            var cfg = config ?? PrepareConfig()
+            if let evalFile { cfg.split.evalFile = evalFile }
+            if let packSeqLen { cfg.pack.enabled = true; cfg.pack.seqLen = packSeqLen }
+            dir = (workDir as NSString).appendingPathComponent("data")
+            _ = try PrepareStage.run(inputs: data, config: cfg, tokenizer: tok, outputDir: dir, progress: progress)
         }
+        let prepared = try PreparedDataset(directory: dir)
+        try prepared.requireTokenizer(sha256: tok.sha256)
+        let train = try prepared.examples(split: "train")
+        let eval = prepared.manifest.splits["eval"] != nil ? try prepared.examples(split: "eval") : []
+        let manifestPath = (prepared.directory as NSString).appendingPathComponent(PrepareStage.manifestFile)
+        let fingerprint = try SHA256.hashFile(manifestPath)
+        return (TrainingData(train: train, eval: eval, fingerprint: fingerprint), prepared)
     }
 
     /// Whether `path` is a prepared dataset (a directory with manifest.json, or that manifest itself).

@@ -15,8 +15,8 @@ extension ArtifactsCommand {
 
         func run() throws {
             try reportingErrors {
-                let reg = try location.open()
-                let l = try reg.lineage(of: reg.resolve(ref).id, depth: depth)
+                let (reg, a) = try location.resolve(ref)
+                let l = try reg.lineage(of: a.id, depth: depth)
                 if global.json { try Output.json(l); return }
                 var byID: [ArtifactID: Artifact] = [l.artifact.id: l.artifact]
                 for a in l.ancestors + l.descendants { byID[a.id] = a }
@@ -40,8 +40,7 @@ extension ArtifactsCommand {
 
         func run() throws {
             try reportingErrors {
-                let reg = try location.open()
-                let a = try reg.resolve(ref)
+                let (reg, a) = try location.resolve(ref)
                 let changes = try reg.setAlias(to, to: a.id)
                 if global.json { try Output.json(changes); return }
                 if changes.isEmpty { Output.text("\(a.name)@\(to) already points at \(a.ref)") }
@@ -109,8 +108,7 @@ extension ArtifactsCommand {
 
         func run() throws {
             try reportingErrors {
-                let reg = try location.open()
-                let a = try reg.resolve(ref)
+                let (reg, a) = try location.resolve(ref)
                 try reg.export(a, to: URL(fileURLWithPath: out))
                 if global.json { try Output.json(["artifact": a.ref, "out": out, "sha256": a.sha256]) }
                 else { Output.text("exported \(a.ref) to \(out)") }

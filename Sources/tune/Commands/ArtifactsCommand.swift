@@ -25,6 +25,12 @@ struct ArtifactsCommand: ParsableCommand {
             return try Registry.open(path: registry ?? env["TUNE_REGISTRY"] ?? Registry.defaultPath,
                                      blobRoot: blobs ?? env["TUNE_BLOBS"] ?? Registry.defaultBlobRoot)
         }
+
+        /// Opens the registry and resolves `ref` in it (how every one-artifact subcommand starts).
+        func resolve(_ ref: String) throws -> (registry: Registry, artifact: Artifact) {
+            let reg = try open()
+            return (reg, try reg.resolve(ref))
+        }
     }
 
     // MARK: - add
@@ -110,8 +116,7 @@ struct ArtifactsCommand: ParsableCommand {
 
         func run() throws {
             try reportingErrors {
-                let reg = try location.open()
-                let a = try reg.resolve(ref)
+                let (reg, a) = try location.resolve(ref)
                 let shown = Shown(artifact: a, aliases: try reg.aliases(pointingAt: a.id).map(\.alias),
                                   inputs: try reg.inputs(of: a.id).map { .init(ref: $0.artifact.ref, role: $0.role, id: $0.artifact.id) })
                 if global.json { try Output.json(shown); return }
@@ -140,8 +145,7 @@ struct ArtifactsCommand: ParsableCommand {
 
         func run() throws {
             try reportingErrors {
-                let reg = try location.open()
-                let a = try reg.resolve(ref)
+                let (reg, a) = try location.resolve(ref)
                 guard let p = reg.path(of: a) else { throw TuneError(.notFound, "\(a.ref): blob store has no paths") }
                 if global.json { try Output.json(["artifact": a.ref, "path": p]) } else { Output.text(p) }
             }

@@ -26,19 +26,15 @@ struct PrepareCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            do {
-                try global.apply()
-                let cfg = try makeConfig()
-                let tok = try DatasetTokenizer.load(modelPath: model)
-                let manifest = try PrepareStage.run(inputs: data, config: cfg, tokenizer: tok, outputDir: out) { event in
-                    if !global.json, let line = PrepareReport.line(for: event) {
-                        FileHandle.standardError.write(Data((line + "\n").utf8))
-                    }
+            try global.apply()
+            let cfg = try makeConfig()
+            let tok = try DatasetTokenizer.load(modelPath: model)
+            let manifest = try PrepareStage.run(inputs: data, config: cfg, tokenizer: tok, outputDir: out) { event in
+                if !global.json, let line = PrepareReport.line(for: event) {
+                    FileHandle.standardError.write(Data((line + "\n").utf8))
                 }
-                if global.json { try Output.json(manifest) } else { Output.text(PrepareReport.summary(manifest, out: out)) }
-            } catch let e as PrepareError {
-                throw e.engineError
             }
+            if global.json { try Output.json(manifest) } else { Output.text(PrepareReport.summary(manifest, out: out)) }
         }
     }
 

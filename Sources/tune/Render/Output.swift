@@ -32,17 +32,14 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as EngineError {
         Output.error(e.message)
         throw exitCode(for: e)
-    } catch let e as PrepareError {
-        Output.error(e.engineError.message)
-        throw exitCode(for: e.engineError)
     } catch let e as ConfigError {
         FileHandle.standardError.write(Data((e.description + "\n").utf8))
         throw ExitCode(65)
     } catch let e as TuneError {
         Output.error(e.message)
         switch e.kind {
-        case .notFound: throw ExitCode(66)
-        case .invalidArgument, .conflict, .integrity: throw ExitCode(65)
+        case .notFound, .fileAccess: throw ExitCode(66)
+        case .invalidArgument, .badData, .conflict, .integrity: throw ExitCode(65)
         case .io, .database: throw ExitCode(74)
         case .interrupted: throw ExitCode(130)
         case .gateFailed: throw ExitCode(1)
