@@ -16,6 +16,9 @@
 #include <immintrin.h>
 #define CK_AVX2 __attribute__((target("avx2,fma")))
 #define CK_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+#define CK_AVX512_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
+#define CK_AVX512 __attribute__((target(CK_AVX512_TARGET)))
+#define CK_AVX512_INLINE __attribute__((target(CK_AVX512_TARGET), always_inline)) static inline
 #else
 #define CK_X86 0
 #endif
@@ -24,6 +27,20 @@
 
 /* 1 if the dispatching entry points should take the SIMD (AVX2) path now. */
 static inline int ck_use_simd(void) { return ck_isa_active() >= CK_ISA_AVX2; }
+/* 1 if the entry points that have AVX-512 kernels should take them now. */
+static inline int ck_use_avx512(void) { return CK_X86 && ck_isa_active() >= CK_ISA_AVX512; }
+
+// ---- AVX-512 GEMM core (gemm_avx512.c) -----------------------------------------------
+
+#if CK_X86
+/* C[i, j] (+)= Σ_r A[i*sai + r*sar] · B[r*ldb + j] for i < rows, j < cols (any sizes), in
+ * 12×32 register tiles (24 zmm accumulators, B rows loaded as 2 zmm, A broadcast).
+ * load_c: start from C (else 0). Partial column stripes use masked loads and stores, so
+ * nothing outside the rows × cols window of B and C is read or written.
+ * Each element is its initial value followed by one fmaf per r in increasing order. */
+void ck512_tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
+                     const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c);
+#endif
 
 // ---- threads -------------------------------------------------------------------
 

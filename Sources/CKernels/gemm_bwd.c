@@ -4,7 +4,8 @@
  *   ck_matmul_backward_weight: dw[N,K]   +=  dout[T,N]ᵀ · inp[T,K]  (f32)
  *
  * Fast path (AVX2/FMA): one generic register-blocked micro-kernel C[6,16] (+)= A[6,R]·B[R,16]
- * with arbitrary strides for A (12 ymm accumulators, B rows loaded as 2 ymm, A broadcast).
+ * with arbitrary strides for A (12 ymm accumulators, B rows loaded as 2 ymm, A broadcast);
+ * with AVX-512 the same tiling runs the 12×32 zmm kernel of gemm_avx512.c.
  *  - backward_input: a task owns a tile of dinp (TB rows × KC columns). It walks W in
  *    panels of NB rows, dequantizing the [NB, KC] slice of W into a per-thread buffer (the
  *    full f32 W is never materialized), and accumulates the panel's contribution in place.
@@ -107,9 +108,11 @@ CK_AVX2 static void mk1f(MK_ARGS) { mk(1, 1, MK_PASS); }
 CK_AVX2 static void mk6m(MK_ARGS) { mk(6, 0, MK_PASS); }
 CK_AVX2 static void mk1m(MK_ARGS) { mk(1, 0, MK_PASS); }
 
-/* C[rows, cols] (+)= A·B as above, tiled into 6×16 micro-tiles. */
+/* C[rows, cols] (+)= A·B as above, tiled into 6×16 micro-tiles (AVX2), or into the 12×32
+ * tiles of gemm_avx512.c when the active ISA is AVX-512 (same per-element arithmetic order). */
 static void tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
                       const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c) {
+    if (ck_use_avx512()) { ck512_tile_gemm(c, ldc, a, sai, sar, b, ldb, R, rows, cols, load_c); return; }
     for (int64_t j = 0; j < cols; j += 16) {
         const int nc = (int)(cols - j < 16 ? cols - j : 16);
         int64_t i = 0;
