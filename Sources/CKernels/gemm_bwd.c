@@ -25,6 +25,8 @@
 #define KC 64   // output columns per task (multiple of 16; raised to the block size if larger)
 #define TB 384 // dinp rows per task at most (multiple of 6; fewer when tasks would be scarce)
 #define NB 128  // W rows per dequantized panel
+#define KC512 32  // AVX-512: output columns per task (one 32-wide stripe)
+#define NB512 256 // AVX-512: W rows per panel ([256][32] floats = 32 KiB)
 #define NBW 48  // dw rows per task (multiple of 6)
 
 // ---- reference ---------------------------------------------------------------------
@@ -131,7 +133,7 @@ typedef struct {
     const float *dout;
     const char *w;
     int wtype, accumulate;
-    int64_t T, K, N, rb, kc, bs, bbytes, k_tiles, tb;
+    int64_t T, K, N, rb, kc, bs, bbytes, k_tiles, tb, nb;
     _Atomic int failed;
 } bi_ctx;
 
@@ -140,11 +142,11 @@ static void bi_task(void *vctx, int64_t task) {
     bi_ctx *c = vctx;
     const int64_t k0 = (task % c->k_tiles) * c->kc, t0 = (task / c->k_tiles) * c->tb;
     const int64_t kn = c->K - k0 < c->kc ? c->K - k0 : c->kc, tn = c->T - t0 < c->tb ? c->T - t0 : c->tb;
-    float *panel = ck_scratch((size_t)(NB * c->kc));
+    float *panel = ck_scratch((size_t)(c->nb * c->kc));
     if (!panel) { c->failed = 1; return; }
     float *out = c->dinp + t0 * c->K + k0;
-    for (int64_t n0 = 0; n0 < c->N; n0 += NB) {
-        const int64_t nn = c->N - n0 < NB ? c->N - n0 : NB;
+    for (int64_t n0 = 0; n0 < c->N; n0 += c->nb) {
+        const int64_t nn = c->N - n0 < c->nb ? c->N - n0 : c->nb;
         for (int64_t j = 0; j < nn; j++) {
             const char *src = c->w + (n0 + j) * c->rb + (k0 / c->bs) * c->bbytes;
             if (ck_dequantize_row(c->wtype, src, panel + j * c->kc, kn) != 0) { c->failed = 1; return; }
@@ -167,10 +169,11 @@ int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int 
         return 0;
     }
     const int64_t bs = ck_type_block_size(wtype);
-    const int64_t kc = bs <= KC ? KC : bs; // a multiple of the block size (bs is 1, 32 or 256)
+    const int avx512 = ck_use_avx512(), kcw = avx512 ? KC512 : KC;
+    const int64_t kc = bs <= kcw ? kcw : bs; // a multiple of the block size (bs is 1, 32 or 256)
     bi_ctx c = {.dinp = dinp, .dout = dout, .w = w, .wtype = wtype, .accumulate = accumulate,
                 .T = T, .K = K, .N = N, .rb = rb, .kc = kc, .bs = bs, .bbytes = ck_type_block_bytes(wtype),
-                .k_tiles = (K + kc - 1) / kc, .tb = TB};
+                .k_tiles = (K + kc - 1) / kc, .tb = avx512 ? 1536 : TB, .nb = avx512 ? NB512 : NB};
     // Each row block re-dequantizes W, so blocks are large unless that starves the threads.
     // (Tiling never changes an element's arithmetic: any choice gives identical results.)
     while (c.tb > 48 && c.k_tiles * ((T + c.tb - 1) / c.tb) < 4 * (int64_t)ck_get_threads()) c.tb = (c.tb / 2 + 5) / 6 * 6;
@@ -191,6 +194,10 @@ typedef struct {
 } bw_ctx;
 
 #if CK_X86
+static inline void copy_row(float *restrict dst, const float *restrict src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
 /* Task = (n block, k tile), or a whole n block (all k tiles) when c->k_split == 0. The dout
  * columns of the n block are packed contiguously ([T][nn]) first: read in place, every
  * reduction step would touch a new page when N is large (TLB-bound). */
@@ -203,8 +210,8 @@ static void bw_task(void *vctx, int64_t task) {
     int64_t sar = c->N;
     const int big = c->T * nn > 1024;
     float *pack = big ? ck_scratch((size_t)(c->T * (nn + KC))) : NULL, *bpack = pack ? pack + c->T * nn : NULL;
-    if (pack) {
-        for (int64_t t = 0; t < c->T; t++) memcpy(pack + t * nn, c->dout + t * c->N + n0, (size_t)nn * sizeof(float));
+    if (pack) { // inline copies: rows are short (nn, kn <= 64), a memcpy call each costs more than the copy
+        for (int64_t t = 0; t < c->T; t++) copy_row(pack + t * nn, c->dout + t * c->N + n0, nn);
         a = pack;
         sar = nn;
     }
@@ -213,7 +220,7 @@ static void bw_task(void *vctx, int64_t task) {
         const float *b = c->inp + k0;
         int64_t ldb = c->K;
         if (bpack) { // inp columns k0..k0+kn as [T][kn]: same TLB reason as dout
-            for (int64_t t = 0; t < c->T; t++) memcpy(bpack + t * kn, c->inp + t * c->K + k0, (size_t)kn * sizeof(float));
+            for (int64_t t = 0; t < c->T; t++) copy_row(bpack + t * kn, c->inp + t * c->K + k0, kn);
             b = bpack;
             ldb = kn;
         }
