@@ -21,8 +21,8 @@
 #include <string.h>
 
 #define TILE_NB 32 // forward: weight rows per task
-#define BKC 64     // backward input: dinp columns per task
-#define BNB 128    // backward input: W rows per packed panel (even)
+#define BKC 32     // backward input: dinp columns per task (one 32-wide stripe)
+#define BNB 512    // backward input: W rows per packed panel (even; [256 pairs][32] = 32 KiB)
 #define BTB 1024   // backward input: dinp rows per task at most (multiple of 12)
 
 static uint32_t pair_of(float lo, float hi) {
@@ -199,8 +199,9 @@ CK_BF16 static void fwd_task(void *vctx, int64_t task) {
             for (int64_t p = 0; p < P; p++) panel[p * TILE_NB + j] = s[p];
         } else {
             if (ck_dequantize_row(c->wtype, src, tmp, K) != 0) { c->failed = 1; return; }
-            tmp[K] = 0.0f;
-            for (int64_t p = 0; p < P; p++) panel[p * TILE_NB + j] = pair_of(tmp[2 * p], tmp[2 * p + 1]);
+            uint32_t *row = (uint32_t *)tmp; // pairs written over the floats they came from (p <= 2p)
+            to_pairs(row, tmp, K, 1, K);
+            for (int64_t p = 0; p < P; p++) panel[p * TILE_NB + j] = row[p];
         }
     }
     tile_gemm_b(c->out + t_begin * N + n0, N, c->a + t_begin * P, P, panel, TILE_NB, P, T - t_begin, nn, 0);
@@ -221,6 +222,12 @@ CK_BF16 static void bwd_task(void *vctx, int64_t task) {
     uint32_t *panel = (uint32_t *)buf;
     float *r0 = buf + BNB / 2 * kc, *r1 = r0 + kc;
     float *out = c->out + t0 * c->K + k0;
+    short lo[32], hi[32];
+    for (int i = 0; i < 16; i++) {
+        lo[2 * i] = (short)i, lo[2 * i + 1] = (short)(32 + i);
+        hi[2 * i] = (short)(16 + i), hi[2 * i + 1] = (short)(48 + i);
+    }
+    const __m512i ilv_lo = _mm512_loadu_si512(lo), ilv_hi = _mm512_loadu_si512(hi);
     for (int64_t n0 = 0; n0 < c->N; n0 += BNB) {
         const int64_t nn = c->N - n0 < BNB ? c->N - n0 : BNB, np = (nn + 1) / 2;
         for (int64_t p = 0; p < np; p++) {
@@ -229,12 +236,26 @@ CK_BF16 static void bwd_task(void *vctx, int64_t task) {
             if (c->wtype == CK_TYPE_BF16) {
                 const uint16_t *s0 = (const uint16_t *)(c->w + n * c->rb) + k0;
                 const uint16_t *s1 = two ? (const uint16_t *)(c->w + (n + 1) * c->rb) + k0 : NULL;
-                for (int64_t j = 0; j < kn; j++) panel[p * kc + j] = (uint32_t)s0[j] | (two ? (uint32_t)s1[j] << 16 : 0u);
+                int64_t j = 0;
+                if (two) // interleave 32 columns of the two rows: vpermt2w
+                    for (; j + 32 <= kn; j += 32) {
+                        const __m512i a = _mm512_loadu_si512(s0 + j), b = _mm512_loadu_si512(s1 + j);
+                        _mm512_storeu_si512(panel + p * kc + j, _mm512_permutex2var_epi16(a, ilv_lo, b));
+                        _mm512_storeu_si512(panel + p * kc + j + 16, _mm512_permutex2var_epi16(a, ilv_hi, b));
+                    }
+                for (; j < kn; j++) panel[p * kc + j] = (uint32_t)s0[j] | (two ? (uint32_t)s1[j] << 16 : 0u);
             } else {
                 const char *s0 = c->w + n * c->rb + (k0 / c->bs) * c->bbytes;
                 if (ck_dequantize_row(c->wtype, s0, r0, kn) != 0 ||
                     (two && ck_dequantize_row(c->wtype, s0 + c->rb, r1, kn) != 0)) { c->failed = 1; return; }
-                for (int64_t j = 0; j < kn; j++) panel[p * kc + j] = pair_of(r0[j], two ? r1[j] : 0.0f);
+                if (!two) for (int64_t j = 0; j < kn; j++) r1[j] = 0.0f;
+                int64_t j = 0;
+                for (; j + 16 <= kn; j += 16) { // pair = bf16(r0) | bf16(r1) << 16, 16 columns at a time
+                    const __m512i lo16 = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(r0 + j)));
+                    const __m512i hi16 = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(r1 + j)));
+                    _mm512_storeu_si512(panel + p * kc + j, _mm512_or_si512(lo16, _mm512_slli_epi32(hi16, 16)));
+                }
+                for (; j < kn; j++) panel[p * kc + j] = pair_of(r0[j], r1[j]);
             }
         }
         tile_gemm_b(out, c->K, c->a + t0 * c->P + n0 / 2, c->P, panel, kc, np, tn, kn, n0 > 0 || c->accumulate);
