@@ -138,6 +138,16 @@ typedef struct {
 } bi_ctx;
 
 #if CK_X86
+/* Short-row copy in registers (a plain loop would be turned back into a memcpy call). */
+CK_AVX2 static inline void copy_row(float *restrict dst, const float *restrict src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+    if (i < n) {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(dst + i, m, _mm256_maskload_ps(src + i, m));
+    }
+}
+
 static void bi_task(void *vctx, int64_t task) {
     bi_ctx *c = vctx;
     const int64_t k0 = (task % c->k_tiles) * c->kc, t0 = (task / c->k_tiles) * c->tb;
@@ -148,6 +158,10 @@ static void bi_task(void *vctx, int64_t task) {
     for (int64_t n0 = 0; n0 < c->N; n0 += c->nb) {
         const int64_t nn = c->N - n0 < c->nb ? c->N - n0 : c->nb;
         for (int64_t j = 0; j < nn; j++) {
+            if (c->wtype == CK_TYPE_F32) { // contiguous copy (read in place, the strided rows are slower)
+                copy_row(panel + j * c->kc, (const float *)(c->w + (n0 + j) * c->rb) + k0, kn);
+                continue;
+            }
             const char *src = c->w + (n0 + j) * c->rb + (k0 / c->bs) * c->bbytes;
             if (ck_dequantize_row(c->wtype, src, panel + j * c->kc, kn) != 0) { c->failed = 1; return; }
         }
@@ -194,10 +208,6 @@ typedef struct {
 } bw_ctx;
 
 #if CK_X86
-static inline void copy_row(float *restrict dst, const float *restrict src, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] = src[i];
-}
-
 /* Task = (n block, k tile), or a whole n block (all k tiles) when c->k_split == 0. The dout
  * columns of the n block are packed contiguously ([T][nn]) first: read in place, every
  * reduction step would touch a new page when N is large (TLB-bound). */
