@@ -144,6 +144,20 @@ static void mm_task(void *vctx, int64_t task) {
  * one fmaf chain over k in increasing order, so results do not depend on tiles or threads. */
 #define TILE_N512 32
 #if CK_X86
+/* panel[k*32 + j] = rows[j*ld + k] for j < nn (<= 32), k < K; columns nn..31 are left as they are
+ * (never stored by the masked tile kernel). Two 16-row gathers per k. */
+CK_AVX512 static void pack_transposed(float *panel, const float *rows, int64_t ld, int nn, int64_t K) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)ld));
+    const __mmask16 m0 = nn >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nn) - 1);
+    const __mmask16 m1 = nn >= 32 ? (__mmask16)0xffff : nn <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nn - 16)) - 1);
+    const float *hi = nn > 16 ? rows + 16 * ld : rows;
+    for (int64_t k = 0; k < K; k++) {
+        _mm512_storeu_ps(panel + k * TILE_N512, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, idx, rows + k, 4));
+        if (m1) _mm512_storeu_ps(panel + k * TILE_N512 + 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m1, idx, hi + k, 4));
+    }
+}
+
 static void mm512_task(void *vctx, int64_t task) {
     mm_ctx *c = vctx;
     const int64_t K = c->K, N = c->N, tile = task / c->t_blocks;
@@ -151,17 +165,20 @@ static void mm512_task(void *vctx, int64_t task) {
     const int64_t T = t_begin + c->t_block < c->T ? t_begin + c->t_block : c->T;
     const int64_t n0 = tile * TILE_N512;
     const int nn = (int)(N - n0 < TILE_N512 ? N - n0 : TILE_N512);
-    float *panel = ck_scratch((size_t)(TILE_N512 + 1) * (size_t)K);
+    const int f32 = c->wtype == CK_TYPE_F32;
+    float *panel = ck_scratch((size_t)(f32 ? TILE_N512 : 2 * TILE_N512) * (size_t)K);
     if (!panel) { c->failed = 1; return; }
-    float *tmp = panel + (size_t)TILE_N512 * (size_t)K;
-    for (int j = 0; j < nn; j++) {
-        const float *src = (const float *)(c->w + (n0 + j) * c->rb);
-        if (c->wtype != CK_TYPE_F32) {
-            if (ck_dequantize_row(c->wtype, c->w + (n0 + j) * c->rb, tmp, K) != 0) { c->failed = 1; return; }
-            src = tmp;
-        }
-        for (int64_t k = 0; k < K; k++) panel[k * TILE_N512 + j] = src[k];
+    // Rows to transpose: the f32 weight rows in place, or the tile dequantized into rows [nn][K].
+    const float *rows = (const float *)(c->w + n0 * c->rb);
+    int64_t ld = c->rb / (int64_t)sizeof(float);
+    if (!f32) {
+        float *tmp = panel + (size_t)TILE_N512 * (size_t)K;
+        for (int j = 0; j < nn; j++)
+            if (ck_dequantize_row(c->wtype, c->w + (n0 + j) * c->rb, tmp + (int64_t)j * K, K) != 0) { c->failed = 1; return; }
+        rows = tmp;
+        ld = K;
     }
+    pack_transposed(panel, rows, ld, nn, K);
     ck512_tile_gemm(c->out + t_begin * N + n0, N, c->inp + t_begin * K, K, 1, panel, TILE_N512, K, T - t_begin, nn, 0);
     if (c->bias)
         for (int64_t t = t_begin; t < T; t++)
