@@ -6,9 +6,10 @@
  *   score row (memory O(T) per task, no T×T matrix):
  *     p_j = exp(s_j − lse),  dP_j = dout_t·v_j,  δ = dout_t·out_t,  dS_j = p_j (dP_j − δ)
  *     dq_t = scale Σ_j dS_j k_j,  dk_j += scale dS_j q_t,  dv_j += p_j dout_t
- * Fast: one task per kv head (it owns dk, dv of that head and dq of its query heads), AVX2
- * dots/axpys; the arithmetic order does not depend on the thread, so results are
- * bit-identical for any thread count. References use double.
+ * Fast (AVX2): one task per kv head (it owns dk, dv of that head and dq of its query heads),
+ * dots/axpys. Fast (AVX-512): score blocks as GEMMs on the 12×32 core, see below. In both
+ * the arithmetic order does not depend on the thread, so results are bit-identical for any
+ * thread count. References use double.
  */
 #include "ck_internal.h"
 #include "ck_train.h"
@@ -106,6 +107,7 @@ CK_AVX2 static void axpy(float *y, float a, const float *x, int64_t n) {
 typedef struct {
     float *out, *lse, *dq, *dk, *dv;
     const float *q, *k, *v, *dout, *o, *lse_in;
+    float *delta; // [T,H] dout·out per query (AVX-512 backward: written by part 1, read by part 2)
     int64_t T, H, Hkv, D;
     _Atomic int failed;
 } att_ctx;
@@ -160,13 +162,164 @@ static void bwd_task(void *vctx, int64_t hk) {
 }
 #endif
 
+// ---- AVX-512: the score blocks as GEMMs ---------------------------------------------------
+//
+// Queries are handled in blocks of AB (one 32-wide column stripe of the GEMM core). For a
+// query block the transposed scores Sᵀ[j][lane] = k_j·q_(t0+lane) come from one
+// ck512_tile_gemm (K rows × packed Qᵀ), the softmax runs down each column with the 32 queries
+// as vector lanes, and out = P·V, dq = dS·K are GEMMs with P/dS read as a strided A operand.
+// dk and dv are reduced per key block (task = key block × kv head) over the query rows and
+// the group's heads in a fixed order, so no two tasks write the same row; scores are
+// recomputed there (flash-attention style, memory O(AB·T) per task, no T×T matrix).
+
+#define AB 32
+
+#if CK_X86
+/* Qᵀ-style pack: dst[d*AB + lane] = src[lane*ld + d] for lane < n (lanes n..AB-1 zero). */
+static void pack_t(float *dst, const float *src, int64_t ld, int64_t n, int64_t D) {
+    for (int64_t d = 0; d < D; d++)
+        for (int64_t i = n; i < AB; i++) dst[d * AB + i] = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t d = 0; d < D; d++) dst[d * AB + i] = src[i * ld + d];
+}
+
+static float dot_ref_order(const float *a, const float *b, int64_t n) { // δ = dout·out
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s = fmaf(a[i], b[i], s);
+    return s;
+}
+
+/* Forward, task = (query block, head), blocks with more keys first. */
+CK_AVX512 static void fwd512_task(void *vctx, int64_t task) {
+    att_ctx *c = vctx;
+    const int64_t T = c->T, H = c->H, Hkv = c->Hkv, D = c->D, hk_of = H / Hkv;
+    const int64_t nblk = (T + AB - 1) / AB, b = nblk - 1 - task / H, h = task % H, hk = h / hk_of;
+    const int64_t t0 = b * AB, nq = T - t0 < AB ? T - t0 : AB, n = t0 + nq;
+    float *buf = ck_scratch((size_t)(D * AB + n * AB));
+    if (!buf) { c->failed = 1; return; }
+    float *qt = buf, *s = buf + D * AB;
+    const float scale = 1.0f / sqrtf((float)D);
+    pack_t(qt, c->q + (t0 * H + h) * D, H * D, nq, D);
+    ck512_tile_gemm(s, AB, c->k + hk * D, Hkv * D, 1, qt, AB, D, n, nq, 0); // Sᵀ [n][AB]
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 sc = _mm512_set1_ps(scale);
+    float lse_l[AB], inv_l[AB];
+    for (int v = 0; v < 2; v++) {
+        const __m512i tq = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(t0 + 16 * v))); // query index per lane
+        const __mmask16 live = _mm512_cmp_epi32_mask(iota, _mm512_set1_epi32((int)(nq - 16 * v)), _MM_CMPINT_LT);
+        __m512 m = _mm512_set1_ps(-INFINITY), l = _mm512_setzero_ps();
+        for (int64_t j = 0; j < n; j++) {
+            const __mmask16 ok = live & _mm512_cmp_epi32_mask(tq, _mm512_set1_epi32((int)j), _MM_CMPINT_NLT);
+            m = _mm512_mask_max_ps(m, ok, m, _mm512_mul_ps(_mm512_loadu_ps(s + j * AB + 16 * v), sc));
+        }
+        for (int64_t j = 0; j < n; j++) {
+            const __mmask16 ok = live & _mm512_cmp_epi32_mask(tq, _mm512_set1_epi32((int)j), _MM_CMPINT_NLT);
+            const __m512 e = _mm512_maskz_mov_ps(ok, ck_exp16(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(s + j * AB + 16 * v), sc), m)));
+            _mm512_storeu_ps(s + j * AB + 16 * v, e);
+            l = _mm512_add_ps(l, e);
+        }
+        float mv[16], lv[16];
+        _mm512_storeu_ps(mv, m);
+        _mm512_storeu_ps(lv, l);
+        for (int i = 0; i < 16; i++) {
+            lse_l[16 * v + i] = mv[i] + logf(lv[i]);
+            inv_l[16 * v + i] = 1.0f / lv[i];
+        }
+    }
+    float *o = c->out + (t0 * H + h) * D;
+    ck512_tile_gemm(o, H * D, s, 1, AB, c->v + hk * D, Hkv * D, n, nq, D, 0); // E·V
+    for (int64_t i = 0; i < nq; i++) {
+        c->lse[(t0 + i) * H + h] = lse_l[i];
+        for (int64_t d = 0; d < D; d++) o[i * H * D + d] *= inv_l[i];
+    }
+}
+
+/* Backward part 1, task = (query block, head): dq = scale·dS·K with dS = P∘(dP − δ). */
+CK_AVX512 static void bwdq512_task(void *vctx, int64_t task) {
+    att_ctx *c = vctx;
+    const int64_t T = c->T, H = c->H, Hkv = c->Hkv, D = c->D, G = H / Hkv;
+    const int64_t nblk = (T + AB - 1) / AB, b = nblk - 1 - task / H, h = task % H, hk = h / G;
+    const int64_t t0 = b * AB, nq = T - t0 < AB ? T - t0 : AB, n = t0 + nq;
+    float *buf = ck_scratch((size_t)(2 * D * AB + 2 * n * AB));
+    if (!buf) { c->failed = 1; return; }
+    float *qt = buf, *dot = buf + D * AB, *s = buf + 2 * D * AB, *dp = s + n * AB;
+    const float scale = 1.0f / sqrtf((float)D);
+    pack_t(qt, c->q + (t0 * H + h) * D, H * D, nq, D);
+    pack_t(dot, c->dout + (t0 * H + h) * D, H * D, nq, D);
+    ck512_tile_gemm(s, AB, c->k + hk * D, Hkv * D, 1, qt, AB, D, n, nq, 0);   // Sᵀ
+    ck512_tile_gemm(dp, AB, c->v + hk * D, Hkv * D, 1, dot, AB, D, n, nq, 0); // dPᵀ
+    float lse_l[AB], delta[AB];
+    for (int64_t i = 0; i < AB; i++) {
+        const int64_t t = t0 + (i < nq ? i : 0), qi = (t * H + h) * D;
+        lse_l[i] = c->lse_in[t * H + h];
+        delta[i] = dot_ref_order(c->dout + qi, c->o + qi, D);
+        if (i < nq) c->delta[t * H + h] = delta[i];
+    }
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int v = 0; v < 2; v++) {
+        const __m512i tq = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(t0 + 16 * v)));
+        const __mmask16 live = _mm512_cmp_epi32_mask(iota, _mm512_set1_epi32((int)(nq - 16 * v)), _MM_CMPINT_LT);
+        const __m512 lv = _mm512_loadu_ps(lse_l + 16 * v), dv = _mm512_loadu_ps(delta + 16 * v);
+        for (int64_t j = 0; j < n; j++) {
+            const __mmask16 ok = live & _mm512_cmp_epi32_mask(tq, _mm512_set1_epi32((int)j), _MM_CMPINT_NLT);
+            float *sj = s + j * AB + 16 * v;
+            const __m512 p = _mm512_maskz_mov_ps(ok, ck_exp16(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(sj), sc), lv)));
+            const __m512 ds = _mm512_mul_ps(_mm512_mul_ps(p, _mm512_sub_ps(_mm512_loadu_ps(dp + j * AB + 16 * v), dv)), sc);
+            _mm512_storeu_ps(sj, ds);
+        }
+    }
+    ck512_tile_gemm(c->dq + (t0 * H + h) * D, H * D, s, 1, AB, c->k + hk * D, Hkv * D, n, nq, D, 0);
+}
+
+/* Backward part 2, task = (key block, kv head), blocks with more queries first:
+ * dv_j = Σ_h Σ_t p_tj dout_t, dk_j = Σ_h Σ_t dS_tj q_t (heads of the group, then t, in order). */
+CK_AVX512 static void bwdkv512_task(void *vctx, int64_t task) {
+    att_ctx *c = vctx;
+    const int64_t T = c->T, H = c->H, Hkv = c->Hkv, D = c->D, G = H / Hkv;
+    const int64_t kb = task / Hkv, hk = task % Hkv;
+    const int64_t j0 = kb * AB, nk = T - j0 < AB ? T - j0 : AB, nt = T - j0;
+    float *buf = ck_scratch((size_t)(2 * D * AB + 2 * nt * AB));
+    if (!buf) { c->failed = 1; return; }
+    float *kt = buf, *vt = buf + D * AB, *s = buf + 2 * D * AB, *dp = s + nt * AB;
+    const float scale = 1.0f / sqrtf((float)D);
+    pack_t(kt, c->k + (j0 * Hkv + hk) * D, Hkv * D, nk, D);
+    pack_t(vt, c->v + (j0 * Hkv + hk) * D, Hkv * D, nk, D);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int64_t g = 0; g < G; g++) {
+        const int64_t h = hk * G + g;
+        const float *qb = c->q + (j0 * H + h) * D, *db = c->dout + (j0 * H + h) * D;
+        ck512_tile_gemm(s, AB, qb, H * D, 1, kt, AB, D, nt, nk, 0);  // S  [nt][AB]
+        ck512_tile_gemm(dp, AB, db, H * D, 1, vt, AB, D, nt, nk, 0); // dP [nt][AB]
+        for (int64_t r = 0; r < nt; r++) { // query t = j0 + r sees keys j0 + lane for lane <= r
+            const int64_t t = j0 + r;
+            const __m512 lv = _mm512_set1_ps(c->lse_in[t * H + h]);
+            const __m512 dv = _mm512_set1_ps(c->delta[t * H + h]);
+            for (int v = 0; v < 2; v++) {
+                const __m512i key = _mm512_add_epi32(iota, _mm512_set1_epi32(16 * v));
+                const __mmask16 ok = _mm512_cmp_epi32_mask(key, _mm512_set1_epi32((int)(r < nk - 1 ? r : nk - 1)), _MM_CMPINT_LE);
+                float *sr = s + r * AB + 16 * v, *dr = dp + r * AB + 16 * v;
+                const __m512 p = _mm512_maskz_mov_ps(ok, ck_exp16(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(sr), sc), lv)));
+                const __m512 ds = _mm512_mul_ps(_mm512_mul_ps(p, _mm512_sub_ps(_mm512_loadu_ps(dr), dv)), sc);
+                _mm512_storeu_ps(sr, p);
+                _mm512_storeu_ps(dr, ds);
+            }
+        }
+        ck512_tile_gemm(c->dv + (j0 * Hkv + hk) * D, Hkv * D, s, 1, AB, db, H * D, nt, nk, D, g > 0);
+        ck512_tile_gemm(c->dk + (j0 * Hkv + hk) * D, Hkv * D, dp, 1, AB, qb, H * D, nt, nk, D, g > 0);
+    }
+}
+#endif
+
 void ck_attention_forward_train(float *out, float *lse, const float *q, const float *k, const float *v,
                                 int64_t T, int64_t H, int64_t Hkv, int64_t D) {
 #if CK_X86
     if (ck_use_simd()) {
         if (bad(T, H, Hkv, D)) return;
         att_ctx c = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .T = T, .H = H, .Hkv = Hkv, .D = D};
-        ck_parallel_for(T, fwd_task, &c);
+        if (ck_use_avx512()) ck_parallel_for((T + AB - 1) / AB * H, fwd512_task, &c);
+        else ck_parallel_for(T, fwd_task, &c);
         if (!c.failed) return;
     }
 #endif
@@ -181,8 +334,18 @@ void ck_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
         if (bad(T, H, Hkv, D)) return;
         att_ctx c = {.dq = dq, .dk = dk, .dv = dv, .q = q, .k = k, .v = v, .dout = dout, .o = out, .lse_in = lse,
                      .T = T, .H = H, .Hkv = Hkv, .D = D};
-        ck_parallel_for(Hkv, bwd_task, &c);
-        return;
+        if (ck_use_avx512()) {
+            c.delta = malloc((size_t)(T * H) * sizeof(float));
+            if (c.delta) {
+                ck_parallel_for((T + AB - 1) / AB * H, bwdq512_task, &c);
+                if (!c.failed) ck_parallel_for((T + AB - 1) / AB * Hkv, bwdkv512_task, &c);
+                free(c.delta);
+                if (!c.failed) return;
+            }
+        } else {
+            ck_parallel_for(Hkv, bwd_task, &c);
+            return;
+        }
     }
 #endif
     ck_attention_backward_ref(dq, dk, dv, dout, q, k, v, out, lse, T, H, Hkv, D);

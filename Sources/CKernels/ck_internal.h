@@ -16,6 +16,9 @@
 #include <immintrin.h>
 #define CK_AVX2 __attribute__((target("avx2,fma")))
 #define CK_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+#define CK_AVX512_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
+#define CK_AVX512 __attribute__((target(CK_AVX512_TARGET)))
+#define CK_AVX512_INLINE __attribute__((target(CK_AVX512_TARGET), always_inline)) static inline
 #else
 #define CK_X86 0
 #endif
@@ -24,6 +27,20 @@
 
 /* 1 if the dispatching entry points should take the SIMD (AVX2) path now. */
 static inline int ck_use_simd(void) { return ck_isa_active() >= CK_ISA_AVX2; }
+/* 1 if the entry points that have AVX-512 kernels should take them now. */
+static inline int ck_use_avx512(void) { return CK_X86 && ck_isa_active() >= CK_ISA_AVX512; }
+
+// ---- AVX-512 GEMM core (gemm_avx512.c) -----------------------------------------------
+
+#if CK_X86
+/* C[i, j] (+)= Σ_r A[i*sai + r*sar] · B[r*ldb + j] for i < rows, j < cols (any sizes), in
+ * 12×32 register tiles (24 zmm accumulators, B rows loaded as 2 zmm, A broadcast).
+ * load_c: start from C (else 0). Partial column stripes use masked loads and stores, so
+ * nothing outside the rows × cols window of B and C is read or written.
+ * Each element is its initial value followed by one fmaf per r in increasing order. */
+void ck512_tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
+                     const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c);
+#endif
 
 // ---- threads -------------------------------------------------------------------
 
@@ -95,6 +112,34 @@ CK_AVX2_INLINE __m256 ck_exp8(__m256 x) {
     y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), over);
     y = _mm256_andnot_ps(under, y);
     return _mm256_blendv_ps(y, x, nan);
+}
+
+/* ck_exp8 for 16 lanes (same reduction and polynomial, so the same values lane by lane). */
+CK_AVX512_INLINE __m512 ck_exp16(__m512 x) {
+    const __m512 hi = _mm512_set1_ps(88.72283f), lo = _mm512_set1_ps(-88.3762626647949f);
+    const __mmask16 over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
+    const __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_LT_OQ);
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    xc = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), xc);
+    xc = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), xc);
+    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+    y = _mm512_fmadd_ps(y, xc, _mm512_set1_ps(1.3981999507E-3f));
+    y = _mm512_fmadd_ps(y, xc, _mm512_set1_ps(8.3334519073E-3f));
+    y = _mm512_fmadd_ps(y, xc, _mm512_set1_ps(4.1665795894E-2f));
+    y = _mm512_fmadd_ps(y, xc, _mm512_set1_ps(1.6666665459E-1f));
+    y = _mm512_fmadd_ps(y, xc, _mm512_set1_ps(5.0000001201E-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(xc, xc), _mm512_add_ps(xc, _mm512_set1_ps(1.0f)));
+    __m512i n = _mm512_cvtps_epi32(fx);
+    __m512i n1 = _mm512_srai_epi32(n, 1), n2 = _mm512_sub_epi32(n, n1);
+    __m512 p1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
+    __m512 p2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
+    y = _mm512_mul_ps(_mm512_mul_ps(y, p1), p2);
+    y = _mm512_mask_mov_ps(y, over, _mm512_set1_ps(__builtin_inff()));
+    y = _mm512_maskz_mov_ps((__mmask16)~under, y);
+    return _mm512_mask_mov_ps(y, nan, x);
 }
 #endif
 

@@ -2,8 +2,8 @@
  * dispatch.c — run-time ISA selection for the dispatching entry points.
  * Detection uses cpuid via __builtin_cpu_supports (x86-64 only; other targets: ref).
  * The active ISA starts as TUNE_KERNELS (ref|avx2|avx512) if set and supported, else the
- * best ISA that has kernels (avx2 when the CPU is capable); ck_set_isa() overrides it.
- * There are no AVX-512 kernels yet: a forced ISA=avx512 runs the AVX2 kernels.
+ * best ISA the CPU has; ck_set_isa() overrides it. Under avx512 the ops that have AVX-512
+ * kernels (the f32 GEMM core: forward, backward input/weight) use them, the rest run AVX2.
  */
 #include "ck_internal.h"
 #include <pthread.h>
@@ -40,7 +40,7 @@ static int parse_isa(const char *s) {
 
 static void isa_init(void) {
     isa_detected = detect();
-    int active = isa_detected > CK_ISA_AVX2 ? CK_ISA_AVX2 : isa_detected; // no AVX-512 kernels yet
+    int active = isa_detected;
     const char *env = getenv("TUNE_KERNELS");
     if (env && *env) {
         const int want = parse_isa(env);

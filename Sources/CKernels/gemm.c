@@ -8,12 +8,16 @@
  * 4 weight rows, 12 ymm accumulators). T=1 streams W exactly once; large T reuses each
  * dequantized tile (L2-resident) for every input row.
  *
+ * AVX-512: tiles of 32 weight rows are packed transposed ([K][32]) and multiplied with the
+ * 12×32 zmm kernel of gemm_avx512.c (see mm512_task).
+ *
  * Small T (<= CK_GEMV_MAX_T) with Q4_0/Q4_1/Q8_0 weights goes to the fused kernels of
  * gemv_q.c instead (no dequantized tile buffer).
  *
  * Reproducibility: every output is one 8-lane FMA accumulator over K in order, a fixed
- * horizontal sum, then a scalar fmaf tail — whatever the micro-kernel shape, tile or
- * thread, so results are bit-identical for any thread count.
+ * horizontal sum, then a scalar fmaf tail (AVX2), or one fmaf chain over K (AVX-512) —
+ * whatever the micro-kernel shape, tile or thread, so results are bit-identical for any
+ * thread count (for a given ISA).
  */
 #include "ck_internal.h"
 #include "ck_quant.h"
@@ -134,6 +138,54 @@ static void mm_task(void *vctx, int64_t task) {
 }
 #endif
 
+/* AVX-512 task: tile of TILE_N512 weight rows, packed transposed into a per-thread panel
+ * P[K][TILE_N512] (dequantized on the way), then out[t, n0..] = X[t,:]·P for the task's input
+ * rows with the 12×32 kernel of gemm_avx512.c (X broadcast, P rows loaded). Each output is
+ * one fmaf chain over k in increasing order, so results do not depend on tiles or threads. */
+#define TILE_N512 32
+#if CK_X86
+/* panel[k*32 + j] = rows[j*ld + k] for j < nn (<= 32), k < K; columns nn..31 are left as they are
+ * (never stored by the masked tile kernel). Two 16-row gathers per k. */
+CK_AVX512 static void pack_transposed(float *panel, const float *rows, int64_t ld, int nn, int64_t K) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)ld));
+    const __mmask16 m0 = nn >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nn) - 1);
+    const __mmask16 m1 = nn >= 32 ? (__mmask16)0xffff : nn <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nn - 16)) - 1);
+    const float *hi = nn > 16 ? rows + 16 * ld : rows;
+    for (int64_t k = 0; k < K; k++) {
+        _mm512_storeu_ps(panel + k * TILE_N512, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, idx, rows + k, 4));
+        if (m1) _mm512_storeu_ps(panel + k * TILE_N512 + 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m1, idx, hi + k, 4));
+    }
+}
+
+static void mm512_task(void *vctx, int64_t task) {
+    mm_ctx *c = vctx;
+    const int64_t K = c->K, N = c->N, tile = task / c->t_blocks;
+    const int64_t t_begin = (task % c->t_blocks) * c->t_block;
+    const int64_t T = t_begin + c->t_block < c->T ? t_begin + c->t_block : c->T;
+    const int64_t n0 = tile * TILE_N512;
+    const int nn = (int)(N - n0 < TILE_N512 ? N - n0 : TILE_N512);
+    const int f32 = c->wtype == CK_TYPE_F32;
+    float *panel = ck_scratch((size_t)(f32 ? TILE_N512 : 2 * TILE_N512) * (size_t)K);
+    if (!panel) { c->failed = 1; return; }
+    // Rows to transpose: the f32 weight rows in place, or the tile dequantized into rows [nn][K].
+    const float *rows = (const float *)(c->w + n0 * c->rb);
+    int64_t ld = c->rb / (int64_t)sizeof(float);
+    if (!f32) {
+        float *tmp = panel + (size_t)TILE_N512 * (size_t)K;
+        for (int j = 0; j < nn; j++)
+            if (ck_dequantize_row(c->wtype, c->w + (n0 + j) * c->rb, tmp + (int64_t)j * K, K) != 0) { c->failed = 1; return; }
+        rows = tmp;
+        ld = K;
+    }
+    pack_transposed(panel, rows, ld, nn, K);
+    ck512_tile_gemm(c->out + t_begin * N + n0, N, c->inp + t_begin * K, K, 1, panel, TILE_N512, K, T - t_begin, nn, 0);
+    if (c->bias)
+        for (int64_t t = t_begin; t < T; t++)
+            for (int j = 0; j < nn; j++) c->out[t * N + n0 + j] += c->bias[n0 + j];
+}
+#endif
+
 /* TUNE_GEMV=0 (read once) routes small T through the tile path too: a benchmark switch to
  * measure the fused kernels against the path they replace. */
 static int gemv_disabled(void) {
@@ -152,6 +204,17 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
     if (!gemv_disabled() && ck_gemv_q_supported(wtype, T, K)) return ck_gemv_q(out, inp, w, wtype, bias, T, K, N); // gemv_q.c
     mm_ctx c = {.out = out, .inp = inp, .w = w, .bias = bias, .wtype = wtype, .T = T, .K = K, .N = N, .rb = rb,
                 .t_block = T, .t_blocks = 1};
+    if (ck_use_avx512()) {
+        const int64_t tiles = (N + TILE_N512 - 1) / TILE_N512, want = 4 * (int64_t)ck_get_threads();
+        if (tiles < want && T >= 96) { // few weight tiles for many threads: also split the rows of inp
+            int64_t tb = (T * tiles + want - 1) / want;
+            tb = tb < 48 ? 48 : (tb + 11) / 12 * 12; // each extra split re-packs the tile
+            c.t_block = tb;
+            c.t_blocks = (T + tb - 1) / tb;
+        }
+        ck_parallel_for(tiles * c.t_blocks, mm512_task, &c);
+        return c.failed ? -1 : 0;
+    }
     const int64_t tiles = (N + TILE_N - 1) / TILE_N, want = 4 * (int64_t)ck_get_threads();
     if (tiles < want && T >= 96) { // few weight tiles for many threads: also split the rows of inp
         int64_t tb = (T * tiles + want - 1) / want;

@@ -4,7 +4,8 @@
  *   ck_matmul_backward_weight: dw[N,K]   +=  dout[T,N]ᵀ · inp[T,K]  (f32)
  *
  * Fast path (AVX2/FMA): one generic register-blocked micro-kernel C[6,16] (+)= A[6,R]·B[R,16]
- * with arbitrary strides for A (12 ymm accumulators, B rows loaded as 2 ymm, A broadcast).
+ * with arbitrary strides for A (12 ymm accumulators, B rows loaded as 2 ymm, A broadcast);
+ * with AVX-512 the same tiling runs the 12×32 zmm kernel of gemm_avx512.c.
  *  - backward_input: a task owns a tile of dinp (TB rows × KC columns). It walks W in
  *    panels of NB rows, dequantizing the [NB, KC] slice of W into a per-thread buffer (the
  *    full f32 W is never materialized), and accumulates the panel's contribution in place.
@@ -24,6 +25,8 @@
 #define KC 64   // output columns per task (multiple of 16; raised to the block size if larger)
 #define TB 384 // dinp rows per task at most (multiple of 6; fewer when tasks would be scarce)
 #define NB 128  // W rows per dequantized panel
+#define KC512 32  // AVX-512: output columns per task (one 32-wide stripe)
+#define NB512 256 // AVX-512: W rows per panel ([256][32] floats = 32 KiB)
 #define NBW 48  // dw rows per task (multiple of 6)
 
 // ---- reference ---------------------------------------------------------------------
@@ -107,9 +110,11 @@ CK_AVX2 static void mk1f(MK_ARGS) { mk(1, 1, MK_PASS); }
 CK_AVX2 static void mk6m(MK_ARGS) { mk(6, 0, MK_PASS); }
 CK_AVX2 static void mk1m(MK_ARGS) { mk(1, 0, MK_PASS); }
 
-/* C[rows, cols] (+)= A·B as above, tiled into 6×16 micro-tiles. */
+/* C[rows, cols] (+)= A·B as above, tiled into 6×16 micro-tiles (AVX2), or into the 12×32
+ * tiles of gemm_avx512.c when the active ISA is AVX-512 (same per-element arithmetic order). */
 static void tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
                       const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c) {
+    if (ck_use_avx512()) { ck512_tile_gemm(c, ldc, a, sai, sar, b, ldb, R, rows, cols, load_c); return; }
     for (int64_t j = 0; j < cols; j += 16) {
         const int nc = (int)(cols - j < 16 ? cols - j : 16);
         int64_t i = 0;
@@ -128,21 +133,35 @@ typedef struct {
     const float *dout;
     const char *w;
     int wtype, accumulate;
-    int64_t T, K, N, rb, kc, bs, bbytes, k_tiles, tb;
+    int64_t T, K, N, rb, kc, bs, bbytes, k_tiles, tb, nb;
     _Atomic int failed;
 } bi_ctx;
 
 #if CK_X86
+/* Short-row copy in registers (a plain loop would be turned back into a memcpy call). */
+CK_AVX2 static inline void copy_row(float *restrict dst, const float *restrict src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+    if (i < n) {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(dst + i, m, _mm256_maskload_ps(src + i, m));
+    }
+}
+
 static void bi_task(void *vctx, int64_t task) {
     bi_ctx *c = vctx;
     const int64_t k0 = (task % c->k_tiles) * c->kc, t0 = (task / c->k_tiles) * c->tb;
     const int64_t kn = c->K - k0 < c->kc ? c->K - k0 : c->kc, tn = c->T - t0 < c->tb ? c->T - t0 : c->tb;
-    float *panel = ck_scratch((size_t)(NB * c->kc));
+    float *panel = ck_scratch((size_t)(c->nb * c->kc));
     if (!panel) { c->failed = 1; return; }
     float *out = c->dinp + t0 * c->K + k0;
-    for (int64_t n0 = 0; n0 < c->N; n0 += NB) {
-        const int64_t nn = c->N - n0 < NB ? c->N - n0 : NB;
+    for (int64_t n0 = 0; n0 < c->N; n0 += c->nb) {
+        const int64_t nn = c->N - n0 < c->nb ? c->N - n0 : c->nb;
         for (int64_t j = 0; j < nn; j++) {
+            if (c->wtype == CK_TYPE_F32) { // contiguous copy (read in place, the strided rows are slower)
+                copy_row(panel + j * c->kc, (const float *)(c->w + (n0 + j) * c->rb) + k0, kn);
+                continue;
+            }
             const char *src = c->w + (n0 + j) * c->rb + (k0 / c->bs) * c->bbytes;
             if (ck_dequantize_row(c->wtype, src, panel + j * c->kc, kn) != 0) { c->failed = 1; return; }
         }
@@ -164,10 +183,11 @@ int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int 
         return 0;
     }
     const int64_t bs = ck_type_block_size(wtype);
-    const int64_t kc = bs <= KC ? KC : bs; // a multiple of the block size (bs is 1, 32 or 256)
+    const int avx512 = ck_use_avx512(), kcw = avx512 ? KC512 : KC;
+    const int64_t kc = bs <= kcw ? kcw : bs; // a multiple of the block size (bs is 1, 32 or 256)
     bi_ctx c = {.dinp = dinp, .dout = dout, .w = w, .wtype = wtype, .accumulate = accumulate,
                 .T = T, .K = K, .N = N, .rb = rb, .kc = kc, .bs = bs, .bbytes = ck_type_block_bytes(wtype),
-                .k_tiles = (K + kc - 1) / kc, .tb = TB};
+                .k_tiles = (K + kc - 1) / kc, .tb = avx512 ? 1536 : TB, .nb = avx512 ? NB512 : NB};
     // Each row block re-dequantizes W, so blocks are large unless that starves the threads.
     // (Tiling never changes an element's arithmetic: any choice gives identical results.)
     while (c.tb > 48 && c.k_tiles * ((T + c.tb - 1) / c.tb) < 4 * (int64_t)ck_get_threads()) c.tb = (c.tb / 2 + 5) / 6 * 6;
@@ -200,8 +220,8 @@ static void bw_task(void *vctx, int64_t task) {
     int64_t sar = c->N;
     const int big = c->T * nn > 1024;
     float *pack = big ? ck_scratch((size_t)(c->T * (nn + KC))) : NULL, *bpack = pack ? pack + c->T * nn : NULL;
-    if (pack) {
-        for (int64_t t = 0; t < c->T; t++) memcpy(pack + t * nn, c->dout + t * c->N + n0, (size_t)nn * sizeof(float));
+    if (pack) { // inline copies: rows are short (nn, kn <= 64), a memcpy call each costs more than the copy
+        for (int64_t t = 0; t < c->T; t++) copy_row(pack + t * nn, c->dout + t * c->N + n0, nn);
         a = pack;
         sar = nn;
     }
@@ -210,7 +230,7 @@ static void bw_task(void *vctx, int64_t task) {
         const float *b = c->inp + k0;
         int64_t ldb = c->K;
         if (bpack) { // inp columns k0..k0+kn as [T][kn]: same TLB reason as dout
-            for (int64_t t = 0; t < c->T; t++) memcpy(bpack + t * kn, c->inp + t * c->K + k0, (size_t)kn * sizeof(float));
+            for (int64_t t = 0; t < c->T; t++) copy_row(bpack + t * kn, c->inp + t * c->K + k0, kn);
             b = bpack;
             ldb = kn;
         }

@@ -57,7 +57,7 @@ private func attention(ref: Bool, q: [Float], k: [Float], v: [Float], dout: [Flo
         }
     }
 
-    @Test("fast vs ref on odd T, forward_train vs ck_attention_forward, thread invariance", arguments: [1, 7, 33])
+    @Test("fast vs ref on odd T, forward_train vs ck_attention_forward, thread invariance", arguments: [1, 7, 33, 77, 130])
     func fastVsRef(T: Int) {
         var rng = RNG(UInt64(T) &* 31)
         let (H, Hkv, D) = (9, 3, 64)

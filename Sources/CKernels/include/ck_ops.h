@@ -21,9 +21,11 @@ typedef enum { CK_ISA_REF = 0, CK_ISA_AVX2 = 1, CK_ISA_AVX512 = 2 } ck_isa;
 /* Best ISA this CPU supports (cpuid), ignoring any forcing. */
 int ck_isa_detected(void);
 /* ISA used by dispatching entry points now. Initially: TUNE_KERNELS env (ref|avx2|avx512)
- * if set and supported (else a one-line stderr warning), otherwise the best ISA that has
- * kernels: avx2 when the CPU supports it (AVX-512 kernels do not exist yet; a forced
- * avx512 runs the AVX2 kernels). */
+ * if set and supported (else a one-line stderr warning), otherwise the best ISA the CPU
+ * supports. avx512 (avx512f/bw/vl/dq) has its own kernels for the f32 GEMMs (forward,
+ * backward input, backward weight) and the training attention (forward_train, backward);
+ * every other op runs its AVX2 kernel under avx512. The bf16-product GEMMs (ck_train.h)
+ * additionally need avx512_bf16. */
 int ck_isa_active(void);
 /* Force an ISA. Returns 0, or -1 if the CPU does not support it (nothing changes). */
 int ck_set_isa(int isa);

@@ -78,6 +78,31 @@ void ck_attention_backward_ref(float *dq, float *dk, float *dv, const float *dou
 
 /* ---- loss ------------------------------------------------------------------------ */
 
+/* ---- GEMMs with bf16 products (AVX-512 BF16) ------------------------------------ */
+
+/* 1 if the _bf16 GEMMs below run bf16 products now (CPU has avx512_bf16 and the active ISA
+ * is avx512); 0 if they currently run the f32 kernels. */
+int ck_bf16_products_available(void);
+
+/* out = bf16(inp) · bf16(W)ᵀ (+ bias): ck_matmul_forward's shapes and contract (out [T,N]
+ * overwritten; inp [T,K]; w [N,K] rows of any dequantizable type; bias [N] or NULL), but every
+ * product is of bf16-rounded operands (inp rounded to nearest even; W exact for BF16 weights,
+ * rounded otherwise) with f32 accumulation (VDPBF16PS). Not bit-compatible with the f32 kernel
+ * (relative error ~ 2^-8 per product); deterministic and thread-count invariant. Without
+ * AVX-512 BF16 it is ck_matmul_forward. Returns 0, or -1 (bad type / K, allocation). */
+int ck_matmul_forward_bf16(float *out, const float *inp, const void *w, int wtype,
+                           const float *bias, int64_t T, int64_t K, int64_t N);
+int ck_matmul_forward_bf16_ref(float *out, const float *inp, const void *w, int wtype,
+                               const float *bias, int64_t T, int64_t K, int64_t N);
+
+/* dinp (+)= bf16(dout) · bf16(W): ck_matmul_backward_input's shapes and contract (dinp [T,K]
+ * overwritten, or added to when accumulate != 0; dout [T,N]; w [N,K]) with bf16 products as in
+ * ck_matmul_forward_bf16. Without AVX-512 BF16 it is ck_matmul_backward_input. */
+int ck_matmul_backward_input_bf16(float *dinp, const float *dout, const void *w, int wtype,
+                                  int64_t T, int64_t K, int64_t N, int accumulate);
+int ck_matmul_backward_input_bf16_ref(float *dinp, const float *dout, const void *w, int wtype,
+                                      int64_t T, int64_t K, int64_t N, int accumulate);
+
 /* Softmax cross-entropy over the vocabulary for a chunk of rows, in place.
  *   losses [T] overwritten: −log softmax(logits[t])[targets[t]], 0 for ignored rows
  *   logits [T, V] on entry; on exit d(loss_t)/d(logits[t]) · scale = (softmax − onehot)·scale,

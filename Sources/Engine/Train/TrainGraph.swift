@@ -81,7 +81,11 @@ final class TrainGraph {
     static let headChunk = 256
     private let logits: UnsafeMutablePointer<Float>
 
-    init(model: LlamaModel, lora: LoRAAdapter, dropoutSeed: UInt64) {
+    /// Base GEMMs with bf16 products (`ck_matmul_forward_bf16` / `ck_matmul_backward_input_bf16`).
+    private let bf16Products: Bool
+
+    init(model: LlamaModel, lora: LoRAAdapter, dropoutSeed: UInt64, bf16Products: Bool = false) {
+        self.bf16Products = bf16Products
         self.model = model
         self.lora = lora
         grad = .allocate(capacity: max(1, lora.count))
@@ -139,7 +143,11 @@ final class TrainGraph {
     // MARK: - Forward
 
     private func base(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: WeightMatrix, _ n: Int) throws {
-        try matmul(out, inp, w, rows: n)
+        guard bf16Products else { return try matmul(out, inp, w, rows: n) }
+        let rc = ck_matmul_forward_bf16(out, inp, w.data, Int32(w.type.rawValue), nil, Int64(n), Int64(w.cols), Int64(w.rows))
+        guard rc == 0 else {
+            throw EngineError(.unsupported, "matmul: weight type \(w.type.name) with \(w.cols) columns is not supported by the kernels")
+        }
     }
 
     /// The LoRA input for a slot: x itself, or dropout(x) written to `dropped` (mask kept in `maskBuf`).
@@ -228,15 +236,15 @@ final class TrainGraph {
                 start += rows
                 continue
             }
-            try matmul(logits, xFinal + start * C, head, rows: rows)
+            try base(logits, xFinal + start * C, head, rows)
             let k = batch.targets.withUnsafeBufferPointer {
                 ck_xent_forward_backward(losses, logits, $0.baseAddress! + start, gradScale ?? 0, Int64(rows), Int64(V))
             }
             for r in 0..<rows where batch.targets[start + r] >= 0 { sum += Double(losses[r]) }
             count += Int(k)
             if gradScale != nil {
-                let rc = ck_matmul_backward_input(dxb + start * C, logits, head.data, Int32(head.type.rawValue),
-                                                  Int64(rows), Int64(C), Int64(V), 0)
+                let rc = (bf16Products ? ck_matmul_backward_input_bf16 : ck_matmul_backward_input)(
+                    dxb + start * C, logits, head.data, Int32(head.type.rawValue), Int64(rows), Int64(C), Int64(V), 0)
                 guard rc == 0 else { throw EngineError(.unsupported, "LM head type \(head.type.name) has no backward kernel") }
             }
             start += rows
@@ -246,7 +254,8 @@ final class TrainGraph {
 
     private func backwardInput(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ w: WeightMatrix,
                                rows n: Int, accumulate: Bool) throws {
-        let rc = ck_matmul_backward_input(dinp, dout, w.data, Int32(w.type.rawValue), Int64(n), Int64(w.cols), Int64(w.rows), accumulate ? 1 : 0)
+        let rc = (bf16Products ? ck_matmul_backward_input_bf16 : ck_matmul_backward_input)(
+            dinp, dout, w.data, Int32(w.type.rawValue), Int64(n), Int64(w.cols), Int64(w.rows), accumulate ? 1 : 0)
         guard rc == 0 else { throw EngineError(.unsupported, "backward: weight type \(w.type.name) is not supported by the kernels") }
     }
 
@@ -314,9 +323,11 @@ public enum LoRAGradients {
     /// Mean cross-entropy over the target tokens of `sequences` (one micro-batch) and its gradient with
     /// respect to every parameter of `lora` (flat, `lora.params` layout). `model`'s own adapter is ignored.
     /// Dropout, when the adapter's config has it, uses the masks of optimizer step `step`.
+    /// `bf16Products`: base GEMMs with bf16 products, as `TrainingOptions.bf16Products`.
     public static func compute(model: LlamaModel, lora: LoRAAdapter, sequences: [DatasetExample],
-                               dropoutSeed: UInt64 = 0, step: Int = 0) throws -> (loss: Double, targets: Int, grad: [Float]) {
-        let graph = TrainGraph(model: model.with(adapter: nil), lora: lora, dropoutSeed: dropoutSeed)
+                               dropoutSeed: UInt64 = 0, step: Int = 0,
+                               bf16Products: Bool = false) throws -> (loss: Double, targets: Int, grad: [Float]) {
+        let graph = TrainGraph(model: model.with(adapter: nil), lora: lora, dropoutSeed: dropoutSeed, bf16Products: bf16Products)
         let batch = TrainBatch(sequences[...])
         let targets = batch.targetCount
         guard targets > 0 else { throw EngineError(.invalidArgument, "no target tokens in the sequences") }

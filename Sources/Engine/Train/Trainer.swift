@@ -130,7 +130,8 @@ public final class LoRATrainer {
                               + (cut > 0 ? " within the first \(options.seqLen) tokens; \(cut) sequences were truncated to --seq-len)" : ")"))
         }
         lora = try LoRAAdapter(config: options.lora, model: base.config, seed: options.seed)
-        graph = TrainGraph(model: model, lora: lora, dropoutSeed: options.seed ^ 0xD40F_0D40)
+        graph = TrainGraph(model: model, lora: lora, dropoutSeed: options.seed ^ 0xD40F_0D40,
+                           bf16Products: options.usesBF16Products)
         m = .allocate(capacity: max(1, lora.count)); m.initialize(repeating: 0, count: max(1, lora.count))
         v = .allocate(capacity: max(1, lora.count)); v.initialize(repeating: 0, count: max(1, lora.count))
         try Self.checkWritable(output)

@@ -50,6 +50,14 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
     public var checkpointEvery: Int = 0
     /// Checkpoints kept on disk (oldest removed first).
     public var keepCheckpoints: Int = 2
+    /// Frozen-base GEMMs (forward, input gradient, LM head) with bf16 products and f32 accumulation
+    /// (`ck_matmul_forward_bf16`; activations rounded to bf16): about twice the f32 rate where the CPU
+    /// has AVX-512 BF16, a no-op elsewhere. nil: on for the bf16 base only; true: also for the f32 and
+    /// quantized bases (changes their numerics: ~2^-8 relative per product); false: never.
+    public var bf16Products: Bool? = nil
+
+    /// Whether this run's base GEMMs use bf16 products (see `bf16Products`).
+    public var usesBF16Products: Bool { bf16Products ?? (baseWeights == .bf16) }
 
     public init(lora: LoRAConfig = LoRAConfig()) { self.lora = lora }
 

@@ -1,6 +1,7 @@
 // GemmBench — `tune bench gemm`: GFLOP/s of the three GEMM layouts of a linear layer
-// out = X·Wᵀ (forward, dX = dY·W, dW += dYᵀ·X) on Llama-shaped (N, K), for tune's f32 and
-// fused-Q4_1 kernels, the naive `_ref` kernels (reduced M, labelled) and OpenBLAS sgemm
+// out = X·Wᵀ (forward, dX = dY·W, dW += dYᵀ·X) on Llama-shaped (N, K), for tune's f32,
+// fused-Q4_1 and bf16 kernels (f32 products, and bf16 products "-b16p" where the CPU has
+// AVX-512 BF16), the same kernels under ISA avx2 ("-avx2", when the active ISA is avx512), the naive `_ref` kernels (reduced M, labelled) and OpenBLAS sgemm
 // (dlopen'ed, benchmark reference only) measured in the same run; plus T=1 Q4_1 forward
 // (generation GEMV).
 
@@ -10,7 +11,7 @@ import Foundation
 /// One measured kernel on one shape and layout.
 public struct GemmBenchRow: Codable, Sendable {
     public var layout: String   // forward | dX | dW | gemv
-    public var kernel: String   // tune-f32 | tune-q4_1 | ref-f32 | openblas-f32
+    public var kernel: String   // tune-f32 | tune-q4_1 | tune-bf16 | tune-*-b16p | tune-*-avx2 | ref-f32 | openblas-f32
     public var m: Int, n: Int, k: Int
     public var gflops: Double
 }
@@ -59,12 +60,14 @@ public struct GemmBench: Sendable {
         func rand(_ n: Int) -> [Float] {
             (0..<n).map { _ in seed = seed &* 6364136223846793005 &+ 1442695040888963407; return Float(Int64(bitPattern: seed >> 11) % 1000) / 2000 }
         }
-        let q41 = Int32(CK_TYPE_Q4_1.rawValue), f32 = Int32(CK_TYPE_F32.rawValue)
+        let q41 = Int32(CK_TYPE_Q4_1.rawValue), f32 = Int32(CK_TYPE_F32.rawValue), bf16 = Int32(CK_TYPE_BF16.rawValue)
         for (n, k) in shapes {
             progress("N=\(n) K=\(k)")
             let w = rand(n * k), x = rand(m * k), dy = rand(m * n)
             var wq = [UInt8](repeating: 0, count: Int(ck_type_row_bytes(q41, Int64(k))) * n)
             _ = wq.withUnsafeMutableBytes { ck_quantize_row(q41, w, $0.baseAddress, Int64(n * k)) }
+            var wb = [UInt8](repeating: 0, count: 2 * n * k)
+            _ = wb.withUnsafeMutableBytes { ck_quantize_row(bf16, w, $0.baseAddress, Int64(n * k)) }
             var out = [Float](repeating: 0, count: m * max(n, k)), dw = [Float](repeating: 0, count: n * k)
             let (M, N, K) = (Int64(m), Int64(n), Int64(k))
             func add(_ layout: String, _ kernel: String, _ mm: Int, _ secs: Double) {
@@ -78,8 +81,27 @@ public struct GemmBench: Sendable {
             // dX
             add("dX", "tune-f32", m, Self.time { _ = ck_matmul_backward_input(&out, dy, w, f32, M, K, N, 0) })
             add("dX", "tune-q4_1", m, Self.time { _ = ck_matmul_backward_input(&out, dy, wq, q41, M, K, N, 0) })
+            // bf16 products (VDPBF16PS): bf16 weights (the bf16 base), and Q4_1 (QLoRA opt-in)
+            if ck_bf16_products_available() != 0 {
+                add("forward", "tune-bf16-b16p", m, Self.time { _ = ck_matmul_forward_bf16(&out, x, wb, bf16, nil, M, K, N) })
+                add("forward", "tune-q4_1-b16p", m, Self.time { _ = ck_matmul_forward_bf16(&out, x, wq, q41, nil, M, K, N) })
+                add("dX", "tune-bf16-b16p", m, Self.time { _ = ck_matmul_backward_input_bf16(&out, dy, wb, bf16, M, K, N, 0) })
+                add("dX", "tune-q4_1-b16p", m, Self.time { _ = ck_matmul_backward_input_bf16(&out, dy, wq, q41, M, K, N, 0) })
+            }
+            add("forward", "tune-bf16", m, Self.time { _ = ck_matmul_forward(&out, x, wb, bf16, nil, M, K, N) })
+            add("dX", "tune-bf16", m, Self.time { _ = ck_matmul_backward_input(&out, dy, wb, bf16, M, K, N, 0) })
             // dW
             add("dW", "tune-f32", m, Self.time { ck_matmul_backward_weight(&dw, dy, x, M, K, N) })
+            // the same kernels under the AVX2 ISA, in this run (side-by-side ratio for the AVX-512 paths)
+            let isa = ck_isa_active()
+            if isa > 1, ck_set_isa(1) == 0 {
+                add("forward", "tune-f32-avx2", m, Self.time { _ = ck_matmul_forward(&out, x, w, f32, nil, M, K, N) })
+                add("forward", "tune-q4_1-avx2", m, Self.time { _ = ck_matmul_forward(&out, x, wq, q41, nil, M, K, N) })
+                add("dX", "tune-f32-avx2", m, Self.time { _ = ck_matmul_backward_input(&out, dy, w, f32, M, K, N, 0) })
+                add("dX", "tune-q4_1-avx2", m, Self.time { _ = ck_matmul_backward_input(&out, dy, wq, q41, M, K, N, 0) })
+                add("dW", "tune-f32-avx2", m, Self.time { ck_matmul_backward_weight(&dw, dy, x, M, K, N) })
+                _ = ck_set_isa(isa)
+            }
             // naive reference kernels on refM rows
             let R = Int64(refM)
             add("forward", "ref-f32", refM, Self.time { _ = ck_matmul_forward_ref(&out, x, w, f32, nil, R, K, N) })
@@ -93,6 +115,28 @@ public struct GemmBench: Sendable {
                 add("dW", "openblas-f32", m, Self.time { sg(101, 112, 111, n32, k32, m32, 1, dy, n32, x, k32, 1, &dw, k32) })
                 add("gemv", "openblas-f32", 1, Self.time { sg(101, 111, 112, 1, n32, k32, 1, x, k32, w, k32, 0, &out, n32) })
             }
+        }
+        // Training attention (causal GQA, SmolLM2 heads) on one m-token sequence: forward (with lse) and
+        // backward, GFLOP/s counting 2·D MACs per (query, key ≤ query, head) forward and 4·D backward;
+        // "-avx2" rows are the AVX2 dot/axpy loops in this run.
+        do {
+            let (T, H, Hkv, D) = (min(m, 256), 9, 3, 64)
+            let q = rand(T * H * D), kk = rand(T * Hkv * D), v = rand(T * Hkv * D), g = rand(T * H * D)
+            var o = [Float](repeating: 0, count: T * H * D), lse = [Float](repeating: 0, count: T * H)
+            var dq = o, dk = [Float](repeating: 0, count: T * Hkv * D), dv = dk
+            let pairs = Double(T * (T + 1) / 2 * H * D)
+            func addA(_ layout: String, _ kernel: String, _ flops: Double, _ secs: Double) {
+                rows.append(GemmBenchRow(layout: layout, kernel: kernel, m: T, n: H, k: D, gflops: flops / secs / 1e9))
+            }
+            func measure(_ suffix: String) {
+                addA("attn-fwd", "tune" + suffix, 4 * pairs, Self.time {
+                    ck_attention_forward_train(&o, &lse, q, kk, v, Int64(T), Int64(H), Int64(Hkv), Int64(D)) })
+                addA("attn-bwd", "tune" + suffix, 8 * pairs, Self.time {
+                    ck_attention_backward(&dq, &dk, &dv, g, q, kk, v, o, lse, Int64(T), Int64(H), Int64(Hkv), Int64(D)) })
+            }
+            measure("")
+            let isa = ck_isa_active()
+            if isa > 1, ck_set_isa(1) == 0 { measure("-avx2"); _ = ck_set_isa(isa) }
         }
         return GemmBenchReport(threads: Int(ck_get_threads()), cpuISA: String(cString: ck_isa_name(ck_isa_active())),
                                openblas: blas != nil, rows: rows)

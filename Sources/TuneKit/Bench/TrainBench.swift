@@ -14,6 +14,8 @@ public struct TrainBench: Sendable {
     public var warmup = 1
     public var threads = 2
     public var modes: [BaseWeightMode] = [.f32, .bf16, .quantized]
+    /// TrainingOptions.bf16Products for every mode (nil: each mode's default — on for the bf16 base only).
+    public var bf16Products: Bool? = nil
     /// Python for the reference (TUNE_PYTHON, scripts/reference/.venv, or python3); nil entries are tried in order.
     public var python: String? = ProcessInfo.processInfo.environment["TUNE_PYTHON"]
     public var referenceScript = "scripts/reference/train_bench.py"
@@ -55,6 +57,7 @@ public struct TrainBench: Sendable {
         }
         var o = TrainingOptions(lora: LoRAConfig(rank: rank, alpha: Double(2 * rank)))
         o.baseWeights = mode
+        o.bf16Products = bf16Products
         o.steps = warmup + steps
         o.batchSize = batch
         o.seqLen = seqLen
@@ -78,17 +81,20 @@ public struct TrainBench: Sendable {
             prev = s
         }
         let total = stepTimes.reduce(0, +)
-        return Measurement(name: Self.label(mode), tokensPerSecond: Double(batch * seqLen * stepTimes.count) / max(total, 1e-9),
+        return Measurement(name: Self.label(mode, bf16Products: o.usesBF16Products), tokensPerSecond: Double(batch * seqLen * stepTimes.count) / max(total, 1e-9),
                            peakRSSBytes: Self.peakRSS(), stepSeconds: stepTimes)
     }
 
-    public static func label(_ m: BaseWeightMode) -> String {
-        switch m {
-        case .f32: "tune LoRA (f32 base)"
-        case .bf16: "tune LoRA (bf16 base)"
-        case .quantized: "tune QLoRA (4-bit base)"
-        case .nf4: "tune QLoRA (NF4 base)"
+    public static func label(_ m: BaseWeightMode, bf16Products: Bool? = nil) -> String {
+        let base = switch m {
+        case .f32: "tune LoRA (f32 base"
+        case .bf16: "tune LoRA (bf16 base"
+        case .quantized: "tune QLoRA (4-bit base"
+        case .nf4: "tune QLoRA (NF4 base"
         }
+        let byDefault = m == .bf16
+        guard let p = bf16Products, p != byDefault else { return base + ")" }
+        return base + (p ? ", bf16 products)" : ", f32 products)")
     }
 
     /// VmHWM of this process, in bytes.
@@ -107,10 +113,10 @@ public struct TrainBench: Sendable {
     public func run(executable: String, progress: (String) -> Void) throws -> Report {
         var results: [Measurement] = []
         for mode in modes {
-            progress("measuring \(Self.label(mode)) (\(warmup) warmup + \(steps) timed steps of \(batch)×\(seqLen) tokens)")
+            progress("measuring \(Self.label(mode, bf16Products: bf16Products)) (\(warmup) warmup + \(steps) timed steps of \(batch)×\(seqLen) tokens)")
             let args = ["bench", "train", "--worker", mode.rawValue, "--json", "--model", modelPath, "--batch", "\(batch)",
                         "--seq-len", "\(seqLen)", "--rank", "\(rank)", "--steps", "\(steps)", "--warmup", "\(warmup)",
-                        "--threads", "\(threads)"]
+                        "--threads", "\(threads)"] + (bf16Products.map { [$0 ? "--bf16-products" : "--no-bf16-products"] } ?? [])
             let (status, out, err) = try Self.execute(executable, args)
             guard status == 0, let line = out.split(separator: "\n").last,
                   let m = try? JSONDecoder().decode(Measurement.self, from: Data(line.utf8)) else {

@@ -21,10 +21,10 @@ struct BenchGemm: ParsableCommand {
             if global.json { try Output.json(r); return }
             Output.text("cpu \(r.cpuISA), \(r.threads) threads; ref-* rows use M=\(refM), gemv rows M=1")
             if !r.openblas { Output.text("reference: OpenBLAS not installed") }
-            Output.text("layout   kernel         M      N      K     GFLOP/s")
+            Output.text("layout   kernel            M      N      K     GFLOP/s")
             for row in r.rows {
                 Output.text(row.layout.padding(toLength: 9, withPad: " ", startingAt: 0)
-                    + row.kernel.padding(toLength: 13, withPad: " ", startingAt: 0)
+                    + row.kernel.padding(toLength: 16, withPad: " ", startingAt: 0)
                     + String(format: "%6d %6d %6d %10.1f", row.m, row.n, row.k, row.gflops))
             }
         }

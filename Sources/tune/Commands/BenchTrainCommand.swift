@@ -15,6 +15,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Untimed warmup steps.") var warmup = 1
     @Option(help: "Modes to measure, comma-separated: f32, bf16, quantized, nf4.") var modes = "f32,bf16,quantized"
     @Option(help: "Python with torch + peft for the reference (default: TUNE_PYTHON, scripts/reference/.venv, python3).") var python: String?
+    @Flag(inversion: .prefixedNo, help: "Base GEMMs with bf16 products in every mode (default: bf16 base only).") var bf16Products: Bool?
     @Option(help: .hidden) var worker: BaseWeightMode?
     @OptionGroup var global: GlobalOptions
 
@@ -30,6 +31,7 @@ struct BenchTrain: ParsableCommand {
             bench.warmup = max(0, warmup)
             bench.threads = global.threads ?? Kernels.threads
             if let python { bench.python = python }
+            bench.bf16Products = bf16Products
             if let worker {
                 try Output.json(try bench.work(mode: worker))
                 return
