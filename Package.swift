@@ -42,7 +42,7 @@ let package = Package(
         ),
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "Engine"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CKernels"]),
-        .testTarget(name: "TuneKitTests", dependencies: ["TuneKit", "Engine"]),
+        .testTarget(name: "TuneKitTests", dependencies: ["TuneKit", "Engine", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "tuneTests", dependencies: ["tune", "TuneKit", "Engine"]),
     ],
     swiftLanguageModes: [.v6]

@@ -96,6 +96,35 @@ struct MergeJobTests {
         #expect(x != z)
     }
 
+    @Test("zero weight sum under normalize, and adapters of different bases: errors before any output")
+    func badInputsFailBeforeOutput() throws {
+        let dir = try MergeFixtures.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let base = try Self.tinyBase(dir)
+        let a1 = dir.appendingPathComponent("a1").path, a2 = dir.appendingPathComponent("a2").path
+        try MergeFixtures.randomAdapter(a1, config: .tiny, rank: 4, seed: 1)
+        let other = try MergeFixtures.randomAdapter(a2, config: .tiny, rank: 4, seed: 2)
+        func expectError(_ spec: MergeSpec, _ needle: String) {
+            let out = dir.appendingPathComponent("out-\(UUID().uuidString)").path
+            do {
+                _ = try MergeJob.run(spec, outputDirectory: out)
+                Issue.record("expected an error containing \(needle)")
+            } catch {
+                #expect("\(error)".contains(needle), "\(error)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: out), "nothing may be written")
+        }
+        var zero = MergeSpec(method: MergeMethods.named("ties")!, base: base,
+                             inputs: [.init(path: a1, parameters: .init(weight: 1, density: 1)), .init(path: a2, parameters: .init(weight: -1, density: 1))])
+        expectError(zero, "weights sum to 0")
+        zero.options.normalize = false
+        _ = try MergeJob.run(zero, outputDirectory: dir.appendingPathComponent("ok").path) // no division: allowed
+        try FileManager.default.removeItem(atPath: a2)
+        try other.save(directory: a2, baseModel: "Qwen2.5-0.5B-Instruct")
+        expectError(MergeSpec(method: MergeMethods.named("linear")!, base: base, inputs: [.init(path: a1), .init(path: a2)]),
+                    "adapters of different base models")
+    }
+
     @Test("mergekit YAML: unsupported fields and bad values are positioned errors, all at once")
     func configErrors() throws {
         let yaml = """

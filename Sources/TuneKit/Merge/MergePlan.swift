@@ -33,6 +33,29 @@ struct MergePlan {
             }
             base = nil
         }
+        // Checks that need no tensor: a zero weight sum under normalize, adapters of different bases.
+        let weightSum = spec.inputs.reduce(0.0) { $0 + $1.parameters.weight }
+        if spec.options.normalize ?? spec.method.defaultNormalize, abs(weightSum) < 1e-8 {
+            throw TuneError(.invalidArgument, "merge: the input weights sum to \(weightSum); \(spec.method.name) with normalize divides by that sum "
+                                + "(give weights with a non-zero sum, or normalize: false)")
+        }
+        var declared: [(path: String, base: String)] = []
+        for (input, adapter) in zip(spec.inputs, isAdapter) where adapter {
+            let url = URL(fileURLWithPath: input.path).appendingPathComponent(LoRAAdapter.configFile)
+            if let data = try? Data(contentsOf: url),
+               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               let name = object["base_model_name_or_path"] as? String, !name.isEmpty {
+                declared.append((input.path, name))
+            }
+        }
+        func stem(_ name: String) -> String { // "org/SmolLM2-135M-Instruct", "x/SmolLM2-135M-Instruct.Q4_1.gguf" → "smollm2-135m-instruct"
+            let last = (name as NSString).lastPathComponent.lowercased()
+            return last.split(separator: ".").first.map(String.init) ?? last
+        }
+        if let first = declared.first, let other = declared.first(where: { stem($0.base) != stem(first.base) }) {
+            throw TuneError(.invalidArgument, "merge: adapters of different base models: \(first.path) was trained on \"\(first.base)\", "
+                                + "\(other.path) on \"\(other.base)\" (adapter_config.json base_model_name_or_path); merge adapters of one base")
+        }
         var sources: [Source] = []
         var cfg = base?.config
         for (input, adapter) in zip(spec.inputs, isAdapter) {

@@ -121,6 +121,9 @@ public struct PipelineRunner {
                 summary.stages.append(.init(stage: stage, status: "adopted", cacheKey: key, outputs: [adopted.ref], seconds: 0))
                 upstream = [adopted]
                 earlier.append(adopted)
+                if stage == .train { // a crash between registering and recording left the checkpoints behind
+                    try? FileManager.default.removeItem(atPath: trainWorkDirectory(key: key, registryPath: registryPath))
+                }
                 continue
             }
             onEvent(.started(stage: stage))
