@@ -67,16 +67,8 @@ extension EvalConfig {
 
     /// Reads `path`: a pipeline YAML (its `eval:` section) or a bare eval mapping.
     public static func load(file path: String) throws -> EvalConfig {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw TuneError(.notFound, "\(path): cannot read (\(error.localizedDescription))")
-        }
         let sink = DiagnosticSink(file: path)
-        let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch let e as YamlError {
-            throw ConfigError(diagnostics: [PipelineSpec.diagnostic(for: e, file: path)])
-        }
-        guard let node else { return EvalConfig() }
+        guard let node = try composeYAML(file: path) else { return EvalConfig() }
         let top = YAMLReader(sink: sink, path: "", node: node)
         let config: EvalConfig
         if node.mapping?.keys.contains(where: { $0.string == "eval" }) == true {
@@ -101,20 +93,24 @@ extension CostConfig {
 
     /// Reads a costs file: the mapping itself, or one under `costs:` (a pipeline's `eval.costs` also works).
     public static func load(file path: String) throws -> CostConfig {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw TuneError(.notFound, "\(path): cannot read (\(error.localizedDescription))")
-        }
         let sink = DiagnosticSink(file: path)
-        let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch let e as YamlError {
-            throw ConfigError(diagnostics: [PipelineSpec.diagnostic(for: e, file: path)])
-        }
-        guard let node else { return CostConfig() }
+        guard let node = try composeYAML(file: path) else { return CostConfig() }
         var r = YAMLReader(sink: sink, path: "", node: node)
         if let e = r.object("eval") { r = e }
         let c = r.object("costs").map { CostConfig($0) } ?? CostConfig(r)
         try sink.throwIfAny()
         return c
+    }
+}
+
+/// The YAML node tree of `path` (nil for an empty file); an unreadable file or a syntax error is a
+/// positioned error.
+func composeYAML(file path: String) throws -> Node? {
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+        throw TuneError(.notFound, "\(path): cannot read (\(error.localizedDescription))")
+    }
+    do { return try Yams.compose(yaml: text) } catch let e as YamlError {
+        throw ConfigError(diagnostics: [PipelineSpec.diagnostic(for: e, file: path)])
     }
 }
