@@ -83,3 +83,27 @@ import TuneKit
         }
     }
 }
+
+@Suite struct FileHashCacheTests {
+    @Test func remembersUnchangedFilesAndNoticesChanges() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tune-hashcache-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let f = dir.appendingPathComponent("model.bin").path, store = dir.appendingPathComponent("hashes.json").path
+        try Data("one".utf8).write(to: URL(fileURLWithPath: f))
+        let a = FileHashCache(file: store)
+        let h1 = try a.sha256(f)
+        #expect(h1 == SHA256.hex(Data("one".utf8)))
+        a.save()
+        #expect(FileManager.default.fileExists(atPath: store))
+        // A second cache reads the stored entry: prove it by planting a different hash for the same stamp.
+        var stored = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: store))) as! [String: [String: String]]
+        let key = stored.keys.first!
+        stored[key]!["sha256"] = "planted"
+        try JSONSerialization.data(withJSONObject: stored).write(to: URL(fileURLWithPath: store))
+        #expect(try FileHashCache(file: store).sha256(f) == "planted")
+        // Changed content (new size and mtime) is hashed again.
+        try Data("two!".utf8).write(to: URL(fileURLWithPath: f))
+        #expect(try FileHashCache(file: store).sha256(f) == SHA256.hex(Data("two!".utf8)))
+    }
+}

@@ -57,9 +57,14 @@ public struct PipelineRunner {
     /// Stages this version of tune can execute; the others fail at plan time with a clear message.
     public static let implemented: Set<StageKind> = [.prepare, .train, .merge, .eval, .register]
 
+    /// Hashes of input files, remembered beside the registry (so an unchanged 100 MB base is read once).
+    let hashes: FileHashCache
+
     public init(spec: PipelineSpec, options: RunOptions) {
         self.spec = spec
         self.options = options
+        let registry = Self.registryPath(spec: spec, options: options)
+        hashes = FileHashCache(file: ((registry as NSString).deletingLastPathComponent as NSString).appendingPathComponent("file-hashes.json"))
     }
 
     /// The stages selected by `--from` / `--until`, in flow order.
@@ -73,15 +78,22 @@ public struct PipelineRunner {
     }
 
     /// The registry database this run uses: --registry, else the pipeline's `registry:`, else .tune/registry.sqlite.
-    public var registryPath: String { options.registryPath ?? spec.registry.map(resolve) ?? ".tune/registry.sqlite" }
+    public var registryPath: String { Self.registryPath(spec: spec, options: options) }
 
-    func resolve(_ path: String) -> String {
+    static func registryPath(spec: PipelineSpec, options: RunOptions) -> String {
+        options.registryPath ?? spec.registry.map { resolve($0, in: spec) } ?? ".tune/registry.sqlite"
+    }
+
+    func resolve(_ path: String) -> String { Self.resolve(path, in: spec) }
+
+    static func resolve(_ path: String, in spec: PipelineSpec) -> String {
         path.hasPrefix("/") ? path : URL(fileURLWithPath: spec.baseDirectory).appendingPathComponent(path).standardized.path
     }
 
     /// Runs (or with `dryRun`, only plans) the selected stages.
     public func run(_ onEvent: (RunEvent) -> Void = { _ in }) throws -> RunSummary {
         let stages = selected
+        defer { if !options.dryRun { hashes.save() } }
         guard !stages.isEmpty else { throw TuneError(.invalidArgument, "\(spec.name): no stages selected by --from/--until") }
         if let missing = stages.first(where: { !Self.implemented.contains($0) }) {
             throw TuneError(.invalidArgument,
@@ -166,19 +178,19 @@ public struct PipelineRunner {
             parts["config"] = try JSONValue(encoding: p.config)
             var files = p.train.map(resolve)
             if let e = p.config.split.evalFile { files.append(resolve(e)) }
-            parts["inputs"] = .array(try files.map { .string(try SHA256.hashFile($0)) })
+            parts["inputs"] = .array(try files.map { .string(try hashes.sha256($0)) })
             parts["tokenizer"] = .string(try DatasetTokenizer.load(modelPath: resolve(spec.base)).sha256)
         case .register:
             parts["config"] = try JSONValue(encoding: spec.register!)
         case .train:
             parts["config"] = try JSONValue(encoding: spec.train!)
-            parts["base"] = .string(try SHA256.hashFile(resolve(spec.base)))
+            parts["base"] = .string(try hashes.sha256(resolve(spec.base)))
         case .eval:
             parts["config"] = try JSONValue(encoding: spec.eval!)
-            parts["base"] = .string(try SHA256.hashFile(resolve(spec.base)))
+            parts["base"] = .string(try hashes.sha256(resolve(spec.base)))
         case .merge:
             parts["config"] = try JSONValue(encoding: spec.merge!)
-            parts["base"] = .string(try SHA256.hashFile(resolve(spec.base)))
+            parts["base"] = .string(try hashes.sha256(resolve(spec.base)))
             parts["inputs"] = .array(try resolveMergeInputs(upstream: upstream, registry: registry).map { .string($0.sha256) })
         }
         return SHA256.hash(Array(try JSONValue.object(parts).canonicalJSON().utf8)).hex
