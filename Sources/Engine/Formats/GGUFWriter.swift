@@ -200,15 +200,16 @@ public struct GGUFWriter: Sendable {
 
 private func Glibc_write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }
 
+/// Little-endian GGUF encoding helpers, shared by GGUFWriter and the streaming GGUF writer.
 extension [UInt8] {
-    fileprivate mutating func le<T: FixedWidthInteger>(_ v: T) {
+    mutating func le<T: FixedWidthInteger>(_ v: T) {
         Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) }
     }
-    fileprivate mutating func str(_ s: String) {
+    mutating func str(_ s: String) {
         le(UInt64(s.utf8.count))
         append(contentsOf: s.utf8)
     }
-    fileprivate mutating func pad(to align: Int) {
+    mutating func pad(to align: Int) {
         let r = count % align
         if r != 0 { append(contentsOf: repeatElement(0, count: align - r)) }
     }

@@ -92,13 +92,13 @@ public final class GGUFStreamWriter {
         alignment = header.alignment
         self.tensors = tensors
         var out: [UInt8] = Array("GGUF".utf8)
-        out.gguf(UInt32(3))
-        out.gguf(UInt64(tensors.count))
-        out.gguf(UInt64(header.metadataKeys.count))
+        out.le(UInt32(3))
+        out.le(UInt64(tensors.count))
+        out.le(UInt64(header.metadataKeys.count))
         for key in header.metadataKeys {
-            out.ggufString(key)
+            out.str(key)
             let v = header.metadata[key]!
-            out.gguf(GGUFWriter.typeID(v))
+            out.le(GGUFWriter.typeID(v))
             try GGUFWriter.encode(v, into: &out, key: key)
         }
         var offset = 0
@@ -109,14 +109,14 @@ public final class GGUFStreamWriter {
             guard t.type.isKnown, !t.shape.isEmpty, t.shape[0] % t.type.blockSize == 0, info.byteCount > 0 || info.elementCount == 0 else {
                 throw EngineError(.invalidArgument, "tensor '\(t.name)': shape \(t.shape) cannot be stored as \(t.type.name) (row length must be a multiple of \(t.type.blockSize))")
             }
-            out.ggufString(t.name)
-            out.gguf(UInt32(t.shape.count))
-            for d in t.shape { out.gguf(UInt64(d)) }
-            out.gguf(t.type.rawValue)
-            out.gguf(UInt64(offset))
+            out.str(t.name)
+            out.le(UInt32(t.shape.count))
+            for d in t.shape { out.le(UInt64(d)) }
+            out.le(t.type.rawValue)
+            out.le(UInt64(offset))
             offset += (info.byteCount + alignment - 1) / alignment * alignment
         }
-        out.ggufPad(to: alignment)
+        out.pad(to: alignment)
         file = try StreamingFile(path: path)
         try file.write(out)
         written = out.count
@@ -160,20 +160,6 @@ public final class GGUFStreamWriter {
             throw EngineError(.internal, "GGUF stream: \(next) of \(tensors.count) tensors written")
         }
         try file.finish()
-    }
-}
-
-extension [UInt8] {
-    fileprivate mutating func gguf<T: FixedWidthInteger>(_ v: T) {
-        Swift.withUnsafeBytes(of: v.littleEndian) { append(contentsOf: $0) }
-    }
-    fileprivate mutating func ggufString(_ s: String) {
-        gguf(UInt64(s.utf8.count))
-        append(contentsOf: s.utf8)
-    }
-    fileprivate mutating func ggufPad(to align: Int) {
-        let r = count % align
-        if r != 0 { append(contentsOf: repeatElement(0, count: align - r)) }
     }
 }
 
