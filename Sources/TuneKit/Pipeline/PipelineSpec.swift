@@ -14,7 +14,12 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
     public var seed: UInt64
     /// Registry database path (default `.tune/registry.sqlite`).
     public var registry: String?
+    /// Where stages run: `local` (this process) or `slurm` (one batch job per stage).
     public var executor: String
+    /// Cluster settings for `executor: slurm`.
+    public var slurm: SlurmSection?
+    /// Each stage's `resources:` (its Slurm job's request), by stage name.
+    public var resources: [String: StageResources] = [:]
     public var prepare: PrepareSection?
     public var train: TrainSection?
     public var merge: MergeSection?
@@ -71,18 +76,27 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
         if r.has("name"), !Self.isValidName(name) {
             r.report(r.value("name"), "name", "expected a name of letters, digits, '.', '_' or '-', got \"\(name)\"")
         }
-        let spec = PipelineSpec(
+        // Each stage's `resources:` is read here, not by the section, so it stays out of the cache key.
+        var resources: [String: StageResources] = [:]
+        func stage(_ kind: StageKind) -> YAMLReader? {
+            let reader = r.object(kind.rawValue)
+            if let res = reader?.object("resources") { resources[kind.rawValue] = StageResources(res) }
+            return reader
+        }
+        var spec = PipelineSpec(
             name: name,
             base: r.string("base", required: true) ?? "",
             seed: UInt64(r.int("seed", default: 0, min: 0)),
             registry: r.string("registry"),
-            executor: r.choice("executor", ["local"], default: "local"),
-            prepare: r.object("prepare").map(PrepareSection.init),
-            train: r.object("train").map(TrainSection.init),
-            merge: r.object("merge").map(MergeSection.init),
-            eval: r.object("eval").map(EvalSection.init),
-            register: r.object("register").map(RegisterSection.init),
+            executor: r.choice("executor", ["local", "slurm"], default: "local"),
+            slurm: r.object("slurm").map(SlurmSection.init),
+            prepare: stage(.prepare).map(PrepareSection.init),
+            train: stage(.train).map(TrainSection.init),
+            merge: stage(.merge).map(MergeSection.init),
+            eval: stage(.eval).map(EvalSection.init),
+            register: stage(.register).map(RegisterSection.init),
             baseDirectory: baseDirectory)
+        spec.resources = resources
         r.finish()
         if spec.stages.isEmpty, node.mapping != nil {
             r.report(node, nil, "no stages: add at least one of \(StageKind.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -42,7 +42,9 @@ public struct RunSummary: Codable, Sendable {
         public var cacheKey: String
         public var outputs: [String]
         public var seconds: Double
-        enum CodingKeys: String, CodingKey { case stage, status, outputs, seconds, cacheKey = "cache_key" }
+        /// The Slurm job that ran the stage (`executor: slurm`).
+        public var slurmJobID: String?
+        enum CodingKeys: String, CodingKey { case stage, status, outputs, seconds, cacheKey = "cache_key", slurmJobID = "slurm_job_id" }
     }
     public var pipeline: String
     public var runID: Int64?
@@ -106,6 +108,18 @@ public struct PipelineRunner {
         var runID: RunID?
         var upstream: [Artifact] = []
         var earlier: [Artifact] = []   // every output so far (eval reads the dataset and the adapter)
+        // Stages before --from are not run, but their outputs are the selected stages' inputs: they
+        // must be finished (cached) already.
+        for stage in spec.stages where !stages.contains(stage) && StageKind.allCases.firstIndex(of: stage)! < StageKind.allCases.firstIndex(of: stages[0])! {
+            let key = try cacheKey(stage, upstream: upstream, registry: registry)
+            guard let cached = try registry.findStageRun(cacheKey: key) else {
+                throw TuneError(.invalidArgument,
+                                "\(spec.name): --from \(stages[0].rawValue) needs the \(stage.rawValue) stage's outputs, but it has not "
+                                    + "finished with this configuration; run without --from (finished stages are skipped anyway)")
+            }
+            let outs = try cached.outputs.map { try registry.artifact($0) }
+            if !outs.isEmpty { upstream = outs; earlier += outs }
+        }
         for stage in stages {
             let key = try cacheKey(stage, upstream: upstream, registry: registry)
             let cached = options.force.contains(stage) ? nil : try registry.findStageRun(cacheKey: key)

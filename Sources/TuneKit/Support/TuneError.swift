@@ -24,6 +24,9 @@ public struct TuneError: Error, CustomStringConvertible, Sendable, Equatable {
         case interrupted
         /// An evaluation gate failed: the tuned model is not promoted.
         case gateFailed
+        /// A stage's job failed outside tune's process (a Slurm job ended FAILED, NODE_FAIL, TIMEOUT…);
+        /// the message carries the scheduler's reason. Re-running resumes.
+        case stageFailed
         /// The SQLite registry reported an error.
         case database
         /// A state that should be impossible.

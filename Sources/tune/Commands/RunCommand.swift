@@ -15,6 +15,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Stop after this stage.") var until: StageKind?
     @Option(help: "Registry database (default: the pipeline's, else .tune/registry.sqlite).") var registry: String?
     @Option(help: "Blob store directory.") var blobs = "adapters"
+    @Option(help: "Where stages run: local, or slurm (one batch job per stage). Default: the pipeline's executor.")
+    var executor: String?
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
@@ -30,7 +32,7 @@ struct RunCommand: ParsableCommand {
             opts.blobRoot = blobs
             opts.shouldStop = { StopSignal.requested }
             StopSignal.install()
-            let summary = try PipelineRunner(spec: spec, options: opts).run { event in
+            let render: (RunEvent) -> Void = { event in
                 if global.json { return }
                 let line: String
                 switch event {
@@ -42,6 +44,15 @@ struct RunCommand: ParsableCommand {
                 case .progress(let s, let message): line = "      \(s.rawValue): \(message)"
                 }
                 FileHandle.standardError.write(Data((line + "\n").utf8))
+            }
+            let summary: RunSummary
+            switch executor ?? spec.executor {
+            case "local": summary = try PipelineRunner(spec: spec, options: opts).run(render)
+            case "slurm":
+                try SlurmCLI.checkInstalled()
+                summary = try SlurmExecutor(spec: spec, pipelinePath: pipeline, options: opts, control: SlurmCLI(),
+                                            tuneExecutable: Bundle.main.executablePath ?? CommandLine.arguments[0]).run(render)
+            case let other: throw ValidationError("--executor: expected local or slurm, got \"\(other)\"")
             }
             if global.json { try Output.json(summary) } else if !dryRun {
                 Output.text("\(spec.name): \(summary.stages.map { "\($0.stage.rawValue) \($0.status)" }.joined(separator: ", "))")

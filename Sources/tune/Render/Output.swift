@@ -42,7 +42,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
         case .invalidArgument, .badData, .conflict, .integrity: throw ExitCode(65)
         case .io, .database: throw ExitCode(74)
         case .interrupted: throw ExitCode(130)
-        case .gateFailed: throw ExitCode(1)
+        case .gateFailed, .stageFailed: throw ExitCode(1)
         case .internal: throw ExitCode(70)
         }
     } catch let e as ExitCode {
