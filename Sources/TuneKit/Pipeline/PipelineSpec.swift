@@ -20,6 +20,10 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
     public var merge: MergeSection?
     public var eval: EvalSection?
     public var register: RegisterSection?
+    /// When the scheduler re-runs the pipeline (docs/schedule.md).
+    public var schedule: ScheduleSection?
+    /// Who hears about scheduled runs.
+    public var notify: NotifySection?
 
     /// Directory the pipeline file lives in; relative paths in the spec resolve against it.
     public var baseDirectory: String
@@ -82,7 +86,10 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
             merge: r.object("merge").map(MergeSection.init),
             eval: r.object("eval").map(EvalSection.init),
             register: r.object("register").map(RegisterSection.init),
+            schedule: r.object("schedule").map(ScheduleSection.init),
+            notify: r.object("notify").map(NotifySection.init),
             baseDirectory: baseDirectory)
+        ScheduleSection.check(spec, r)
         r.finish()
         if spec.stages.isEmpty, node.mapping != nil {
             r.report(node, nil, "no stages: add at least one of \(StageKind.allCases.map(\.rawValue).joined(separator: ", "))")

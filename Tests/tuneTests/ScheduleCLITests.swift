@@ -1,0 +1,176 @@
+// ScheduleCLITests — scheduled re-tunes end to end through the real binary on tiny models: base v1,
+// the first scheduled run becomes production, base v2 → one tick enqueues exactly one re-tune, the
+// worker runs it and the comparison with production decides whether the alias moves; the webhook
+// (a loopback server, first answer 500 so the retry is exercised) and the command hook get the
+// summary. Crash safety: a worker SIGKILLed mid-job loses its lease and a second worker finishes the
+// job exactly once; two worker processes at once never run the same job.
+import Foundation
+import Testing
+import Engine
+
+private struct Setup {
+    let dir: URL
+    var reg: String { dir.appendingPathComponent("reg.sqlite").path }
+    var blobs: String { dir.appendingPathComponent("blobs").path }
+    var loc: [String] { ["--registry", reg, "--blobs", blobs] }
+
+    init(pipelines: [String], webhook: String? = nil) throws {
+        dir = try makeTempDir()
+        try TinyLlama.writeGGUF(to: dir.appendingPathComponent("v1.gguf").path, config: .tiny, seed: 2, weightType: .q4_1)
+        try TinyLlama.writeGGUF(to: dir.appendingPathComponent("v2.gguf").path, config: .tiny, seed: 3, weightType: .q4_1)
+        let rows = (0..<30).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
+        try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
+        for name in pipelines {
+            var yaml = """
+            name: \(name)
+            base: tiny@latest
+            seed: 5
+            prepare:
+              train: data.jsonl
+              split: {eval_fraction: 0.2}
+            train:
+              method: qlora
+              lora: {rank: 4, alpha: 8, dropout: 0.0}
+              max_steps: 8
+              batch_size: 4
+              lr: 0.01
+              seq_len: 128
+              eval_every: 4
+              checkpoint_every: 4
+            eval:
+              metrics: [loss, exact_match]
+              gate: {metric: loss, min_delta: 0.001}
+            schedule: {on_base_upgrade: true}
+            notify:
+              command: "cat >> notify-\(name).log; echo >> notify-\(name).log"
+            """
+            if let webhook { yaml += "\n  webhook: \(webhook)" }
+            try (yaml + "\n").write(to: dir.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+        }
+    }
+
+    func run(_ args: [String], env: [String: String] = [:]) throws -> RunResult { try tune(args + loc, env: env) }
+
+    func addBase(_ v: String) throws {
+        let r = try run(["base", "add", "tiny", "--version", v, "--model", dir.appendingPathComponent("v\(v).gguf").path, "--license", "apache-2.0"])
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
+    func json(_ args: [String]) throws -> Any {
+        let r = try run(args + ["--json"])
+        #expect(r.status == 0, "\(args): \(r.stderr)")
+        return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
+    }
+
+    func jobs() throws -> [[String: Any]] { (try json(["schedule", "status"]) as? [String: Any])?["jobs"] as? [[String: Any]] ?? [] }
+
+    func version(_ ref: String) throws -> Int? {
+        let r = try run(["artifacts", "show", ref, "--json"])
+        guard r.status == 0, let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] else { return nil }
+        return (o["artifact"] as? [String: Any])?["version"] as? Int
+    }
+}
+
+@Suite(.serialized) struct ScheduleCLITests {
+    @Test func baseUpgradeRetunesComparesWithProductionAndNotifies() throws {
+        let server = try ScheduleWebhookServer(statuses: [500])
+        defer { server.stop() }
+        let s = try Setup(pipelines: ["tiny-task"], webhook: server.url)
+        defer { try? FileManager.default.removeItem(at: s.dir) }
+        try s.addBase("1")
+        #expect(try s.run(["schedule", "add", s.dir.appendingPathComponent("tiny-task.yaml").path]).status == 0)
+        #expect(try s.run(["schedule", "tick"]).stdout.contains("enqueued job 1: tiny-task on tiny@1"))
+        let first = try s.run(["schedule", "worker", "--once"])
+        #expect(first.status == 0 && first.stdout.contains("succeeded, promoted"), "\(first.stdout)\n\(first.stderr)")
+        #expect(try s.version("tiny-task-adapter@production") == 1)
+
+        try s.addBase("2")
+        let tick = try s.json(["schedule", "tick"]) as? [String: Any]
+        let enq = tick?["enqueued"] as? [[String: Any]] ?? []
+        #expect(enq.count == 1 && enq.first?["base_version"] as? String == "2", "\(String(describing: tick))")
+        #expect(((try s.json(["schedule", "tick"]) as? [String: Any])?["enqueued"] as? [Any])?.isEmpty == true, "a second tick enqueues nothing")
+
+        let second = try s.run(["schedule", "worker", "--once"])
+        #expect(second.status == 0, "\(second.stdout)\n\(second.stderr)")
+        let job = try #require(try s.jobs().first { $0["base_version"] as? String == "2" })
+        #expect(job["state"] as? String == "succeeded" && job["attempts"] as? Int == 1)
+        let result = try #require(job["result"] as? [String: Any])
+        let loss = try #require((result["metrics"] as? [String: Any])?["loss"] as? [String: Any])
+        let (cand, prod) = (loss["candidate"] as! Double, loss["production"] as! Double)
+        let promoted = (result["decision"] as? [String: Any])?["promoted"] as? Bool
+        #expect(promoted == (cand <= prod + 1e-9), "decision must follow the loss comparison: \(result)")
+        #expect(try s.version("tiny-task-adapter@production") == (promoted == true ? 2 : 1))
+        if promoted == true { #expect(try s.version("tiny-task-adapter@previous") == 1) }
+
+        // The webhook: first job's POST got 500 and was retried; one summary per job in the end.
+        let bodies = server.received
+        #expect(bodies.count == 3, "\(bodies)")
+        #expect(bodies.last?.contains(#""trigger":"base_upgrade""#) == true && bodies.last?.contains(#""metrics""#) == true)
+        #expect(((result["notify"] as? [String: Any])?["webhook"] as? [String: Any])?["ok"] as? Bool == true)
+        let log = try String(contentsOf: s.dir.appendingPathComponent("notify-tiny-task.log"), encoding: .utf8)
+        #expect(log.split(separator: "\n").count == 2 && log.contains(#""base":"tiny@2""#))
+
+        // Rollback is an ordinary promote.
+        #expect(try s.run(["artifacts", "promote", "tiny-task-adapter@1", "--alias", "production"]).status == 0)
+        #expect(try s.version("tiny-task-adapter@production") == 1)
+        let history = try s.run(["schedule", "history", "2"]).stdout
+        #expect(history.contains("queued → leased") && history.contains("running → succeeded"), history)
+    }
+
+    @Test func killedWorkerLosesItsLeaseAndAnotherFinishesTheJobOnce() throws {
+        let s = try Setup(pipelines: ["crash-task"])
+        defer { try? FileManager.default.removeItem(at: s.dir) }
+        try s.addBase("1")
+        #expect(try s.run(["schedule", "add", s.dir.appendingPathComponent("crash-task.yaml").path]).status == 0)
+        #expect(try s.run(["schedule", "tick"]).status == 0)
+        // SIGKILL after the pipeline ran, before the job is completed (the FaultPoint sends it to itself).
+        let killed = try s.run(["schedule", "worker", "--once", "--lease", "2", "--owner", "doomed"], env: ["TUNE_FAULT": "schedule.before-complete"])
+        #expect(killed.status == 9, "expected SIGKILL, got \(killed.status): \(killed.stderr)")
+        let stuck = try #require(try s.jobs().first)
+        #expect(stuck["state"] as? String == "running" && stuck["lease_owner"] as? String == "doomed")
+        Thread.sleep(forTimeInterval: 2.2)   // the lease expires; no heartbeat renews it
+        let rescue = try s.run(["schedule", "worker", "--once", "--owner", "rescuer"])
+        #expect(rescue.status == 0 && rescue.stdout.contains("succeeded, promoted"), "\(rescue.stdout)\n\(rescue.stderr)")
+        let job = try #require(try s.jobs().first)
+        #expect(job["state"] as? String == "succeeded" && job["attempts"] as? Int == 2)
+        let h = (try s.json(["schedule", "history", "1"]) as? [[String: Any]] ?? []).map { "\($0["to"] as? String ?? "")/\($0["owner"] as? String ?? "")" }
+        #expect(h == ["queued/", "leased/doomed", "running/doomed", "leased/rescuer", "running/rescuer", "succeeded/rescuer"], "\(h)")
+        // Exactly once: one adapter version (the rescuer reused the killed worker's registered stages), one promotion.
+        let adapters = try s.json(["artifacts", "list", "--name", "crash-task-adapter"]) as? [Any]
+        #expect(adapters?.count == 1)
+        #expect(try s.version("crash-task-adapter@production") == 1)
+        #expect(try s.run(["schedule", "worker", "--once"]).stdout.contains("no job due"))
+    }
+
+    @Test func twoWorkerProcessesNeverRunTheSameJob() throws {
+        let names = ["pa", "pb", "pc"]
+        let s = try Setup(pipelines: names)
+        defer { try? FileManager.default.removeItem(at: s.dir) }
+        try s.addBase("1")
+        for n in names { #expect(try s.run(["schedule", "add", s.dir.appendingPathComponent("\(n).yaml").path]).status == 0) }
+        #expect(try s.run(["schedule", "tick"]).stdout.components(separatedBy: "enqueued job").count == 4)
+        let procs = try (0..<2).map { i -> (Process, Pipe) in
+            let p = Process(), out = Pipe()
+            p.executableURL = tuneBinary
+            p.arguments = ["schedule", "worker", "--drain", "--json", "--owner", "w\(i)", "--threads", "1"] + s.loc
+            p.currentDirectoryURL = packageRoot
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return (p, out)
+        }
+        var ran: [Int] = []
+        for (p, out) in procs {
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, text)
+            for line in text.split(separator: "\n") {
+                let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                if let id = o?["job"] as? Int { ran.append(id) }
+            }
+        }
+        #expect(ran.sorted() == [1, 2, 3], "each job exactly once: \(ran)")
+        let jobs = try s.jobs()
+        #expect(jobs.count == 3 && jobs.allSatisfy { $0["state"] as? String == "succeeded" && $0["attempts"] as? Int == 1 }, "\(jobs)")
+    }
+}
