@@ -53,7 +53,7 @@ import TuneKit
 
     @Test func baseAScheduledPipelineCannotTrainOnIsRefused() throws {
         // Pipeline `a` uses LoRA rank 32; with one KV head, k_proj/v_proj have only 16 outputs.
-        try expectRefused("a: ", kind: .invalidArgument) { f in
+        try expectRefused("incompatible with scheduled pipelines: a: ", kind: .invalidArgument) { f in
             var narrow = LlamaConfig.tiny
             narrow.numKVHeads = 1
             _ = try BaseCatalog.add(.init(family: "tiny", version: "2", model: try f.model("narrow.gguf", seed: 2, config: narrow), license: "mit"),

@@ -111,16 +111,19 @@ private let t0 = Stamp.date("2026-11-23T12:00:00Z")!
         try f.base("tiny", "1", seed: 1)
         for i in 0..<12 { try f.registry.addSchedule(path: try f.pipeline("p\(i)"), now: t0) }
         #expect(try Scheduler.tick(registry: f.registry).enqueued.count == 12)
-        let lock = NSLock()
-        nonisolated(unsafe) var taken: [Int64] = []
+        final class Taken: @unchecked Sendable {
+            let lock = NSLock()
+            var ids: [Int64] = []
+        }
+        let got = Taken()
         let registries = try (0..<4).map { _ in try f.reopen() }   // separate connection pools, like processes
         DispatchQueue.concurrentPerform(iterations: 4) { w in
             let q = JobQueue(registry: registries[w])
             while let j = try? q.lease(owner: "w\(w)", duration: 600) {
-                lock.withLock { taken.append(j.id) }
+                got.lock.withLock { got.ids.append(j.id) }
             }
         }
-        #expect(taken.count == 12 && Set(taken).count == 12, "\(taken.sorted())")
+        #expect(got.ids.count == 12 && Set(got.ids).count == 12, "\(got.ids.sorted())")
     }
 
     @Test func version2RegistryMigratesInPlace() throws {

@@ -20,11 +20,11 @@ private struct Setup {
         try TinyLlama.writeGGUF(to: dir.appendingPathComponent("v2.gguf").path, config: .tiny, seed: 3, weightType: .q4_1)
         let rows = (0..<30).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
         try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
-        for name in pipelines {
+        for (i, name) in pipelines.enumerated() {
             var yaml = """
             name: \(name)
             base: tiny@latest
-            seed: 5
+            seed: \(5 + i)
             prepare:
               train: data.jsonl
               split: {eval_fraction: 0.2}
@@ -134,7 +134,8 @@ private struct Setup {
         let job = try #require(try s.jobs().first)
         #expect(job["state"] as? String == "succeeded" && job["attempts"] as? Int == 2)
         let h = (try s.json(["schedule", "history", "1"]) as? [[String: Any]] ?? []).map { "\($0["to"] as? String ?? "")/\($0["owner"] as? String ?? "")" }
-        #expect(h == ["queued/", "leased/doomed", "running/doomed", "leased/rescuer", "running/rescuer", "succeeded/rescuer"], "\(h)")
+        #expect(h == ["queued/", "leased/doomed", "running/doomed", "leased/rescuer", "running/rescuer", "succeeded/rescuer",
+                    "succeeded/"], "the last row records the notification: \(h)")
         // Exactly once: one adapter version (the rescuer reused the killed worker's registered stages), one promotion.
         let adapters = try s.json(["artifacts", "list", "--name", "crash-task-adapter"]) as? [Any]
         #expect(adapters?.count == 1)
@@ -172,5 +173,23 @@ private struct Setup {
         #expect(ran.sorted() == [1, 2, 3], "each job exactly once: \(ran)")
         let jobs = try s.jobs()
         #expect(jobs.count == 3 && jobs.allSatisfy { $0["state"] as? String == "succeeded" && $0["attempts"] as? Int == 1 }, "\(jobs)")
+    }
+
+    @Test func baseAddRefusalsExitWithClearErrorsAndEnqueueNothing() throws {
+        let s = try Setup(pipelines: ["p"])
+        defer { try? FileManager.default.removeItem(at: s.dir) }
+        try s.addBase("1")
+        #expect(try s.run(["schedule", "add", s.dir.appendingPathComponent("p.yaml").path]).status == 0)
+        #expect(try s.run(["schedule", "tick"]).status == 0)
+        let v2 = s.dir.appendingPathComponent("v2.gguf").path
+        let wrong = try s.run(["base", "add", "tiny", "--version", "2", "--model", v2, "--license", "mit", "--sha256", String(repeating: "a", count: 64)])
+        #expect(wrong.status == 65 && wrong.stderr.contains("sha256 is") && wrong.stderr.contains("nothing registered"), wrong.stderr)
+        let remote = try s.run(["base", "add", "tiny", "--version", "2", "--model", "https://example.com/m.gguf", "--license", "mit"])
+        #expect(remote.status == 65 && remote.stderr.contains("no network fetch"), remote.stderr)
+        let missing = try s.run(["base", "add", "tiny", "--version", "2", "--model", s.dir.appendingPathComponent("nope.gguf").path, "--license", "mit"])
+        #expect(missing.status == 66, missing.stderr)
+        #expect(try s.run(["schedule", "tick"]).stdout.contains("nothing enqueued"))
+        let list = try s.run(["base", "list"]).stdout
+        #expect(list.contains("tiny@1") && !list.contains("tiny@2"), list)
     }
 }

@@ -25,6 +25,9 @@ public enum Retune {
         guard spec.name == job.pipeline else {
             throw TuneError(.invalidArgument, "job \(job.id): \(schedule.specPath) now names pipeline \(spec.name), not \(job.pipeline); run `tune schedule add` again")
         }
+        guard spec.eval != nil, spec.prepare != nil else {
+            throw TuneError(.invalidArgument, "\(schedule.specPath): a scheduled pipeline needs prepare: and eval: sections to compare with production")
+        }
         let base = try registry.base(family: job.baseFamily, version: job.baseVersion)
         var options = RunOptions()
         options.registryPath = registry.path

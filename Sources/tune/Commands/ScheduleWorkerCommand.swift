@@ -7,6 +7,7 @@ struct ScheduleWorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "worker", abstract: "Lease and run scheduled jobs.")
     @Flag(help: "Run at most one job, then exit.") var once = false
     @Flag(help: "Run jobs until none is due, then exit.") var drain = false
+    @Flag(help: "Run `schedule tick` before looking for a job (one process instead of cron + worker).") var tick = false
     @Option(help: "Lease duration in seconds (default: TUNE_LEASE_SECONDS or 300); heartbeats renew it every third.") var lease: Double?
     @Option(help: "Seconds between polls when idle (default 30).") var poll: Double = 30
     @Option(help: "Worker id recorded on leases (default host:pid:random).") var owner: String?
@@ -18,21 +19,24 @@ struct ScheduleWorkerCommand: ParsableCommand {
             try global.apply()
             let seconds = lease ?? ProcessInfo.processInfo.environment["TUNE_LEASE_SECONDS"].flatMap(Double.init) ?? 300
             guard seconds > 0, poll > 0 else { throw TuneError(.invalidArgument, "--lease and --poll must be positive") }
-            let worker = Worker(registry: try location.open(), owner: owner ?? Worker.defaultOwner, leaseDuration: seconds)
-            var failures = 0
+            let registry = try location.open()
+            let worker = Worker(registry: registry, owner: owner ?? Worker.defaultOwner, leaseDuration: seconds)
+            var failures = 0, ran = 0
             while true {
+                if tick { _ = try Scheduler.tick(registry: registry) }
                 let outcome = try worker.runOnce { event in
                     if case .progress(let s, let m) = event, !global.json {
                         FileHandle.standardError.write(Data("      \(s.rawValue): \(m)\n".utf8))
                     }
                 }
                 if let o = outcome {
+                    ran += 1
                     if o.status != "succeeded" { failures += 1 }
                     if global.json { try Output.json(o) } else {
                         Output.text("job \(o.job) \(o.pipeline) on \(o.base): \(o.status)\(o.promoted ? ", promoted" : "") — \(o.message)")
                     }
                 } else if once || drain {
-                    if !global.json && outcome == nil && failures == 0 { Output.text("no job due") }
+                    if !global.json && ran == 0 { Output.text("no job due") }
                     break
                 } else {
                     Thread.sleep(forTimeInterval: poll)
