@@ -114,7 +114,7 @@ private struct Setup {
         #expect(try s.run(["artifacts", "promote", "tiny-task-adapter@1", "--alias", "production"]).status == 0)
         #expect(try s.version("tiny-task-adapter@production") == 1)
         let history = try s.run(["schedule", "history", "2"]).stdout
-        #expect(history.contains("queued → leased") && history.contains("running → succeeded"), history)
+        #expect(history.contains("queued → leased") && history.contains("running → succeeded"), "\(history)")
     }
 
     @Test func killedWorkerLosesItsLeaseAndAnotherFinishesTheJobOnce() throws {
@@ -164,7 +164,7 @@ private struct Setup {
         for (p, out) in procs {
             let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
-            #expect(p.terminationStatus == 0, text)
+            #expect(p.terminationStatus == 0, "\(text)")
             for line in text.split(separator: "\n") {
                 let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
                 if let id = o?["job"] as? Int { ran.append(id) }
@@ -183,13 +183,13 @@ private struct Setup {
         #expect(try s.run(["schedule", "tick"]).status == 0)
         let v2 = s.dir.appendingPathComponent("v2.gguf").path
         let wrong = try s.run(["base", "add", "tiny", "--version", "2", "--model", v2, "--license", "mit", "--sha256", String(repeating: "a", count: 64)])
-        #expect(wrong.status == 65 && wrong.stderr.contains("sha256 is") && wrong.stderr.contains("nothing registered"), wrong.stderr)
+        #expect(wrong.status == 65 && wrong.stderr.contains("sha256 is") && wrong.stderr.contains("nothing registered"), "\(wrong.stderr)")
         let remote = try s.run(["base", "add", "tiny", "--version", "2", "--model", "https://example.com/m.gguf", "--license", "mit"])
-        #expect(remote.status == 65 && remote.stderr.contains("no network fetch"), remote.stderr)
+        #expect(remote.status == 65 && remote.stderr.contains("no network fetch"), "\(remote.stderr)")
         let missing = try s.run(["base", "add", "tiny", "--version", "2", "--model", s.dir.appendingPathComponent("nope.gguf").path, "--license", "mit"])
-        #expect(missing.status == 66, missing.stderr)
+        #expect(missing.status == 66, "\(missing.stderr)")
         #expect(try s.run(["schedule", "tick"]).stdout.contains("nothing enqueued"))
         let list = try s.run(["base", "list"]).stdout
-        #expect(list.contains("tiny@1") && !list.contains("tiny@2"), list)
+        #expect(list.contains("tiny@1") && !list.contains("tiny@2"), "\(list)")
     }
 }
