@@ -141,3 +141,22 @@ private let t0 = Stamp.date("2026-11-23T12:00:00Z")!
         #expect(try DatabaseQueue(path: f.registry.path).read { try Int.fetchOne($0, sql: "PRAGMA user_version") } == 3)
     }
 }
+
+@Suite struct ScheduleProductionGateTests {
+    @Test func comparesTheGateMetricsInTheirDirection() throws {
+        var config = EvalConfig()
+        config.metrics = ["loss", "choice"]
+        config.choices = ["a", "b"]
+        config.gate = [GateRule(metric: "accuracy", minDeltaVsBase: 0.1), GateRule(metric: "perplexity", maxRatioVsBase: 1)]
+        #expect(ProductionGate.metrics(config) == ["choice", "perplexity"])
+        let prod = ["choice": 0.80, "perplexity": 3.0, "loss": 1.1]
+        let better = try ProductionGate.compare(candidate: ["choice": 0.80, "perplexity": 2.9, "loss": 1.0], production: prod, config: config)
+        #expect(better.allSatisfy { $0.passed }, "a tie on accuracy and a lower perplexity pass")
+        let worse = try ProductionGate.compare(candidate: ["choice": 0.85, "perplexity": 3.2, "loss": 1.0], production: prod, config: config)
+        #expect(worse.map(\.passed) == [true, false])
+        #expect(ProductionGate.summary(worse).contains("perplexity 3.2000 vs production 3.0000 (+0.2000) worse (higher)"))
+        config.gate = []
+        #expect(ProductionGate.metrics(config) == ["loss"], "no gate rules: loss decides")
+        #expect(try ProductionGate.compare(candidate: ["loss": 1.2], production: ["loss": 1.1], config: config).first?.passed == false)
+    }
+}

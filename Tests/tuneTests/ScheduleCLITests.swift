@@ -16,8 +16,10 @@ private struct Setup {
 
     init(pipelines: [String], webhook: String? = nil) throws {
         dir = try makeTempDir()
-        try TinyLlama.writeGGUF(to: dir.appendingPathComponent("v1.gguf").path, config: .tiny, seed: 2, weightType: .q4_1)
-        try TinyLlama.writeGGUF(to: dir.appendingPathComponent("v2.gguf").path, config: .tiny, seed: 3, weightType: .q4_1)
+        // Seeds picked so that, after the pipeline's 8 steps, v2 beats v1 on eval loss and v3 loses to v2.
+        for (v, seed) in [(1, 3), (2, 2), (3, 4)] as [(Int, UInt64)] {
+            try TinyLlama.writeGGUF(to: dir.appendingPathComponent("v\(v).gguf").path, config: .tiny, seed: seed, weightType: .q4_1)
+        }
         let rows = (0..<30).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
         try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
         for (i, name) in pipelines.enumerated() {
@@ -71,6 +73,18 @@ private struct Setup {
     }
 }
 
+/// The job on base `tiny@version` succeeded once, compared loss with production, and decided `promoted` accordingly.
+private func expectDecision(_ s: Setup, version: String, promoted: Bool) throws {
+    let job = try #require(try s.jobs().first { $0["base_version"] as? String == version })
+    #expect(job["state"] as? String == "succeeded" && job["attempts"] as? Int == 1)
+    let result = try #require(job["result"] as? [String: Any])
+    let loss = try #require((result["metrics"] as? [String: Any])?["loss"] as? [String: Any])
+    let (cand, prod) = (try #require(loss["candidate"] as? Double), try #require(loss["production"] as? Double))
+    #expect((cand <= prod) == promoted, "loss \(cand) vs production \(prod)")
+    #expect((result["decision"] as? [String: Any])?["promoted"] as? Bool == promoted, "\(result)")
+    #expect(((result["notify"] as? [String: Any])?["webhook"] as? [String: Any])?["ok"] as? Bool == true)
+}
+
 @Suite(.serialized) struct ScheduleCLITests {
     @Test func baseUpgradeRetunesComparesWithProductionAndNotifies() throws {
         let server = try ScheduleWebhookServer(statuses: [500])
@@ -90,29 +104,30 @@ private struct Setup {
         #expect(enq.count == 1 && enq.first?["base_version"] as? String == "2", "\(String(describing: tick))")
         #expect(((try s.json(["schedule", "tick"]) as? [String: Any])?["enqueued"] as? [Any])?.isEmpty == true, "a second tick enqueues nothing")
 
+        // v2 is at least as good as production (v1's adapter): promoted, v1 becomes previous.
         let second = try s.run(["schedule", "worker", "--once"])
-        #expect(second.status == 0, "\(second.stdout)\n\(second.stderr)")
-        let job = try #require(try s.jobs().first { $0["base_version"] as? String == "2" })
-        #expect(job["state"] as? String == "succeeded" && job["attempts"] as? Int == 1)
-        let result = try #require(job["result"] as? [String: Any])
-        let loss = try #require((result["metrics"] as? [String: Any])?["loss"] as? [String: Any])
-        let (cand, prod) = (loss["candidate"] as! Double, loss["production"] as! Double)
-        let promoted = (result["decision"] as? [String: Any])?["promoted"] as? Bool
-        #expect(promoted == (cand <= prod + 1e-9), "decision must follow the loss comparison: \(result)")
-        #expect(try s.version("tiny-task-adapter@production") == (promoted == true ? 2 : 1))
-        if promoted == true { #expect(try s.version("tiny-task-adapter@previous") == 1) }
+        #expect(second.status == 0 && second.stdout.contains("succeeded, promoted — at least as good as tiny-task-adapter@1"), "\(second.stdout)\n\(second.stderr)")
+        try expectDecision(s, version: "2", promoted: true)
+        #expect(try s.version("tiny-task-adapter@production") == 2 && s.version("tiny-task-adapter@previous") == 1)
 
-        // The webhook: first job's POST got 500 and was retried; one summary per job in the end.
+        // v3 is worse than production (v2's adapter): recorded, production kept.
+        try s.addBase("3")
+        #expect(try s.run(["schedule", "tick"]).stdout.contains("enqueued job 3: tiny-task on tiny@3"))
+        let third = try s.run(["schedule", "worker", "--once"])
+        #expect(third.status == 0 && third.stdout.contains("worse than tiny-task-adapter@2"), "\(third.stdout)\n\(third.stderr)")
+        try expectDecision(s, version: "3", promoted: false)
+        #expect(try s.version("tiny-task-adapter@production") == 2)
+
+        // The webhook: the first job's POST got a 500 and was retried; then one summary per job.
         let bodies = server.received
-        #expect(bodies.count == 3, "\(bodies)")
+        #expect(bodies.count == 4, "\(bodies)")
         #expect(bodies.last?.contains(#""trigger":"base_upgrade""#) == true && bodies.last?.contains(#""metrics""#) == true)
-        #expect(((result["notify"] as? [String: Any])?["webhook"] as? [String: Any])?["ok"] as? Bool == true)
         let log = try String(contentsOf: s.dir.appendingPathComponent("notify-tiny-task.log"), encoding: .utf8)
-        #expect(log.split(separator: "\n").count == 2 && log.contains(#""base":"tiny@2""#))
+        #expect(log.split(separator: "\n").count == 3 && log.contains(#""base":"tiny@2""#))
 
         // Rollback is an ordinary promote.
         #expect(try s.run(["artifacts", "promote", "tiny-task-adapter@1", "--alias", "production"]).status == 0)
-        #expect(try s.version("tiny-task-adapter@production") == 1)
+        #expect(try s.version("tiny-task-adapter@production") == 1 && s.version("tiny-task-adapter@previous") == 2)
         let history = try s.run(["schedule", "history", "2"]).stdout
         #expect(history.contains("queued → leased") && history.contains("running → succeeded"), "\(history)")
     }
