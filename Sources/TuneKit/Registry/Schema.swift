@@ -137,9 +137,10 @@ enum Schema {
 
     /// Base model versions (referenced by path + sha256, not copied), scheduled pipelines, and the durable
     /// job queue with its append-only transition history (docs/schedule.md). Existing registries gain
-    /// empty tables; nothing already stored changes.
+    /// empty tables; nothing already stored changes. `IF NOT EXISTS`: a registry whose user_version was
+    /// wound back (as tests do to replay older migrations) keeps its queue instead of failing to open.
     static let v3 = """
-        CREATE TABLE bases (
+        CREATE TABLE IF NOT EXISTS bases (
             family TEXT NOT NULL,
             version TEXT NOT NULL,
             seq INTEGER NOT NULL,                   -- registration order within the family: latest = max
@@ -158,7 +159,7 @@ enum Schema {
             PRIMARY KEY (family, version),
             UNIQUE (family, seq)
         ) WITHOUT ROWID;
-        CREATE TABLE schedules (
+        CREATE TABLE IF NOT EXISTS schedules (
             pipeline TEXT PRIMARY KEY,
             spec_path TEXT NOT NULL,                -- absolute path of pipeline.yaml, re-read by each job
             base_family TEXT NOT NULL,
@@ -171,7 +172,7 @@ enum Schema {
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         ) WITHOUT ROWID;
-        CREATE TABLE jobs (
+        CREATE TABLE IF NOT EXISTS jobs (
             id INTEGER PRIMARY KEY,
             pipeline TEXT NOT NULL,
             base_family TEXT NOT NULL,
@@ -191,8 +192,8 @@ enum Schema {
             updated_at TEXT NOT NULL,
             UNIQUE (pipeline, base_family, base_version, trigger_key)
         );
-        CREATE INDEX jobs_due ON jobs(state, not_before, id);
-        CREATE TABLE job_history (
+        CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, not_before, id);
+        CREATE TABLE IF NOT EXISTS job_history (
             id INTEGER PRIMARY KEY,
             job_id INTEGER NOT NULL REFERENCES jobs(id),
             from_state TEXT,
@@ -202,6 +203,6 @@ enum Schema {
             detail TEXT,
             at TEXT NOT NULL
         );
-        CREATE INDEX job_history_job ON job_history(job_id, id);
+        CREATE INDEX IF NOT EXISTS job_history_job ON job_history(job_id, id);
         """
 }
