@@ -25,6 +25,10 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
     public var merge: MergeSection?
     public var eval: EvalSection?
     public var register: RegisterSection?
+    /// When the scheduler re-runs the pipeline (docs/schedule.md).
+    public var schedule: ScheduleSection?
+    /// Who hears about scheduled runs.
+    public var notify: NotifySection?
 
     /// Directory the pipeline file lives in; relative paths in the spec resolve against it.
     public var baseDirectory: String
@@ -95,8 +99,11 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
             merge: stage(.merge).map(MergeSection.init),
             eval: stage(.eval).map(EvalSection.init),
             register: stage(.register).map(RegisterSection.init),
+            schedule: r.object("schedule").map(ScheduleSection.init),
+            notify: r.object("notify").map(NotifySection.init),
             baseDirectory: baseDirectory)
         spec.resources = resources
+        ScheduleSection.check(spec, r)
         r.finish()
         if spec.stages.isEmpty, node.mapping != nil {
             r.report(node, nil, "no stages: add at least one of \(StageKind.allCases.map(\.rawValue).joined(separator: ", "))")

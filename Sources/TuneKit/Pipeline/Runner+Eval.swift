@@ -17,7 +17,6 @@ extension PipelineRunner {
             throw TuneError(.invalidArgument, "\(spec.name): the prepared dataset has no eval split (set prepare.eval or prepare.split.eval_fraction)")
         }
         let examples = try prepared.examples(split: "eval")
-        let basePath = resolve(spec.base)
         let base = try LlamaModel.load(path: basePath)
         let baseName = (basePath as NSString).lastPathComponent
         var inputs: [ArtifactID: String] = [dataset.id: "data"]

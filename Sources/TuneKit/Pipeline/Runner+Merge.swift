@@ -51,7 +51,6 @@ extension PipelineRunner {
     func mergeSpec(_ inputs: [MergeInputRef]) throws -> MergeSpec {
         let m = spec.merge!
         guard let method = MergeMethods.named(m.method) else { throw TuneError(.internal, "merge.method \(m.method) not in the table") }
-        let basePath = resolve(spec.base)
         var s = MergeSpec(method: method, base: basePath, inputs: zip(inputs, m.inputs).map {
             .init(path: $0.0.path, parameters: .init(weight: $0.1.weight, density: $0.1.density))
         })
@@ -75,13 +74,13 @@ extension PipelineRunner {
         var meta: [String: JSONValue] = [
             "pipeline": .string(spec.name), "cache_key": .string(key), "method": .string(s.method.name),
             "inputs": .array(inputs.map { .string($0.artifact?.ref ?? $0.path) }),
-            "base_model": .string((resolve(spec.base) as NSString).lastPathComponent),
+            "base_model": .string((basePath as NSString).lastPathComponent),
         ]
         if let r = report.rank { meta["rank"] = .number(Double(r)) }
         if let e = report.energyKept { meta["energy_kept"] = .number(e) }
         if let d = report.dtype { meta["dtype"] = .string(d) }
         let new = NewArtifact(kind: s.output == .model ? .mergedModel : .adapter, name: outputName(.merge), source: work,
-                              metadata: meta, governance: Governance(baseFamily: (resolve(spec.base) as NSString).lastPathComponent))
+                              metadata: meta, governance: Governance(baseFamily: baseFamily, baseVersion: self.options.base?.version))
         var lineage: [ArtifactID: String] = [:]
         for i in inputs { if let a = i.artifact { lineage[a.id] = "merged" } }
         return try registry.register(new, inputs: lineage, run: run)

@@ -47,7 +47,6 @@ extension PipelineRunner {
         guard let dataset = upstream.last(where: { $0.kind == .dataset }), let dataDir = registry.path(of: dataset) else {
             throw TuneError(.invalidArgument, "\(spec.name): train needs a prepared dataset (add a prepare: stage)")
         }
-        let basePath = resolve(spec.base)
         let model = try LlamaModel.load(path: basePath)
         let options = try trainingOptions(t, model: model.config)
         let (data, _) = try TrainingDataLoader.load(data: [dataDir], modelPath: basePath, workDir: NSTemporaryDirectory())
@@ -91,7 +90,7 @@ extension PipelineRunner {
         if let l = result.finalLoss { meta["final_loss"] = .number(l) }
         if let l = result.finalEvalLoss { meta["final_eval_loss"] = .number(l) }
         let new = NewArtifact(kind: .adapter, name: outputName(.train), source: staging, metadata: meta,
-                              governance: Governance(baseFamily: (basePath as NSString).lastPathComponent))
+                              governance: Governance(baseFamily: baseFamily, baseVersion: self.options.base?.version))
         let artifact = try registry.register(new, inputs: Dictionary(uniqueKeysWithValues: upstream.map { ($0.id, "input") }), run: run)
         try? FileManager.default.removeItem(atPath: work)   // registered: checkpoints are no longer needed
         return artifact

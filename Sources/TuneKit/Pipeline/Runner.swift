@@ -21,7 +21,21 @@ public struct RunOptions: Sendable {
     public var blobRoot = "adapters"
     /// Polled between training steps; true stops the run after a checkpoint (SIGINT).
     public var shouldStop: @Sendable () -> Bool = { false }
+    /// The base model to use instead of resolving `base:` (the scheduler swaps bases this way).
+    public var base: ResolvedBase?
     public init() {}
+}
+
+/// A base model resolved to a file: from the registry's bases (family and version set) or a plain path.
+public struct ResolvedBase: Sendable, Hashable {
+    public var path: String
+    public var family: String?
+    public var version: String?
+    public init(path: String, family: String? = nil, version: String? = nil) {
+        self.path = path
+        self.family = family
+        self.version = version
+    }
 }
 
 /// What the runner reports as it goes (rendered by the CLI as text or `--json` lines).
@@ -88,12 +102,26 @@ public struct PipelineRunner {
 
     func resolve(_ path: String) -> String { Self.resolve(path, in: spec) }
 
+    /// The base model file: the resolved base when given, else `base:` as a path.
+    var basePath: String { options.base?.path ?? resolve(spec.base) }
+
+    /// The base family recorded on outputs: the registered family, else the model's file name.
+    var baseFamily: String { options.base?.family ?? (basePath as NSString).lastPathComponent }
+
     static func resolve(_ path: String, in spec: PipelineSpec) -> String {
         path.hasPrefix("/") ? path : URL(fileURLWithPath: spec.baseDirectory).appendingPathComponent(path).standardized.path
     }
 
     /// Runs (or with `dryRun`, only plans) the selected stages.
     public func run(_ onEvent: (RunEvent) -> Void = { _ in }) throws -> RunSummary {
+        if options.base == nil, let ref = spec.baseReference {
+            // `base: FAMILY@latest|V`: look the version up in the registry, check its hash, run on its file.
+            let reg = try Registry.open(path: registryPath, blobRoot: options.blobRoot)
+            let b = try reg.base(family: ref.family, version: ref.version)
+            var o = options
+            o.base = ResolvedBase(path: try BaseCatalog.verifiedPath(b, hashes: hashes), family: b.family, version: b.version)
+            return try PipelineRunner(spec: spec, options: o).run(onEvent)
+        }
         let stages = selected
         defer { if !options.dryRun { hashes.save() } }
         guard !stages.isEmpty else { throw TuneError(.invalidArgument, "\(spec.name): no stages selected by --from/--until") }
@@ -193,18 +221,18 @@ public struct PipelineRunner {
             var files = p.train.map(resolve)
             if let e = p.config.split.evalFile { files.append(resolve(e)) }
             parts["inputs"] = .array(try files.map { .string(try hashes.sha256($0)) })
-            parts["tokenizer"] = .string(try DatasetTokenizer.load(modelPath: resolve(spec.base)).sha256)
+            parts["tokenizer"] = .string(try DatasetTokenizer.load(modelPath: basePath).sha256)
         case .register:
             parts["config"] = try JSONValue(encoding: spec.register!)
         case .train:
             parts["config"] = try JSONValue(encoding: spec.train!)
-            parts["base"] = .string(try hashes.sha256(resolve(spec.base)))
+            parts["base"] = .string(try hashes.sha256(basePath))
         case .eval:
             parts["config"] = try JSONValue(encoding: spec.eval!)
-            parts["base"] = .string(try hashes.sha256(resolve(spec.base)))
+            parts["base"] = .string(try hashes.sha256(basePath))
         case .merge:
             parts["config"] = try JSONValue(encoding: spec.merge!)
-            parts["base"] = .string(try hashes.sha256(resolve(spec.base)))
+            parts["base"] = .string(try hashes.sha256(basePath))
             parts["inputs"] = .array(try resolveMergeInputs(upstream: upstream, registry: registry).map { .string($0.sha256) })
         }
         return SHA256.hash(Array(try JSONValue.object(parts).canonicalJSON().utf8)).hex
@@ -234,7 +262,7 @@ public struct PipelineRunner {
             config.split.evalFile = config.split.evalFile.map(resolve)
             if config.split.seed == 0 { config.split.seed = spec.seed }
             let manifest = try PrepareStage.run(inputs: p.train.map(resolve), config: config,
-                                                tokenizer: try DatasetTokenizer.load(modelPath: resolve(spec.base)),
+                                                tokenizer: try DatasetTokenizer.load(modelPath: basePath),
                                                 outputDir: work.path)
             FaultPoint.hit("run.after-prepare")
             let counts: [String: JSONValue] = [

@@ -44,17 +44,21 @@ extension Registry {
     @discardableResult
     public func setAlias(_ alias: String, to id: ArtifactID, by who: String = Governance.currentUser) throws -> [AliasChange] {
         try ArtifactRef.validateAlias(alias)
-        return try write { db in
-            let target = try artifact(db, id)
-            let old = try move(db, alias, of: target, by: who)
-            guard let old else { return [] }
-            var changes = [old]
-            if alias == Registry.productionAlias, let from = old.fromVersion {
-                let prev = try resolve(db, .version(name: target.name, from))
-                if let p = try move(db, Registry.previousAlias, of: prev, by: who) { changes.append(p) }
-            }
-            return changes
+        return try write { db in try setAlias(db, alias, to: id, by: who) }
+    }
+
+    /// `setAlias` inside the caller's write transaction (the scheduler moves production and finishes its job at once).
+    func setAlias(_ db: Database, _ alias: String, to id: ArtifactID, by who: String) throws -> [AliasChange] {
+        try ArtifactRef.validateAlias(alias)
+        let target = try artifact(db, id)
+        let old = try move(db, alias, of: target, by: who)
+        guard let old else { return [] }
+        var changes = [old]
+        if alias == Registry.productionAlias, let from = old.fromVersion {
+            let prev = try resolve(db, .version(name: target.name, from))
+            if let p = try move(db, Registry.previousAlias, of: prev, by: who) { changes.append(p) }
         }
+        return changes
     }
 
     /// Moves one alias; nil when it already pointed at `target`.

@@ -10,6 +10,7 @@ enum Schema {
     static let migrations: [(name: String, sql: String)] = [
         ("v1 artifacts, lineage, aliases, runs", v1),
         ("v2 artifact_bases: the base versions each artifact is exposed to", v2),
+        ("v3 bases, schedules, jobs (durable queue) and job history", v3),
     ]
 
     static var currentVersion: Int { migrations.count }
@@ -130,5 +131,78 @@ enum Schema {
             UNION SELECT l.child_id, r.family, r.version FROM lineage l JOIN reach r ON l.parent_id = r.id)
         SELECT r.family, r.version, r.id, (a.base_family IS r.family AND a.base_version IS r.version)
         FROM reach r JOIN artifacts a ON a.id = r.id;
+        """
+
+    // MARK: - v3
+
+    /// Base model versions (referenced by path + sha256, not copied), scheduled pipelines, and the durable
+    /// job queue with its append-only transition history (docs/schedule.md). Existing registries gain
+    /// empty tables; nothing already stored changes. `IF NOT EXISTS`: a registry whose user_version was
+    /// wound back (as tests do to replay older migrations) keeps its queue instead of failing to open.
+    static let v3 = """
+        CREATE TABLE IF NOT EXISTS bases (
+            family TEXT NOT NULL,
+            version TEXT NOT NULL,
+            seq INTEGER NOT NULL,                   -- registration order within the family: latest = max
+            path TEXT NOT NULL,                     -- absolute path of the model file or directory
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+            size INTEGER NOT NULL,
+            format TEXT NOT NULL,                   -- gguf | huggingface
+            architecture TEXT NOT NULL,
+            hidden_size INTEGER NOT NULL,
+            num_layers INTEGER NOT NULL,
+            vocab_size INTEGER NOT NULL,
+            license TEXT NOT NULL,
+            notes TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (family, version),
+            UNIQUE (family, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS schedules (
+            pipeline TEXT PRIMARY KEY,
+            spec_path TEXT NOT NULL,                -- absolute path of pipeline.yaml, re-read by each job
+            base_family TEXT NOT NULL,
+            base_pin TEXT,                          -- NULL: FAMILY@latest
+            on_base_upgrade INTEGER NOT NULL CHECK (on_base_upgrade IN (0, 1)),
+            cron TEXT,
+            time_zone TEXT,
+            max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+            cron_checked_at TEXT NOT NULL,          -- cron times up to here have been considered
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS jobs (
+            id INTEGER PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            base_family TEXT NOT NULL,
+            base_version TEXT NOT NULL,
+            trigger TEXT NOT NULL CHECK (trigger IN ('base_upgrade', 'cron')),
+            trigger_key TEXT NOT NULL,              -- base_upgrade | cron:<fire time>
+            state TEXT NOT NULL CHECK (state IN ('queued', 'leased', 'running', 'succeeded', 'failed', 'cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            not_before TEXT NOT NULL,
+            lease_owner TEXT,
+            lease_expires_at TEXT,
+            heartbeat_at TEXT,
+            result TEXT,                            -- JSON summary when finished
+            error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (pipeline, base_family, base_version, trigger_key)
+        );
+        CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, not_before, id);
+        CREATE TABLE IF NOT EXISTS job_history (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs(id),
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            owner TEXT,
+            attempt INTEGER NOT NULL,
+            detail TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS job_history_job ON job_history(job_id, id);
         """
 }

@@ -34,7 +34,7 @@ extension ArtifactsCommand {
         static let configuration = CommandConfiguration(
             abstract: "Point an alias at an artifact (history kept; promoting production moves 'previous' to the old one).")
         @Argument(help: "Artifact reference, e.g. NAME@7 or NAME@previous.") var ref: String
-        @Option(help: "Alias to set, e.g. staging or production.") var to: String
+        @Option(name: [.customLong("to"), .customLong("alias")], help: "Alias to set, e.g. staging or production (--alias is the same).") var to: String
         @OptionGroup var location: Location
         @OptionGroup var global: GlobalOptions
 

@@ -1,0 +1,75 @@
+// Notifier — tells people what a scheduled job did: `notify.command` runs through /bin/sh with the JSON
+// summary on stdin (in the pipeline's directory, at most `commandTimeout` seconds), and
+// `notify.webhook` receives the summary as a JSON POST through the HTTPTransport seam, retried on
+// transport errors and 5xx/429 with exponential backoff. Outcomes are returned for the job record;
+// a failing hook never undoes a promotion. URLs are shown redacted (no credentials or query string).
+
+import Foundation
+
+public struct Notifier: Sendable {
+    public var transport: any HTTPTransport
+    public var attempts = 3
+    /// Delay before retry n is `retryDelay · 2^(n-1)` seconds.
+    public var retryDelay: TimeInterval = 0.5
+    public var commandTimeout: TimeInterval = 60
+    public var webhookTimeout: TimeInterval = 10
+
+    public init(transport: any HTTPTransport = CurlHTTPTransport()) { self.transport = transport }
+
+    /// Runs the hooks of `notify` with `summary`; returns {command: {...}, webhook: {...}} outcomes.
+    public func send(_ summary: JSONValue, notify: NotifySection, directory: String) -> JSONValue {
+        var out: [String: JSONValue] = [:]
+        let body = (try? summary.canonicalJSON()) ?? "{}"
+        if let c = notify.command { out["command"] = runCommand(c, input: Data(body.utf8), directory: directory) }
+        if let w = notify.webhook { out["webhook"] = post(w, body: Data(body.utf8)) }
+        return .object(out)
+    }
+
+    func runCommand(_ command: String, input: Data, directory: String) -> JSONValue {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        p.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let stdin = Pipe(), stderr = Pipe()
+        p.standardInput = stdin
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = stderr
+        do { try p.run() } catch {
+            return .object(["ok": .bool(false), "error": .string("cannot start /bin/sh: \(error)")])
+        }
+        try? stdin.fileHandleForWriting.write(contentsOf: input)
+        try? stdin.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(commandTimeout)
+        while p.isRunning, Date() < deadline { usleep(10_000) }
+        if p.isRunning {
+            p.terminate()
+            p.waitUntilExit()
+            return .object(["ok": .bool(false), "error": .string("timed out after \(Int(commandTimeout)) s")])
+        }
+        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile().prefix(500), as: UTF8.self)
+        let ok = p.terminationReason == .exit && p.terminationStatus == 0
+        var r: [String: JSONValue] = ["ok": .bool(ok), "exit_status": .number(Double(p.terminationStatus))]
+        if !ok, !err.isEmpty { r["stderr"] = .string(err.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        return .object(r)
+    }
+
+    func post(_ url: String, body: Data) -> JSONValue {
+        var last = "not sent"
+        for attempt in 1...max(1, attempts) {
+            if attempt > 1 { Thread.sleep(forTimeInterval: retryDelay * pow(2, Double(attempt - 2))) }
+            let req = HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")], body: .bytes(body),
+                                  timeout: webhookTimeout, connectTimeout: min(5, webhookTimeout))
+            do {
+                let r = try transport.send(req)
+                if (200..<300).contains(r.status) {
+                    return .object(["ok": .bool(true), "status": .number(Double(r.status)), "attempts": .number(Double(attempt))])
+                }
+                last = "HTTP \(r.status)"
+                if r.status < 500, r.status != 429 { break }   // a client error will not change on retry
+            } catch {
+                last = "\(error)"
+            }
+        }
+        return .object(["ok": .bool(false), "error": .string("\(redactedURL(url)): \(last)"), "url": .string(redactedURL(url))])
+    }
+}

@@ -1,0 +1,63 @@
+// Scheduler — `tune schedule tick`: enqueue what is due, in one transaction, idempotently.
+//   • on_base_upgrade: a job for the family's latest version unless the pipeline already has one for
+//     it (trigger key `base_upgrade`). Several versions registered between ticks give one job, on the
+//     newest; the first tick after `schedule add` runs the pipeline on the current version.
+//   • cron: the last fire time in (cron_checked_at, now], if any, gives one job (trigger key
+//     `cron:<fire time>`) on the followed version, and cron_checked_at moves to now: a week of missed
+//     ticks catches up once, not once per missed time.
+// A tick run twice (or by two processes at once) enqueues nothing new: the unique index and the
+// IMMEDIATE transaction see to it.
+
+import Foundation
+import GRDB
+
+/// What one tick enqueued.
+public struct TickReport: Codable, Sendable {
+    public var at: String
+    public var enqueued: [Job]
+    /// Schedules that had nothing due, with why.
+    public var idle: [String: String]
+}
+
+public enum Scheduler {
+    public static func tick(registry: Registry, clock: any ScheduleClock = SystemClock()) throws -> TickReport {
+        let queue = JobQueue(registry: registry, clock: clock)
+        return try registry.write { db in
+            let now = clock.now(), t = Stamp.string(now)
+            var report = TickReport(at: t, enqueued: [], idle: [:])
+            for s in try registry.schedules(db) {
+                let base: BaseModel
+                do { base = try registry.base(db, family: s.baseFamily, version: s.basePin) } catch let e as TuneError {
+                    report.idle[s.pipeline] = e.message
+                    continue
+                }
+                var why: [String] = []
+                if s.onBaseUpgrade {
+                    if let j = try queue.enqueue(db, pipeline: s.pipeline, base: base.ref, trigger: .baseUpgrade, key: "base_upgrade",
+                                                 maxAttempts: s.maxAttempts, now: now) {
+                        report.enqueued.append(j)
+                    } else { why.append("\(base.ref) already has its base-upgrade job") }
+                }
+                if let c = s.cron {
+                    let cron = try CronExpression(parsing: c, timeZone: s.timeZone)
+                    let since = Stamp.date(s.cronCheckedAt) ?? now
+                    if let fire = cron.lastFire(after: since, upTo: now) {
+                        if let j = try queue.enqueue(db, pipeline: s.pipeline, base: base.ref, trigger: .cron, key: "cron:\(Stamp.string(fire))",
+                                                     maxAttempts: s.maxAttempts, now: now) {
+                            report.enqueued.append(j)
+                        }
+                    } else {
+                        why.append("next cron time \(cron.next(after: now).map(Stamp.string) ?? "never")")
+                    }
+                    if now > since {
+                        try db.execute(sql: "UPDATE schedules SET cron_checked_at = ? WHERE pipeline = ?", arguments: [t, s.pipeline])
+                    }
+                }
+                if !why.isEmpty, !report.enqueued.contains(where: { $0.pipeline == s.pipeline }) {
+                    report.idle[s.pipeline] = why.joined(separator: "; ")
+                }
+            }
+            return report
+        }
+    }
+}
