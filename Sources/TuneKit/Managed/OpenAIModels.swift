@@ -72,6 +72,11 @@ public struct CreateFineTuningJob: Codable, Sendable, Equatable {
     public var suffix: String?
     public var seed: Int?
     public var metadata: [String: String]?
+    public init(model: String, trainingFile: String, validationFile: String? = nil, hyperparameters: Hyperparameters? = nil,
+                suffix: String? = nil, seed: Int? = nil, metadata: [String: String]? = nil) {
+        self.model = model; self.trainingFile = trainingFile; self.validationFile = validationFile
+        self.hyperparameters = hyperparameters; self.suffix = suffix; self.seed = seed; self.metadata = metadata
+    }
     enum CodingKeys: String, CodingKey {
         case model, hyperparameters, suffix, seed, metadata
         case trainingFile = "training_file", validationFile = "validation_file"
