@@ -65,7 +65,7 @@ private func answer(_ messages: [[String: String]]) -> String {
         }
         #expect(provider.jobCount == 1)
         let upload = String(decoding: provider.uploads[0], as: UTF8.self)
-        #expect(upload.contains(#"{"messages":[{"content":"doc "#), "\(upload)")
+        #expect(upload.contains(#"{"content":"doc 0","role":"user"},{"content":"c0","role":"assistant"}]}"#), "\(upload)")
 
         let again = try tune(["run", p, "--blobs", blobs, "--json", "--force", "train"], env: env)
         #expect(again.status == 0 && provider.jobCount == 1, "\(again.stderr)")
