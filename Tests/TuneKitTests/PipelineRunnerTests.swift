@@ -80,7 +80,7 @@ import TuneKit
             _ = try PipelineRunner(spec: try PipelineSpec.load(path: path), options: opts).run()
             Issue.record("expected an error")
         } catch let e as TuneError {
-            #expect(e.message == "the API key for the managed provider is not set: export OPENAI_API_KEY=… (or name another variable with train.openai.api_key_env)")
+            #expect(e.message == "the API key for the managed provider is not set: export OPENAI_API_KEY=… (or name another variable: train.openai.api_key_env in a pipeline, --api-key-env for tune jobs)")
         }
     }
 }

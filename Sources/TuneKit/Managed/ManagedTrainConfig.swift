@@ -44,7 +44,7 @@ public struct ManagedTrainConfig: Codable, Hashable, Sendable {
     public func apiKey(environment: [String: String]) throws -> String {
         guard let k = environment[apiKeyEnv]?.trimmingCharacters(in: .whitespacesAndNewlines), !k.isEmpty else {
             throw TuneError(.invalidArgument, "the API key for the managed provider is not set: export \(apiKeyEnv)=… "
-                            + "(or name another variable with train.openai.api_key_env)")
+                            + "(or name another variable: train.openai.api_key_env in a pipeline, --api-key-env for tune jobs)")
         }
         return k
     }
