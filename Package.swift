@@ -42,8 +42,10 @@ let package = Package(
         ),
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "Engine"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CKernels"]),
-        .testTarget(name: "TuneKitTests", dependencies: ["TuneKit", "Engine", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "tuneTests", dependencies: ["tune", "TuneKit", "Engine"]),
+        // Test support: a loopback HTTP server and a fake OpenAI-compatible provider played on it.
+        .target(name: "LoopbackHTTP", path: "Tests/LoopbackHTTP"),
+        .testTarget(name: "TuneKitTests", dependencies: ["TuneKit", "Engine", "LoopbackHTTP", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "tuneTests", dependencies: ["tune", "TuneKit", "Engine", "LoopbackHTTP"]),
     ],
     swiftLanguageModes: [.v6]
 )

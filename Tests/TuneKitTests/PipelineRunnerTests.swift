@@ -67,7 +67,7 @@ import TuneKit
         #expect(try PipelineRunner(spec: spec, options: forced).run().stages.map(\.status) == ["cached", "ran"])
     }
 
-    @Test func unsupportedTrainBackendIsAClearError() throws {
+    @Test func managedBackendWithoutAnAPIKeyIsAClearError() throws {
         let (dir, path) = try Self.setUp()
         defer { try? FileManager.default.removeItem(at: dir) }
         let yaml = try String(contentsOfFile: path, encoding: .utf8)
@@ -75,11 +75,12 @@ import TuneKit
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         var opts = RunOptions()
         opts.blobRoot = dir.appendingPathComponent("blobs").path
+        opts.environment = [:]
         do {
             _ = try PipelineRunner(spec: try PipelineSpec.load(path: path), options: opts).run()
             Issue.record("expected an error")
         } catch let e as TuneError {
-            #expect(e.message == "tiny-run: train.backend openai is not supported by this version of tune (local only)")
+            #expect(e.message == "the API key for the managed provider is not set: export OPENAI_API_KEY=… (or name another variable: train.openai.api_key_env in a pipeline, --api-key-env for tune jobs)")
         }
     }
 }

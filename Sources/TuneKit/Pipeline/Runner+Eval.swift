@@ -29,7 +29,15 @@ extension PipelineRunner {
         }
         try evaluate(base, .base, baseName)
         var curve: TrainingCurve? = nil, trainSeconds: Double? = nil
-        if let adapter = upstream.last(where: { $0.kind == .adapter && $0.name == outputName(.train) }), let dir = registry.path(of: adapter) {
+        if let adapter = upstream.last(where: { $0.kind == .adapter && $0.name == outputName(.train) }),
+           let dir = registry.path(of: adapter), ManagedModelRecord.isManaged(adapter) {
+            // A model at a provider: generation metrics through its chat completions (docs/managed.md).
+            let e = try evaluateManaged(adapter, dir: dir, dataDir: dataDir, config: config)
+            onEvent(.progress(stage: .eval, message: String(format: "adapter (managed): %d examples in %.1f s (%.2f examples/s)", e.examples, e.seconds, e.examplesPerSecond)))
+            evals.append(e)
+            inputs[adapter.id] = "evaluated"
+            subjects["adapter"] = adapter.ref
+        } else if let adapter = upstream.last(where: { $0.kind == .adapter && $0.name == outputName(.train) }), let dir = registry.path(of: adapter) {
             try evaluate(try base.loadingAdapter(directory: dir), .adapter, adapter.ref)
             inputs[adapter.id] = "evaluated"
             subjects["adapter"] = adapter.ref

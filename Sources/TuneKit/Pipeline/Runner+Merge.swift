@@ -18,7 +18,7 @@ extension PipelineRunner {
         guard !m.inputs.isEmpty else {
             throw TuneError(.invalidArgument, "\(spec.name): merge.adapters is empty (list adapters, or `adapter: train` for this pipeline's trained one)")
         }
-        return try m.inputs.enumerated().map { i, input in
+        let refs: [MergeInputRef] = try m.inputs.enumerated().map { i, input in
             if input.adapter == "train" {
                 guard let a = upstream.last(where: { $0.kind == .adapter }), let p = registry.path(of: a) else {
                     throw TuneError(.invalidArgument, "\(spec.name): merge.adapters[\(i)]: `train` needs a train stage before merge")
@@ -38,6 +38,11 @@ extension PipelineRunner {
             guard let p = registry.path(of: a) else { throw TuneError(.notFound, "\(spec.name): \(a.ref): blob missing") }
             return MergeInputRef(path: p, sha256: a.sha256, artifact: a)
         }
+        if let managed = refs.compactMap(\.artifact).first(where: { ManagedModelRecord.isManaged($0) }) {
+            throw TuneError(.invalidArgument, "\(spec.name): merge: \(managed.ref) is a model at a managed provider (backend openai); "
+                            + "its weights are not available to merge")
+        }
+        return refs
     }
 
     /// sha256 of a file, or of a directory's sorted (name, file sha256) list.

@@ -41,11 +41,11 @@ extension PipelineRunner {
     func executeTrain(key: String, upstream: [Artifact], registry: Registry, run: RunID,
                       onEvent: (RunEvent) -> Void) throws -> Artifact {
         let t = spec.train!
-        guard t.backend == "local" else {
-            throw TuneError(.invalidArgument, "\(spec.name): train.backend \(t.backend) is not supported by this version of tune (local only)")
-        }
         guard let dataset = upstream.last(where: { $0.kind == .dataset }), let dataDir = registry.path(of: dataset) else {
             throw TuneError(.invalidArgument, "\(spec.name): train needs a prepared dataset (add a prepare: stage)")
+        }
+        if t.backend == "openai" {
+            return try executeManagedTrain(key: key, dataset: dataset, dataDir: dataDir, upstream: upstream, registry: registry, run: run, onEvent: onEvent)
         }
         let model = try LlamaModel.load(path: basePath)
         let options = try trainingOptions(t, model: model.config)

@@ -23,6 +23,10 @@ public struct RunOptions: Sendable {
     public var shouldStop: @Sendable () -> Bool = { false }
     /// The base model to use instead of resolving `base:` (the scheduler swaps bases this way).
     public var base: ResolvedBase?
+    /// Environment the managed backend reads (API key, base URL); the process's by default.
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// HTTP for the managed backend (libcurl by default).
+    public var transport: any HTTPTransport = CurlHTTPTransport()
     public init() {}
 }
 
@@ -225,7 +229,14 @@ public struct PipelineRunner {
         case .register:
             parts["config"] = try JSONValue(encoding: spec.register!)
         case .train:
-            parts["config"] = try JSONValue(encoding: spec.train!)
+            var t = spec.train!
+            if t.backend == "openai", let m = t.openai {
+                // What is trained and where: the provider URL enters resolved (redacted), the API key never.
+                t.openai = m.keyed
+                parts["provider"] = .string(redactedURL((try? OpenAIClient.apiRoot(m.resolvedBaseURL(environment: options.environment)))
+                                                        ?? m.resolvedBaseURL(environment: options.environment)))
+            }
+            parts["config"] = try JSONValue(encoding: t)
             parts["base"] = .string(try hashes.sha256(basePath))
         case .eval:
             parts["config"] = try JSONValue(encoding: spec.eval!)

@@ -79,10 +79,8 @@ public struct TrainSection: Codable, Hashable, Sendable {
     public var seqLen: Int
     /// Stop after this many evaluations without improvement of the eval loss.
     public var earlyStopPatience: Int?
-    /// Managed fine-tuning (backend: openai): model id and the env var names holding URL and key.
-    public var remoteModel: String?
-    public var apiKeyEnv: String
-    public var baseURLEnv: String
+    /// Managed fine-tuning (`backend: openai`): provider, model, hyperparameters (docs/managed.md).
+    public var openai: ManagedTrainConfig?
 
     public static let allTargets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -114,15 +112,48 @@ public struct TrainSection: Codable, Hashable, Sendable {
         seqLen = r.int("seq_len", default: 512, min: 2)
         earlyStopPatience = r.has("early_stop") ? r.int("early_stop", default: 3, min: 1) : nil
         let remote = r.object("openai")
-        remoteModel = remote?.string("model", required: backend == "openai")
-        apiKeyEnv = remote?.string("api_key_env", default: "OPENAI_API_KEY") ?? "OPENAI_API_KEY"
-        baseURLEnv = remote?.string("base_url_env", default: "OPENAI_BASE_URL") ?? "OPENAI_BASE_URL"
-        remote?.finish()
+        openai = remote.map(Self.managed)
         if backend == "openai", remote == nil {
             r.report(r.value("backend"), "openai", "backend openai needs an `openai:` section with `model:`",
                      hint: "openai: {model: gpt-4o-mini-2024-07-18}")
         }
         r.finish()
+    }
+
+    /// `train.openai:` (ManagedTrainConfig).
+    static func managed(_ r: YAMLReader) -> ManagedTrainConfig {
+        var m = ManagedTrainConfig(model: r.string("model", required: true) ?? "")
+        m.baseURL = r.string("base_url")
+        if let u = m.baseURL, (try? OpenAIClient.apiRoot(u)) == nil {
+            r.report(r.value("base_url"), "base_url", "expected an http(s) URL such as https://api.openai.com/v1, got \"\(redactedURL(u))\"")
+        }
+        if r.has("api_key") {
+            r.report(r.value("api_key"), "api_key", "the API key is never written in a pipeline file",
+                     hint: "export it (e.g. OPENAI_API_KEY) and name the variable with api_key_env")
+        }
+        m.baseURLEnv = r.string("base_url_env", default: m.baseURLEnv) ?? m.baseURLEnv
+        m.apiKeyEnv = r.string("api_key_env", default: m.apiKeyEnv) ?? m.apiKeyEnv
+        m.suffix = r.string("suffix")
+        if let s = m.suffix, s.isEmpty || s.count > 40 {
+            r.report(r.value("suffix"), "suffix", "expected 1 to 40 characters, got \(s.count)")
+        }
+        m.seed = r.has("seed") ? r.int("seed", default: 0, min: 0, max: Int(Int32.max)) : nil
+        if let h = r.object("hyperparameters") {
+            m.nEpochs = h.has("n_epochs") ? h.int("n_epochs", default: 1, min: 1, max: 50) : nil
+            m.batchSize = h.has("batch_size") ? h.int("batch_size", default: 1, min: 1, max: 256) : nil
+            m.learningRateMultiplier = h.has("learning_rate_multiplier")
+                ? h.double("learning_rate_multiplier", default: 1, range: 0...100, exclusiveLower: true) : nil
+            h.finish()
+        }
+        m.pollInterval = r.double("poll_interval", default: m.pollInterval, range: 0...3600, exclusiveLower: true)
+        m.timeout = r.double("timeout", default: m.timeout, range: 0...2_592_000, exclusiveLower: true)
+        m.requestTimeout = r.double("request_timeout", default: m.requestTimeout, range: 0...3600, exclusiveLower: true)
+        m.connectTimeout = r.double("connect_timeout", default: m.connectTimeout, range: 0...600, exclusiveLower: true)
+        m.maxAttempts = r.int("max_attempts", default: m.maxAttempts, min: 1, max: 20)
+        m.retryDeadline = r.double("retry_deadline", default: m.retryDeadline, range: 0...86_400, exclusiveLower: true)
+        m.evalConcurrency = r.int("eval_concurrency", default: m.evalConcurrency, min: 1, max: 64)
+        r.finish()
+        return m
     }
 }
 

@@ -29,6 +29,9 @@ public struct TuneError: Error, CustomStringConvertible, Sendable, Equatable {
         case stageFailed
         /// The SQLite registry reported an error.
         case database
+        /// A remote service (a managed fine-tuning provider) refused the request, failed, or could not be
+        /// reached within the retry policy; the message carries the provider's own words.
+        case remote
         /// A state that should be impossible.
         case `internal`
     }

@@ -24,7 +24,8 @@ enum Output {
 
 /// Runs a command body, turning library errors into one `error:` line on stderr and an exit code:
 /// 65 (EX_DATAERR) for bad input files or arguments (and registry conflicts or failed verification),
-/// 66 (EX_NOINPUT) for missing files or artifacts, 74 (EX_IOERR) for registry I/O, 1 otherwise.
+/// 66 (EX_NOINPUT) for missing files or artifacts, 74 (EX_IOERR) for registry I/O, 69 (EX_UNAVAILABLE)
+/// when a managed provider refused or could not be reached, 1 otherwise.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try requireValidUTF8Arguments()
@@ -44,6 +45,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
         case .interrupted: throw ExitCode(130)
         case .gateFailed, .stageFailed: throw ExitCode(1)
         case .internal: throw ExitCode(70)
+        case .remote: throw ExitCode(69)
         }
     } catch let e as ExitCode {
         throw e
