@@ -57,7 +57,7 @@ extern "C" int tunecuda_init(char *why, size_t n) {
     if (drv_version) drv_version(&dv);
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
-    char buf[256];
+    char buf[512];
     if (e == cudaErrorNoDevice || (e == cudaSuccess && count == 0)) { put(why, n, "no CUDA-capable device"); return 2; }
     if (e == cudaErrorInsufficientDriver) {
         snprintf(buf, sizeof buf, "CUDA driver too old (driver supports CUDA %d.%d, this library needs %d.%d)",
