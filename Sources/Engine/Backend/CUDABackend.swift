@@ -56,7 +56,8 @@ public final class CUDABackend: Backend, @unchecked Sendable { // immutable afte
     /// Loads the library at `path`, checks its ABI version and symbols, and initializes the device.
     public static func load(path: String) -> Result<CUDABackend, CUDAUnavailable> {
         guard let h = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
-            let why = dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
+            var why = dlerror().map { String(cString: $0) } ?? "unknown dlopen error"
+            if why.hasPrefix(path + ": ") { why.removeFirst(path.count + 2) } // glibc repeats the path
             return .failure(CUDAUnavailable("cannot load \(path): \(why)"))
         }
         // Handles are kept for the process's lifetime: CUDA libraries do not unload cleanly.
