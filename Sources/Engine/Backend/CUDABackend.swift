@@ -80,14 +80,14 @@ public final class CUDABackend: Backend, @unchecked Sendable { // immutable afte
         var buf = [CChar](repeating: 0, count: 512)
         let rc = buf.withUnsafeMutableBufferPointer { initFn($0.baseAddress, $0.count) }
         guard rc == 0 else {
-            let why = String(cString: buf)
+            let why = cString(buf)
             return .failure(CUDAUnavailable(why.isEmpty ? "tunecuda_init failed with code \(rc)" : why))
         }
         let info = sym("tunecuda_device_info", InfoFn.self)!
         buf = [CChar](repeating: 0, count: 512)
         buf.withUnsafeMutableBufferPointer { info($0.baseAddress, $0.count) }
         let ops = Set(BackendOp.allCases.filter { dlsym(h, $0.cudaSymbol) != nil })
-        return .success(CUDABackend(path: path, device: String(cString: buf), ops: ops,
+        return .success(CUDABackend(path: path, device: cString(buf), ops: ops,
                                     malloc: sym("tcu_malloc", MallocFn.self)!, free: sym("tcu_free", FreeFn.self)!,
                                     memcpy: sym("tcu_memcpy", MemcpyFn.self)!, sync: sym("tcu_sync", SyncFn.self)!,
                                     matmul: sym(BackendOp.matmulForward.cudaSymbol, MatmulFn.self)))
@@ -141,8 +141,13 @@ public final class CUDABackend: Backend, @unchecked Sendable { // immutable afte
     private func check(_ what: String) throws {
         var buf = [CChar](repeating: 0, count: 512)
         let rc = buf.withUnsafeMutableBufferPointer { sync($0.baseAddress, $0.count) }
-        if rc != 0 { throw EngineError(.internal, "cuda \(what): \(String(cString: buf))") }
+        if rc != 0 { throw EngineError(.internal, "cuda \(what): \(cString(buf))") }
     }
+}
+
+/// The NUL-terminated string in `buf` (C out-parameter) as a Swift String.
+private func cString(_ buf: [CChar]) -> String {
+    String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// Why the CUDA backend is not in use: one line, e.g. "no CUDA-capable device".
