@@ -83,16 +83,20 @@ extern "C" void tcu_rmsnorm_backward(float *dinp, float *dweight, const float *d
     tcu_check_launch("tcu_rmsnorm_backward");
 }
 
-// ---- RoPE (HF rotate_half; angles as rope.c: float32 inv_freq and product, cos/sin in double) ----
+// ---- RoPE (HF rotate_half; angles as rope.c) ----------------------------------------------------
+// inv_freq[i] = 1 / theta^(2i/D) is computed on the host with the same float32 libm calls as the CPU
+// (CUDA's powf is not correctly rounded, a 1-ulp difference would show at large positions), and goes
+// to constant memory stream-ordered; angle = (float)pos · inv_freq in float32, cos/sin in double.
+
+constexpr int ROPE_MAX_HALF = 1024;
+__constant__ float c_inv_freq[ROPE_MAX_HALF];
 
 template <bool BACKWARD>
-__global__ void rope_k(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta) {
+__global__ void rope_k(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D) {
     const int64_t half = D / 2;
     TCU_GRID_STRIDE(e, T * H * half) {
         const int64_t i = e % half, th = e / half, t = th / H;
-        const float ex = __fdiv_rn((float)(2 * i), (float)D);
-        const float f = __fdiv_rn(1.0f, powf(theta, ex));
-        const float a = __fmul_rn((float)pos[t], f);
+        const float a = __fmul_rn((float)pos[t], c_inv_freq[i]);
         const float c = (float)cos((double)a), s = (float)sin((double)a);
         float *v = x + th * D;
         const float x1 = v[i], x2 = v[i + half];
@@ -106,15 +110,28 @@ __global__ void rope_k(float *x, const int32_t *pos, int64_t T, int64_t H, int64
     }
 }
 
-extern "C" void tcu_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta) {
+template <bool BACKWARD>
+static void rope(const char *what, float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta) {
     if (T <= 0 || H <= 0 || D < 2) return;
-    rope_k<false><<<tcu_blocks(T * H * (D / 2), 256), 256, 0, tcu_stream>>>(x, pos, T, H, D, theta);
-    tcu_check_launch("tcu_rope_forward");
+    const int64_t half = D / 2;
+    if (half > ROPE_MAX_HALF) { tcu_fail("%s: head dim D=%lld > %d is not supported on CUDA", what, (long long)D, 2 * ROPE_MAX_HALF); return; }
+    float f[ROPE_MAX_HALF];
+    for (int64_t i = 0; i < half; i++) {
+        volatile float e = (float)(2 * i) / (float)D; // no contraction / reassociation, as rope.c
+        f[i] = 1.0f / powf(theta, e);
+    }
+    // Pageable source: the copy has staged f before returning, so f may go out of scope.
+    cudaError_t err = cudaMemcpyToSymbolAsync(c_inv_freq, f, (size_t)half * sizeof(float), 0, cudaMemcpyHostToDevice, tcu_stream);
+    if (err != cudaSuccess) { tcu_fail("%s: %s", what, cudaGetErrorString(err)); return; }
+    rope_k<BACKWARD><<<tcu_blocks(T * H * half, 256), 256, 0, tcu_stream>>>(x, pos, T, H, D);
+    tcu_check_launch(what);
+}
+
+extern "C" void tcu_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta) {
+    rope<false>("tcu_rope_forward", x, pos, T, H, D, theta);
 }
 extern "C" void tcu_rope_backward(float *dx, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta) {
-    if (T <= 0 || H <= 0 || D < 2) return;
-    rope_k<true><<<tcu_blocks(T * H * (D / 2), 256), 256, 0, tcu_stream>>>(dx, pos, T, H, D, theta);
-    tcu_check_launch("tcu_rope_backward");
+    rope<true>("tcu_rope_backward", dx, pos, T, H, D, theta);
 }
 
 // ---- SwiGLU & elementwise ------------------------------------------------------------------------
