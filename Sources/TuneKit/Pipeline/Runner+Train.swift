@@ -44,6 +44,10 @@ extension PipelineRunner {
         guard t.backend == "local" else {
             throw TuneError(.invalidArgument, "\(spec.name): train.backend \(t.backend) is not supported by this version of tune (local only)")
         }
+        // The local training graph runs on the CPU backend only (docs/cuda.md): TUNE_BACKEND=cuda must not pretend.
+        if try BackendRequest.fromEnvironment(ProcessInfo.processInfo.environment) == .cuda {
+            throw TuneError(.invalidArgument, "\(spec.name): train: not yet implemented: the training graph runs on the CPU backend (TUNE_BACKEND=cuda; use cpu or auto)")
+        }
         guard let dataset = upstream.last(where: { $0.kind == .dataset }), let dataDir = registry.path(of: dataset) else {
             throw TuneError(.invalidArgument, "\(spec.name): train needs a prepared dataset (add a prepare: stage)")
         }
