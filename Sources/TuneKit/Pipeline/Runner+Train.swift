@@ -47,6 +47,10 @@ extension PipelineRunner {
         if t.backend == "openai" {
             return try executeManagedTrain(key: key, dataset: dataset, dataDir: dataDir, upstream: upstream, registry: registry, run: run, onEvent: onEvent)
         }
+        // The local training graph runs on the CPU backend only (docs/cuda.md): TUNE_BACKEND=cuda must not pretend.
+        if try BackendRequest.fromEnvironment(ProcessInfo.processInfo.environment) == .cuda {
+            throw TuneError(.invalidArgument, "\(spec.name): train: not yet implemented: the training graph runs on the CPU backend (TUNE_BACKEND=cuda; use cpu or auto)")
+        }
         let model = try LlamaModel.load(path: basePath)
         let options = try trainingOptions(t, model: model.config)
         let (data, _) = try TrainingDataLoader.load(data: [dataDir], modelPath: basePath, workDir: NSTemporaryDirectory())

@@ -17,11 +17,13 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Python with torch + peft for the reference (default: TUNE_PYTHON, scripts/reference/.venv, python3).") var python: String?
     @Flag(inversion: .prefixedNo, help: "Base GEMMs with bf16 products in every mode (default: bf16 base only).") var bf16Products: Bool?
     @Option(help: .hidden) var worker: BaseWeightMode?
+    @OptionGroup var kernels: BackendOptions
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         try reportingErrors {
             try global.apply()
+            if worker == nil { _ = try kernels.resolveForTraining() } // CPU only for now (docs/cuda.md)
             var bench = TrainBench()
             bench.modelPath = model
             bench.batch = batch

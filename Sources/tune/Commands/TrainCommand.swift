@@ -43,6 +43,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Stop after N evaluations without improvement.") var earlyStop: Int?
     @Option(help: "Checkpoint every N steps (0: at the end only).") var checkpointEvery = 0
     @Flag(help: "Ignore existing checkpoints and start over.") var noResume = false
+    @OptionGroup var kernels: BackendOptions
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
@@ -50,6 +51,7 @@ struct TrainCommand: ParsableCommand {
             try global.apply()
             let base = try LlamaModel.load(path: model)
             let options = try makeOptions(model: base.config)
+            _ = try kernels.resolveForTraining() // the training graph runs on the CPU backend (docs/cuda.md)
             let bar = ProgressBar()
             let inputs = data.split(separator: ",").map(String.init)
             let (trainingData, _) = try TrainingDataLoader.load(

@@ -1,0 +1,64 @@
+// BackendSelector — turns TUNE_BACKEND / --backend into a Backend, with at most one notice per
+// process explaining a fallback to the CPU. Engine never prints: the notice is returned, the CLI
+// writes it to stderr as "tune: <notice>".
+import Foundation
+
+/// What the caller will run, so the selector can refuse work that has no CUDA path yet.
+public enum BackendWorkload: String, Sendable {
+    /// The LoRA training graph (Engine/Train): CPU only until the graph is wired onto CUDA.
+    case training
+    /// Single kernels (parity checks, kernel benchmarks): any backend that supports the op.
+    case kernels
+}
+
+/// The chosen backend plus the fallback notice (nil if there is nothing to say or it was already said).
+public struct BackendResolution: Sendable {
+    public let backend: any Backend
+    public let notice: String?
+}
+
+public final class BackendSelector: @unchecked Sendable { // state behind `lock`
+    /// The process-wide selector (its notice is given once per process).
+    public static let shared = BackendSelector()
+
+    private let lock = NSLock()
+    private var noticeGiven = false
+    private let loadCUDA: @Sendable ([String: String]) -> Result<CUDABackend, CUDAUnavailable>
+
+    /// - Parameter loadCUDA: how to get the CUDA backend (default: `CUDABackend.load(environment:)`).
+    public init(loadCUDA: @escaping @Sendable ([String: String]) -> Result<CUDABackend, CUDAUnavailable> = { CUDABackend.load(environment: $0) }) {
+        self.loadCUDA = loadCUDA
+    }
+
+    /// Resolves `request` (default: `TUNE_BACKEND`, else auto) for `workload`.
+    /// - auto: CUDA if it loads and can run the workload, else CPU with one notice saying why.
+    /// - cpu: CPU, silently. - cuda: CUDA, or an error carrying the reason.
+    public func resolve(_ request: BackendRequest? = nil, for workload: BackendWorkload,
+                        environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> BackendResolution {
+        let req = try request ?? BackendRequest.fromEnvironment(env) ?? .auto
+        if req == .cpu { return BackendResolution(backend: CPUBackend(), notice: nil) }
+        switch loadCUDA(env) {
+        case .failure(let why):
+            if req == .cuda {
+                throw EngineError(.unsupported, "backend cuda requested but the CUDA backend is unavailable (\(why.reason))")
+            }
+            return cpu(notice: "CUDA backend unavailable (\(why.reason)); running on CPU")
+        case .success(let cuda):
+            if workload == .training {
+                if req == .cuda {
+                    throw EngineError(.unsupported, "not yet implemented: the training graph runs on the CPU backend (CUDA device \(cuda.device) is available for kernels only; use --backend cpu or auto)")
+                }
+                return cpu(notice: "CUDA backend loaded (\(cuda.device)) but the training graph has no CUDA path yet; running on CPU")
+            }
+            return BackendResolution(backend: cuda, notice: nil)
+        }
+    }
+
+    private func cpu(notice: String) -> BackendResolution {
+        lock.lock()
+        defer { lock.unlock() }
+        let first = !noticeGiven
+        noticeGiven = true
+        return BackendResolution(backend: CPUBackend(), notice: first ? notice : nil)
+    }
+}

@@ -1,0 +1,19 @@
+// BackendOptions — `--backend` for the commands that run the training kernels (train, bench train).
+import ArgumentParser
+import Foundation
+import TuneKit
+
+struct BackendOptions: ParsableArguments {
+    @Option(help: "Kernel backend: auto (CUDA when usable, else CPU with a one-line notice), cpu, or cuda (fail if unavailable). Default: TUNE_BACKEND, else auto.")
+    var backend: BackendRequest?
+
+    /// Picks the backend for the training graph; prints the fallback notice (once per process) on stderr.
+    /// Throws for `cuda`: the training graph has no CUDA path yet (docs/cuda.md).
+    func resolveForTraining() throws -> any Backend {
+        let r = try BackendSelector.shared.resolve(backend, for: .training)
+        if let notice = r.notice { FileHandle.standardError.write(Data("tune: \(notice)\n".utf8)) }
+        return r.backend
+    }
+}
+
+extension BackendRequest: ExpressibleByArgument {}
