@@ -10,7 +10,7 @@ struct Tune: AsyncParsableCommand {
         version: TuneKitInfo.version,
         subcommands: [
             RunCommand.self, ValidateCommand.self, PrepareCommand.self, TrainCommand.self, MergeCommand.self, EvalCommand.self, ArtifactsCommand.self,
-            GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ModelCommand.self,
+            GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ModelCommand.self, ServeCommand.self,
             BenchCommand.self,
         ]
     )
