@@ -36,6 +36,10 @@ public struct ServeConfig: Sendable {
     public var defaultMaxTokens = 256
     /// Fine-tuned adapters kept loaded for chat (least recently used evicted).
     public var adapterCacheSize = 4
+    /// A tune registry whose adapters (trained on this base) are served too, as `NAME@VERSION` (nil: none).
+    public var registryPath: String?
+    /// The registry's blob root.
+    public var blobRoot = Registry.defaultBlobRoot
 
     public init(modelPath: String, stateDirectory: String, modelID: String? = nil) {
         self.modelPath = modelPath

@@ -101,7 +101,7 @@ import Engine
         let f = try ServeFixture()
         defer { f.cleanUp() }
         try await f.app().test(.router) { client in
-            let file = try await client.upload(ServeFixture.chatJSONL(12), headers: f.auth)
+            let file = try await client.upload(ServeFixture.chatJSONL(48), headers: f.auth)
             let job = try await client.createJob(["model": "tiny", "training_file": file, "hyperparameters": ["n_epochs": 50, "batch_size": 1]],
                                                  headers: f.auth)
             let id = job["id"] as! String
@@ -135,7 +135,8 @@ import Engine
                                                    headers: f.auth)
             let done = first["id"] as! String
             _ = try await client.waitForJob(done, headers: f.auth) { $0 == "succeeded" }
-            let long = try await client.createJob(["model": "tiny", "training_file": file, "hyperparameters": ["n_epochs": 50, "batch_size": 1]],
+            let big = try await client.upload(ServeFixture.chatJSONL(48), headers: f.auth)
+            let long = try await client.createJob(["model": "tiny", "training_file": big, "hyperparameters": ["n_epochs": 50, "batch_size": 1]],
                                                   headers: f.auth)
             let resumable = long["id"] as! String
             let queued = try await client.createJob(["model": "tiny", "training_file": file], headers: f.auth)["id"] as! String

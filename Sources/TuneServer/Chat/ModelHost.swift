@@ -1,5 +1,6 @@
-// ModelHost — the models the server offers: the base model loaded once at startup and the adapters of
-// finished jobs, loaded on first use over the same (shared) base weights and kept in a small LRU cache.
+// ModelHost — the models the server offers: the base model loaded once at startup, the adapters of
+// finished jobs and (with --registry) the registry's adapters trained on this base, loaded on first
+// use over the same (shared) base weights and kept in a small LRU cache.
 
 import Foundation
 import TuneKit
@@ -10,6 +11,9 @@ final class ModelHost: @unchecked Sendable {
     let created: Int
     private let store: ServeStore
     private let cacheSize: Int
+    private let registry: Registry?
+    /// The base model's file name, as the train stage records it in an adapter's `base_model` metadata.
+    private let baseFile: String
     private let lock = NSLock()
     private var adapters: [(id: String, model: LlamaModel)] = []
 
@@ -20,6 +24,24 @@ final class ModelHost: @unchecked Sendable {
             .timeIntervalSince1970 ?? Date().timeIntervalSince1970)
         self.store = store
         cacheSize = max(1, config.adapterCacheSize)
+        registry = try config.registryPath.map { try Registry.open(path: $0, blobRoot: config.blobRoot) }
+        baseFile = (config.modelPath as NSString).lastPathComponent
+    }
+
+    /// Registered adapters trained on this base (all versions).
+    private func registered() throws -> [Artifact] {
+        guard let registry else { return [] }
+        return try registry.list(kind: .adapter).filter { $0.metadata["base_model"] == .string(baseFile) }
+    }
+
+    /// The registered adapter `ref` names (NAME, NAME@3, NAME@alias), when it is one for this base.
+    private func registered(_ ref: String) throws -> (Artifact, String)? {
+        guard let registry, !ref.hasPrefix("ft:"), let a = try? registry.resolve(ref), a.kind == .adapter else { return nil }
+        guard a.metadata["base_model"] == .string(baseFile) else {
+            throw APIError.invalid("The registered adapter '\(a.ref)' was not trained on this server's base model '\(baseID)'.", param: "model")
+        }
+        guard let path = registry.path(of: a) else { return nil }
+        return (a, path)
     }
 
     /// `ft:<base>:<suffix>:<job-id>` for a job of this server.
@@ -38,10 +60,16 @@ final class ModelHost: @unchecked Sendable {
             + (try store.jobs(status: .succeeded)).reversed().compactMap { j in
                 j.fineTunedModel.map { ModelObject(id: $0, created: j.finishedAt ?? j.createdAt, ownedBy: "tune") }
             }
+            + (try registered()).map { ModelObject(id: $0.ref, created: Self.epoch($0.createdAt), ownedBy: "tune-registry") }
+    }
+
+    private static func epoch(_ iso: String) -> Int {
+        Int((ISO8601DateFormatter().date(from: iso) ?? Date()).timeIntervalSince1970)
     }
 
     func info(_ id: String) throws -> ModelObject? {
         if id == baseID { return ModelObject(id: baseID, created: created, ownedBy: "tune") }
+        if let (a, _) = try registered(id) { return ModelObject(id: id, created: Self.epoch(a.createdAt), ownedBy: "tune-registry") }
         guard let j = try job(forModel: id) else { return nil }
         return ModelObject(id: id, created: j.finishedAt ?? j.createdAt, ownedBy: "tune")
     }
@@ -57,8 +85,13 @@ final class ModelHost: @unchecked Sendable {
             return hit.model
         }
         lock.unlock()
-        guard let job = try job(forModel: id) else { return nil }
-        let m = try base.loadingAdapter(directory: JobWorker.adapterDirectory(store: store, job: job.id))
+        let directory: String
+        if let job = try job(forModel: id) {
+            directory = JobWorker.adapterDirectory(store: store, job: job.id)
+        } else if let (_, path) = try registered(id) {
+            directory = path
+        } else { return nil }
+        let m = try base.loadingAdapter(directory: directory)
         lock.lock()
         defer { lock.unlock() }
         adapters.removeAll { $0.id == id }

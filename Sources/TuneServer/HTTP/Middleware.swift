@@ -18,12 +18,22 @@ struct AccessLogMiddleware: RouterMiddleware {
         do { response = try await next(request, context) } catch {
             response = try Self.apiError(error).response(from: request, context: context)
         }
-        let d = ContinuousClock.now - start
-        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         let route = context.endpointPath ?? "unmatched"   // route patterns only: bounded label values
-        metrics.observe(method: request.method.rawValue, route: route, status: response.status.code, seconds: seconds)
-        log?.write(method: request.method.rawValue, path: request.uri.path, status: response.status.code, seconds: seconds,
-                   keyID: context.info.keyID)
+        let (method, path, status, keyID) = (request.method.rawValue, request.uri.path, response.status.code, context.info.keyID)
+        let (metrics, log) = (self.metrics, self.log)
+        @Sendable func record() {
+            let d = ContinuousClock.now - start
+            let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+            metrics.observe(method: method, route: route, status: status, seconds: seconds)
+            log?.write(method: method, path: path, status: status, seconds: seconds, keyID: keyID)
+        }
+        guard response.body.contentLength == nil else { record(); return response }
+        // A streamed body (server-sent events): the request ends when its last byte is written.
+        let inner = response.body
+        response.body = ResponseBody { writer in
+            defer { record() }
+            try await inner.write(writer)
+        }
         return response
     }
 

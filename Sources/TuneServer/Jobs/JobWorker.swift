@@ -77,9 +77,19 @@ final class JobWorker: Service, @unchecked Sendable {
 
     // MARK: - Service
 
+    /// Until graceful shutdown (SIGTERM/SIGINT) or cancellation: either stops the running job at its
+    /// next step with a checkpoint and requeues it.
     func run() async throws {
+        await withTaskCancellationHandler {
+            await loop()
+        } onCancel: {
+            self.stop()
+        }
+    }
+
+    private func loop() async {
         await withGracefulShutdownHandler {
-            while !self.isStopping {
+            while !self.isStopping && !Task.isCancelled {
                 do {
                     if let job = try store.nextQueued() {
                         await runOnThread(job.id)

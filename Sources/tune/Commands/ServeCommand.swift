@@ -22,6 +22,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-access-log"), help: "Do not write an access log.") var noAccessLog = false
     @Option(name: .customLong("checkpoint-every"), help: "Training steps between checkpoints.") var checkpointEvery = 10
     @Option(help: "Chat completions generated at once.") var parallel = 1
+    @Option(help: "Also serve this registry's adapters trained on the base model (as NAME@VERSION).") var registry: String?
+    @Option(help: "The registry's blob root (default: TUNE_BLOBS or adapters).") var blobs: String?
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
@@ -39,6 +41,8 @@ struct ServeCommand: AsyncParsableCommand {
             config.accessLogEnabled = !noAccessLog
             config.checkpointEvery = checkpointEvery
             config.parallelGenerations = parallel
+            config.registryPath = registry
+            config.blobRoot = blobs ?? ProcessInfo.processInfo.environment["TUNE_BLOBS"] ?? config.blobRoot
             let json = global.json, keys = config.apiKeys.count, id = config.modelID, host = self.host
             let app = try ServeApp.make(config: config) { port in
                 let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
