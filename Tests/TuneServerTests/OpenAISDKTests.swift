@@ -37,8 +37,7 @@ enum SDKVenv {
 @Suite struct OpenAISDKTests {
     @Test(.enabled(if: SDKVenv.problem == nil, "the openai SDK venv could not be made (see SDKVenv.problem); the SDK check was skipped"))
     func officialSDKDrivesTheServer() async throws {
-        var f = try ServeFixture(keys: ["sk-sdk-test"])
-        f.config.port = 0
+        let f = try ServeFixture(keys: ["sk-sdk-test"]) { c, _ in c.port = 0 }
         defer { f.cleanUp() }
         let train = f.dir.appendingPathComponent("train.jsonl")
         try ServeFixture.chatJSONL(12).write(to: train, atomically: true, encoding: .utf8)

@@ -55,14 +55,14 @@ import Engine
             }
             // List with the metadata filter.
             try await client.execute(uri: "/v1/fine_tuning/jobs?metadata%5Bteam%5D=a", method: .get, headers: f.auth) { r in
-                #expect((try json(r)["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [id])
+                let o = try json(r); #expect((o["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [id])
             }
             try await client.execute(uri: "/v1/fine_tuning/jobs?metadata[team]=b", method: .get, headers: f.auth) { r in
-                #expect((try json(r)["data"] as? [Any])?.isEmpty == true)
+                let o = try json(r); #expect((o["data"] as? [Any])?.isEmpty == true)
             }
             // The fine-tune is listed and servable.
             try await client.execute(uri: "/v1/models", method: .get, headers: f.auth) { r in
-                #expect((try json(r)["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["tiny", model])
+                let o = try json(r); #expect((o["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["tiny", model])
             }
             var h = f.auth
             h[.contentType] = "application/json"

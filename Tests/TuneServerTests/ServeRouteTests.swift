@@ -46,8 +46,7 @@ import Engine
     }
 
     @Test func oversizedUploadGets413() async throws {
-        var f = try ServeFixture()
-        f.config.maxUploadBytes = 2048
+        let f = try ServeFixture { c, _ in c.maxUploadBytes = 2048 }
         defer { f.cleanUp() }
         try await f.app().test(.router) { client in
             let (body, type) = multipart(file: ServeFixture.chatJSONL(100))
@@ -55,12 +54,12 @@ import Engine
             h[.contentType] = type
             try await client.execute(uri: "/v1/files", method: .post, headers: h, body: body) { r in
                 #expect(r.status == .contentTooLarge)
-                #expect((try json(r)["error"] as? [String: Any])?["code"] as? String == "request_too_large")
+                let o = try json(r); #expect((o["error"] as? [String: Any])?["code"] as? String == "request_too_large")
             }
             // A small one still fits, and nothing was stored by the refused one.
             _ = try await client.upload(ServeFixture.chatJSONL(2), headers: f.auth)
             try await client.execute(uri: "/v1/files", method: .get, headers: f.auth) { r in
-                #expect((try json(r)["data"] as? [Any])?.count == 1)
+                let o = try json(r); #expect((o["data"] as? [Any])?.count == 1)
             }
         }
     }
@@ -138,9 +137,10 @@ import Engine
     }
 
     @Test func rateLimitAnswers429WithRetryAfter() async throws {
-        var f = try ServeFixture()
-        f.config.rateLimit = 0.5
-        f.config.rateBurst = 3
+        let f = try ServeFixture { c, _ in
+            c.rateLimit = 0.5
+            c.rateBurst = 3
+        }
         defer { f.cleanUp() }
         try await f.app().test(.router) { client in
             var statuses: [HTTPResponse.Status] = []
@@ -149,7 +149,7 @@ import Engine
                     statuses.append(r.status)
                     if r.status == .tooManyRequests {
                         #expect(Int(r.headers[.retryAfter] ?? "") ?? 0 >= 1)
-                        #expect((try json(r)["error"] as? [String: Any])?["code"] as? String == "rate_limit_exceeded")
+                        let o = try json(r); #expect((o["error"] as? [String: Any])?["code"] as? String == "rate_limit_exceeded")
                     }
                 }
             }

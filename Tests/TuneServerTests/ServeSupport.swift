@@ -13,7 +13,7 @@ struct ServeFixture {
     var config: ServeConfig
 
     /// A temp dir with a tiny Q8_0 model; the server's state lives in `dir/state`.
-    init(keys: [String] = ["sk-test-1", "sk-test-2"]) throws {
+    init(keys: [String] = ["sk-test-1", "sk-test-2"], configure: (inout ServeConfig, URL) throws -> Void = { _, _ in }) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("tune-serve-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let model = dir.appendingPathComponent("tiny.gguf").path
@@ -23,6 +23,7 @@ struct ServeFixture {
         config.accessLogPath = dir.appendingPathComponent("access.log").path
         config.checkpointEvery = 2
         config.rateLimit = 0
+        try configure(&config, dir)
     }
 
     func app() throws -> some ApplicationProtocol { try ServeApp.make(config: config) }
