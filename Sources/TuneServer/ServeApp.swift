@@ -56,7 +56,8 @@ public final class RunningServer: Sendable {
     /// Starts the server for `config` (use port 0 for any free port) and returns once it listens.
     public static func start(config: ServeConfig) async throws -> RunningServer {
         let (ports, portIn) = AsyncStream<Int>.makeStream()
-        let app = try ServeApp.make(config: config) { port in
+        // .critical: stop() cancels the service group, which Hummingbird logs as an error.
+        let app = try ServeApp.make(config: config, logLevel: .critical) { port in
             portIn.yield(port)
             portIn.finish()
         }
