@@ -15,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // C kernels: plain C, explicit shapes, runtime ISA dispatch (no arch compile flags).
@@ -36,15 +39,37 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // `tune serve`: the OpenAI fine-tuning + chat API over Hummingbird (NIO stays out of TuneKit).
+        .target(
+            name: "TuneServer",
+            dependencies: [
+                "TuneKit", "Engine",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "tune",
-            dependencies: ["TuneKit", "Engine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "TuneKit", "Engine", "TuneServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .testTarget(name: "CKernelsTests", dependencies: ["CKernels", "Engine"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CKernels"]),
         // Test support: a loopback HTTP server and a fake OpenAI-compatible provider played on it.
         .target(name: "LoopbackHTTP", path: "Tests/LoopbackHTTP"),
         .testTarget(name: "TuneKitTests", dependencies: ["TuneKit", "Engine", "LoopbackHTTP", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "TuneServerTests",
+            dependencies: [
+                "TuneServer", "TuneKit", "Engine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "tuneTests", dependencies: ["tune", "TuneKit", "Engine", "LoopbackHTTP"]),
     ],
     swiftLanguageModes: [.v6]

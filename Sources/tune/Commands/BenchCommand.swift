@@ -6,7 +6,7 @@ import TuneKit
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (each prints its reference, measured in the same run).",
-        subcommands: [Forward.self, BenchGemm.self, BenchOps.self, BenchPrepare.self, BenchRegistryCommand.self, BenchTrain.self, BenchMerge.self])
+        subcommands: [Forward.self, BenchGemm.self, BenchOps.self, BenchPrepare.self, BenchRegistryCommand.self, BenchTrain.self, BenchMerge.self, BenchServe.self])
 
     struct Forward: ParsableCommand {
         static let configuration = CommandConfiguration(
