@@ -223,33 +223,48 @@ CK_AVX512_INLINE __m512 block_dot512(const __m512 q[2], const float *x) {
     return _mm512_fmadd_ps(q[1], _mm512_loadu_ps(x + 16), _mm512_mul_ps(q[0], _mm512_loadu_ps(x)));
 }
 
-/* One row, T = 1 (row1 with 16 lanes). */
+/* Block i of a row expanded to 2×16 floats, its scale d and (Q4_1) min m. */
+CK_AVX512_INLINE void load_block512(int wtype, const void *w, int64_t i, __m512 q[2], __m512 *d, float *m) {
+    if (wtype == CK_TYPE_Q4_0) {
+        const block_q4_0 *b = (const block_q4_0 *)w + i;
+        expand_q4_512(b->qs, _mm_set1_epi8(8), q);
+        *d = h2f16(b->d);
+    } else if (wtype == CK_TYPE_Q4_1) {
+        const block_q4_1 *b = (const block_q4_1 *)w + i;
+        expand_q4_512(b->qs, _mm_setzero_si128(), q);
+        *d = h2f16(b->d);
+        *m = _mm_cvtss_f32(h2f(b->m));
+    } else {
+        const block_q8_0 *b = (const block_q8_0 *)w + i;
+        expand_q8_512(b->qs, q);
+        *d = h2f16(b->d);
+    }
+}
+
+/* One row, T = 1 (row1 with 16 lanes): two blocks per step, four independent FMA chains. */
 CK_AVX512_INLINE float row1_512(int wtype, const void *w, const float *x, const float *xs, int64_t K) {
     const int64_t nb = K / 32;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    float macc = 0.0f;
-    __m512 q[2];
-    for (int64_t i = 0; i < nb; i++) {
-        __m512 d;
-        const int a = (int)(i & 1) * 2;
-        if (wtype == CK_TYPE_Q4_0) {
-            const block_q4_0 *b = (const block_q4_0 *)w + i;
-            expand_q4_512(b->qs, _mm_set1_epi8(8), q);
-            d = h2f16(b->d);
-        } else if (wtype == CK_TYPE_Q4_1) {
-            const block_q4_1 *b = (const block_q4_1 *)w + i;
-            expand_q4_512(b->qs, _mm_setzero_si128(), q);
-            d = h2f16(b->d);
-            macc = __builtin_fmaf(_mm_cvtss_f32(h2f(b->m)), xs[i], macc);
-        } else {
-            const block_q8_0 *b = (const block_q8_0 *)w + i;
-            expand_q8_512(b->qs, q);
-            d = h2f16(b->d);
-        }
-        acc[a] = _mm512_fmadd_ps(_mm512_mul_ps(d, q[0]), _mm512_loadu_ps(x + 32 * i), acc[a]);
-        acc[a + 1] = _mm512_fmadd_ps(_mm512_mul_ps(d, q[1]), _mm512_loadu_ps(x + 32 * i + 16), acc[a + 1]);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    float macc = 0.0f, m0 = 0.0f, m1 = 0.0f;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m512 q[2], r[2], d0, d1;
+        load_block512(wtype, w, i, q, &d0, &m0);
+        load_block512(wtype, w, i + 1, r, &d1, &m1);
+        a0 = _mm512_fmadd_ps(_mm512_mul_ps(d0, q[0]), _mm512_loadu_ps(x + 32 * i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_mul_ps(d0, q[1]), _mm512_loadu_ps(x + 32 * i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_mul_ps(d1, r[0]), _mm512_loadu_ps(x + 32 * i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_mul_ps(d1, r[1]), _mm512_loadu_ps(x + 32 * i + 48), a3);
+        if (wtype == CK_TYPE_Q4_1) macc = __builtin_fmaf(m1, xs[i + 1], __builtin_fmaf(m0, xs[i], macc));
     }
-    return ck_hsum16(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) + macc;
+    if (i < nb) {
+        __m512 q[2], d0;
+        load_block512(wtype, w, i, q, &d0, &m0);
+        a0 = _mm512_fmadd_ps(_mm512_mul_ps(d0, q[0]), _mm512_loadu_ps(x + 32 * i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_mul_ps(d0, q[1]), _mm512_loadu_ps(x + 32 * i + 16), a1);
+        if (wtype == CK_TYPE_Q4_1) macc = __builtin_fmaf(m0, xs[i], macc);
+    }
+    return ck_hsum16(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + macc;
 }
 
 /* res[t] = dot(x[t], row) for 2 <= T <= CK_GEMV_MAX_T, one zmm accumulator per input row. */
@@ -260,21 +275,10 @@ CK_AVX512_INLINE void rowT_512(int wtype, const void *w, const float *x, const f
     for (int64_t t = 0; t < T; t++) { acc[t] = _mm512_setzero_ps(); macc[t] = 0.0f; }
     for (int64_t i = 0; i < nb; i++) {
         __m512 q[2], d;
-        if (wtype == CK_TYPE_Q4_0) {
-            const block_q4_0 *b = (const block_q4_0 *)w + i;
-            expand_q4_512(b->qs, _mm_set1_epi8(8), q);
-            d = h2f16(b->d);
-        } else if (wtype == CK_TYPE_Q4_1) {
-            const block_q4_1 *b = (const block_q4_1 *)w + i;
-            expand_q4_512(b->qs, _mm_setzero_si128(), q);
-            d = h2f16(b->d);
-            const float m = _mm_cvtss_f32(h2f(b->m));
+        float m = 0.0f;
+        load_block512(wtype, w, i, q, &d, &m);
+        if (wtype == CK_TYPE_Q4_1)
             for (int64_t t = 0; t < T; t++) macc[t] = __builtin_fmaf(m, xs[t * nb + i], macc[t]);
-        } else {
-            const block_q8_0 *b = (const block_q8_0 *)w + i;
-            expand_q8_512(b->qs, q);
-            d = h2f16(b->d);
-        }
         for (int64_t t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(d, block_dot512(q, x + t * K + 32 * i), acc[t]);
     }
     for (int64_t t = 0; t < T; t++) res[t] = ck_hsum16(acc[t]) + macc[t];
@@ -293,12 +297,14 @@ CK_AVX512 static void gv512_task(void *vctx, int64_t task) {
             case CK_TYPE_Q4_1: res[0] = row1_512(CK_TYPE_Q4_1, row, c->inp, c->xs, c->K); break;
             default: res[0] = row1_512(CK_TYPE_Q8_0, row, c->inp, c->xs, c->K); break;
             }
-        } else {
-            switch (c->wtype) {
-            case CK_TYPE_Q4_0: rowT_512(CK_TYPE_Q4_0, row, c->inp, c->xs, c->T, c->K, res); break;
-            case CK_TYPE_Q4_1: rowT_512(CK_TYPE_Q4_1, row, c->inp, c->xs, c->T, c->K, res); break;
-            default: rowT_512(CK_TYPE_Q8_0, row, c->inp, c->xs, c->T, c->K, res); break;
-            }
+        } else { // constant (wtype, T) per instantiation: the accumulators stay in registers
+#define ROWT_CASE(TT) case TT: \
+            if (c->wtype == CK_TYPE_Q4_0) rowT_512(CK_TYPE_Q4_0, row, c->inp, c->xs, TT, c->K, res); \
+            else if (c->wtype == CK_TYPE_Q4_1) rowT_512(CK_TYPE_Q4_1, row, c->inp, c->xs, TT, c->K, res); \
+            else rowT_512(CK_TYPE_Q8_0, row, c->inp, c->xs, TT, c->K, res); \
+            break;
+            switch (c->T) { ROWT_CASE(2) ROWT_CASE(3) ROWT_CASE(4) ROWT_CASE(5) ROWT_CASE(6) ROWT_CASE(7) default: ROWT_CASE(8) }
+#undef ROWT_CASE
         }
         const float b = c->bias ? c->bias[n] : 0.0f;
         for (int64_t t = 0; t < c->T; t++) c->out[t * c->N + n] = res[t] + b;
