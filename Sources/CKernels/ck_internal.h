@@ -68,6 +68,10 @@ void ck_parallel_for(int64_t n_tasks, ck_task_fn fn, void *ctx);
 /* Per-thread scratch buffer of at least n floats, 64-byte aligned, reused across calls
  * (contents undefined). Freed at thread exit. Returns NULL on allocation failure. */
 float *ck_scratch(size_t n);
+/* A second per-thread buffer for a dispatcher's operands shared by all its tasks (packed once
+ * before ck_parallel_for, read by the tasks): reused across calls, so large packs do not cost
+ * fresh pages (mmap + page faults) on every call. Never call it inside a task. */
+float *ck_scratch_caller(size_t n);
 
 // ---- fused small-T quantized matmul (gemv_q.c) ------------------------------------
 

@@ -199,13 +199,12 @@ int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int 
         return 0;
     }
     if (ck_use_avx512() && wtype == CK_TYPE_F32 && K <= SMALL_K) {
-        float *wt = malloc((size_t)(K * N) * sizeof(float));
+        float *wt = ck_scratch_caller((size_t)(K * N));
         if (!wt) return -1;
         for (int64_t n = 0; n < N; n++)
             for (int64_t k = 0; k < K; k++) wt[k * N + n] = ((const float *)w)[n * K + k];
         bis_ctx sc = {dinp, dout, wt, T, K, N, accumulate};
         ck_parallel_for((T + SMALL_ROWS - 1) / SMALL_ROWS, bi_small_task, &sc);
-        free(wt);
         return 0;
     }
     const int64_t bs = ck_type_block_size(wtype);
@@ -325,14 +324,13 @@ void ck_matmul_backward_weight(float *dw, const float *dout, const float *inp,
         bw_ctx c = {dw, dout, inp, T, K, N, (K + KC - 1) / KC, n_blocks < 4 * (int64_t)ck_get_threads(), NULL, NULL};
         // Pack inp (and, when tasks split k, dout) once for all tasks instead of once per task;
         // without the memory the tasks pack their own slices (same results either way).
-        float *buf = T * K > 4096 ? malloc((size_t)(c.k_tiles * T * KC + (c.k_split ? n_blocks * T * NBW : 0)) * sizeof(float)) : NULL;
+        float *buf = T * K > 4096 ? ck_scratch_caller((size_t)(c.k_tiles * T * KC + (c.k_split ? n_blocks * T * NBW : 0))) : NULL;
         if (buf) {
             c.ipack = buf;
             c.dpack = c.k_split ? buf + c.k_tiles * T * KC : NULL;
             ck_parallel_for(c.k_tiles + (c.k_split ? n_blocks : 0), bw_pack_task, &c);
         }
         ck_parallel_for(c.k_split ? c.k_tiles * n_blocks : n_blocks, bw_task, &c);
-        free(buf);
         return;
     }
 #endif
