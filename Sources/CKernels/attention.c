@@ -6,7 +6,8 @@
  * (running max, rescaled sum and accumulator): AVX2 dot products four keys at a time,
  * vector exp, and P·V with the D-accumulator held in registers. Memory per task is
  * O(QB·(D + CHUNK)). A query's arithmetic does not depend on its block or thread, so
- * results are bit-identical for any thread count.
+ * results are bit-identical for any thread count (for a given ISA).
+ * AVX-512: the same blocks and chunks with 16-lane dots, exp and P·V (attn512_task).
  * Invalid shapes (Hkv <= 0, H % Hkv != 0, Tkv < pos0 + T) leave out untouched.
  */
 #include "ck_internal.h"
@@ -209,13 +210,136 @@ CK_AVX2 static void attn_task(void *vctx, int64_t task) {
 }
 #endif
 
+// ---- AVX-512 ------------------------------------------------------------------------------
+// The same algorithm (blocks, chunks, online softmax) with 16-lane vectors: masked loads
+// cover D tails (no scalar loops), exp is ck_exp16, sums use the fixed ck_hsum16 order.
+
+#if CK_X86
+CK_AVX512_INLINE __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
+
+/* s[i] = dot(q, k_i) * scale for 4 key rows; two accumulators per key (32-column steps). */
+CK_AVX512 static void dot4_512(float *s, const float *q, const float *const *kr, int64_t D, float scale) {
+    __m512 a[8];
+    for (int i = 0; i < 8; i++) a[i] = _mm512_setzero_ps();
+    int64_t d = 0;
+    for (; d + 32 <= D; d += 32) {
+        const __m512 q0 = _mm512_loadu_ps(q + d), q1 = _mm512_loadu_ps(q + d + 16);
+        for (int i = 0; i < 4; i++) {
+            a[i] = _mm512_fmadd_ps(q0, _mm512_loadu_ps(kr[i] + d), a[i]);
+            a[i + 4] = _mm512_fmadd_ps(q1, _mm512_loadu_ps(kr[i] + d + 16), a[i + 4]);
+        }
+    }
+    for (; d < D; d += 16) {
+        const __mmask16 m = lanes(D - d);
+        const __m512 q0 = _mm512_maskz_loadu_ps(m, q + d);
+        for (int i = 0; i < 4; i++) a[i] = _mm512_fmadd_ps(q0, _mm512_maskz_loadu_ps(m, kr[i] + d), a[i]);
+    }
+    for (int i = 0; i < 4; i++) s[i] = ck_hsum16(_mm512_add_ps(a[i], a[i + 4])) * scale;
+}
+
+/* acc[d] += Σ_j p[j] · v_j[d] for the nc rows v_j = v0 + j*stride, 64 columns at a time in registers. */
+CK_AVX512 static void pv_chunk512(float *acc, const float *v0, int64_t stride, const float *p, int64_t nc, int64_t D) {
+    for (int64_t d = 0; d < D; d += 64) {
+        __mmask16 m[4];
+        __m512 a[4];
+        for (int i = 0; i < 4; i++) {
+            const int64_t left = D - d - 16 * i;
+            m[i] = left <= 0 ? 0 : lanes(left);
+            a[i] = _mm512_maskz_loadu_ps(m[i], acc + d + 16 * i);
+        }
+        for (int64_t j = 0; j < nc; j++) {
+            const float *vj = v0 + j * stride + d;
+            const __m512 pj = _mm512_set1_ps(p[j]);
+            for (int i = 0; i < 4; i++) a[i] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[i], vj + 16 * i), a[i]);
+        }
+        for (int i = 0; i < 4; i++) _mm512_mask_storeu_ps(acc + d + 16 * i, m[i], a[i]);
+    }
+}
+
+/* attn_chunk with 16 lanes (s is CHUNK floats of scratch). */
+CK_AVX512 static void attn_chunk512(const attn_ctx *c, const float *qv, int64_t hk, int64_t j0, int64_t nc,
+                                    float *acc, float *s, float *m, float *l) {
+    const int64_t D = c->D, Hkv = c->Hkv;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int64_t jj = 0; jj < nc; jj += 4) {
+        const float *kr[4];
+        for (int i = 0; i < 4; i++) {
+            const int64_t j = j0 + (jj + i < nc ? jj + i : nc - 1);
+            kr[i] = c->k + (j * Hkv + hk) * D;
+        }
+        dot4_512(s + jj, qv, kr, D, scale); // may write up to 3 entries past nc (within CHUNK)
+    }
+    const int64_t nc16 = (nc + 15) & ~(int64_t)15;
+    for (int64_t jj = nc; jj < nc16; jj++) s[jj] = -INFINITY;
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    for (int64_t jj = 0; jj < nc16; jj += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(s + jj));
+    const float cm = ck_hmax16(mv);
+    if (cm > *m) {
+        const float corr = expf(*m - cm); // 0 on the first chunk
+        if (corr != 1.0f) {
+            const __m512 cv = _mm512_set1_ps(corr);
+            for (int64_t d = 0; d < D; d += 16) {
+                const __mmask16 mk = lanes(D - d);
+                _mm512_mask_storeu_ps(acc + d, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, acc + d), cv));
+            }
+            *l *= corr;
+        }
+        *m = cm;
+    }
+    const __m512 mb = _mm512_set1_ps(*m);
+    __m512 lv = _mm512_setzero_ps();
+    for (int64_t jj = 0; jj < nc16; jj += 16) {
+        const __m512 p = ck_exp16(_mm512_sub_ps(_mm512_loadu_ps(s + jj), mb));
+        _mm512_storeu_ps(s + jj, p);
+        lv = _mm512_add_ps(lv, p);
+    }
+    *l += ck_hsum16(lv);
+    pv_chunk512(acc, c->v + (j0 * Hkv + hk) * D, Hkv * D, s, nc, D);
+}
+
+/* attn_task with the AVX-512 chunk update. */
+CK_AVX512 static void attn512_task(void *vctx, int64_t task) {
+    const attn_ctx *c = vctx;
+    const int64_t D = c->D, H = c->H, nblk = (c->T + QB - 1) / QB;
+    const int64_t t0 = (nblk - 1 - task / H) * QB, h = task % H, hk = h / (H / c->Hkv);
+    const int64_t nq = c->T - t0 < QB ? c->T - t0 : QB, stride = D + CHUNK;
+    float stack_buf[QB * (256 + CHUNK)];
+    float *buf = D <= 256 ? stack_buf : ck_scratch((size_t)(QB * stride));
+    if (!buf) {
+        for (int64_t qi = 0; qi < nq; qi++)
+            for (int64_t d = 0; d < D; d++) c->out[((t0 + qi) * H + h) * D + d] = NAN;
+        return;
+    }
+    float m[QB], l[QB];
+    for (int64_t qi = 0; qi < nq; qi++) {
+        m[qi] = -INFINITY;
+        l[qi] = 0.0f;
+        for (int64_t d = 0; d < D; d++) buf[qi * stride + d] = 0.0f;
+    }
+    const int64_t n_max = c->pos0 + t0 + nq;
+    for (int64_t j0 = 0; j0 < n_max; j0 += CHUNK)
+        for (int64_t qi = 0; qi < nq; qi++) {
+            const int64_t n = c->pos0 + t0 + qi + 1;
+            if (j0 >= n) continue;
+            float *acc = buf + qi * stride;
+            attn_chunk512(c, c->q + ((t0 + qi) * H + h) * D, hk, j0, n - j0 < CHUNK ? n - j0 : CHUNK,
+                          acc, acc + D, &m[qi], &l[qi]);
+        }
+    for (int64_t qi = 0; qi < nq; qi++) {
+        const float inv = 1.0f / l[qi];
+        float *o = c->out + ((t0 + qi) * H + h) * D;
+        for (int64_t d = 0; d < D; d++) o[d] = buf[qi * stride + d] * inv;
+    }
+}
+#endif
+
 void ck_attention_forward(float *out, const float *q, const float *k, const float *v,
                           int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D) {
 #if CK_X86
     if (ck_use_simd()) {
         if (bad_shape(T, Tkv, pos0, H, Hkv, D)) return;
         attn_ctx c = {out, q, k, v, T, Tkv, pos0, H, Hkv, D};
-        ck_parallel_for((T + QB - 1) / QB * H, attn_task, &c);
+        ck_parallel_for((T + QB - 1) / QB * H, ck_use_avx512() ? attn512_task : attn_task, &c);
         return;
     }
 #endif

@@ -40,6 +40,20 @@ static inline int ck_use_avx512(void) { return CK_X86 && ck_isa_active() >= CK_I
  * Each element is its initial value followed by one fmaf per r in increasing order. */
 void ck512_tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
                      const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c);
+
+/* Small-N products (N <= 16, e.g. LoRA rank r): out[i, n] (+)= Σ_k x[i*ldx + k] · w[n*ldw + k]
+ * (+ bias[n]) for i < rows, n < N. Vectorized along k (16-lane accumulators, fixed ck_hsum16
+ * order), so no lanes are wasted on the short N side. accumulate: out += the sum (rounded
+ * once), else out = it. Each element's arithmetic depends only on K, never on rows or tiling. */
+void ck512_small_n(float *out, int64_t ldo, const float *x, int64_t ldx, const float *w, int64_t ldw,
+                   const float *bias, int64_t rows, int64_t K, int64_t N, int accumulate);
+#endif
+
+#if CK_X86
+/* C[rows, cols] (+)= A·B with ck512_tile_gemm's contract, on the AVX2 6×16 tiles or (active ISA
+ * avx512) the 12×32 AVX-512 tiles (gemm_bwd.c). */
+void ck_tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
+                  const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c);
 #endif
 
 // ---- threads -------------------------------------------------------------------
@@ -54,6 +68,10 @@ void ck_parallel_for(int64_t n_tasks, ck_task_fn fn, void *ctx);
 /* Per-thread scratch buffer of at least n floats, 64-byte aligned, reused across calls
  * (contents undefined). Freed at thread exit. Returns NULL on allocation failure. */
 float *ck_scratch(size_t n);
+/* A second per-thread buffer for a dispatcher's operands shared by all its tasks (packed once
+ * before ck_parallel_for, read by the tasks): reused across calls, so large packs do not cost
+ * fresh pages (mmap + page faults) on every call. Never call it inside a task. */
+float *ck_scratch_caller(size_t n);
 
 // ---- fused small-T quantized matmul (gemv_q.c) ------------------------------------
 
@@ -112,6 +130,28 @@ CK_AVX2_INLINE __m256 ck_exp8(__m256 x) {
     y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), over);
     y = _mm256_andnot_ps(under, y);
     return _mm256_blendv_ps(y, x, nan);
+}
+
+/* Fixed-order horizontal sum / max of 16 lanes: the two 8-lane halves are combined first,
+ * then the 8-lane order of ck_hsum8 / ck_hmax8. */
+CK_AVX512_INLINE float ck_hsum16(__m512 v) {
+    const __m256 lo = _mm512_castps512_ps256(v), hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    __m256 s = _mm256_add_ps(lo, hi);
+    __m128 a = _mm256_castps256_ps128(s), b = _mm256_extractf128_ps(s, 1);
+    a = _mm_add_ps(a, b);
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_shuffle_ps(a, a, 1));
+    return _mm_cvtss_f32(a);
+}
+
+CK_AVX512_INLINE float ck_hmax16(__m512 v) {
+    const __m256 lo = _mm512_castps512_ps256(v), hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    __m256 s = _mm256_max_ps(lo, hi);
+    __m128 a = _mm256_castps256_ps128(s), b = _mm256_extractf128_ps(s, 1);
+    a = _mm_max_ps(a, b);
+    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_max_ss(a, _mm_shuffle_ps(a, a, 1));
+    return _mm_cvtss_f32(a);
 }
 
 /* ck_exp8 for 16 lanes (same reduction and polynomial, so the same values lane by lane). */

@@ -3,7 +3,8 @@
  * Detection uses cpuid via __builtin_cpu_supports (x86-64 only; other targets: ref).
  * The active ISA starts as TUNE_KERNELS (ref|avx2|avx512) if set and supported, else the
  * best ISA the CPU has; ck_set_isa() overrides it. Under avx512 the ops that have AVX-512
- * kernels (the f32 GEMM core: forward, backward input/weight) use them, the rest run AVX2.
+ * kernels (the f32 GEMM core: forward, backward input/weight, packed forward, small-N paths;
+ * training and inference attention; the fused quantized GEMV) use them, the rest run AVX2.
  */
 #include "ck_internal.h"
 #include <pthread.h>

@@ -11,6 +11,9 @@
  * AVX-512: tiles of 32 weight rows are packed transposed ([K][32]) and multiplied with the
  * 12×32 zmm kernel of gemm_avx512.c (see mm512_task).
  *
+ * AVX-512 with f32 weights and N <= 16 (LoRA rank r): blocks of input rows through the
+ * k-vectorized small-N kernel (ck512_small_n), each output one 16-lane dot + ck_hsum16.
+ *
  * Small T (<= CK_GEMV_MAX_T) with Q4_0/Q4_1/Q8_0 weights goes to the fused kernels of
  * gemv_q.c instead (no dequantized tile buffer).
  *
@@ -186,6 +189,18 @@ static void mm512_task(void *vctx, int64_t task) {
 }
 #endif
 
+/* Small N (<= SMALL_N, f32 weights: LoRA's u = x·Aᵀ with N = r): a 32-wide weight tile would
+ * be mostly empty, so tasks are blocks of input rows run through the k-vectorized dot kernel. */
+#define SMALL_N 16
+#define SMALL_ROWS 48
+#if CK_X86
+static void small_n_task(void *vctx, int64_t task) {
+    const mm_ctx *c = vctx;
+    const int64_t t0 = task * SMALL_ROWS, nt = c->T - t0 < SMALL_ROWS ? c->T - t0 : SMALL_ROWS;
+    ck512_small_n(c->out + t0 * c->N, c->N, c->inp + t0 * c->K, c->K, (const float *)c->w, c->K, c->bias, nt, c->K, c->N, 0);
+}
+#endif
+
 /* TUNE_GEMV=0 (read once) routes small T through the tile path too: a benchmark switch to
  * measure the fused kernels against the path they replace. */
 static int gemv_disabled(void) {
@@ -204,6 +219,10 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
     if (!gemv_disabled() && ck_gemv_q_supported(wtype, T, K)) return ck_gemv_q(out, inp, w, wtype, bias, T, K, N); // gemv_q.c
     mm_ctx c = {.out = out, .inp = inp, .w = w, .bias = bias, .wtype = wtype, .T = T, .K = K, .N = N, .rb = rb,
                 .t_block = T, .t_blocks = 1};
+    if (ck_use_avx512() && wtype == CK_TYPE_F32 && N <= SMALL_N) {
+        ck_parallel_for((T + SMALL_ROWS - 1) / SMALL_ROWS, small_n_task, &c);
+        return 0;
+    }
     if (ck_use_avx512()) {
         const int64_t tiles = (N + TILE_N512 - 1) / TILE_N512, want = 4 * (int64_t)ck_get_threads();
         if (tiles < want && T >= 96) { // few weight tiles for many threads: also split the rows of inp
@@ -226,5 +245,99 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
     return c.failed ? -1 : 0;
 #else
     return ck_matmul_forward_ref(out, inp, w, wtype, bias, T, K, N);
+#endif
+}
+
+// ---- packed weights ------------------------------------------------------------------------
+// For one W used by many forward calls (the LM head over a training step's row chunks): W is
+// dequantized and transposed once into panels [ceil(N/32)][K][32] (zero past N), and each call
+// only runs the tile GEMM. Under avx512 each output is the same fmaf chain as
+// ck_matmul_forward's, so results are bit-identical to it.
+
+#define PANEL 32
+
+int64_t ck_matmul_packed_size(int64_t K, int64_t N) {
+    return K <= 0 || N < 0 ? 0 : (N + PANEL - 1) / PANEL * PANEL * K;
+}
+
+typedef struct { float *packed; const char *w; int wtype; int64_t K, N, rb; _Atomic int failed; } pack_ctx;
+
+static void pack_task(void *vctx, int64_t tile) {
+    pack_ctx *c = vctx;
+    const int64_t K = c->K, n0 = tile * PANEL;
+    const int nn = (int)(c->N - n0 < PANEL ? c->N - n0 : PANEL);
+    float *panel = c->packed + tile * PANEL * K;
+    float *rows = ck_scratch((size_t)PANEL * (size_t)K);
+    if (!rows) { c->failed = 1; return; }
+    for (int j = 0; j < nn; j++)
+        if (ck_dequantize_row(c->wtype, c->w + (n0 + j) * c->rb, rows + (int64_t)j * K, K) != 0) { c->failed = 1; return; }
+#if CK_X86
+    if (ck_use_avx512()) {
+        for (int64_t k = 0; k < K; k++)
+            for (int j = nn; j < PANEL; j++) panel[k * PANEL + j] = 0.0f;
+        pack_transposed(panel, rows, K, nn, K); // writes columns < nn
+        return;
+    }
+#endif
+    for (int64_t k = 0; k < K; k++)
+        for (int j = 0; j < PANEL; j++) panel[k * PANEL + j] = j < nn ? rows[(int64_t)j * K + k] : 0.0f;
+}
+
+int ck_matmul_pack(float *packed, const void *w, int wtype, int64_t K, int64_t N) {
+    const int64_t rb = ck_type_row_bytes(wtype, K);
+    if (N < 0 || K <= 0 || rb == 0 || !ck_type_can_dequantize(wtype)) return -1;
+    pack_ctx c = {.packed = packed, .w = w, .wtype = wtype, .K = K, .N = N, .rb = rb};
+    ck_parallel_for((N + PANEL - 1) / PANEL, pack_task, &c);
+    return c.failed ? -1 : 0;
+}
+
+int ck_matmul_forward_packed_ref(float *out, const float *inp, const float *packed, const float *bias,
+                                 int64_t T, int64_t K, int64_t N) {
+    if (T < 0 || N < 0 || K <= 0) return -1;
+    for (int64_t n = 0; n < N; n++) {
+        const float *col = packed + (n / PANEL) * PANEL * K + n % PANEL;
+        for (int64_t t = 0; t < T; t++) {
+            double s = 0.0;
+            for (int64_t k = 0; k < K; k++) s += (double)inp[t * K + k] * (double)col[k * PANEL];
+            out[t * N + n] = (float)s + (bias ? bias[n] : 0.0f);
+        }
+    }
+    return 0;
+}
+
+typedef struct { float *out; const float *inp, *packed, *bias; int64_t T, K, N, t_block, t_blocks; } fp_ctx;
+
+#if CK_X86
+static void fp_task(void *vctx, int64_t task) {
+    const fp_ctx *c = vctx;
+    const int64_t tile = task / c->t_blocks, t0 = (task % c->t_blocks) * c->t_block;
+    const int64_t t1 = t0 + c->t_block < c->T ? t0 + c->t_block : c->T, n0 = tile * PANEL;
+    const int64_t nn = c->N - n0 < PANEL ? c->N - n0 : PANEL;
+    ck_tile_gemm(c->out + t0 * c->N + n0, c->N, c->inp + t0 * c->K, c->K, 1, c->packed + tile * PANEL * c->K, PANEL,
+                 c->K, t1 - t0, nn, 0);
+    if (c->bias)
+        for (int64_t t = t0; t < t1; t++)
+            for (int64_t j = 0; j < nn; j++) c->out[t * c->N + n0 + j] += c->bias[n0 + j];
+}
+#endif
+
+int ck_matmul_forward_packed(float *out, const float *inp, const float *packed, const float *bias,
+                             int64_t T, int64_t K, int64_t N) {
+#if CK_X86
+    if (!ck_use_simd()) return ck_matmul_forward_packed_ref(out, inp, packed, bias, T, K, N);
+    if (T < 0 || N < 0 || K <= 0) return -1;
+    if (T == 0 || N == 0) return 0;
+    const int64_t tiles = (N + PANEL - 1) / PANEL, want = 4 * (int64_t)ck_get_threads();
+    fp_ctx c = {out, inp, packed, bias, T, K, N, T, 1};
+    if (tiles < want && T >= 96) { // nothing to re-pack: split rows freely
+        int64_t tb = (T * tiles + want - 1) / want;
+        tb = (tb + 11) / 12 * 12;
+        c.t_block = tb;
+        c.t_blocks = (T + tb - 1) / tb;
+    }
+    ck_parallel_for(tiles * c.t_blocks, fp_task, &c);
+    return 0;
+#else
+    return ck_matmul_forward_packed_ref(out, inp, packed, bias, T, K, N);
 #endif
 }

@@ -86,4 +86,50 @@ void ck512_tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t
     }
 }
 
+// ---- small-N dot kernel ----------------------------------------------------------------------
+
+/* res[i*8 + j] = Σ_k x[i*ldx + k] · w[j][k] for i < MR, j < 8: one 16-lane accumulator per
+ * (i, j) over k in steps of 16 (masked tail), then ck_hsum16. 3×8 = 24 zmm accumulators. */
+CK_AVX512_INLINE void dot_small(int MR, const float *x, int64_t ldx, const float *const *w, int64_t K, float *res) {
+    __m512 acc[3][8];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < 8; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        __m512 xv[3];
+        for (int i = 0; i < MR; i++) xv[i] = _mm512_maskz_loadu_ps(m, x + i * ldx + k);
+        for (int j = 0; j < 8; j++) {
+            const __m512 wv = _mm512_maskz_loadu_ps(m, w[j] + k);
+            for (int i = 0; i < MR; i++) acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < 8; j++) res[i * 8 + j] = ck_hsum16(acc[i][j]);
+}
+
+CK_AVX512 static void dot_small3(const float *x, int64_t ldx, const float *const *w, int64_t K, float *res) { dot_small(3, x, ldx, w, K, res); }
+CK_AVX512 static void dot_small1(const float *x, int64_t ldx, const float *const *w, int64_t K, float *res) { dot_small(1, x, ldx, w, K, res); }
+
+void ck512_small_n(float *out, int64_t ldo, const float *x, int64_t ldx, const float *w, int64_t ldw,
+                   const float *bias, int64_t rows, int64_t K, int64_t N, int accumulate) {
+    float res[24];
+    for (int64_t n0 = 0; n0 < N; n0 += 8) {
+        const int nn = (int)(N - n0 < 8 ? N - n0 : 8);
+        const float *wr[8];
+        for (int j = 0; j < 8; j++) wr[j] = w + (n0 + (j < nn ? j : nn - 1)) * ldw; // pad: computed, never stored
+        for (int64_t i = 0; i < rows;) {
+            const int mr = rows - i >= 3 ? 3 : 1;
+            (mr == 3 ? dot_small3 : dot_small1)(x + i * ldx, ldx, wr, K, res);
+            for (int r = 0; r < mr; r++) {
+                float *o = out + (i + r) * ldo + n0;
+                for (int j = 0; j < nn; j++) {
+                    const float v = res[r * 8 + j] + (bias ? bias[n0 + j] : 0.0f);
+                    o[j] = accumulate ? o[j] + v : v;
+                }
+            }
+            i += mr;
+        }
+    }
+}
+
 #endif

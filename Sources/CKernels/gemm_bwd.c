@@ -12,6 +12,9 @@
  *  - backward_weight: a task owns NBW rows of dw (all of K, or one KC tile when there are
  *    few row blocks) and reduces over all T in registers; its dout columns and each inp
  *    column tile are packed contiguously first (strided in place, they are TLB-bound).
+ * Small K (<= 16, f32: LoRA rank r) under AVX-512: backward_input runs the k-vectorized
+ * small-N kernel on Wᵀ (each element: a 16-lane dot + ck_hsum16, added to the initial value
+ * once); backward_weight computes dwᵀ on full-width tiles (same order as below).
  * Reproducibility: every output element is its initial value followed by one fmaf per
  * reduction index in increasing order (float), whatever the tile, panel or thread, so
  * results are bit-identical for any thread count.
@@ -112,7 +115,7 @@ CK_AVX2 static void mk1m(MK_ARGS) { mk(1, 0, MK_PASS); }
 
 /* C[rows, cols] (+)= A·B as above, tiled into 6×16 micro-tiles (AVX2), or into the 12×32
  * tiles of gemm_avx512.c when the active ISA is AVX-512 (same per-element arithmetic order). */
-static void tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
+void ck_tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
                       const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c) {
     if (ck_use_avx512()) { ck512_tile_gemm(c, ldc, a, sai, sar, b, ldb, R, rows, cols, load_c); return; }
     for (int64_t j = 0; j < cols; j += 16) {
@@ -165,9 +168,22 @@ static void bi_task(void *vctx, int64_t task) {
             const char *src = c->w + (n0 + j) * c->rb + (k0 / c->bs) * c->bbytes;
             if (ck_dequantize_row(c->wtype, src, panel + j * c->kc, kn) != 0) { c->failed = 1; return; }
         }
-        tile_gemm(out, c->K, c->dout + t0 * c->N + n0, c->N, 1, panel, c->kc, nn, tn, kn,
+        ck_tile_gemm(out, c->K, c->dout + t0 * c->N + n0, c->N, 1, panel, c->kc, nn, tn, kn,
                   n0 > 0 || c->accumulate);
     }
+}
+#endif
+
+/* Small K (<= SMALL_K, f32 W: LoRA's du = dY·B with K = r): W is transposed once to [K][N]
+ * and blocks of dY rows go through the k-vectorized small-N kernel (reduction over N). */
+#define SMALL_K 16
+#define SMALL_ROWS 48
+typedef struct { float *dinp; const float *dout, *wt; int64_t T, K, N; int accumulate; } bis_ctx;
+#if CK_X86
+static void bi_small_task(void *vctx, int64_t task) {
+    const bis_ctx *c = vctx;
+    const int64_t t0 = task * SMALL_ROWS, nt = c->T - t0 < SMALL_ROWS ? c->T - t0 : SMALL_ROWS;
+    ck512_small_n(c->dinp + t0 * c->K, c->K, c->dout + t0 * c->N, c->N, c->wt, c->N, NULL, nt, c->N, c->K, c->accumulate);
 }
 #endif
 
@@ -180,6 +196,15 @@ int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int 
     if (T == 0) return 0;
     if (N == 0) {
         if (!accumulate) memset(dinp, 0, (size_t)(T * K) * sizeof(float));
+        return 0;
+    }
+    if (ck_use_avx512() && wtype == CK_TYPE_F32 && K <= SMALL_K) {
+        float *wt = ck_scratch_caller((size_t)(K * N));
+        if (!wt) return -1;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t k = 0; k < K; k++) wt[k * N + n] = ((const float *)w)[n * K + k];
+        bis_ctx sc = {dinp, dout, wt, T, K, N, accumulate};
+        ck_parallel_for((T + SMALL_ROWS - 1) / SMALL_ROWS, bi_small_task, &sc);
         return 0;
     }
     const int64_t bs = ck_type_block_size(wtype);
@@ -205,6 +230,8 @@ typedef struct {
     const float *dout, *inp;
     int64_t T, K, N, k_tiles;
     int k_split; // 1: one task per (n block, k tile); 0: one task per n block
+    float *ipack; // inp packed once per call: k tile kt is [T][kn] at ipack + kt*T*KC (or NULL)
+    float *dpack; // dout packed once per call (k_split only): n block b is [T][nn] at dpack + b*T*NBW (or NULL)
 } bw_ctx;
 
 #if CK_X86
@@ -219,8 +246,11 @@ static void bw_task(void *vctx, int64_t task) {
     const float *a = c->dout + n0;
     int64_t sar = c->N;
     const int big = c->T * nn > 1024;
-    float *pack = big ? ck_scratch((size_t)(c->T * (nn + KC))) : NULL, *bpack = pack ? pack + c->T * nn : NULL;
-    if (pack) { // inline copies: rows are short (nn, kn <= 64), a memcpy call each costs more than the copy
+    float *pack = big && !c->dpack ? ck_scratch((size_t)(c->T * (nn + KC))) : NULL, *bpack = pack && !c->ipack ? pack + c->T * nn : NULL;
+    if (c->dpack) {
+        a = c->dpack + (n0 / NBW) * c->T * NBW;
+        sar = nn;
+    } else if (pack) { // inline copies: rows are short (nn, kn <= 64), a memcpy call each costs more than the copy
         for (int64_t t = 0; t < c->T; t++) copy_row(pack + t * nn, c->dout + t * c->N + n0, nn);
         a = pack;
         sar = nn;
@@ -229,13 +259,54 @@ static void bw_task(void *vctx, int64_t task) {
         const int64_t k0 = kt * KC, kn = c->K - k0 < KC ? c->K - k0 : KC;
         const float *b = c->inp + k0;
         int64_t ldb = c->K;
-        if (bpack) { // inp columns k0..k0+kn as [T][kn]: same TLB reason as dout
+        if (c->ipack) {
+            b = c->ipack + kt * c->T * KC;
+            ldb = kn;
+        } else if (bpack) { // inp columns k0..k0+kn as [T][kn]: same TLB reason as dout
             for (int64_t t = 0; t < c->T; t++) copy_row(bpack + t * kn, c->inp + t * c->K + k0, kn);
             b = bpack;
             ldb = kn;
         }
-        tile_gemm(c->dw + n0 * c->K + k0, c->K, a, 1, sar, b, ldb, c->T, nn, kn, 1);
+        ck_tile_gemm(c->dw + n0 * c->K + k0, c->K, a, 1, sar, b, ldb, c->T, nn, kn, 1);
     }
+}
+
+/* Pack task: i < k_tiles packs inp's k tile i; the rest pack dout's n blocks (k_split only). */
+static void bw_pack_task(void *vctx, int64_t i) {
+    const bw_ctx *c = vctx;
+    if (i < c->k_tiles) {
+        const int64_t k0 = i * KC, kn = c->K - k0 < KC ? c->K - k0 : KC;
+        float *dst = c->ipack + i * c->T * KC;
+        for (int64_t t = 0; t < c->T; t++) copy_row(dst + t * kn, c->inp + t * c->K + k0, kn);
+        return;
+    }
+    const int64_t n0 = (i - c->k_tiles) * NBW, nn = c->N - n0 < NBW ? c->N - n0 : NBW;
+    float *dst = c->dpack + (n0 / NBW) * c->T * NBW;
+    for (int64_t t = 0; t < c->T; t++) copy_row(dst + t * nn, c->dout + t * c->N + n0, nn);
+}
+#endif
+
+/* Small K (<= SMALL_K: LoRA's dB += dYᵀ·u with K = r) under AVX-512: the transposed product
+ * dwᵀ[K, N] += uᵀ·dY runs on full 32-wide tiles (K rows × a 64-column stripe of N per task,
+ * its dY columns packed [T][64]); dw's stripe is transposed in and out. Same per-element
+ * order as the general path: initial value, then one fmaf per t in increasing order. */
+#define SMALL_NC 64
+#if CK_X86
+static void bw_small_task(void *vctx, int64_t task) {
+    const bw_ctx *c = vctx;
+    const int64_t n0 = task * SMALL_NC, nn = c->N - n0 < SMALL_NC ? c->N - n0 : SMALL_NC, K = c->K;
+    float *pack = ck_scratch((size_t)(c->T * SMALL_NC + SMALL_K * SMALL_NC));
+    if (!pack) { // allocation failure: the general path for this stripe (same arithmetic)
+        ck_tile_gemm(c->dw + n0 * K, K, c->dout + n0, 1, c->N, c->inp, K, c->T, nn, K, 1);
+        return;
+    }
+    float *ct = pack + c->T * SMALL_NC;
+    for (int64_t t = 0; t < c->T; t++) copy_row(pack + t * nn, c->dout + t * c->N + n0, nn);
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < nn; j++) ct[k * nn + j] = c->dw[(n0 + j) * K + k];
+    ck512_tile_gemm(ct, nn, c->inp, 1, K, pack, nn, c->T, K, nn, 1);
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < nn; j++) c->dw[(n0 + j) * K + k] = ct[k * nn + j];
 }
 #endif
 
@@ -244,8 +315,21 @@ void ck_matmul_backward_weight(float *dw, const float *dout, const float *inp,
 #if CK_X86
     if (ck_use_simd()) {
         if (T <= 0 || K <= 0 || N <= 0) return;
+        if (ck_use_avx512() && K <= SMALL_K) {
+            bw_ctx c = {dw, dout, inp, T, K, N, 1, 0, NULL, NULL};
+            ck_parallel_for((N + SMALL_NC - 1) / SMALL_NC, bw_small_task, &c);
+            return;
+        }
         const int64_t n_blocks = (N + NBW - 1) / NBW;
-        bw_ctx c = {dw, dout, inp, T, K, N, (K + KC - 1) / KC, n_blocks < 4 * (int64_t)ck_get_threads()};
+        bw_ctx c = {dw, dout, inp, T, K, N, (K + KC - 1) / KC, n_blocks < 4 * (int64_t)ck_get_threads(), NULL, NULL};
+        // Pack inp (and, when tasks split k, dout) once for all tasks instead of once per task;
+        // without the memory the tasks pack their own slices (same results either way).
+        float *buf = T * K > 4096 ? ck_scratch_caller((size_t)(c.k_tiles * T * KC + (c.k_split ? n_blocks * T * NBW : 0))) : NULL;
+        if (buf) {
+            c.ipack = buf;
+            c.dpack = c.k_split ? buf + c.k_tiles * T * KC : NULL;
+            ck_parallel_for(c.k_tiles + (c.k_split ? n_blocks : 0), bw_pack_task, &c);
+        }
         ck_parallel_for(c.k_split ? c.k_tiles * n_blocks : n_blocks, bw_task, &c);
         return;
     }

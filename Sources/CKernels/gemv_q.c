@@ -11,6 +11,8 @@
  * Reproducibility: one output = a fixed sequence of per-block 8-lane products, one 8-lane
  * accumulator, a fixed horizontal sum and a scalar m-term sum, independent of the task or
  * thread; tasks are blocks of output rows.
+ * AVX-512 (active ISA avx512): the same walk with 16-lane vectors (gv512_task): one output is
+ * per-block 16-lane products in four (T = 1) or one (T > 1) zmm accumulators and ck_hsum16.
  */
 #include "ck_internal.h"
 #include "quant_blocks.h"
@@ -199,6 +201,116 @@ CK_GV static void gv_task(void *vctx, int64_t task) {
     }
 }
 
+// ---- AVX-512 -------------------------------------------------------------------------
+// The same block walk with 16-lane vectors: a Q4 block's 16 nibble bytes become 2 zmm (low
+// nibbles = elements 0..15, high = 16..31) with one sign-extension each; T = 1 keeps four
+// independent FMA chains (even / odd blocks × two halves).
+
+CK_AVX512_INLINE __m512 h2f16(uint16_t h) { return _mm512_broadcastss_ps(h2f(h)); }
+
+CK_AVX512_INLINE void expand_q4_512(const uint8_t *qs, __m128i off, __m512 q[2]) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)qs), mask = _mm_set1_epi8(0x0f);
+    q[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_sub_epi8(_mm_and_si128(raw, mask), off)));
+    q[1] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), off)));
+}
+
+CK_AVX512_INLINE void expand_q8_512(const int8_t *qs, __m512 q[2]) {
+    q[0] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)qs)));
+    q[1] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16))));
+}
+
+CK_AVX512_INLINE __m512 block_dot512(const __m512 q[2], const float *x) {
+    return _mm512_fmadd_ps(q[1], _mm512_loadu_ps(x + 16), _mm512_mul_ps(q[0], _mm512_loadu_ps(x)));
+}
+
+/* Block i of a row expanded to 2×16 floats, its scale d and (Q4_1) min m. */
+CK_AVX512_INLINE void load_block512(int wtype, const void *w, int64_t i, __m512 q[2], __m512 *d, float *m) {
+    if (wtype == CK_TYPE_Q4_0) {
+        const block_q4_0 *b = (const block_q4_0 *)w + i;
+        expand_q4_512(b->qs, _mm_set1_epi8(8), q);
+        *d = h2f16(b->d);
+    } else if (wtype == CK_TYPE_Q4_1) {
+        const block_q4_1 *b = (const block_q4_1 *)w + i;
+        expand_q4_512(b->qs, _mm_setzero_si128(), q);
+        *d = h2f16(b->d);
+        *m = _mm_cvtss_f32(h2f(b->m));
+    } else {
+        const block_q8_0 *b = (const block_q8_0 *)w + i;
+        expand_q8_512(b->qs, q);
+        *d = h2f16(b->d);
+    }
+}
+
+/* One row, T = 1 (row1 with 16 lanes): two blocks per step, four independent FMA chains. */
+CK_AVX512_INLINE float row1_512(int wtype, const void *w, const float *x, const float *xs, int64_t K) {
+    const int64_t nb = K / 32;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    float macc = 0.0f, m0 = 0.0f, m1 = 0.0f;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m512 q[2], r[2], d0, d1;
+        load_block512(wtype, w, i, q, &d0, &m0);
+        load_block512(wtype, w, i + 1, r, &d1, &m1);
+        a0 = _mm512_fmadd_ps(_mm512_mul_ps(d0, q[0]), _mm512_loadu_ps(x + 32 * i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_mul_ps(d0, q[1]), _mm512_loadu_ps(x + 32 * i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_mul_ps(d1, r[0]), _mm512_loadu_ps(x + 32 * i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_mul_ps(d1, r[1]), _mm512_loadu_ps(x + 32 * i + 48), a3);
+        if (wtype == CK_TYPE_Q4_1) macc = __builtin_fmaf(m1, xs[i + 1], __builtin_fmaf(m0, xs[i], macc));
+    }
+    if (i < nb) {
+        __m512 q[2], d0;
+        load_block512(wtype, w, i, q, &d0, &m0);
+        a0 = _mm512_fmadd_ps(_mm512_mul_ps(d0, q[0]), _mm512_loadu_ps(x + 32 * i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_mul_ps(d0, q[1]), _mm512_loadu_ps(x + 32 * i + 16), a1);
+        if (wtype == CK_TYPE_Q4_1) macc = __builtin_fmaf(m0, xs[i], macc);
+    }
+    return ck_hsum16(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + macc;
+}
+
+/* res[t] = dot(x[t], row) for 2 <= T <= CK_GEMV_MAX_T, one zmm accumulator per input row. */
+CK_AVX512_INLINE void rowT_512(int wtype, const void *w, const float *x, const float *xs, int64_t T, int64_t K, float *res) {
+    const int64_t nb = K / 32;
+    __m512 acc[CK_GEMV_MAX_T];
+    float macc[CK_GEMV_MAX_T];
+    for (int64_t t = 0; t < T; t++) { acc[t] = _mm512_setzero_ps(); macc[t] = 0.0f; }
+    for (int64_t i = 0; i < nb; i++) {
+        __m512 q[2], d;
+        float m = 0.0f;
+        load_block512(wtype, w, i, q, &d, &m);
+        if (wtype == CK_TYPE_Q4_1)
+            for (int64_t t = 0; t < T; t++) macc[t] = __builtin_fmaf(m, xs[t * nb + i], macc[t]);
+        for (int64_t t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(d, block_dot512(q, x + t * K + 32 * i), acc[t]);
+    }
+    for (int64_t t = 0; t < T; t++) res[t] = ck_hsum16(acc[t]) + macc[t];
+}
+
+CK_AVX512 static void gv512_task(void *vctx, int64_t task) {
+    const gv_ctx *c = vctx;
+    const int64_t n0 = task * GEMV_ROWS, n1 = n0 + GEMV_ROWS < c->N ? n0 + GEMV_ROWS : c->N;
+    float res[CK_GEMV_MAX_T];
+    for (int64_t n = n0; n < n1; n++) {
+        const void *row = c->w + n * c->rb;
+        if (n + 1 < n1) _mm_prefetch((const char *)row + c->rb, _MM_HINT_T0);
+        if (c->T == 1) {
+            switch (c->wtype) { // constant wtype per instantiation: the block loop has no type switch
+            case CK_TYPE_Q4_0: res[0] = row1_512(CK_TYPE_Q4_0, row, c->inp, c->xs, c->K); break;
+            case CK_TYPE_Q4_1: res[0] = row1_512(CK_TYPE_Q4_1, row, c->inp, c->xs, c->K); break;
+            default: res[0] = row1_512(CK_TYPE_Q8_0, row, c->inp, c->xs, c->K); break;
+            }
+        } else { // constant (wtype, T) per instantiation: the accumulators stay in registers
+#define ROWT_CASE(TT) case TT: \
+            if (c->wtype == CK_TYPE_Q4_0) rowT_512(CK_TYPE_Q4_0, row, c->inp, c->xs, TT, c->K, res); \
+            else if (c->wtype == CK_TYPE_Q4_1) rowT_512(CK_TYPE_Q4_1, row, c->inp, c->xs, TT, c->K, res); \
+            else rowT_512(CK_TYPE_Q8_0, row, c->inp, c->xs, TT, c->K, res); \
+            break;
+            switch (c->T) { ROWT_CASE(2) ROWT_CASE(3) ROWT_CASE(4) ROWT_CASE(5) ROWT_CASE(6) ROWT_CASE(7) default: ROWT_CASE(8) }
+#undef ROWT_CASE
+        }
+        const float b = c->bias ? c->bias[n] : 0.0f;
+        for (int64_t t = 0; t < c->T; t++) c->out[t * c->N + n] = res[t] + b;
+    }
+}
+
 /* Per-block Σx for Q4_1: xs [T, K/32], 8-lane sums with the fixed horizontal sum. */
 CK_GV static void block_sums(float *xs, const float *inp, int64_t T, int64_t K) {
     const int64_t nb = K / 32;
@@ -226,7 +338,7 @@ int ck_gemv_q(float *out, const float *inp, const void *w, int wtype, const floa
     }
     gv_ctx c = {.out = out, .inp = inp, .xs = xs, .bias = bias, .w = w, .wtype = wtype,
                 .T = T, .K = K, .N = N, .rb = ck_type_row_bytes(wtype, K)};
-    ck_parallel_for((N + GEMV_ROWS - 1) / GEMV_ROWS, gv_task, &c);
+    ck_parallel_for((N + GEMV_ROWS - 1) / GEMV_ROWS, ck_use_avx512() ? gv512_task : gv_task, &c);
     free(xs);
     return 0;
 #else

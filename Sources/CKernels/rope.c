@@ -104,3 +104,53 @@ void ck_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t
 #endif
     ck_rope_forward_ref(x, pos, T, H, D, theta);
 }
+
+// ---- cached angles ------------------------------------------------------------------------
+// A table of cos/sin per (position, pair) built once per (positions, D, theta) by the caller
+// (the training graph keeps one per model) replaces the per-call cos/sin: same float32
+// angles and correctly rounded cos/sin, so results are bit-identical to ck_rope_forward.
+
+void ck_rope_table(float *tab, int64_t P, int64_t D, float theta) {
+    const int64_t half = D / 2;
+    for (int64_t i = 0; i < half; i++) {
+        const float f = inv_freq(i, D, theta);
+        for (int64_t p = 0; p < P; p++) rope_cs((int32_t)p, f, &tab[p * D + i], &tab[p * D + half + i]);
+    }
+}
+
+void ck_rope_forward_cached_ref(float *x, const int32_t *pos, const float *tab, int64_t T, int64_t H, int64_t D) {
+    const int64_t half = D / 2;
+    for (int64_t t = 0; t < T; t++) {
+        const float *cs = tab + (int64_t)pos[t] * D, *sn = cs + half;
+        for (int64_t h = 0; h < H; h++) {
+            float *v = x + (t * H + h) * D;
+            for (int64_t i = 0; i < half; i++) {
+                const float x1 = v[i], x2 = v[i + half];
+                const float a = x1 * cs[i], b = x2 * sn[i], p = x2 * cs[i], q = x1 * sn[i];
+                v[i] = a - b;
+                v[i + half] = p + q;
+            }
+        }
+    }
+}
+
+typedef struct { float *x; const int32_t *pos; const float *tab; int64_t H, D; } ropec_ctx;
+
+#if CK_X86
+static void ropec_task(void *vctx, int64_t t) {
+    const ropec_ctx *c = vctx;
+    const float *cs = c->tab + (int64_t)c->pos[t] * c->D;
+    for (int64_t h = 0; h < c->H; h++) rope_rotate(c->x + (t * c->H + h) * c->D, cs, cs + c->D / 2, c->D / 2);
+}
+#endif
+
+void ck_rope_forward_cached(float *x, const int32_t *pos, const float *tab, int64_t T, int64_t H, int64_t D) {
+#if CK_X86
+    if (ck_use_simd() && T > 0 && H > 0 && D >= 2) {
+        ropec_ctx c = {x, pos, tab, H, D};
+        ck_parallel_for(T, ropec_task, &c);
+        return;
+    }
+#endif
+    ck_rope_forward_cached_ref(x, pos, tab, T, H, D);
+}

@@ -189,15 +189,18 @@ static void scratch_free(void *v) {
     scratch_buf *s = v;
     if (s) { free(s->p); free(s); }
 }
-static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+static pthread_key_t caller_key; // ck_scratch_caller's buffers
+static void scratch_init(void) {
+    pthread_key_create(&scratch_key, scratch_free);
+    pthread_key_create(&caller_key, scratch_free);
+}
 
-float *ck_scratch(size_t n) {
-    pthread_once(&scratch_once, scratch_init);
-    scratch_buf *s = pthread_getspecific(scratch_key);
+static float *scratch_get(pthread_key_t key, size_t n) {
+    scratch_buf *s = pthread_getspecific(key);
     if (!s) {
         s = calloc(1, sizeof *s);
         if (!s) return NULL;
-        pthread_setspecific(scratch_key, s);
+        pthread_setspecific(key, s);
     }
     if (s->n < n) {
         const size_t bytes = ((n * sizeof(float)) + 63) & ~(size_t)63;
@@ -208,4 +211,14 @@ float *ck_scratch(size_t n) {
         s->n = n;
     }
     return s->p;
+}
+
+float *ck_scratch(size_t n) {
+    pthread_once(&scratch_once, scratch_init);
+    return scratch_get(scratch_key, n);
+}
+
+float *ck_scratch_caller(size_t n) {
+    pthread_once(&scratch_once, scratch_init);
+    return scratch_get(caller_key, n);
 }

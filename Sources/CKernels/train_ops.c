@@ -125,6 +125,59 @@ void ck_rope_backward(float *dx, const int32_t *pos, int64_t T, int64_t H, int64
     ck_parallel_for(T, ropeb_task, &c);
 }
 
+/* Backward with the cached cos/sin table of ck_rope_table (tab [P, D]): same products and
+ * sums as rope_back_pos, without FMA contraction, so bit-identical to ck_rope_backward. */
+void ck_rope_backward_cached_ref(float *dx, const int32_t *pos, const float *tab, int64_t T, int64_t H, int64_t D) {
+    const int64_t half = D / 2;
+    for (int64_t t = 0; t < T; t++) {
+        const float *cs = tab + (int64_t)pos[t] * D, *sn = cs + half;
+        for (int64_t h = 0; h < H; h++) {
+            float *v = dx + (t * H + h) * D;
+            for (int64_t i = 0; i < half; i++) {
+                const float g1 = v[i], g2 = v[i + half];
+                v[i] = g1 * cs[i] + g2 * sn[i];
+                v[i + half] = g2 * cs[i] - g1 * sn[i];
+            }
+        }
+    }
+}
+
+typedef struct { float *dx; const int32_t *pos; const float *tab; int64_t H, D; } ropebc_ctx;
+#if CK_X86
+CK_AVX2 static void ropebc_task(void *vctx, int64_t t) {
+    const ropebc_ctx *c = vctx;
+    const int64_t half = c->D / 2;
+    const float *cs = c->tab + (int64_t)c->pos[t] * c->D, *sn = cs + half;
+    for (int64_t h = 0; h < c->H; h++) {
+        float *v = c->dx + (t * c->H + h) * c->D;
+        int64_t i = 0;
+        for (; i + 8 <= half; i += 8) {
+            const __m256 co = _mm256_loadu_ps(cs + i), si = _mm256_loadu_ps(sn + i);
+            const __m256 g1 = _mm256_loadu_ps(v + i), g2 = _mm256_loadu_ps(v + i + half);
+            _mm256_storeu_ps(v + i, _mm256_add_ps(_mm256_mul_ps(g1, co), _mm256_mul_ps(g2, si)));
+            _mm256_storeu_ps(v + i + half, _mm256_sub_ps(_mm256_mul_ps(g2, co), _mm256_mul_ps(g1, si)));
+        }
+        for (; i < half; i++) {
+            const float g1 = v[i], g2 = v[i + half];
+            const float a = g1 * cs[i], b = g2 * sn[i], p = g2 * cs[i], q = g1 * sn[i];
+            v[i] = a + b;
+            v[i + half] = p - q;
+        }
+    }
+}
+#endif
+
+void ck_rope_backward_cached(float *dx, const int32_t *pos, const float *tab, int64_t T, int64_t H, int64_t D) {
+#if CK_X86
+    if (ck_use_simd() && T > 0 && H > 0 && D >= 2) {
+        ropebc_ctx c = {dx, pos, tab, H, D};
+        ck_parallel_for(T, ropebc_task, &c);
+        return;
+    }
+#endif
+    ck_rope_backward_cached_ref(dx, pos, tab, T, H, D);
+}
+
 // ---- SwiGLU backward --------------------------------------------------------------------------
 
 void ck_swiglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate,

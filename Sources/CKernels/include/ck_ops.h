@@ -23,7 +23,9 @@ int ck_isa_detected(void);
 /* ISA used by dispatching entry points now. Initially: TUNE_KERNELS env (ref|avx2|avx512)
  * if set and supported (else a one-line stderr warning), otherwise the best ISA the CPU
  * supports. avx512 (avx512f/bw/vl/dq) has its own kernels for the f32 GEMMs (forward,
- * backward input, backward weight) and the training attention (forward_train, backward);
+ * backward input, backward weight, packed forward; with a small-N path for N or K <= 16),
+ * the training attention (forward_train, backward), the inference attention
+ * (ck_attention_forward) and the fused small-T quantized GEMV (T <= 8, Q4_0/Q4_1/Q8_0);
  * every other op runs its AVX2 kernel under avx512. The bf16-product GEMMs (ck_train.h)
  * additionally need avx512_bf16. */
 int ck_isa_active(void);
@@ -52,6 +54,20 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
 int ck_matmul_forward_ref(float *out, const float *inp, const void *w, int wtype,
                           const float *bias, int64_t T, int64_t K, int64_t N);
 
+/* Packed weights, for one W used by many forward calls (the training loss runs the frozen LM head
+ * over every chunk of rows): W dequantized and transposed once into f32 panels
+ * [ceil(N/32)][K][32] (columns past N zero), so each call only runs the GEMM.
+ * ck_matmul_packed_size: floats the panels need (0 for bad shapes).
+ * ck_matmul_pack: packed (ck_matmul_packed_size floats) from w [N, K] rows of wtype; 0 or -1.
+ * ck_matmul_forward_packed: out [T, N] = inp [T, K] · Wᵀ (+ bias [N] or NULL); under avx512
+ * bit-identical to ck_matmul_forward on the same W; 0 or -1 (bad shape). */
+int64_t ck_matmul_packed_size(int64_t K, int64_t N);
+int ck_matmul_pack(float *packed, const void *w, int wtype, int64_t K, int64_t N);
+int ck_matmul_forward_packed(float *out, const float *inp, const float *packed, const float *bias,
+                             int64_t T, int64_t K, int64_t N);
+int ck_matmul_forward_packed_ref(float *out, const float *inp, const float *packed, const float *bias,
+                                 int64_t T, int64_t K, int64_t N);
+
 /* ---- elementwise / norms ------------------------------------------------ */
 
 /* Embedding lookup: out[t,:] = dequant(table row ids[t])
@@ -74,6 +90,14 @@ void ck_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const flo
  *   convention holds for both GGUF and HF weights.) */
 void ck_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta);
 void ck_rope_forward_ref(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta);
+
+/* RoPE with cached angles. ck_rope_table fills tab [P, D]: tab[p*D + i] = cos, tab[p*D + D/2 + i]
+ * = sin of position p's angle for pair i (the float32 angles of ck_rope_forward), p < P.
+ * ck_rope_forward_cached rotates x [T, H, D] in place with it (every pos[t] < P); bit-identical
+ * to ck_rope_forward, without recomputing cos/sin per call. */
+void ck_rope_table(float *tab, int64_t P, int64_t D, float theta);
+void ck_rope_forward_cached(float *x, const int32_t *pos, const float *tab, int64_t T, int64_t H, int64_t D);
+void ck_rope_forward_cached_ref(float *x, const int32_t *pos, const float *tab, int64_t T, int64_t H, int64_t D);
 
 /* Causal grouped-query attention with softmax scale 1/sqrt(D).
  *   out [T, H, D]      overwritten

@@ -49,6 +49,9 @@ void ck_rmsnorm_backward_ref(float *dinp, float *dweight, const float *dout, con
  * by the negated angle, same convention and angles as ck_rope_forward). */
 void ck_rope_backward(float *dx, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta);
 void ck_rope_backward_ref(float *dx, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta);
+/* The same with the cos/sin table of ck_rope_table (every pos[t] < its P); bit-identical. */
+void ck_rope_backward_cached(float *dx, const int32_t *pos, const float *tab, int64_t T, int64_t H, int64_t D);
+void ck_rope_backward_cached_ref(float *dx, const int32_t *pos, const float *tab, int64_t T, int64_t H, int64_t D);
 
 /* SwiGLU backward: out = silu(gate)·up.  dgate, dup, dout, gate, up [n]; dgate/dup overwritten.
  * dup = dout·silu(g);  dgate = dout·up·σ(g)·(1 + g·(1 − σ(g))). */

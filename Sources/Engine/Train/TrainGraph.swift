@@ -84,6 +84,15 @@ final class TrainGraph {
     /// Base GEMMs with bf16 products (`ck_matmul_forward_bf16` / `ck_matmul_backward_input_bf16`).
     private let bf16Products: Bool
 
+    /// RoPE cos/sin per (position, pair) for positions 0..<ropePositions (`ck_rope_table`), built on
+    /// first use and grown when a batch reaches further; replaces the per-call cos/sin of every layer.
+    private var ropeTable = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var ropePositions = 0
+
+    /// The frozen LM head dequantized and packed once (`ck_matmul_pack`) for the f32-product loss
+    /// chunks, instead of once per chunk inside `ck_matmul_forward`; nil until the first loss.
+    private var packedHead: UnsafeMutablePointer<Float>?
+
     init(model: LlamaModel, lora: LoRAAdapter, dropoutSeed: UInt64, bf16Products: Bool = false) {
         self.bf16Products = bf16Products
         self.model = model
@@ -99,6 +108,35 @@ final class TrainGraph {
         grad.deallocate()
         logits.deallocate()
         pos.deallocate()
+        ropeTable.deallocate()
+        packedHead?.deallocate()
+    }
+
+    /// Makes the RoPE table cover positions 0..<`needed` (grown to a power of two, capped at the
+    /// model's context length; positions were checked against it).
+    private func ensureRopeTable(_ needed: Int) {
+        guard needed > ropePositions else { return }
+        let c = model.config
+        var p = 64
+        while p < needed { p *= 2 }
+        p = max(needed, min(p, c.contextLength))
+        ropeTable.deallocate()
+        ropeTable = .allocate(capacity: p * c.headDim)
+        ck_rope_table(ropeTable, Int64(p), Int64(c.headDim), c.ropeTheta)
+        ropePositions = p
+    }
+
+    /// The LM head packed for `ck_matmul_forward_packed` (packed on first use; the base is frozen).
+    private func headPacked() throws -> UnsafeMutablePointer<Float> {
+        if let packedHead { return packedHead }
+        let head = model.weights.lmHead
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: Int(ck_matmul_packed_size(Int64(head.cols), Int64(head.rows))))
+        guard ck_matmul_pack(p, head.data, Int32(head.type.rawValue), Int64(head.cols), Int64(head.rows)) == 0 else {
+            p.deallocate()
+            throw EngineError(.unsupported, "LM head type \(head.type.name) with \(head.cols) columns is not supported by the kernels")
+        }
+        packedHead = p
+        return p
     }
 
     private func releaseBuffers() {
@@ -183,6 +221,7 @@ final class TrainGraph {
             }
             pos[i] = p
         }
+        ensureRopeTable(Int(batch.pos.max() ?? 0) + 1)
         let rc = batch.ids.withUnsafeBufferPointer {
             ck_embedding_forward(xIn[0], $0.baseAddress, w.embed.data, Int32(w.embed.type.rawValue), Int64(n), Int64(C))
         }
@@ -194,8 +233,8 @@ final class TrainGraph {
             try forwardLinear(q[l], xb1[l], lw.wq, layer: l, target: .q, rows: n, step: step)
             try forwardLinear(k[l], xb1[l], lw.wk, layer: l, target: .k, rows: n, step: step)
             try forwardLinear(v[l], xb1[l], lw.wv, layer: l, target: .v, rows: n, step: step)
-            ck_rope_forward(q[l], pos, Int64(n), Int64(H), Int64(D), c.ropeTheta)
-            ck_rope_forward(k[l], pos, Int64(n), Int64(Hkv), Int64(D), c.ropeTheta)
+            ck_rope_forward_cached(q[l], pos, ropeTable, Int64(n), Int64(H), Int64(D))
+            ck_rope_forward_cached(k[l], pos, ropeTable, Int64(n), Int64(Hkv), Int64(D))
             for seg in batch.segments {
                 ck_attention_forward_train(att[l] + seg.start * qDim, lse[l] + seg.start * H, q[l] + seg.start * qDim,
                                            k[l] + seg.start * kvDim, v[l] + seg.start * kvDim,
@@ -236,7 +275,12 @@ final class TrainGraph {
                 start += rows
                 continue
             }
-            try base(logits, xFinal + start * C, head, rows)
+            if bf16Products {
+                try base(logits, xFinal + start * C, head, rows)
+            } else {
+                let rc = ck_matmul_forward_packed(logits, xFinal + start * C, try headPacked(), nil, Int64(rows), Int64(C), Int64(V))
+                guard rc == 0 else { throw EngineError(.internal, "packed LM head forward failed (rc \(rc))") }
+            }
             let k = batch.targets.withUnsafeBufferPointer {
                 ck_xent_forward_backward(losses, logits, $0.baseAddress! + start, gradScale ?? 0, Int64(rows), Int64(V))
             }
@@ -298,8 +342,8 @@ final class TrainGraph {
                                       k[l] + s * kvDim, v[l] + s * kvDim, att[l] + s * qDim, lse[l] + s * H,
                                       Int64(seg.count), Int64(H), Int64(Hkv), Int64(D))
             }
-            ck_rope_backward(dq, pos, Int64(n), Int64(H), Int64(D), c.ropeTheta)
-            ck_rope_backward(dk, pos, Int64(n), Int64(Hkv), Int64(D), c.ropeTheta)
+            ck_rope_backward_cached(dq, pos, ropeTable, Int64(n), Int64(H), Int64(D))
+            ck_rope_backward_cached(dk, pos, ropeTable, Int64(n), Int64(Hkv), Int64(D))
             // Below layer 0 are the frozen embeddings: its input gradient is never used.
             let below = l > 0
             try backwardLinear(dxb, dq, xb1[l], lw.wq, layer: l, target: .q, rows: n, step: step, accumulate: false, needInputGrad: below)

@@ -3,7 +3,8 @@
 // fused-Q4_1 and bf16 kernels (f32 products, and bf16 products "-b16p" where the CPU has
 // AVX-512 BF16), the same kernels under ISA avx2 ("-avx2", when the active ISA is avx512), the naive `_ref` kernels (reduced M, labelled) and OpenBLAS sgemm
 // (dlopen'ed, benchmark reference only) measured in the same run; plus T=1 Q4_1 forward
-// (generation GEMV).
+// (generation GEMV), the packed-weight forward (the training loss's LM head) and the LoRA rank-r
+// products (N or K = r: the small-N paths). Every tune row carries its ratio to OpenBLAS.
 
 import CKernels
 import Foundation
@@ -14,6 +15,9 @@ public struct GemmBenchRow: Codable, Sendable {
     public var kernel: String   // tune-f32 | tune-q4_1 | tune-bf16 | tune-*-b16p | tune-*-avx2 | ref-f32 | openblas-f32
     public var m: Int, n: Int, k: Int
     public var gflops: Double
+    /// gflops ÷ the OpenBLAS row of the same layout and shape (same run); nil without OpenBLAS.
+    public var vsOpenBLAS: Double?
+    enum CodingKeys: String, CodingKey { case layout, kernel, m, n, k, gflops, vsOpenBLAS = "vs_openblas" }
 }
 
 public struct GemmBenchReport: Codable, Sendable {
@@ -31,6 +35,9 @@ private typealias SgemmFn = @convention(c) (Int32, Int32, Int32, Int32, Int32, I
 public struct GemmBench: Sendable {
     public var m = 1024, refM = 32
     public var shapes: [(n: Int, k: Int)] = [(576, 576), (192, 576), (1536, 576), (576, 1536), (49152, 576)]
+    /// LoRA rank and the layer widths its products are measured on.
+    public var loraRank = 8
+    public var loraWidths = [576, 1536]
     public init() {}
 
     /// Best seconds per call over calls made until ~0.3 s have passed (at least 2 calls).
@@ -75,6 +82,10 @@ public struct GemmBench: Sendable {
             }
             // forward
             add("forward", "tune-f32", m, Self.time { _ = ck_matmul_forward(&out, x, w, f32, nil, M, K, N) })
+            var packed = [Float](repeating: 0, count: Int(ck_matmul_packed_size(K, N)))
+            _ = ck_matmul_pack(&packed, w, f32, K, N)
+            add("forward", "tune-f32-packed", m, Self.time { _ = ck_matmul_forward_packed(&out, x, packed, nil, M, K, N) })
+            packed = []
             add("forward", "tune-q4_1", m, Self.time { _ = ck_matmul_forward(&out, x, wq, q41, nil, M, K, N) })
             add("gemv", "tune-q4_1", 1, Self.time { _ = ck_matmul_forward(&out, x, wq, q41, nil, 1, K, N) })
             add("gemv", "tune-f32", 1, Self.time { _ = ck_matmul_forward(&out, x, w, f32, nil, 1, K, N) })
@@ -114,6 +125,40 @@ public struct GemmBench: Sendable {
                 add("dX", "openblas-f32", m, Self.time { sg(101, 111, 111, m32, k32, n32, 1, dy, n32, w, k32, 0, &out, k32) })
                 add("dW", "openblas-f32", m, Self.time { sg(101, 112, 111, n32, k32, m32, 1, dy, n32, x, k32, 1, &dw, k32) })
                 add("gemv", "openblas-f32", 1, Self.time { sg(101, 111, 112, 1, n32, k32, 1, x, k32, w, k32, 0, &out, n32) })
+            }
+        }
+        // LoRA products at rank r (f32): u = X·Aᵀ (forward, N = r), du = dY·B (dX, K = r),
+        // dB += dYᵀ·u (dW, K = r), dA += duᵀ·X (dW, N = r).
+        for width in loraWidths {
+            progress("LoRA r=\(loraRank) width \(width)")
+            let r = loraRank, (M, R, Wd) = (Int64(m), Int64(loraRank), Int64(width))
+            let x = rand(m * width), a = rand(r * width), b = rand(width * r), dy = rand(m * width), u = rand(m * r)
+            var out = [Float](repeating: 0, count: m * width), da = [Float](repeating: 0, count: r * width), db = da
+            func addL(_ layout: String, _ kernel: String, _ n: Int, _ k: Int, _ secs: Double) {
+                rows.append(GemmBenchRow(layout: layout, kernel: kernel, m: m, n: n, k: k, gflops: 2.0 * Double(m * n * k) / secs / 1e9))
+            }
+            func measure(_ suffix: String) {
+                addL("forward", "tune-f32" + suffix, r, width, Self.time { _ = ck_matmul_forward(&out, x, a, f32, nil, M, Wd, R) })
+                addL("dX", "tune-f32" + suffix, width, r, Self.time { _ = ck_matmul_backward_input(&out, dy, b, f32, M, R, Wd, 0) })
+                addL("dW", "tune-f32" + suffix, width, r, Self.time { ck_matmul_backward_weight(&db, dy, u, M, R, Wd) })
+                addL("dW", "tune-f32" + suffix, r, width, Self.time { ck_matmul_backward_weight(&da, u, x, M, Wd, R) })
+            }
+            measure("")
+            let isa = ck_isa_active()
+            if isa > 1, ck_set_isa(1) == 0 { measure("-avx2"); _ = ck_set_isa(isa) }
+            if let sg = blas {
+                let (m32, r32, w32) = (Int32(m), Int32(r), Int32(width))
+                addL("forward", "openblas-f32", r, width, Self.time { sg(101, 111, 112, m32, r32, w32, 1, x, w32, a, w32, 0, &out, r32) })
+                addL("dX", "openblas-f32", width, r, Self.time { sg(101, 111, 111, m32, r32, w32, 1, dy, w32, b, r32, 0, &out, r32) })
+                addL("dW", "openblas-f32", width, r, Self.time { sg(101, 112, 111, w32, r32, m32, 1, dy, w32, u, r32, 1, &db, r32) })
+                addL("dW", "openblas-f32", r, width, Self.time { sg(101, 112, 111, r32, w32, m32, 1, u, r32, x, w32, 1, &da, w32) })
+            }
+        }
+        // Ratios to OpenBLAS (same layout and shape, same run).
+        for i in rows.indices where rows[i].kernel.hasPrefix("tune") {
+            if let ref = rows.first(where: { $0.kernel == "openblas-f32" && $0.layout == rows[i].layout
+                && $0.n == rows[i].n && $0.k == rows[i].k && $0.m == rows[i].m }) {
+                rows[i].vsOpenBLAS = rows[i].gflops / ref.gflops
             }
         }
         // Training attention (causal GQA, SmolLM2 heads) on one m-token sequence: forward (with lse) and

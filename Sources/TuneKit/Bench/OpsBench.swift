@@ -53,6 +53,12 @@ public struct OpsBench: Sendable {
         }
         bench("rmsnorm", 8) { ck_rmsnorm_forward(&c, &rstd, a, w, 1e-5, Int64(n / C), Int64(C)) }
         bench("rope", 8) { ck_rope_forward(&c, pos, Int64(n / (H * D)), Int64(H), Int64(D), 10000) }
+        // RoPE with the cos/sin table the training graph caches per (positions, D, theta)
+        var table = [Float](repeating: 0, count: 2048 * D)
+        ck_rope_table(&table, 2048, Int64(D), 10000)
+        bench("rope (cached)", 8) { ck_rope_forward_cached(&c, pos, table, Int64(n / (H * D)), Int64(H), Int64(D)) }
+        bench("rope_backward", 8) { ck_rope_backward(&c, pos, Int64(n / (H * D)), Int64(H), Int64(D), 10000) }
+        bench("rope_backward (cached)", 8) { ck_rope_backward_cached(&c, pos, table, Int64(n / (H * D)), Int64(H), Int64(D)) }
         bench("swiglu", 12) { ck_swiglu_forward(&c, a, b, Int64(n)) }
         bench("add", 12) { ck_add_inplace(&c, a, Int64(n)) }
         bench("log_softmax", 8) { ck_log_softmax_forward(&c, a, Int64(n / V), Int64(V)) }

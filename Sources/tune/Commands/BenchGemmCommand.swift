@@ -20,12 +20,15 @@ struct BenchGemm: ParsableCommand {
             let r = bench.run { msg in if !global.json { FileHandle.standardError.write(Data("… \(msg)\n".utf8)) } }
             if global.json { try Output.json(r); return }
             Output.text("cpu \(r.cpuISA), \(r.threads) threads; ref-* rows use M=\(refM), gemv rows M=1")
-            if !r.openblas { Output.text("reference: OpenBLAS not installed") }
-            Output.text("layout   kernel            M      N      K     GFLOP/s")
+            if !r.openblas {
+                Output.text("reference: OpenBLAS not found (libopenblas.so.0); install it with `apt-get install -y libopenblas0-pthread` (scripts/setup does)")
+            }
+            Output.text("layout   kernel                M      N      K     GFLOP/s  × OpenBLAS")
             for row in r.rows {
                 Output.text(row.layout.padding(toLength: 9, withPad: " ", startingAt: 0)
-                    + row.kernel.padding(toLength: 16, withPad: " ", startingAt: 0)
-                    + String(format: "%6d %6d %6d %10.1f", row.m, row.n, row.k, row.gflops))
+                    + row.kernel.padding(toLength: 20, withPad: " ", startingAt: 0)
+                    + String(format: "%6d %6d %6d %10.1f", row.m, row.n, row.k, row.gflops)
+                    + (row.vsOpenBLAS.map { String(format: "  %9.2f", $0) } ?? ""))
             }
         }
     }

@@ -15,9 +15,9 @@ struct BenchOps: ParsableCommand {
             let r = OpsBench().run { msg in if !global.json { FileHandle.standardError.write(Data("… \(msg)\n".utf8)) } }
             if global.json { try Output.json(r); return }
             Output.text("\(r.threads) threads, \(r.elements) f32 elements per array")
-            Output.text("op            GB/s   × copy")
+            Output.text("op                        GB/s   × copy")
             for row in r.rows {
-                Output.text(row.op.padding(toLength: 12, withPad: " ", startingAt: 0)
+                Output.text(row.op.padding(toLength: 24, withPad: " ", startingAt: 0)
                     + String(format: "%6.1f %8.2f", row.gbPerSecond, row.ofCopy))
             }
         }
