@@ -67,7 +67,6 @@ let package = Package(
             dependencies: [
                 "TuneServer", "TuneKit", "Engine",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
         .testTarget(name: "tuneTests", dependencies: ["tune", "TuneKit", "Engine", "LoopbackHTTP"]),

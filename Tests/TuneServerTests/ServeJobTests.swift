@@ -2,7 +2,6 @@
 // checkpoints → servable model → chat), cancel, and durability across a server restart.
 import Foundation
 import Hummingbird
-import HummingbirdTesting
 import Testing
 @testable import TuneServer
 import Engine
@@ -11,7 +10,7 @@ import Engine
     @Test func jobRunsToASucceededServableModel() async throws {
         let f = try ServeFixture()
         defer { f.cleanUp() }
-        try await f.app().test(.router) { client in
+        try await f.live { client in
             let file = try await client.upload(ServeFixture.chatJSONL(12), headers: f.auth)
             let created = try await client.createJob(
                 ["model": "tiny", "training_file": file, "suffix": "lab", "seed": 3, "metadata": ["team": "a"],
@@ -100,7 +99,7 @@ import Engine
     @Test func cancelStopsARunningJob() async throws {
         let f = try ServeFixture()
         defer { f.cleanUp() }
-        try await f.app().test(.router) { client in
+        try await f.live { client in
             let file = try await client.upload(ServeFixture.chatJSONL(48), headers: f.auth)
             let job = try await client.createJob(["model": "tiny", "training_file": file, "hyperparameters": ["n_epochs": 50, "batch_size": 1]],
                                                  headers: f.auth)
@@ -129,7 +128,7 @@ import Engine
     @Test func restartKeepsJobsAndResumesOrFailsTheRunningOne() async throws {
         let f = try ServeFixture()
         defer { f.cleanUp() }
-        let ids = try await f.app().test(.router) { client -> (done: String, resumable: String, queued: String) in
+        let ids = try await f.live { client -> (done: String, resumable: String, queued: String) in
             let file = try await client.upload(ServeFixture.chatJSONL(12), headers: f.auth)
             let first = try await client.createJob(["model": "tiny", "training_file": file, "hyperparameters": ["n_epochs": 1, "batch_size": 4]],
                                                    headers: f.auth)
@@ -162,7 +161,7 @@ import Engine
         // A crash while running: with a checkpoint the job is requeued; without one it fails with a reason.
         try store.updateJob(ids.resumable) { $0.status = .running }
         try store.updateJob(ids.queued) { $0.status = .running }
-        try await f.app().test(.router) { client in
+        try await f.live { client in
             let resumed = try await client.job(ids.resumable, headers: f.auth)
             #expect(["queued", "running"].contains(resumed["status"] as? String ?? ""))
             let failed = try await client.job(ids.queued, headers: f.auth)

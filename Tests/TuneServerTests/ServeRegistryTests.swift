@@ -2,7 +2,6 @@
 // and servable by their reference (NAME@VERSION, NAME); adapters of another base are refused.
 import Foundation
 import Hummingbird
-import HummingbirdTesting
 import Testing
 @testable import TuneServer
 import TuneKit
@@ -21,7 +20,7 @@ import TuneKit
             try lora.save(directory: dir.path, baseModel: base)
             _ = try registry.register(NewArtifact(kind: .adapter, name: name, source: dir, metadata: ["base_model": .string(base)]))
         }
-        try await f.app().test(.router) { client in
+        try await f.live { client in
             try await client.execute(uri: "/v1/models", method: .get, headers: f.auth) { r in
                 let o = try json(r); #expect((o["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["tiny", "helper@1"])
             }

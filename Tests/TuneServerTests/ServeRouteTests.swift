@@ -2,7 +2,6 @@
 // line numbers in the job's error, OpenAI error shapes, rate limiting, metrics text.
 import Foundation
 import Hummingbird
-import HummingbirdTesting
 import Testing
 @testable import TuneServer
 import Engine
@@ -11,7 +10,7 @@ import Engine
     @Test func unauthorizedRequestsGet401AndLearnNothing() async throws {
         let f = try ServeFixture()
         defer { f.cleanUp() }
-        try await f.app().test(.router) { client in
+        try await f.live { client in
             var bodies: [String] = []
             for headers: HTTPFields in [[:], [.authorization: "Bearer sk-wrong"], [.authorization: "Bearer "], [.authorization: "sk-test-1"],
                                         [.authorization: "Bearer sk-test-1x"]] {
@@ -48,7 +47,7 @@ import Engine
     @Test func oversizedUploadGets413() async throws {
         let f = try ServeFixture { c, _ in c.maxUploadBytes = 2048 }
         defer { f.cleanUp() }
-        try await f.app().test(.router) { client in
+        try await f.live { client in
             let (body, type) = multipart(file: ServeFixture.chatJSONL(100))
             var h = f.auth
             h[.contentType] = type
@@ -73,7 +72,7 @@ import Engine
             + #"[1, 2]"# + "\n"
             + #"{"messages": [{"role": "user", "content": "only a question"}]}"# + "\n"
             + ServeFixture.chatJSONL(1)
-        try await f.app().test(.router) { client in
+        try await f.live { client in
             let file = try await client.upload(bad, headers: f.auth)
             let job = try await client.createJob(["model": "tiny", "training_file": file], headers: f.auth)
             #expect(job["status"] as? String == "failed")
@@ -99,7 +98,7 @@ import Engine
     @Test func badRequestsGetOpenAIErrors() async throws {
         let f = try ServeFixture()
         defer { f.cleanUp() }
-        try await f.app().test(.router) { client in
+        try await f.live { client in
             var h = f.auth
             h[.contentType] = "application/json"
             func expectError(_ uri: String, _ method: HTTPRequest.Method, _ body: [String: Any]?, status: HTTPResponse.Status,
@@ -142,7 +141,7 @@ import Engine
             c.rateBurst = 3
         }
         defer { f.cleanUp() }
-        try await f.app().test(.router) { client in
+        try await f.live { client in
             var statuses: [HTTPResponse.Status] = []
             for _ in 0..<5 {
                 try await client.execute(uri: "/v1/models", method: .get, headers: f.auth) { r in
@@ -164,7 +163,7 @@ import Engine
     @Test func metricsTextParses() async throws {
         let f = try ServeFixture()
         defer { f.cleanUp() }
-        try await f.app().test(.router) { client in
+        try await f.live { client in
             _ = try await client.upload(ServeFixture.chatJSONL(3), headers: f.auth)
             try await client.execute(uri: "/v1/models", method: .get, headers: f.auth) { _ in }
             try await client.execute(uri: "/v1/models", method: .get) { _ in }

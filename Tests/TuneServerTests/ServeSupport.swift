@@ -1,7 +1,6 @@
 // ServeSupport — a tiny model, chat data and an in-process `tune serve` app for the route tests.
 import Foundation
 import Hummingbird
-import HummingbirdTesting
 import Testing
 @testable import TuneServer
 import Engine
@@ -26,7 +25,6 @@ struct ServeFixture {
         try configure(&config, dir)
     }
 
-    func app() throws -> some ApplicationProtocol { try ServeApp.make(config: config) }
 
     var auth: HTTPFields { config.apiKeys.isEmpty ? [:] : [.authorization: "Bearer \(config.apiKeys[0])"] }
 
