@@ -1,0 +1,85 @@
+// ServeManagedE2ETests — one tune as another's managed provider: `tune serve` on 127.0.0.1 (tiny
+// model, API key from the environment), then `tune run` of a pipeline with `train.backend: openai`
+// pointing at it: the job trains on the server's local trainer, the tuned model is evaluated through
+// the server's chat completions, and the result is registered with lineage. A re-run creates no job.
+import Foundation
+import Testing
+import TuneKit
+
+private let serveKey = "sk-serve-e2e-7c1d2e3f4a5b"
+
+@Suite struct ServeManagedE2ETests {
+    @Test func pipelineTrainsThroughTuneServeEvaluatesAndRegisters() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("tiny.gguf").path
+        try TinyLlama.writeGGUF(to: model, config: .tiny, seed: 2, weightType: .q4_1)
+
+        let server = Process()
+        server.executableURL = tuneBinary
+        server.arguments = ["serve", "--model", model, "--state-dir", dir.appendingPathComponent("state").path, "--port", "0", "--json"]
+        server.environment = ProcessInfo.processInfo.environment.merging(["TUNE_SERVE_API_KEYS": serveKey]) { $1 }
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { if server.isRunning { server.terminate(); server.waitUntilExit() } }
+        var line = Data()
+        while !line.contains(0x0A) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let info = try JSONSerialization.jsonObject(with: line.split(separator: 0x0A).first ?? Data()) as? [String: Any]
+        let port = try #require(info?["port"] as? Int)
+        let baseURL = "http://127.0.0.1:\(port)"
+
+        let rows = (0..<16).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
+        try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
+        let yaml = """
+        name: via-serve
+        base: tiny.gguf
+        registry: reg.sqlite
+        seed: 5
+        prepare:
+          train: data.jsonl
+          split: {eval_fraction: 0.25}
+        train:
+          backend: openai
+          openai:
+            base_url: \(baseURL)
+            api_key_env: TUNE_E2E_KEY
+            model: tiny
+            suffix: e2e
+            hyperparameters: {n_epochs: 1, batch_size: 4}
+            poll_interval: 0.1
+        eval:
+          metrics: [exact_match, contains]
+        register:
+          aliases: [staging]
+        """
+        let p = dir.appendingPathComponent("p.yaml").path
+        try yaml.write(toFile: p, atomically: true, encoding: .utf8)
+        let blobs = dir.appendingPathComponent("blobs").path
+        let env = ["TUNE_E2E_KEY": serveKey]
+
+        let r = try tune(["run", p, "--blobs", blobs], env: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("eval"), "\(r.stderr)")
+        let reg = dir.appendingPathComponent("reg.sqlite").path
+        let show = try tune(["artifacts", "show", "via-serve-adapter@staging", "--registry", reg, "--blobs", blobs, "--json"])
+        #expect(show.status == 0, "\(show.stderr)")
+        #expect(show.stdout.contains("ft:tiny:e2e:") && show.stdout.contains(#""backend":"openai""#), "\(show.stdout)")
+        let lineage = try tune(["artifacts", "lineage", "via-serve-eval@1", "--registry", reg, "--blobs", blobs])
+        #expect(lineage.stdout.contains("via-serve-adapter") && lineage.stdout.contains("via-serve-dataset"), "\(lineage.stdout)")
+
+        // The server holds exactly one job, found again (not created again) by a re-run.
+        let again = try tune(["run", p, "--blobs", blobs, "--json"], env: env)
+        #expect(again.status == 0 && !again.stdout.contains(#""status":"ran""#), "\(again.stdout)")
+        let jobs = try CurlHTTPTransport().send(HTTPRequest(method: "GET", url: "\(baseURL)/v1/fine_tuning/jobs",
+                                                            headers: [("Authorization", "Bearer \(serveKey)")]))
+        let data = (try JSONSerialization.jsonObject(with: jobs.body) as? [String: Any])?["data"] as? [[String: Any]] ?? []
+        #expect(data.count == 1 && data.first?["status"] as? String == "succeeded", "\(jobs.bodyText)")
+        #expect(!r.stdout.contains(serveKey) && !r.stderr.contains(serveKey))
+    }
+}
