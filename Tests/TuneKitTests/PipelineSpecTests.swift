@@ -43,7 +43,7 @@ private func problems(_ yaml: String) -> String {
               epochs: 2
             """) == """
             pipeline.yaml:4:3: train.learning_rte: unknown field
-              hint: known fields here: backend, batch_size, checkpoint_every, early_stop, epochs, eval_every, grad_accum, lora, lr, max_grad_norm, max_steps, method, openai, schedule, seq_len, warmup_steps, weight_decay
+              hint: known fields here: backend, batch_size, checkpoint_every, early_stop, epochs, eval_every, grad_accum, lora, lr, max_grad_norm, max_steps, method, openai, resources, schedule, seq_len, warmup_steps, weight_decay
             """)
         #expect(problems("name: x\nbase: m.gguf\ntrain:\n  epoch: 2\n") == """
             pipeline.yaml:4:3: train.epoch: unknown field
@@ -73,7 +73,7 @@ private func problems(_ yaml: String) -> String {
         #expect(problems("name: x\nbase: m.gguf\ndistill:\n  steps: 3\n") == """
             pipeline.yaml:1:1: no stages: add at least one of prepare, train, merge, eval, register
             pipeline.yaml:3:1: distill: unknown field
-              hint: known fields here: base, eval, executor, merge, name, notify, prepare, register, registry, schedule, seed, train
+              hint: known fields here: base, eval, executor, merge, name, notify, prepare, register, registry, schedule, seed, slurm, train
             """)
     }
 
