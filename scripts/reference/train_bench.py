@@ -18,7 +18,11 @@ Exits non-zero with a message on stderr if torch, transformers or peft is missin
 Usage:
     scripts/reference/.venv/bin/python scripts/reference/train_bench.py \
         [--model models/SmolLM2-135M-Instruct.Q4_1.gguf] [--batch 4] [--seq-len 256] [--rank 8] [--alpha 16] \
-        [--threads 2] [--steps 3] [--warmup 1] [--dtype fp32] [--seed 0]
+        [--threads 2] [--steps 3] [--warmup 1] [--dtype fp32] [--seed 0] [--device cpu|cuda]
+
+With --device cuda the model, batches and optimizer live on the GPU, each step ends with
+torch.cuda.synchronize() before its time is taken, and the JSON adds "peak_gpu_bytes"
+(torch.cuda.max_memory_allocated) and "gpu" (the device name): the side-by-side for issue [8/8].
 """
 
 import argparse
@@ -51,6 +55,7 @@ def main():
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="model and LoRA parameter dtype")
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = ap.parse_args()
     if args.steps < 1 or args.batch < 1 or args.seq_len < 2 or args.rank < 1 or args.threads < 1 or args.warmup < 0:
         fail("--steps, --batch, --rank, --threads must be >= 1, --seq-len >= 2, --warmup >= 0")
@@ -77,6 +82,10 @@ def main():
         fail(f"model file not found: {args.model}")
 
     torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda: torch.cuda.is_available() is False")
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     torch.manual_seed(args.seed)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
 
@@ -85,7 +94,7 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=dtype)
     cfg = LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0, target_modules=TARGETS,
                      bias="none", task_type="CAUSAL_LM")
-    model = get_peft_model(model, cfg)
+    model = get_peft_model(model, cfg).to(dev)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
@@ -98,6 +107,9 @@ def main():
     gen = torch.Generator().manual_seed(args.seed)
     batches = [torch.randint(0, vocab, (args.batch, args.seq_len), generator=gen)
                for _ in range(args.warmup + args.steps)]
+    batches = [b.to(dev) for b in batches]
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
 
     step_seconds = []
     step_cpu_seconds = []
@@ -109,6 +121,7 @@ def main():
         out.loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
         dt = time.perf_counter() - t0
         dc = time.process_time() - c0
         losses.append(out.loss.item())
@@ -139,7 +152,11 @@ def main():
         "trainable_params": n_trainable,
         "losses": losses,
         "load_seconds": load_seconds,
+        "device": args.device,
     }
+    if args.device == "cuda":
+        result["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
+        result["gpu"] = torch.cuda.get_device_name(0)
     real_stdout.write(json.dumps(result) + "\n")
     real_stdout.flush()
 

@@ -80,15 +80,7 @@ json.dump({"version": tokenizers.__version__, "loop": loop, "batch": batch, "ids
 
     /// Runs the interpreter with `args`; returns its exit status and stderr.
     private func execute(_ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [python] + args
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: e, as: UTF8.self))
+        let r = try ProcessRunner.run(python, args)
+        return (r.status, r.stderr)
     }
 }

@@ -117,7 +117,7 @@ public struct TrainBench: Sendable {
             let args = ["bench", "train", "--worker", mode.rawValue, "--json", "--model", modelPath, "--batch", "\(batch)",
                         "--seq-len", "\(seqLen)", "--rank", "\(rank)", "--steps", "\(steps)", "--warmup", "\(warmup)",
                         "--threads", "\(threads)"] + (bf16Products.map { [$0 ? "--bf16-products" : "--no-bf16-products"] } ?? [])
-            let (status, out, err) = try Self.execute(executable, args)
+            let (status, out, err) = Self.execute(executable, args)
             guard status == 0, let line = out.split(separator: "\n").last,
                   let m = try? JSONDecoder().decode(Measurement.self, from: Data(line.utf8)) else {
                 throw EngineError(.internal, "bench worker for \(mode.rawValue) failed (exit \(status)): \(err.split(separator: "\n").last ?? "")")
@@ -128,7 +128,7 @@ public struct TrainBench: Sendable {
         var note = ""
         if let py = findPython() {
             progress("measuring PyTorch + PEFT with \(py)")
-            let (status, out, err) = try Self.execute(py, [referenceScript, "--model", modelPath, "--batch", "\(batch)",
+            let (status, out, err) = Self.execute(py, [referenceScript, "--model", modelPath, "--batch", "\(batch)",
                                                           "--seq-len", "\(seqLen)", "--rank", "\(rank)", "--alpha", "\(2 * rank)",
                                                           "--threads", "\(threads)", "--steps", "\(steps)", "--warmup", "\(warmup)"])
             if status == 0, let line = out.split(separator: "\n").last,
@@ -159,21 +159,18 @@ public struct TrainBench: Sendable {
         if let python { candidates.append(python) }
         candidates += ["scripts/reference/.venv/bin/python", "python3"]
         for c in candidates {
-            if let (s, _, _) = try? Self.execute(c, ["-c", "import torch, peft, transformers, gguf"]), s == 0 { return c }
+            if Self.execute(c, ["-c", "import torch, peft, transformers, gguf"]).0 == 0 { return c }
         }
         return nil
     }
 
-    static func execute(_ exe: String, _ args: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        if exe.contains("/") { p.executableURL = URL(fileURLWithPath: exe); p.arguments = args }
-        else { p.executableURL = URL(fileURLWithPath: "/usr/bin/env"); p.arguments = [exe] + args }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        do { try p.run() } catch { return (127, "", "\(exe): \(error.localizedDescription)") }
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    /// Runs `exe` (a path or a name on PATH); a program that cannot start reads as exit 127.
+    static func execute(_ exe: String, _ args: [String]) -> (Int32, String, String) {
+        do {
+            let r = try ProcessRunner.run(exe, args)
+            return (r.status, r.stdout, r.stderr)
+        } catch {
+            return (127, "", "\(error)")
+        }
     }
 }

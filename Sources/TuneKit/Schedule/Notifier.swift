@@ -26,31 +26,18 @@ public struct Notifier: Sendable {
     }
 
     func runCommand(_ command: String, input: Data, directory: String) -> JSONValue {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        p.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let stdin = Pipe(), stderr = Pipe()
-        p.standardInput = stdin
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = stderr
-        do { try p.run() } catch {
-            return .object(["ok": .bool(false), "error": .string("cannot start /bin/sh: \(error)")])
+        let r: ProcessRunner.Result
+        do {
+            r = try ProcessRunner.run("/bin/sh", ["-c", command], input: input, directory: directory, timeout: commandTimeout)
+        } catch {
+            return .object(["ok": .bool(false), "error": .string("\(error)")])
         }
-        try? stdin.fileHandleForWriting.write(contentsOf: input)
-        try? stdin.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(commandTimeout)
-        while p.isRunning, Date() < deadline { usleep(10_000) }
-        if p.isRunning {
-            p.terminate()
-            p.waitUntilExit()
-            return .object(["ok": .bool(false), "error": .string("timed out after \(Int(commandTimeout)) s")])
-        }
-        let err = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile().prefix(500), as: UTF8.self)
-        let ok = p.terminationReason == .exit && p.terminationStatus == 0
-        var r: [String: JSONValue] = ["ok": .bool(ok), "exit_status": .number(Double(p.terminationStatus))]
-        if !ok, !err.isEmpty { r["stderr"] = .string(err.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        return .object(r)
+        if r.timedOut { return .object(["ok": .bool(false), "error": .string("timed out after \(Int(commandTimeout)) s")]) }
+        let ok = !r.signaled && r.status == 0
+        var out: [String: JSONValue] = ["ok": .bool(ok), "exit_status": .number(Double(r.status))]
+        let err = String(r.stderr.prefix(500)).trimmingCharacters(in: .whitespacesAndNewlines)
+        if !ok, !err.isEmpty { out["stderr"] = .string(err) }
+        return .object(out)
     }
 
     func post(_ url: String, body: Data) -> JSONValue {
