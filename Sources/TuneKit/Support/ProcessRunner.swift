@@ -62,10 +62,14 @@ enum ProcessRunner {
             }
         }
         if let inp, let input {
-            // A program that exits without reading its stdin must not kill us with SIGPIPE.
+            // A program that exits without reading its stdin must not kill us with SIGPIPE, and one that
+            // never reads it must not block us past the deadline: write from another thread.
             signal(SIGPIPE, SIG_IGN)
-            try? inp.fileHandleForWriting.write(contentsOf: input)
-            try? inp.fileHandleForWriting.close()
+            let writer = inp.fileHandleForWriting
+            DispatchQueue.global().async {
+                try? writer.write(contentsOf: input)
+                try? writer.close()
+            }
         }
         if let timeout {
             let deadline = Date().addingTimeInterval(timeout)
