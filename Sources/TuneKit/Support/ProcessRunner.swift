@@ -33,7 +33,7 @@ enum ProcessRunner {
     /// - Parameters:
     ///   - input: bytes written to its stdin (then closed); nil gives it /dev/null.
     ///   - directory: its working directory (default: ours).
-    ///   - timeout: seconds before it is sent SIGTERM (then reported with `timedOut`).
+    ///   - timeout: seconds before it is sent SIGTERM, and SIGKILL 2 s later (then reported with `timedOut`).
     /// - Throws: `.invalidArgument` when `tool` is not found or cannot be started.
     static func run(_ tool: String, _ arguments: [String], input: Data? = nil, directory: String? = nil,
                     timeout: TimeInterval? = nil) throws -> Result {
@@ -75,7 +75,12 @@ enum ProcessRunner {
             let deadline = Date().addingTimeInterval(timeout)
             while p.isRunning, Date() < deadline { usleep(10_000) }
             if p.isRunning {
+                // SIGTERM, then SIGKILL: a child inherits ignored signals, and tune ignores SIGTERM
+                // while its own handler (a dispatch source) is installed.
                 p.terminate()
+                let grace = Date().addingTimeInterval(2)
+                while p.isRunning, Date() < grace { usleep(10_000) }
+                if p.isRunning { kill(p.processIdentifier, SIGKILL) }
                 p.waitUntilExit()
                 return Result(status: p.terminationStatus, stdout: "", stderr: "", signaled: true, timedOut: true)
             }
