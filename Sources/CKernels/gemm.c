@@ -8,7 +8,8 @@
  * tiles (gemm_avx512.c) or 6×16 ymm tiles (gemm_bwd.c). Large T reuses each packed tile
  * (L2-resident) for every input row. (AVX2 used 3×4 dot tiles with horizontal sums for all T
  * until these panels: 0.47–0.98× OpenBLAS single-thread, now 1.01–1.09×; it keeps them for
- * T < SMALL_T_DOT, where packing a panel costs as much as the product.)
+ * T < SMALL_T_DOT, where packing a panel costs as much as the product, and for N <= SMALL_N,
+ * where a 32-wide panel would be mostly empty.)
  *
  * AVX-512 with f32 weights and N <= 16 (LoRA rank r): blocks of input rows through the
  * k-vectorized small-N kernel (ck512_small_n), each output one 16-lane dot + ck_hsum16.
@@ -225,7 +226,7 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
         ck_parallel_for((T + SMALL_ROWS - 1) / SMALL_ROWS, small_n_task, &c);
         return 0;
     }
-    if (!ck_use_avx512() && T < SMALL_T_DOT) {
+    if (!ck_use_avx512() && (T < SMALL_T_DOT || N <= SMALL_N)) { // AVX2: few rows, or LoRA's N = r
         ck_parallel_for((N + TILE_N - 1) / TILE_N, mm_task, &c);
         return c.failed ? -1 : 0;
     }

@@ -127,8 +127,19 @@ CK_AVX2 static void mk1m(MK_ARGS) { mk(1, 0, MK_PASS); }
 void ck_tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
                       const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c) {
     if (ck_use_avx512()) { ck512_tile_gemm(c, ldc, a, sai, sar, b, ldb, R, rows, cols, load_c); return; }
-    // Row tiles outer: a tile's A rows (L1) serve every 16-column stripe of B (an L2 panel)
-    // before the next rows are read.
+    if (cols > 32) { // stripes outer: a [R][16] stripe of B stays in L1 for every row tile
+        for (int64_t j = 0; j < cols; j += 16) {
+            const int nc = (int)(cols - j < 16 ? cols - j : 16);
+            int64_t i = 0;
+            for (; i + 6 <= rows; i += 6)
+                (nc == 16 ? mk6f : mk6m)(c + i * ldc + j, ldc, a + i * sai, sai, sar, b + j, ldb, R, nc, load_c);
+            for (; i < rows; i++)
+                (nc == 16 ? mk1f : mk1m)(c + i * ldc + j, ldc, a + i * sai, sai, sar, b + j, ldb, R, nc, load_c);
+        }
+        return;
+    }
+    // Narrow B (the forward's 32-column panels): row tiles outer, so a tile's A rows (L1) serve
+    // both 16-column stripes before the next rows are read.
     int64_t i = 0;
     for (; i + 6 <= rows; i += 6)
         for (int64_t j = 0; j < cols; j += 16) {

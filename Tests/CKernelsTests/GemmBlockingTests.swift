@@ -67,10 +67,12 @@ private let activeISA = String(cString: ck_isa_name(ck_isa_active()))
             #expect(fast.rc == 0)
             expectClose(fast.out, want.out, tol: want.tol, "forward " + what)
             expectThreadInvariant("forward " + what) { matmul(ref: false, x: x, w: w, type: type, bias: bias, T: T, K: K, N: N).out }
-            // The packed forward runs the same fmaf chains, on either SIMD path (the AVX-512 small-N
-            // kernel for f32 with N <= 16 sums in 16 lanes instead).
-            let smallN = ck_isa_active() >= 2 && type == Int32(CK_TYPE_F32.rawValue) && N <= 16
-            if ck_isa_active() >= 1 && !smallN {
+            // The packed forward runs the same fmaf chains, on either SIMD path, except where the
+            // forward takes a dot kernel instead: AVX-512 with f32 and N <= 16 (16-lane small-N
+            // kernel), AVX2 with N <= 16 (3×4 dot tiles; T >= 12 here).
+            let isa = ck_isa_active()
+            let dotPath = N <= 16 && (isa == 1 || type == Int32(CK_TYPE_F32.rawValue))
+            if isa >= 1 && !dotPath {
                 var p = [Float](repeating: .nan, count: Int(ck_matmul_packed_size(Int64(K), Int64(N))))
                 #expect(w.withUnsafeBytes { ck_matmul_pack(&p, $0.baseAddress, type, Int64(K), Int64(N)) } == 0)
                 var o = [Float](repeating: .nan, count: T * N)
