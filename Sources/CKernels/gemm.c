@@ -1,15 +1,15 @@
 /*
  * gemm.c — out[T,N] = inp[T,K] · W[N,K]ᵀ (+ bias) for weights of any dequantizable type.
  *
- * Fast path (AVX2/FMA): the pool runs one task per tile of TILE_N weight rows (and, when
- * there are few tiles for the threads, per block of input rows too). A task
- * dequantizes its tile into a per-thread f32 buffer (F32 weights are used in place) and
- * sweeps its input rows over it with a 3×4 register-blocked micro-kernel (3 input rows ×
- * 4 weight rows, 12 ymm accumulators). T=1 streams W exactly once; large T reuses each
- * dequantized tile (L2-resident) for every input row.
- *
- * AVX-512: tiles of 32 weight rows are packed transposed ([K][32]) and multiplied with the
- * 12×32 zmm kernel of gemm_avx512.c (see mm512_task).
+ * Fast path (AVX2 and AVX-512): one task per tile of 32 weight rows (and, when there are few
+ * tiles for the threads, per block of input rows too). A task packs its tile transposed into a
+ * per-thread panel [K][32] (dequantized on the way; AVX-512 gathers, AVX2 8×8 register
+ * transposes) and sweeps its input rows over it with the register-tile GEMM core: 12×32 zmm
+ * tiles (gemm_avx512.c) or 6×16 ymm tiles (gemm_bwd.c). Large T reuses each packed tile
+ * (L2-resident) for every input row. (AVX2 used 3×4 dot tiles with horizontal sums for all T
+ * until these panels: 0.47–0.98× OpenBLAS single-thread, now 1.01–1.09×; it keeps them for
+ * T < SMALL_T_DOT, where packing a panel costs as much as the product, and for N <= SMALL_N,
+ * where a 32-wide panel would be mostly empty.)
  *
  * AVX-512 with f32 weights and N <= 16 (LoRA rank r): blocks of input rows through the
  * k-vectorized small-N kernel (ck512_small_n), each output one 16-lane dot + ck_hsum16.
@@ -17,10 +17,10 @@
  * Small T (<= CK_GEMV_MAX_T) with Q4_0/Q4_1/Q8_0 weights goes to the fused kernels of
  * gemv_q.c instead (no dequantized tile buffer).
  *
- * Reproducibility: every output is one 8-lane FMA accumulator over K in order, a fixed
- * horizontal sum, then a scalar fmaf tail (AVX2), or one fmaf chain over K (AVX-512) —
- * whatever the micro-kernel shape, tile or thread, so results are bit-identical for any
- * thread count (for a given ISA).
+ * Reproducibility: every output of the small-T AVX2 dot path is one 8-lane accumulator over K,
+ * ck_hsum8, then a scalar fmaf tail; every output of the tile path is one fmaf chain over K in increasing order
+ * (both ISAs) — whatever the micro-kernel shape, tile or thread, so results are bit-identical
+ * for any thread count, and equal to ck_matmul_forward_packed's.
  */
 #include "ck_internal.h"
 #include "ck_quant.h"
@@ -28,9 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef TILE_N
-#define TILE_N 16 // weight rows per task (multiple of 4)
-#endif
 
 // ---- reference -------------------------------------------------------------------
 
@@ -54,7 +51,9 @@ int ck_matmul_forward_ref(float *out, const float *inp, const void *w, int wtype
     return 0;
 }
 
-// ---- AVX2 micro-kernels --------------------------------------------------------------
+// ---- AVX2 small-T dot kernels ---------------------------------------------------------
+// Under AVX2 a few input rows (T < SMALL_T_DOT, e.g. generation on f32/f16 weights) cannot repay
+// packing a [K][32] panel per tile: those go through 3×4 dot tiles on the weight rows in place.
 
 #if CK_X86
 /* res[i*4+j] = dot(x[i], w[j]) over K, for i < MR, j < 4 (MR is a compile-time constant
@@ -94,12 +93,15 @@ typedef struct {
     const float *bias;
     int wtype;
     int64_t T, K, N, rb;
-    int64_t t_block;  // input rows per task (a multiple of 3, or T)
+    int64_t t_block;  // input rows per task (a multiple of 12, or T)
     int64_t t_blocks; // tasks per weight tile
     _Atomic int failed;
 } mm_ctx;
 
+
 #if CK_X86
+#define TILE_N 16 // weight rows per small-T task (multiple of 4)
+#define SMALL_T_DOT 12
 static void mm_task(void *vctx, int64_t task) {
     mm_ctx *c = vctx;
     const int64_t K = c->K, N = c->N, tile = task / c->t_blocks;
@@ -141,7 +143,7 @@ static void mm_task(void *vctx, int64_t task) {
 }
 #endif
 
-/* AVX-512 task: tile of TILE_N512 weight rows, packed transposed into a per-thread panel
+/* Tile task: tile of TILE_N512 weight rows, packed transposed into a per-thread panel
  * P[K][TILE_N512] (dequantized on the way), then out[t, n0..] = X[t,:]·P for the task's input
  * rows with the 12×32 kernel of gemm_avx512.c (X broadcast, P rows loaded). Each output is
  * one fmaf chain over k in increasing order, so results do not depend on tiles or threads. */
@@ -181,8 +183,9 @@ static void mm512_task(void *vctx, int64_t task) {
         rows = tmp;
         ld = K;
     }
-    pack_transposed(panel, rows, ld, nn, K);
-    ck512_tile_gemm(c->out + t_begin * N + n0, N, c->inp + t_begin * K, K, 1, panel, TILE_N512, K, T - t_begin, nn, 0);
+    if (ck_use_avx512()) pack_transposed(panel, rows, ld, nn, K);
+    else ck_pack_a(panel, rows, ld, 1, nn, K, TILE_N512); // 8×8 register transposes (AVX2)
+    ck_tile_gemm(c->out + t_begin * N + n0, N, c->inp + t_begin * K, K, 1, panel, TILE_N512, K, T - t_begin, nn, 0);
     if (c->bias)
         for (int64_t t = t_begin; t < T; t++)
             for (int j = 0; j < nn; j++) c->out[t * N + n0 + j] += c->bias[n0 + j];
@@ -223,7 +226,11 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
         ck_parallel_for((T + SMALL_ROWS - 1) / SMALL_ROWS, small_n_task, &c);
         return 0;
     }
-    if (ck_use_avx512()) {
+    if (!ck_use_avx512() && (T < SMALL_T_DOT || N <= SMALL_N)) { // AVX2: few rows, or LoRA's N = r
+        ck_parallel_for((N + TILE_N - 1) / TILE_N, mm_task, &c);
+        return c.failed ? -1 : 0;
+    }
+    {
         const int64_t tiles = (N + TILE_N512 - 1) / TILE_N512, want = 4 * (int64_t)ck_get_threads();
         if (tiles < want && T >= 96) { // few weight tiles for many threads: also split the rows of inp
             int64_t tb = (T * tiles + want - 1) / want;
@@ -234,15 +241,6 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
         ck_parallel_for(tiles * c.t_blocks, mm512_task, &c);
         return c.failed ? -1 : 0;
     }
-    const int64_t tiles = (N + TILE_N - 1) / TILE_N, want = 4 * (int64_t)ck_get_threads();
-    if (tiles < want && T >= 96) { // few weight tiles for many threads: also split the rows of inp
-        int64_t tb = (T * tiles + want - 1) / want;
-        tb = tb < 48 ? 48 : (tb + 2) / 3 * 3;  // each extra split re-dequantizes the tile
-        c.t_block = tb;
-        c.t_blocks = (T + tb - 1) / tb;
-    }
-    ck_parallel_for(tiles * c.t_blocks, mm_task, &c);
-    return c.failed ? -1 : 0;
 #else
     return ck_matmul_forward_ref(out, inp, w, wtype, bias, T, K, N);
 #endif

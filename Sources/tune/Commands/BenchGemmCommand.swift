@@ -19,7 +19,7 @@ struct BenchGemm: ParsableCommand {
             bench.refM = refM
             let r = bench.run { msg in if !global.json { FileHandle.standardError.write(Data("… \(msg)\n".utf8)) } }
             if global.json { try Output.json(r); return }
-            Output.text("cpu \(r.cpuISA), \(r.threads) threads; ref-* rows use M=\(refM), gemv rows M=1")
+            Output.text("cpu \(r.cpuISA), \(r.threads) threads; ref-* rows use M <= \(refM) (fewer on large shapes, see column M), gemv rows M=1")
             if !r.openblas {
                 Output.text("reference: OpenBLAS not found (libopenblas.so.0); install it with `apt-get install -y libopenblas0-pthread` (scripts/setup does)")
             }
