@@ -191,6 +191,8 @@ static void test_elementwise() {
     { Dev x(a); tcu_axpy(x.f(), gb.f(), 0.37f, n); check("axpy", x, want, TOL_EXACT); }
     want = a; ck_scale_ref(want.data(), 0.37f, n);
     { Dev x(a); tcu_scale(x.f(), 0.37f, n); check("scale", x, want, TOL_EXACT); }
+    want = a; ck_mul_inplace_ref(want.data(), b.data(), n);
+    { Dev x(a); tcu_mul_inplace(x.f(), gb.f(), n); check("mul_inplace", x, want, TOL_EXACT); }
     const double s_cpu = ck_sumsq_ref(a.data(), n), s_gpu = tcu_sumsq(ga.f(), n);
     report("sumsq", (s_gpu - s_cpu) * (s_gpu - s_cpu) / (s_cpu * s_cpu), 1e-20);
 }

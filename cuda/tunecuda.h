@@ -12,7 +12,7 @@
  * Lifecycle: dlopen → tunecuda_abi_version() == TUNECUDA_ABI_VERSION → tunecuda_init(why, n) == 0
  * → ops … → tcu_sync(). The Engine refuses a library whose ABI version differs (one stderr line).
  *
- * Coverage (v1): see docs/cuda.md. Weight types for the GEMMs / embedding: F32, F16, BF16, Q4_0,
+ * Coverage (v2; v2 added tcu_mul_inplace and made device→device copies asynchronous): see docs/cuda.md. Weight types for the GEMMs / embedding: F32, F16, BF16, Q4_0,
  * Q4_1, Q8_0 (quantized weights are dequantized inside the GEMM tile loader; the f32 matrix is
  * never materialized). Other types return -1 and record "unsupported weight type".
  */
@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 /* Bumped on any change of a signature or contract below. Engine's CUDABackend.abiVersion must match. */
-#define TUNECUDA_ABI_VERSION 1
+#define TUNECUDA_ABI_VERSION 2
 
 /* ---- library & device ----------------------------------------------------------------- */
 
@@ -41,7 +41,8 @@ void tunecuda_device_info(char *buf, size_t n);
 /* Device memory. tcu_malloc returns NULL on failure (reason via tcu_sync). */
 void *tcu_malloc(size_t bytes);
 void  tcu_free(void *p);
-/* kind: 0 host→device, 1 device→host, 2 device→device. Synchronous. Returns 0 or -1. */
+/* kind: 0 host→device, 1 device→host (both synchronous), 2 device→device (ordered on the stream
+ * with the ops, not waited for: v2). Returns 0 or -1. */
 int   tcu_memcpy(void *dst, const void *src, size_t bytes, int kind);
 int   tcu_memset(void *dst, int value, size_t bytes);
 /* Waits for all launched ops. Returns 0, or nonzero with the first error since the last call in why[n]. */
@@ -84,6 +85,8 @@ void tcu_swiglu_backward(float *dgate, float *dup, const float *dout, const floa
 void tcu_add_inplace(float *x, const float *y, int64_t n);
 void tcu_axpy(float *x, const float *y, float s, int64_t n);
 void tcu_scale(float *x, float s, int64_t n);
+/* x[i] *= y[i] (v2: LoRA dropout masks). */
+void tcu_mul_inplace(float *x, const float *y, int64_t n);
 int64_t tcu_xent_forward_backward(float *losses, float *logits, const int32_t *targets,
                                   float scale, int64_t T, int64_t V);
 void tcu_adamw_step(float *param, const float *grad, float *m, float *v, int64_t n,

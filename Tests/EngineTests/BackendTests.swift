@@ -28,6 +28,8 @@ private func buildFake(_ name: String, _ source: String) throws -> String {
 }
 
 /// A fake libtunecuda: the lifecycle/memory functions over host memory and a naive f32 matmul_forward.
+private let abi = Int(CUDABackend.abiVersion)
+
 private func fakeSource(abi: Int, initResult: Int = 0, why: String = "", omit: String = "") -> String {
     var s = """
     #include <stdio.h>
@@ -123,22 +125,23 @@ private func nmse(_ a: [Float], _ b: [Float]) -> Double {
         let header = try String(contentsOf: root.appendingPathComponent("cuda/tunecuda.h"), encoding: .utf8)
         let line = header.split(separator: "\n").first { $0.hasPrefix("#define TUNECUDA_ABI_VERSION ") }
         #expect(line.map { Int32($0.split(separator: " ").last!) } == CUDABackend.abiVersion)
-        for op in BackendOp.allCases where op != .mulInplace && op != .logSoftmaxForward {
+        for op in BackendOp.allCases where op != .logSoftmaxForward {
             #expect(header.contains(" \(op.cudaSymbol)("), "cuda/tunecuda.h does not declare \(op.cudaSymbol)")
         }
+        for sym in KernelTable.cudaSymbols { #expect(header.contains("\(sym)("), "cuda/tunecuda.h does not declare \(sym)") }
     }
 
     @Test(.enabled(if: cc != nil, "no C compiler (cc/gcc/clang) to build the fake libraries")) func wrongABIIsRefused() throws {
         let path = try buildFake("wrongabi", fakeSource(abi: 999))
-        #expect(reason(CUDABackend.load(path: path)) == "\(path) has ABI version 999, this tune needs 1 (rebuild it: make -C cuda)")
+        #expect(reason(CUDABackend.load(path: path)) == "\(path) has ABI version 999, this tune needs \(abi) (rebuild it: make -C cuda)")
         let noVersion = try buildFake("notcuda", "int something(void) { return 0; }")
         #expect(reason(CUDABackend.load(path: noVersion)) == "\(noVersion) is not a tune CUDA library (no tunecuda_abi_version)")
-        let partial = try buildFake("partial", fakeSource(abi: 1, omit: "tcu_sync"))
+        let partial = try buildFake("partial", fakeSource(abi: abi, omit: "tcu_sync"))
         #expect(reason(CUDABackend.load(path: partial))?.hasPrefix("\(partial) lacks tcu_sync") == true)
     }
 
     @Test(.enabled(if: cc != nil, "no C compiler (cc/gcc/clang) to build the fake libraries")) func initFailureReasonReachesTheNotice() throws {
-        let path = try buildFake("nodevice", fakeSource(abi: 1, initResult: 2, why: "no CUDA-capable device"))
+        let path = try buildFake("nodevice", fakeSource(abi: abi, initResult: 2, why: "no CUDA-capable device"))
         #expect(reason(CUDABackend.load(path: path)) == "no CUDA-capable device")
         let sel = BackendSelector { CUDABackend.load(environment: $0) }
         let r = try sel.resolve(nil, for: .training, environment: ["TUNE_CUDA_LIB": path])
@@ -146,8 +149,8 @@ private func nmse(_ a: [Float], _ b: [Float]) -> Double {
         #expect(r.notice == "CUDA backend unavailable (no CUDA-capable device); running on CPU")
     }
 
-    @Test(.enabled(if: cc != nil, "no C compiler (cc/gcc/clang) to build the fake libraries")) func loadedBackendRunsOpsAndRefusesTraining() throws {
-        let path = try buildFake("fakegpu", fakeSource(abi: 1))
+    @Test(.enabled(if: cc != nil, "no C compiler (cc/gcc/clang) to build the fake libraries")) func loadedBackendRunsOpsAndTrainingNeedsTheWholeTable() throws {
+        let path = try buildFake("fakegpu", fakeSource(abi: abi))
         let cuda = try CUDABackend.load(path: path).get()
         #expect(cuda.device == "Fake GPU (host memory)")
         #expect(cuda.supports(.matmulForward) && !cuda.supports(.rmsnormForward))
@@ -162,14 +165,14 @@ private func nmse(_ a: [Float], _ b: [Float]) -> Double {
 
         let sel = BackendSelector { _ in .success(cuda) }
         #expect(try sel.resolve(.auto, for: .kernels, environment: [:]).backend.name == "cuda")
-        let train = try sel.resolve(.auto, for: .training, environment: [:])
-        #expect(train.backend.name == "cpu")
-        #expect(train.notice == "CUDA backend loaded (Fake GPU (host memory)) but the training graph has no CUDA path yet; running on CPU")
+        let train = try sel.resolve(.cuda, for: .training, environment: [:])
+        #expect(train.backend.name == "cuda" && train.notice == nil && train.request == .cuda)
+        // The fake library has only matmul_forward: the training graph's table is refused, naming the gap.
         do {
-            _ = try sel.resolve(.cuda, for: .training, environment: [:])
+            _ = try train.backend.kernelTable()
             Issue.record("expected an error")
         } catch let e as EngineError {
-            #expect(e.message.hasPrefix("not yet implemented: the training graph runs on the CPU backend"))
+            #expect(e.message == "not supported on CUDA yet: \(path) lacks tcu_memset, which the training graph needs (rebuild it: make -C cuda)")
         }
     }
 
@@ -182,7 +185,8 @@ private func nmse(_ a: [Float], _ b: [Float]) -> Double {
             #expect(!why.reason.contains("ABI") && !why.reason.contains("lacks") && !why.reason.hasPrefix("cannot load"), "\(why)")
             #expect(!why.reason.isEmpty && !why.reason.contains("\n"))
         case .success(let cuda):
-            for op in BackendOp.allCases where op != .mulInplace && op != .logSoftmaxForward { #expect(cuda.supports(op), "\(op)") }
+            for op in BackendOp.allCases where op != .logSoftmaxForward { #expect(cuda.supports(op), "\(op)") }
+            _ = try cuda.kernelTable() // every symbol the training graph needs
             let (T, K, N) = (77, 128, 130)
             let x = randomFloats(T * K, seed: 4), w = randomFloats(N * K, seed: 5)
             for type in [Int32(0), 3] { // f32, q4_1

@@ -1,6 +1,6 @@
 // BackendCLITests — `tune train` and the backend seam: without a usable CUDA library, auto trains on the
-// CPU after exactly one stderr line saying why; cpu says nothing; cuda fails with the reason (or, with a
-// GPU, with "not yet implemented" — the training graph is CPU-only); a bad TUNE_BACKEND is one error line.
+// CPU after exactly one stderr line saying why; cpu says nothing; cuda fails with the reason (with a GPU
+// it trains there: docs/cuda.md); a bad TUNE_BACKEND is one error line.
 import Foundation
 import Testing
 import Engine

@@ -149,6 +149,7 @@ __global__ void swiglu_bwd_k(float *dg, float *du, const float *dy, const float 
 __global__ void add_k(float *x, const float *y, int64_t n) { TCU_GRID_STRIDE(i, n) x[i] = x[i] + y[i]; }
 __global__ void axpy_k(float *x, const float *y, float s, int64_t n) { TCU_GRID_STRIDE(i, n) x[i] = fmaf(s, y[i], x[i]); }
 __global__ void scale_k(float *x, float s, int64_t n) { TCU_GRID_STRIDE(i, n) x[i] = x[i] * s; }
+__global__ void mul_k(float *x, const float *y, int64_t n) { TCU_GRID_STRIDE(i, n) x[i] = __fmul_rn(x[i], y[i]); }
 
 #define TCU_EW(name, ...)                                                        \
     if (n <= 0) return;                                                          \
@@ -162,6 +163,8 @@ extern "C" void tcu_swiglu_backward(float *dgate, float *dup, const float *dout,
 extern "C" void tcu_add_inplace(float *x, const float *y, int64_t n) { TCU_EW(add_k, x, y, n) }
 extern "C" void tcu_axpy(float *x, const float *y, float s, int64_t n) { TCU_EW(axpy_k, x, y, s, n) }
 extern "C" void tcu_scale(float *x, float s, int64_t n) { TCU_EW(scale_k, x, s, n) }
+/* ABI v2: the LoRA dropout mask product (x *= mask·1/(1−p)). */
+extern "C" void tcu_mul_inplace(float *x, const float *y, int64_t n) { TCU_EW(mul_k, x, y, n) }
 
 // ---- softmax cross-entropy (one block per row, in place) ------------------------------------------
 

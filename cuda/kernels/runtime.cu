@@ -114,7 +114,7 @@ extern "C" int tcu_memcpy(void *dst, const void *src, size_t bytes, int kind) {
     const cudaMemcpyKind k = kind == 0 ? cudaMemcpyHostToDevice : kind == 1 ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
     if (kind < 0 || kind > 2) { tcu_fail("tcu_memcpy: kind %d (expected 0 h2d, 1 d2h, 2 d2d)", kind); return -1; }
     cudaError_t e = cudaMemcpyAsync(dst, src, bytes, k, tcu_stream);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(tcu_stream);
+    if (e == cudaSuccess && kind != 2) e = cudaStreamSynchronize(tcu_stream); // d2d: stream-ordered (v2)
     if (e != cudaSuccess) { tcu_fail("tcu_memcpy(%zu bytes): %s", bytes, cudaGetErrorString(e)); return -1; }
     return 0;
 }

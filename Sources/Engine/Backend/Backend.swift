@@ -27,7 +27,7 @@ public enum BackendOp: String, CaseIterable, Sendable {
     case addInplace = "add_inplace"
     case axpy = "axpy"
     case scale = "scale"
-    case mulInplace = "mul_inplace"             // CPU only
+    case mulInplace = "mul_inplace"             // CUDA since ABI v2 (LoRA dropout)
     case logSoftmaxForward = "log_softmax_forward" // CPU only
     case xentForwardBackward = "xent_forward_backward"
     case adamwStep = "adamw_step"
@@ -50,6 +50,9 @@ public protocol Backend: Sendable {
     /// out [T, N] = inp [T, K] · Wᵀ (+ bias [N]), W [N, K] rows of ggml type `wtype` (bytes as in GGUF),
     /// on host arrays (the CUDA backend uploads, runs, downloads): the op every backend is tested on.
     func matmulForward(inp: [Float], weight: [UInt8], wtype: Int32, bias: [Float]?, T: Int, K: Int, N: Int) throws -> [Float]
+    /// The functions the training graph calls (KernelTable.swift); throws when this backend cannot
+    /// offer every op the graph needs (the reason names what is missing).
+    func kernelTable() throws -> KernelTable
 }
 
 /// What the user asked for: `TUNE_BACKEND` or `--backend`.

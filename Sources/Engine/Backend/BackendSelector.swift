@@ -5,7 +5,7 @@ import Foundation
 
 /// What the caller will run, so the selector can refuse work that has no CUDA path yet.
 public enum BackendWorkload: String, Sendable {
-    /// The LoRA training graph (Engine/Train): CPU only until the graph is wired onto CUDA.
+    /// The LoRA training graph (Engine/Train) through the backend's `KernelTable`.
     case training
     /// Single kernels (parity checks, kernel benchmarks): any backend that supports the op.
     case kernels
@@ -15,6 +15,8 @@ public enum BackendWorkload: String, Sendable {
 public struct BackendResolution: Sendable {
     public let backend: any Backend
     public let notice: String?
+    /// What was asked for (`auto` lets the trainer fall back to the CPU for a run CUDA cannot do).
+    public var request: BackendRequest = .auto
 }
 
 public final class BackendSelector: @unchecked Sendable { // state behind `lock`
@@ -31,12 +33,13 @@ public final class BackendSelector: @unchecked Sendable { // state behind `lock`
     }
 
     /// Resolves `request` (default: `TUNE_BACKEND`, else auto) for `workload`.
-    /// - auto: CUDA if it loads and can run the workload, else CPU with one notice saying why.
+    /// - auto: CUDA if it loads, else CPU with one notice saying why (a training run CUDA cannot do —
+    ///   e.g. NF4 weights — falls back in `LoRATrainer`, which gives its own one-line notice).
     /// - cpu: CPU, silently. - cuda: CUDA, or an error carrying the reason.
     public func resolve(_ request: BackendRequest? = nil, for workload: BackendWorkload,
                         environment env: [String: String] = ProcessInfo.processInfo.environment) throws -> BackendResolution {
         let req = try request ?? BackendRequest.fromEnvironment(env) ?? .auto
-        if req == .cpu { return BackendResolution(backend: CPUBackend(), notice: nil) }
+        if req == .cpu { return BackendResolution(backend: CPUBackend(), notice: nil, request: .cpu) }
         switch loadCUDA(env) {
         case .failure(let why):
             if req == .cuda {
@@ -44,13 +47,7 @@ public final class BackendSelector: @unchecked Sendable { // state behind `lock`
             }
             return cpu(notice: "CUDA backend unavailable (\(why.reason)); running on CPU")
         case .success(let cuda):
-            if workload == .training {
-                if req == .cuda {
-                    throw EngineError(.unsupported, "not yet implemented: the training graph runs on the CPU backend (CUDA device \(cuda.device) is available for kernels only; use --backend cpu or auto)")
-                }
-                return cpu(notice: "CUDA backend loaded (\(cuda.device)) but the training graph has no CUDA path yet; running on CPU")
-            }
-            return BackendResolution(backend: cuda, notice: nil)
+            return BackendResolution(backend: cuda, notice: nil, request: req)
         }
     }
 
@@ -59,6 +56,6 @@ public final class BackendSelector: @unchecked Sendable { // state behind `lock`
         defer { lock.unlock() }
         let first = !noticeGiven
         noticeGiven = true
-        return BackendResolution(backend: CPUBackend(), notice: first ? notice : nil)
+        return BackendResolution(backend: CPUBackend(), notice: first ? notice : nil, request: .auto)
     }
 }

@@ -9,6 +9,8 @@ public struct CPUBackend: Backend {
 
     public func supports(_ op: BackendOp) -> Bool { op != .matmulBackwardWeightBF16 }
 
+    public func kernelTable() throws -> KernelTable { .cpu }
+
     public func matmulForward(inp: [Float], weight: [UInt8], wtype: Int32, bias: [Float]?, T: Int, K: Int, N: Int) throws -> [Float] {
         try BackendShapes.checkMatmul(inp: inp, weight: weight, wtype: wtype, bias: bias, T: T, K: K, N: N)
         var out = [Float](repeating: 0, count: T * N)

@@ -10,13 +10,16 @@ import Foundation
 
 public final class CUDABackend: Backend, @unchecked Sendable { // immutable after init; the C library is not re-entrant, callers serialize
     /// The ABI this build of tune speaks; must equal TUNECUDA_ABI_VERSION in cuda/tunecuda.h (a test checks).
-    public static let abiVersion: Int32 = 1
+    public static let abiVersion: Int32 = 2
 
     /// Where the library was loaded from.
     public let path: String
     public let device: String
     public var name: String { "cuda" }
     private let ops: Set<BackendOp>
+    private let handle: UnsafeMutableRawPointer
+    private let tableLock = NSLock()
+    private var table: KernelTable?
 
     private typealias InitFn = @convention(c) (UnsafeMutablePointer<CChar>?, Int) -> Int32
     private typealias InfoFn = @convention(c) (UnsafeMutablePointer<CChar>?, Int) -> Void
@@ -87,17 +90,18 @@ public final class CUDABackend: Backend, @unchecked Sendable { // immutable afte
         buf = [CChar](repeating: 0, count: 512)
         buf.withUnsafeMutableBufferPointer { info($0.baseAddress, $0.count) }
         let ops = Set(BackendOp.allCases.filter { dlsym(h, $0.cudaSymbol) != nil })
-        return .success(CUDABackend(path: path, device: cString(buf), ops: ops,
+        return .success(CUDABackend(path: path, device: cString(buf), ops: ops, handle: h,
                                     malloc: sym("tcu_malloc", MallocFn.self)!, free: sym("tcu_free", FreeFn.self)!,
                                     memcpy: sym("tcu_memcpy", MemcpyFn.self)!, sync: sym("tcu_sync", SyncFn.self)!,
                                     matmul: sym(BackendOp.matmulForward.cudaSymbol, MatmulFn.self)))
     }
 
-    private init(path: String, device: String, ops: Set<BackendOp>, malloc: MallocFn, free: FreeFn, memcpy: MemcpyFn,
+    private init(path: String, device: String, ops: Set<BackendOp>, handle: UnsafeMutableRawPointer, malloc: MallocFn, free: FreeFn, memcpy: MemcpyFn,
                  sync: SyncFn, matmul: MatmulFn?) {
         self.path = path
         self.device = device
         self.ops = ops
+        self.handle = handle
         self.malloc = malloc
         self.free = free
         self.memcpy = memcpy
@@ -106,6 +110,16 @@ public final class CUDABackend: Backend, @unchecked Sendable { // immutable afte
     }
 
     public func supports(_ op: BackendOp) -> Bool { ops.contains(op) }
+
+    /// The training graph's table over this library (built once; throws naming a missing tcu_ symbol).
+    public func kernelTable() throws -> KernelTable {
+        try tableLock.withLock {
+            if let table { return table }
+            let t = try KernelTable.cuda(handle: handle, path: path)
+            table = t
+            return t
+        }
+    }
 
     public func matmulForward(inp: [Float], weight: [UInt8], wtype: Int32, bias: [Float]?, T: Int, K: Int, N: Int) throws -> [Float] {
         try BackendShapes.checkMatmul(inp: inp, weight: weight, wtype: wtype, bias: bias, T: T, K: K, N: N)

@@ -42,97 +42,157 @@ struct TrainBatch {
     }
 }
 
-/// Saved activations and gradient scratch for up to `capacity` rows.
+/// Saved activations and gradient scratch for up to `capacity` rows, in the memory of the graph's
+/// `KernelTable` (host memory on the CPU, device memory on CUDA). Every op goes through the table;
+/// host data reaches the device only through its copies: the batch's ids/positions/targets per
+/// micro-batch, dropout masks (generated on the host from the counter-based hash), the frozen
+/// weights once (`DeviceWeights`), and back: the per-row losses of each LM-head chunk.
 final class TrainGraph {
     let model: LlamaModel
     let lora: LoRAAdapter
-    /// Gradient of every LoRA parameter, same layout as `lora.params`; accumulated by `backward`.
-    let grad: UnsafeMutablePointer<Float>
+    let k: KernelTable
+    /// The frozen base at device addresses.
+    let weights: DeviceWeights
+    /// LoRA parameters in device memory (`lora.params` itself on a host-addressable table): the
+    /// optimizer updates these; `pullParams`/`pushParams` move them to/from `lora.params`.
+    let params: FPtr
+    /// Gradient of every LoRA parameter (device), same layout as `lora.params`; accumulated by `backward`.
+    let grad: FPtr
     let dropout: LoRADropout?
     /// Dropout is applied in training forwards only (and then in the matching backward).
     private var dropoutActive = false
     private(set) var capacity = 0
 
     // Saved forward state, per layer.
-    private var xIn: [UnsafeMutablePointer<Float>] = [], xMid: [UnsafeMutablePointer<Float>] = []
-    private var xb1: [UnsafeMutablePointer<Float>] = [], xb2: [UnsafeMutablePointer<Float>] = []
-    private var rstd1: [UnsafeMutablePointer<Float>] = [], rstd2: [UnsafeMutablePointer<Float>] = []
-    private var q: [UnsafeMutablePointer<Float>] = [], k: [UnsafeMutablePointer<Float>] = [], v: [UnsafeMutablePointer<Float>] = []
-    private var att: [UnsafeMutablePointer<Float>] = [], lse: [UnsafeMutablePointer<Float>] = []
-    private var gate: [UnsafeMutablePointer<Float>] = [], up: [UnsafeMutablePointer<Float>] = []
+    private var xIn: [FPtr] = [], xMid: [FPtr] = []
+    private var xb1: [FPtr] = [], xb2: [FPtr] = []
+    private var rstd1: [FPtr] = [], rstd2: [FPtr] = []
+    private var q: [FPtr] = [], kk: [FPtr] = [], v: [FPtr] = []
+    private var att: [FPtr] = [], lse: [FPtr] = []
+    private var gate: [FPtr] = [], up: [FPtr] = []
     /// LoRA u = x̃·Aᵀ per slot [N, r].
-    private var loraU: [UnsafeMutablePointer<Float>] = []
-    private var xLast = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var xFinal = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var rstdF = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var loraU: [FPtr] = []
+    private var xLast: FPtr, xFinal: FPtr, rstdF: FPtr
     // Backward scratch.
-    private var dx = UnsafeMutablePointer<Float>.allocate(capacity: 1), dxb = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var tmpC = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var dq = UnsafeMutablePointer<Float>.allocate(capacity: 1), dk = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var dv = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var dgate = UnsafeMutablePointer<Float>.allocate(capacity: 1), dup = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var act = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var dropped = UnsafeMutablePointer<Float>.allocate(capacity: 1), maskBuf = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var owned: [UnsafeMutablePointer<Float>] = []
-    private let scratch = LoRAScratch()
-    private var pos = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    private var dx: FPtr, dxb: FPtr, tmpC: FPtr, dq: FPtr, dk: FPtr, dv: FPtr, dgate: FPtr, dup: FPtr, act: FPtr
+    private var dropped: FPtr, maskBuf: FPtr
+    /// Where dropout masks are generated (host): `maskBuf` itself on a host-addressable table.
+    private var hostMask: FPtr
+    private var hostMaskOwned: FPtr?
+    // Batch inputs on the device.
+    private var ids: UnsafeMutablePointer<Int32>, pos: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
+    private var owned: [UnsafeMutableRawPointer] = []
+    private let scratch: DeviceLoRAScratch
 
     /// Rows of logits computed at once by the LM head + loss.
     static let headChunk = 256
-    private let logits: UnsafeMutablePointer<Float>
+    private let logits: FPtr
+    /// Per-row losses of one chunk (device) and their host copy.
+    private let losses: FPtr
+    private var hostLosses = [Float](repeating: 0, count: TrainGraph.headChunk)
 
-    /// Base GEMMs with bf16 products (`ck_matmul_forward_bf16` / `ck_matmul_backward_input_bf16`).
+    /// Base GEMMs with bf16 products (`matmul_forward_bf16` / `matmul_backward_input_bf16`).
     private let bf16Products: Bool
 
-    /// RoPE cos/sin per (position, pair) for positions 0..<ropePositions (`ck_rope_table`), built on
-    /// first use and grown when a batch reaches further; replaces the per-call cos/sin of every layer.
-    private var ropeTable = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    /// RoPE cos/sin per (position, pair) for positions 0..<ropePositions (`rope_table`), built on
+    /// first use and grown when a batch reaches further, when the table has the cached RoPE ops;
+    /// otherwise every RoPE call computes its angles (`rope_forward` with θ).
+    private var ropeTable: FPtr?
     private var ropePositions = 0
 
-    /// The frozen LM head dequantized and packed once (`ck_matmul_pack`) for the f32-product loss
-    /// chunks, instead of once per chunk inside `ck_matmul_forward`; nil until the first loss.
-    private var packedHead: UnsafeMutablePointer<Float>?
+    /// The frozen LM head dequantized and packed once (`matmul_pack`) for the f32-product loss
+    /// chunks, when the table has the packed GEMM; nil until the first loss.
+    private var packedHead: FPtr?
 
-    init(model: LlamaModel, lora: LoRAAdapter, dropoutSeed: UInt64, bf16Products: Bool = false) {
+    /// Builds the graph on `kernels`; throws when that backend cannot run this model or adapter
+    /// (a weight type its GEMMs do not decode, dropout without `mul_inplace`), before any work.
+    init(model: LlamaModel, lora: LoRAAdapter, dropoutSeed: UInt64, bf16Products: Bool = false, kernels k: KernelTable = .cpu) throws {
+        if lora.config.dropout > 0, k.mulInplace == nil {
+            throw EngineError(.unsupported, "not supported on \(k.name) yet: LoRA dropout (the library has no mul_inplace); train with --lora-dropout 0 or --backend cpu")
+        }
         self.bf16Products = bf16Products
         self.model = model
         self.lora = lora
-        grad = .allocate(capacity: max(1, lora.count))
-        grad.initialize(repeating: 0, count: max(1, lora.count))
+        self.k = k
+        weights = try DeviceWeights(model: model, kernels: k)
+        var owned: [UnsafeMutableRawPointer] = []
+        func alloc(_ n: Int) throws -> FPtr {
+            let p = try k.allocFloats(n)
+            owned.append(UnsafeMutableRawPointer(p))
+            return p
+        }
+        do {
+            let n = max(1, lora.count)
+            grad = try alloc(n)
+            try k.zero(grad, count: n)
+            if k.hostAddressable { params = lora.params } else {
+                params = try alloc(n)
+                try k.upload(params, from: CFPtr(lora.params), count: n)
+            }
+            logits = try alloc(Self.headChunk * model.config.vocabSize)
+            losses = try alloc(Self.headChunk)
+            let one = try alloc(1)
+            xLast = one; xFinal = one; rstdF = one; dx = one; dxb = one; tmpC = one; dq = one; dk = one; dv = one
+            dgate = one; dup = one; act = one; dropped = one; maskBuf = one; hostMask = one
+            let i = try k.allocInt32(1)
+            owned.append(UnsafeMutableRawPointer(i))
+            ids = i; pos = i; targets = i
+        } catch {
+            owned.forEach { k.free($0) }
+            throw error
+        }
+        self.persistent = owned
+        scratch = DeviceLoRAScratch(k)
         dropout = lora.config.dropout > 0 ? LoRADropout(p: Float(lora.config.dropout), seed: dropoutSeed) : nil
-        logits = .allocate(capacity: Self.headChunk * model.config.vocabSize)
     }
+
+    /// Allocations that live as long as the graph (grad, params copy, logits, losses).
+    private var persistent: [UnsafeMutableRawPointer] = []
 
     deinit {
         releaseBuffers()
-        grad.deallocate()
-        logits.deallocate()
-        pos.deallocate()
-        ropeTable.deallocate()
-        packedHead?.deallocate()
+        persistent.forEach { k.free($0) }
+        if let ropeTable { k.free(UnsafeMutableRawPointer(ropeTable)) }
+        if let packedHead { k.free(UnsafeMutableRawPointer(packedHead)) }
+        hostMaskOwned?.deallocate()
+    }
+
+    /// Copies the device parameters into `lora.params` (before saving or checkpointing).
+    func pullParams() throws {
+        guard !k.hostAddressable else { return }
+        try k.download(lora.params, from: CFPtr(params), count: max(1, lora.count))
+    }
+
+    /// Copies `lora.params` to the device (after loading a checkpoint into them).
+    func pushParams() throws {
+        guard !k.hostAddressable else { return }
+        try k.upload(params, from: CFPtr(lora.params), count: max(1, lora.count))
     }
 
     /// Makes the RoPE table cover positions 0..<`needed` (grown to a power of two, capped at the
     /// model's context length; positions were checked against it).
-    private func ensureRopeTable(_ needed: Int) {
-        guard needed > ropePositions else { return }
+    private func ensureRopeTable(_ needed: Int, _ cache: KernelTable.RopeCache) throws -> FPtr {
+        if let ropeTable, needed <= ropePositions { return ropeTable }
         let c = model.config
         var p = 64
         while p < needed { p *= 2 }
         p = max(needed, min(p, c.contextLength))
-        ropeTable.deallocate()
-        ropeTable = .allocate(capacity: p * c.headDim)
-        ck_rope_table(ropeTable, Int64(p), Int64(c.headDim), c.ropeTheta)
+        if let ropeTable { k.free(UnsafeMutableRawPointer(ropeTable)) }
+        ropeTable = nil
+        let t = try k.allocFloats(p * c.headDim)
+        cache.table(t, Int64(p), Int64(c.headDim), c.ropeTheta)
+        ropeTable = t
         ropePositions = p
+        return t
     }
 
-    /// The LM head packed for `ck_matmul_forward_packed` (packed on first use; the base is frozen).
-    private func headPacked() throws -> UnsafeMutablePointer<Float> {
+    /// The LM head packed for the table's packed GEMM (packed on first use; the base is frozen).
+    private func headPacked(_ pk: KernelTable.PackedGEMM) throws -> FPtr {
         if let packedHead { return packedHead }
-        let head = model.weights.lmHead
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: Int(ck_matmul_packed_size(Int64(head.cols), Int64(head.rows))))
-        guard ck_matmul_pack(p, head.data, Int32(head.type.rawValue), Int64(head.cols), Int64(head.rows)) == 0 else {
-            p.deallocate()
+        let head = weights.lmHead
+        let p = try k.allocFloats(Int(pk.size(Int64(head.cols), Int64(head.rows))))
+        guard pk.pack(p, head.data, Int32(head.type.rawValue), Int64(head.cols), Int64(head.rows)) == 0 else {
+            k.free(UnsafeMutableRawPointer(p))
             throw EngineError(.unsupported, "LM head type \(head.type.name) with \(head.cols) columns is not supported by the kernels")
         }
         packedHead = p
@@ -140,71 +200,94 @@ final class TrainGraph {
     }
 
     private func releaseBuffers() {
-        owned.forEach { $0.deallocate() }
+        owned.forEach { k.free($0) }
         owned = []
+        hostMaskOwned?.deallocate()
+        hostMaskOwned = nil
     }
 
     /// Bytes held for activations at the current capacity (for reporting).
     private(set) var activationBytes = 0
 
     /// Makes room for `n` rows.
-    func reserve(_ n: Int) {
+    func reserve(_ n: Int) throws {
         guard n > capacity else { return }
         releaseBuffers()
+        capacity = 0
         let c = model.config, C = c.hiddenSize, F = c.intermediateSize, L = c.numLayers
         let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
         var bytes = 0
-        func alloc(_ width: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * width))
-            owned.append(p)
+        func alloc(_ width: Int) throws -> FPtr {
+            let p = try k.allocFloats(n * width)
+            owned.append(UnsafeMutableRawPointer(p))
             bytes += n * width * 4
             return p
         }
-        func perLayer(_ width: Int) -> [UnsafeMutablePointer<Float>] { (0..<L).map { _ in alloc(width) } }
-        xIn = perLayer(C); xMid = perLayer(C); xb1 = perLayer(C); xb2 = perLayer(C)
-        rstd1 = perLayer(1); rstd2 = perLayer(1)
-        q = perLayer(qDim); k = perLayer(kvDim); v = perLayer(kvDim)
-        att = perLayer(qDim); lse = perLayer(c.numHeads)
-        gate = perLayer(F); up = perLayer(F)
-        loraU = lora.slots.map { _ in alloc(lora.rank) }
-        xLast = alloc(C); xFinal = alloc(C); rstdF = alloc(1)
-        dx = alloc(C); dxb = alloc(max(C, qDim)); tmpC = alloc(max(C, qDim, F))
-        dq = alloc(qDim); dk = alloc(kvDim); dv = alloc(kvDim)
-        dgate = alloc(F); dup = alloc(F); act = alloc(F)
-        dropped = alloc(max(C, qDim, F)); maskBuf = alloc(max(C, qDim, F))
-        pos.deallocate()
-        pos = .allocate(capacity: n)
+        func perLayer(_ width: Int) throws -> [FPtr] { try (0..<L).map { _ in try alloc(width) } }
+        xIn = try perLayer(C); xMid = try perLayer(C); xb1 = try perLayer(C); xb2 = try perLayer(C)
+        rstd1 = try perLayer(1); rstd2 = try perLayer(1)
+        q = try perLayer(qDim); kk = try perLayer(kvDim); v = try perLayer(kvDim)
+        att = try perLayer(qDim); lse = try perLayer(c.numHeads)
+        gate = try perLayer(F); up = try perLayer(F)
+        loraU = try lora.slots.map { _ in try alloc(lora.rank) }
+        xLast = try alloc(C); xFinal = try alloc(C); rstdF = try alloc(1)
+        dx = try alloc(C); dxb = try alloc(max(C, qDim)); tmpC = try alloc(max(C, qDim, F))
+        dq = try alloc(qDim); dk = try alloc(kvDim); dv = try alloc(kvDim)
+        dgate = try alloc(F); dup = try alloc(F); act = try alloc(F)
+        let widest = max(C, qDim, F)
+        dropped = try alloc(widest); maskBuf = try alloc(widest)
+        if k.hostAddressable { hostMask = maskBuf } else if dropout != nil {
+            hostMaskOwned = .allocate(capacity: n * widest)
+            hostMask = hostMaskOwned!
+        }
+        func allocInt32() throws -> UnsafeMutablePointer<Int32> {
+            let i = try k.allocInt32(n)
+            owned.append(UnsafeMutableRawPointer(i))
+            return i
+        }
+        ids = try allocInt32(); pos = try allocInt32(); targets = try allocInt32()
         activationBytes = bytes
         capacity = n
     }
 
     // MARK: - Forward
 
-    private func base(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: WeightMatrix, _ n: Int) throws {
-        guard bf16Products else { return try matmul(out, inp, w, rows: n) }
-        let rc = ck_matmul_forward_bf16(out, inp, w.data, Int32(w.type.rawValue), nil, Int64(n), Int64(w.cols), Int64(w.rows))
+    private func base(_ out: FPtr, _ inp: CFPtr, _ w: WeightMatrix, _ n: Int) throws {
+        let rc = (bf16Products ? k.matmulForwardBF16 : k.matmulForward)(out, inp, w.data, Int32(w.type.rawValue), nil,
+                                                                     Int64(n), Int64(w.cols), Int64(w.rows))
         guard rc == 0 else {
             throw EngineError(.unsupported, "matmul: weight type \(w.type.name) with \(w.cols) columns is not supported by the kernels")
         }
     }
 
     /// The LoRA input for a slot: x itself, or dropout(x) written to `dropped` (mask kept in `maskBuf`).
-    private func loraInput(_ x: UnsafePointer<Float>, _ s: LoRASlot, rows n: Int, step: Int) -> UnsafePointer<Float> {
-        guard let dropout, dropoutActive else { return x }
+    private func loraInput(_ x: CFPtr, _ s: LoRASlot, rows n: Int, step: Int) throws -> CFPtr {
+        guard let dropout, dropoutActive, let mul = k.mulInplace else { return x }
         let count = n * s.inFeatures
-        maskBuf.update(repeating: 1, count: count)
-        dropout.apply(maskBuf, maskBuf, count: count, step: step, layer: s.layer, target: s.target)
-        dropped.update(from: x, count: count)
-        ck_mul_inplace(dropped, maskBuf, Int64(count))
-        return UnsafePointer(dropped)
+        hostMask.update(repeating: 1, count: count)
+        dropout.apply(hostMask, hostMask, count: count, step: step, layer: s.layer, target: s.target)
+        if !k.hostAddressable { try k.upload(maskBuf, from: CFPtr(hostMask), count: count) }
+        try k.copyFloats(dropped, from: x, count: count)
+        mul(dropped, maskBuf, Int64(count))
+        return CFPtr(dropped)
     }
 
-    private func forwardLinear(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix,
+    private func forwardLinear(_ out: FPtr, _ x: CFPtr, _ w: WeightMatrix,
                                layer: Int, target: LoRATarget, rows n: Int, step: Int) throws {
         try base(out, x, w, n)
         guard let s = lora.slot(layer: layer, target: target), let si = lora.slotIndex[layer][target] else { return }
-        let inp = loraInput(x, s, rows: n, step: step)
-        lora.addForward(s, out: out, inp: inp, rows: n, scratch: scratch, saveU: loraU[si])
+        let inp = try loraInput(x, s, rows: n, step: step)
+        try lora.addForward(s, k: k, params: params, out: out, inp: inp, rows: n, scratch: scratch, saveU: loraU[si])
+    }
+
+    /// RoPE on `x` [n, heads, D] in place (forward or backward), cached when the table can.
+    private func rope(_ x: FPtr, heads: Int, rows n: Int, backward: Bool) {
+        let c = model.config
+        if let cache = k.ropeCache, let tab = ropeTable {
+            (backward ? cache.backward : cache.forward)(x, pos, tab, Int64(n), Int64(heads), Int64(c.headDim))
+        } else {
+            (backward ? k.ropeBackward : k.ropeForward)(x, pos, Int64(n), Int64(heads), Int64(c.headDim), c.ropeTheta)
+        }
     }
 
     /// Runs the decoder over `batch`, saving what backward needs. Returns nothing; `loss` follows.
@@ -213,47 +296,44 @@ final class TrainGraph {
         let c = model.config, n = batch.count, C = c.hiddenSize, D = c.headDim, H = c.numHeads, Hkv = c.numKVHeads
         let qDim = H * D, kvDim = Hkv * D, F = c.intermediateSize
         guard n > 0 else { throw EngineError(.invalidArgument, "training batch has no tokens") }
-        reserve(n)
-        let w = model.weights
-        for (i, p) in batch.pos.enumerated() {
-            guard Int(p) < c.contextLength else {
-                throw EngineError(.invalidArgument, "a training sequence reaches position \(p), beyond the model's context length \(c.contextLength)")
-            }
-            pos[i] = p
+        try reserve(n)
+        let w = weights
+        for p in batch.pos where Int(p) >= c.contextLength {
+            throw EngineError(.invalidArgument, "a training sequence reaches position \(p), beyond the model's context length \(c.contextLength)")
         }
-        ensureRopeTable(Int(batch.pos.max() ?? 0) + 1)
-        let rc = batch.ids.withUnsafeBufferPointer {
-            ck_embedding_forward(xIn[0], $0.baseAddress, w.embed.data, Int32(w.embed.type.rawValue), Int64(n), Int64(C))
-        }
+        try batch.pos.withUnsafeBufferPointer { try k.upload(pos, from: $0.baseAddress!, count: n) }
+        try batch.ids.withUnsafeBufferPointer { try k.upload(ids, from: $0.baseAddress!, count: n) }
+        if let cache = k.ropeCache { _ = try ensureRopeTable(Int(batch.pos.max() ?? 0) + 1, cache) }
+        let rc = k.embeddingForward(xIn[0], ids, w.embed.data, Int32(w.embed.type.rawValue), Int64(n), Int64(C))
         guard rc == 0 else { throw EngineError(.unsupported, "embedding type \(w.embed.type.name) is not supported") }
 
         for l in 0..<c.numLayers {
             let lw = w.layers[l]
-            lw.attnNorm.withUnsafeBufferPointer { ck_rmsnorm_forward(xb1[l], rstd1[l], xIn[l], $0.baseAddress, c.rmsNormEps, Int64(n), Int64(C)) }
+            k.rmsnormForward(xb1[l], rstd1[l], xIn[l], lw.attnNorm, c.rmsNormEps, Int64(n), Int64(C))
             try forwardLinear(q[l], xb1[l], lw.wq, layer: l, target: .q, rows: n, step: step)
-            try forwardLinear(k[l], xb1[l], lw.wk, layer: l, target: .k, rows: n, step: step)
+            try forwardLinear(kk[l], xb1[l], lw.wk, layer: l, target: .k, rows: n, step: step)
             try forwardLinear(v[l], xb1[l], lw.wv, layer: l, target: .v, rows: n, step: step)
-            ck_rope_forward_cached(q[l], pos, ropeTable, Int64(n), Int64(H), Int64(D))
-            ck_rope_forward_cached(k[l], pos, ropeTable, Int64(n), Int64(Hkv), Int64(D))
+            rope(q[l], heads: H, rows: n, backward: false)
+            rope(kk[l], heads: Hkv, rows: n, backward: false)
             for seg in batch.segments {
-                ck_attention_forward_train(att[l] + seg.start * qDim, lse[l] + seg.start * H, q[l] + seg.start * qDim,
-                                           k[l] + seg.start * kvDim, v[l] + seg.start * kvDim,
-                                           Int64(seg.count), Int64(H), Int64(Hkv), Int64(D))
+                k.attentionForwardTrain(att[l] + seg.start * qDim, lse[l] + seg.start * H, q[l] + seg.start * qDim,
+                                        kk[l] + seg.start * kvDim, v[l] + seg.start * kvDim,
+                                        Int64(seg.count), Int64(H), Int64(Hkv), Int64(D))
             }
             try forwardLinear(tmpC, att[l], lw.wo, layer: l, target: .o, rows: n, step: step)
-            xMid[l].update(from: xIn[l], count: n * C)
-            ck_add_inplace(xMid[l], tmpC, Int64(n * C))
+            try k.copyFloats(xMid[l], from: xIn[l], count: n * C)
+            k.addInplace(xMid[l], tmpC, Int64(n * C))
 
-            lw.ffnNorm.withUnsafeBufferPointer { ck_rmsnorm_forward(xb2[l], rstd2[l], xMid[l], $0.baseAddress, c.rmsNormEps, Int64(n), Int64(C)) }
+            k.rmsnormForward(xb2[l], rstd2[l], xMid[l], lw.ffnNorm, c.rmsNormEps, Int64(n), Int64(C))
             try forwardLinear(gate[l], xb2[l], lw.wGate, layer: l, target: .gate, rows: n, step: step)
             try forwardLinear(up[l], xb2[l], lw.wUp, layer: l, target: .up, rows: n, step: step)
-            ck_swiglu_forward(act, gate[l], up[l], Int64(n * F))
+            k.swigluForward(act, gate[l], up[l], Int64(n * F))
             try forwardLinear(tmpC, act, lw.wDown, layer: l, target: .down, rows: n, step: step)
             let next = l + 1 < c.numLayers ? xIn[l + 1] : xLast
-            next.update(from: xMid[l], count: n * C)
-            ck_add_inplace(next, tmpC, Int64(n * C))
+            try k.copyFloats(next, from: xMid[l], count: n * C)
+            k.addInplace(next, tmpC, Int64(n * C))
         }
-        w.finalNorm.withUnsafeBufferPointer { ck_rmsnorm_forward(xFinal, rstdF, xLast, $0.baseAddress, c.rmsNormEps, Int64(n), Int64(C)) }
+        k.rmsnormForward(xFinal, rstdF, xLast, w.finalNorm, c.rmsNormEps, Int64(n), Int64(C))
     }
 
     // MARK: - Loss and backward
@@ -262,32 +342,30 @@ final class TrainGraph {
     /// loss (nats) and the number of targets. With `gradScale` non-nil the gradient d(loss·gradScale)/dx
     /// of the final-normed hidden states is left in `dxb` for `backward`.
     func loss(_ batch: TrainBatch, gradScale: Float?) throws -> (sum: Double, count: Int) {
-        let c = model.config, n = batch.count, C = c.hiddenSize, V = c.vocabSize, head = model.weights.lmHead
+        let c = model.config, n = batch.count, C = c.hiddenSize, V = c.vocabSize, head = weights.lmHead
         var sum = 0.0, count = 0
-        let losses = UnsafeMutablePointer<Float>.allocate(capacity: Self.headChunk)
-        defer { losses.deallocate() }
+        try batch.targets.withUnsafeBufferPointer { try k.upload(targets, from: $0.baseAddress!, count: n) }
         var start = 0
         while start < n {
             let rows = min(Self.headChunk, n - start)
             let hasTargets = batch.targets[start..<(start + rows)].contains { $0 >= 0 }
             if !hasTargets {
-                if gradScale != nil { (dxb + start * C).update(repeating: 0, count: rows * C) }
+                if gradScale != nil { try k.zero(dxb + start * C, count: rows * C) }
                 start += rows
                 continue
             }
-            if bf16Products {
+            if bf16Products || k.packed == nil {
                 try base(logits, xFinal + start * C, head, rows)
-            } else {
-                let rc = ck_matmul_forward_packed(logits, xFinal + start * C, try headPacked(), nil, Int64(rows), Int64(C), Int64(V))
+            } else if let pk = k.packed {
+                let rc = pk.forward(logits, xFinal + start * C, try headPacked(pk), nil, Int64(rows), Int64(C), Int64(V))
                 guard rc == 0 else { throw EngineError(.internal, "packed LM head forward failed (rc \(rc))") }
             }
-            let k = batch.targets.withUnsafeBufferPointer {
-                ck_xent_forward_backward(losses, logits, $0.baseAddress! + start, gradScale ?? 0, Int64(rows), Int64(V))
-            }
-            for r in 0..<rows where batch.targets[start + r] >= 0 { sum += Double(losses[r]) }
-            count += Int(k)
+            let got = k.xentForwardBackward(losses, logits, targets + start, gradScale ?? 0, Int64(rows), Int64(V))
+            try hostLosses.withUnsafeMutableBufferPointer { try k.download($0.baseAddress!, from: CFPtr(losses), count: rows) }
+            for r in 0..<rows where batch.targets[start + r] >= 0 { sum += Double(hostLosses[r]) }
+            count += Int(got)
             if gradScale != nil {
-                let rc = (bf16Products ? ck_matmul_backward_input_bf16 : ck_matmul_backward_input)(
+                let rc = (bf16Products ? k.matmulBackwardInputBF16 : k.matmulBackwardInput)(
                     dxb + start * C, logits, head.data, Int32(head.type.rawValue), Int64(rows), Int64(C), Int64(V), 0)
                 guard rc == 0 else { throw EngineError(.unsupported, "LM head type \(head.type.name) has no backward kernel") }
             }
@@ -296,22 +374,22 @@ final class TrainGraph {
         return (sum, count)
     }
 
-    private func backwardInput(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ w: WeightMatrix,
-                               rows n: Int, accumulate: Bool) throws {
-        let rc = (bf16Products ? ck_matmul_backward_input_bf16 : ck_matmul_backward_input)(
+    private func backwardInput(_ dinp: FPtr, _ dout: CFPtr, _ w: WeightMatrix, rows n: Int, accumulate: Bool) throws {
+        let rc = (bf16Products ? k.matmulBackwardInputBF16 : k.matmulBackwardInput)(
             dinp, dout, w.data, Int32(w.type.rawValue), Int64(n), Int64(w.cols), Int64(w.rows), accumulate ? 1 : 0)
         guard rc == 0 else { throw EngineError(.unsupported, "backward: weight type \(w.type.name) is not supported by the kernels") }
     }
 
     /// dX through a frozen linear plus its LoRA path (parameter grads into `grad`).
-    private func backwardLinear(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+    private func backwardLinear(_ dinp: FPtr, _ dout: CFPtr, _ x: CFPtr,
                                 _ w: WeightMatrix, layer: Int, target: LoRATarget, rows n: Int, step: Int, accumulate: Bool,
                                 needInputGrad: Bool = true) throws {
         if needInputGrad { try backwardInput(dinp, dout, w, rows: n, accumulate: accumulate) }
         guard let s = lora.slot(layer: layer, target: target), let si = lora.slotIndex[layer][target] else { return }
-        let inp = loraInput(x, s, rows: n, step: step)
-        lora.addBackward(s, grad: grad, dout: dout, u: loraU[si], inp: inp, dinp: needInputGrad ? dinp : nil, rows: n, scratch: scratch,
-                         dinpMask: dropout != nil && dropoutActive ? UnsafePointer(maskBuf) : nil)
+        let inp = try loraInput(x, s, rows: n, step: step)
+        try lora.addBackward(s, k: k, params: params, grad: grad, dout: dout, u: loraU[si], inp: inp,
+                             dinp: needInputGrad ? dinp : nil, rows: n, scratch: scratch,
+                             dinpMask: dropout != nil && dropoutActive ? CFPtr(maskBuf) : nil)
     }
 
     /// Backpropagates the gradient left in `dxb` by `loss(_:gradScale:)` down to the embeddings,
@@ -319,44 +397,51 @@ final class TrainGraph {
     func backward(_ batch: TrainBatch, step: Int) throws {
         let c = model.config, n = batch.count, C = c.hiddenSize, D = c.headDim, H = c.numHeads, Hkv = c.numKVHeads
         let qDim = H * D, kvDim = Hkv * D, F = c.intermediateSize
-        let w = model.weights
+        let w = weights
         // Final norm.
-        w.finalNorm.withUnsafeBufferPointer { ck_rmsnorm_backward(dx, nil, dxb, xLast, $0.baseAddress, rstdF, Int64(n), Int64(C)) }
+        k.rmsnormBackward(dx, nil, dxb, xLast, w.finalNorm, rstdF, Int64(n), Int64(C))
 
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             let lw = w.layers[l]
             // FFN: out = xMid + down(silu(gate)·up); dx holds d(out).
-            ck_swiglu_forward(act, gate[l], up[l], Int64(n * F))
+            k.swigluForward(act, gate[l], up[l], Int64(n * F))
             try backwardLinear(tmpC, dx, act, lw.wDown, layer: l, target: .down, rows: n, step: step, accumulate: false)
-            ck_swiglu_backward(dgate, dup, tmpC, gate[l], up[l], Int64(n * F))
+            k.swigluBackward(dgate, dup, tmpC, gate[l], up[l], Int64(n * F))
             try backwardLinear(dxb, dgate, xb2[l], lw.wGate, layer: l, target: .gate, rows: n, step: step, accumulate: false)
             try backwardLinear(dxb, dup, xb2[l], lw.wUp, layer: l, target: .up, rows: n, step: step, accumulate: true)
-            lw.ffnNorm.withUnsafeBufferPointer { ck_rmsnorm_backward(tmpC, nil, dxb, xMid[l], $0.baseAddress, rstd2[l], Int64(n), Int64(C)) }
-            ck_add_inplace(dx, tmpC, Int64(n * C))          // dx = d(xMid)
+            k.rmsnormBackward(tmpC, nil, dxb, xMid[l], lw.ffnNorm, rstd2[l], Int64(n), Int64(C))
+            k.addInplace(dx, tmpC, Int64(n * C))          // dx = d(xMid)
 
             // Attention: xMid = xIn + o(att).
             try backwardLinear(dxb, dx, att[l], lw.wo, layer: l, target: .o, rows: n, step: step, accumulate: false)
             for seg in batch.segments {
                 let s = seg.start
-                ck_attention_backward(dq + s * qDim, dk + s * kvDim, dv + s * kvDim, dxb + s * qDim, q[l] + s * qDim,
-                                      k[l] + s * kvDim, v[l] + s * kvDim, att[l] + s * qDim, lse[l] + s * H,
-                                      Int64(seg.count), Int64(H), Int64(Hkv), Int64(D))
+                k.attentionBackward(dq + s * qDim, dk + s * kvDim, dv + s * kvDim, dxb + s * qDim, q[l] + s * qDim,
+                                    kk[l] + s * kvDim, v[l] + s * kvDim, att[l] + s * qDim, lse[l] + s * H,
+                                    Int64(seg.count), Int64(H), Int64(Hkv), Int64(D))
             }
-            ck_rope_backward_cached(dq, pos, ropeTable, Int64(n), Int64(H), Int64(D))
-            ck_rope_backward_cached(dk, pos, ropeTable, Int64(n), Int64(Hkv), Int64(D))
+            rope(dq, heads: H, rows: n, backward: true)
+            rope(dk, heads: Hkv, rows: n, backward: true)
             // Below layer 0 are the frozen embeddings: its input gradient is never used.
             let below = l > 0
             try backwardLinear(dxb, dq, xb1[l], lw.wq, layer: l, target: .q, rows: n, step: step, accumulate: false, needInputGrad: below)
             try backwardLinear(dxb, dk, xb1[l], lw.wk, layer: l, target: .k, rows: n, step: step, accumulate: true, needInputGrad: below)
             try backwardLinear(dxb, dv, xb1[l], lw.wv, layer: l, target: .v, rows: n, step: step, accumulate: true, needInputGrad: below)
             guard below else { break }
-            lw.attnNorm.withUnsafeBufferPointer { ck_rmsnorm_backward(tmpC, nil, dxb, xIn[l], $0.baseAddress, rstd1[l], Int64(n), Int64(C)) }
-            ck_add_inplace(dx, tmpC, Int64(n * C))          // dx = d(xIn)
+            k.rmsnormBackward(tmpC, nil, dxb, xIn[l], lw.attnNorm, rstd1[l], Int64(n), Int64(C))
+            k.addInplace(dx, tmpC, Int64(n * C))          // dx = d(xIn)
         }
     }
 
     /// Zeroes the gradient buffer.
-    func zeroGrad() { grad.update(repeating: 0, count: max(1, lora.count)) }
+    func zeroGrad() throws { try k.zero(grad, count: max(1, lora.count)) }
+
+    /// The gradient, copied to the host.
+    func gradToHost() throws -> [Float] {
+        var g = [Float](repeating: 0, count: lora.count)
+        try g.withUnsafeMutableBufferPointer { if $0.count > 0 { try k.download($0.baseAddress!, from: CFPtr(grad), count: $0.count) } }
+        return g
+    }
 }
 
 // MARK: - Public gradient entry point
@@ -368,16 +453,21 @@ public enum LoRAGradients {
     /// respect to every parameter of `lora` (flat, `lora.params` layout). `model`'s own adapter is ignored.
     /// Dropout, when the adapter's config has it, uses the masks of optimizer step `step`.
     /// `bf16Products`: base GEMMs with bf16 products, as `TrainingOptions.bf16Products`.
+    /// `backend`: where the graph runs (its `kernelTable()`); the result is copied back to the host.
     public static func compute(model: LlamaModel, lora: LoRAAdapter, sequences: [DatasetExample],
                                dropoutSeed: UInt64 = 0, step: Int = 0,
-                               bf16Products: Bool = false) throws -> (loss: Double, targets: Int, grad: [Float]) {
-        let graph = TrainGraph(model: model.with(adapter: nil), lora: lora, dropoutSeed: dropoutSeed, bf16Products: bf16Products)
+                               bf16Products: Bool = false,
+                               backend: any Backend = CPUBackend()) throws -> (loss: Double, targets: Int, grad: [Float]) {
+        let graph = try TrainGraph(model: model.with(adapter: nil), lora: lora, dropoutSeed: dropoutSeed, bf16Products: bf16Products,
+                                   kernels: try backend.kernelTable())
         let batch = TrainBatch(sequences[...])
         let targets = batch.targetCount
         guard targets > 0 else { throw EngineError(.invalidArgument, "no target tokens in the sequences") }
         try graph.forward(batch, step: step, training: true)
         let r = try graph.loss(batch, gradScale: Float(1.0 / Double(targets)))
         try graph.backward(batch, step: step)
-        return (r.sum / Double(targets), targets, Array(UnsafeBufferPointer(start: graph.grad, count: lora.count)))
+        let grad = try graph.gradToHost()
+        try graph.k.sync("training step")
+        return (r.sum / Double(targets), targets, grad)
     }
 }

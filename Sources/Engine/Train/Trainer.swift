@@ -86,14 +86,26 @@ public final class LoRATrainer {
     public var baseModelName: String
     public let lora: LoRAAdapter
     private let graph: TrainGraph
+    /// AdamW moments on the host (checkpoints) and where the optimizer reads them (the same memory
+    /// on a host-addressable backend, device copies otherwise).
     private let m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
+    private let dm: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>
+    /// The backend the graph runs on ("cpu", "cuda", …).
+    public var backendName: String { graph.k.name }
+    /// Set when `fallbackToCPU` moved an `auto` run to the CPU: one line saying why.
+    public private(set) var backendNotice: String?
     private let train: [DatasetExample]
     private let eval: [DatasetExample]
     public let truncated: Int
 
     /// Checks everything (options against the model, data non-empty, output writable) before any work.
+    /// - Parameters:
+    ///   - backend: where the training graph runs (default CPU). A backend that cannot run this
+    ///     model/adapter throws "not supported on … yet: …" here, before any work —
+    ///   - fallbackToCPU: — unless this is set (`--backend auto`): then the CPU runs it and
+    ///     `backendNotice` says why.
     public init(model base: LlamaModel, options: TrainingOptions, data: TrainingData, output: String,
-                baseModelName: String? = nil) throws {
+                baseModelName: String? = nil, backend: any Backend = CPUBackend(), fallbackToCPU: Bool = false) throws {
         try options.validate(model: base.config)
         switch options.baseWeights {
         case .quantized: model = base.hasFloatMatrices ? try base.with(adapter: nil).convertingMatrices(to: .nf4)
@@ -130,14 +142,47 @@ public final class LoRATrainer {
                               + (cut > 0 ? " within the first \(options.seqLen) tokens; \(cut) sequences were truncated to --seq-len)" : ")"))
         }
         lora = try LoRAAdapter(config: options.lora, model: base.config, seed: options.seed)
-        graph = TrainGraph(model: model, lora: lora, dropoutSeed: options.seed ^ 0xD40F_0D40,
-                           bf16Products: options.usesBF16Products)
-        m = .allocate(capacity: max(1, lora.count)); m.initialize(repeating: 0, count: max(1, lora.count))
-        v = .allocate(capacity: max(1, lora.count)); v.initialize(repeating: 0, count: max(1, lora.count))
+        let seed = options.seed ^ 0xD40F_0D40, bf16 = options.usesBF16Products
+        let g: TrainGraph
+        do {
+            g = try TrainGraph(model: model, lora: lora, dropoutSeed: seed, bf16Products: bf16, kernels: try backend.kernelTable())
+        } catch let e as EngineError where fallbackToCPU && e.kind == .unsupported && backend.name != "cpu" {
+            g = try TrainGraph(model: model, lora: lora, dropoutSeed: seed, bf16Products: bf16, kernels: .cpu)
+            backendNotice = "\(e.message); running on CPU"
+        }
+        graph = g
+        let n = max(1, lora.count)
+        m = .allocate(capacity: n); m.initialize(repeating: 0, count: n)
+        v = .allocate(capacity: n); v.initialize(repeating: 0, count: n)
+        if g.k.hostAddressable { dm = m; dv = v } else {
+            dm = try g.k.allocFloats(n); dv = try g.k.allocFloats(n)
+            try g.k.zero(dm, count: n); try g.k.zero(dv, count: n)
+        }
         try Self.checkWritable(output)
     }
 
-    deinit { m.deallocate(); v.deallocate() }
+    deinit {
+        if !graph.k.hostAddressable { graph.k.free(UnsafeMutableRawPointer(dm)); graph.k.free(UnsafeMutableRawPointer(dv)) }
+        m.deallocate(); v.deallocate()
+    }
+
+    /// Device → host: parameters and moments (before a checkpoint or the final adapter is written).
+    private func pullState() throws {
+        guard !graph.k.hostAddressable else { return }
+        let n = max(1, lora.count)
+        try graph.pullParams()
+        try graph.k.download(m, from: CFPtr(dm), count: n)
+        try graph.k.download(v, from: CFPtr(dv), count: n)
+    }
+
+    /// Host → device after a checkpoint was loaded into `lora.params`, `m`, `v`.
+    private func pushState() throws {
+        guard !graph.k.hostAddressable else { return }
+        let n = max(1, lora.count)
+        try graph.pushParams()
+        try graph.k.upload(dm, from: CFPtr(m), count: n)
+        try graph.k.upload(dv, from: CFPtr(v), count: n)
+    }
 
     private static func checkWritable(_ dir: String) throws {
         let fm = FileManager.default
@@ -207,10 +252,11 @@ public final class LoRATrainer {
                                   + "use another output directory, or delete \(checkpointRoot) to start over")
             }
             state = loaded
+            try pushState()
             events(.resumed(step: state.step, checkpoint: last.path))
         }
         let nParams = lora.count
-        graph.reserve(min(options.batchSize * options.seqLen, train.reduce(0) { max($0, $1.ids.count) } * options.batchSize))
+        try graph.reserve(min(options.batchSize * options.seqLen, train.reduce(0) { max($0, $1.ids.count) } * options.batchSize))
         events(.started(TrainStart(totalSteps: total, trainSequences: train.count, evalSequences: eval.count,
                                    trainTokens: train.reduce(0) { $0 + $1.ids.count }, truncatedSequences: truncated,
                                    trainableParameters: nParams, baseWeights: options.baseWeights.rawValue,
@@ -230,7 +276,7 @@ public final class LoRATrainer {
             }
             let targets = micro.reduce(0) { $0 + $1.targetCount }
             let tokens = micro.reduce(0) { $0 + $1.count }
-            graph.zeroGrad()
+            try graph.zeroGrad()
             var lossSum = 0.0
             if targets > 0 {
                 let scale = Float(1.0 / Double(targets))
@@ -240,15 +286,17 @@ public final class LoRATrainer {
                     try graph.backward(b, step: state.step)
                 }
             }
-            let norm = ck_sumsq(graph.grad, Int64(nParams)).squareRoot()
+            let k = graph.k
+            let norm = k.sumsq(graph.grad, Int64(nParams)).squareRoot()
             if options.maxGradNorm > 0, norm > options.maxGradNorm {
-                ck_scale(graph.grad, Float(options.maxGradNorm / (norm + 1e-6)), Int64(nParams))
+                k.scale(graph.grad, Float(options.maxGradNorm / (norm + 1e-6)), Int64(nParams))
             }
             let lr = options.learningRate(at: state.step, total: total)
             if targets > 0 {
-                ck_adamw_step(lora.params, graph.grad, m, v, Int64(nParams), Float(lr), Float(options.beta1), Float(options.beta2),
-                              Float(options.eps), Float(options.weightDecay), Int64(state.step + 1))
+                k.adamwStep(graph.params, graph.grad, dm, dv, Int64(nParams), Float(lr), Float(options.beta1), Float(options.beta2),
+                            Float(options.eps), Float(options.weightDecay), Int64(state.step + 1))
             }
+            try k.sync("training step \(state.step + 1)")
             state.step += 1
             tokensThisRun += tokens
             let rec = StepRecord(step: state.step, loss: targets > 0 ? lossSum / Double(targets) : 0, learningRate: lr,
@@ -267,11 +315,13 @@ public final class LoRATrainer {
                 if state.stoppedEarly { events(.earlyStop(step: state.step, bestEvalLoss: state.bestEvalLoss ?? e.loss)) }
             }
             if options.checkpointEvery > 0, state.step % options.checkpointEvery == 0, state.step < total {
+                try pullState()
                 let path = try CheckpointIO.write(root: checkpointRoot, state: state, lora: lora, m: m, v: v,
                                                   baseModel: baseModelName, keep: options.keepCheckpoints)
                 events(.checkpoint(step: state.step, path: path))
             }
             if state.step < total, !state.stoppedEarly, shouldStop() {
+                try pullState()
                 let path = try CheckpointIO.write(root: checkpointRoot, state: state, lora: lora, m: m, v: v,
                                                   baseModel: baseModelName, keep: options.keepCheckpoints)
                 events(.interrupted(step: state.step, checkpoint: path))
@@ -286,6 +336,7 @@ public final class LoRATrainer {
                 events(.eval(e))
             }
             // Final checkpoint first (a crash while writing the final adapter then resumes to "done").
+            try pullState()
             let path = try CheckpointIO.write(root: checkpointRoot, state: state, lora: lora, m: m, v: v,
                                               baseModel: baseModelName, keep: options.keepCheckpoints)
             events(.checkpoint(step: state.step, path: path))

@@ -16,6 +16,8 @@ public struct TrainBench: Sendable {
     public var modes: [BaseWeightMode] = [.f32, .bf16, .quantized]
     /// TrainingOptions.bf16Products for every mode (nil: each mode's default — on for the bf16 base only).
     public var bf16Products: Bool? = nil
+    /// `--backend` for the workers (nil: TUNE_BACKEND, else auto).
+    public var backend: BackendRequest? = nil
     /// Python for the reference (TUNE_PYTHON, scripts/reference/.venv, or python3); nil entries are tried in order.
     public var python: String? = ProcessInfo.processInfo.environment["TUNE_PYTHON"]
     public var referenceScript = "scripts/reference/train_bench.py"
@@ -66,7 +68,9 @@ public struct TrainBench: Sendable {
         o.shuffle = false
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("tune-bench-train-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let trainer = try LoRATrainer(model: model, options: o, data: TrainingData(train: seqs), output: out)
+        let kernel = try BackendSelector.shared.resolve(backend, for: .training)
+        let trainer = try LoRATrainer(model: model, options: o, data: TrainingData(train: seqs), output: out,
+                                      backend: kernel.backend, fallbackToCPU: kernel.request == .auto)
         var stamps: [Double] = []
         let clock = ContinuousClock(), t0 = clock.now
         _ = try trainer.run(resume: false, events: { e in
@@ -81,7 +85,8 @@ public struct TrainBench: Sendable {
             prev = s
         }
         let total = stepTimes.reduce(0, +)
-        return Measurement(name: Self.label(mode, bf16Products: o.usesBF16Products), tokensPerSecond: Double(batch * seqLen * stepTimes.count) / max(total, 1e-9),
+        let on = trainer.backendName == "cpu" ? "" : " on \(trainer.backendName)"
+        return Measurement(name: Self.label(mode, bf16Products: o.usesBF16Products) + on, tokensPerSecond: Double(batch * seqLen * stepTimes.count) / max(total, 1e-9),
                            peakRSSBytes: Self.peakRSS(), stepSeconds: stepTimes)
     }
 
@@ -117,6 +122,7 @@ public struct TrainBench: Sendable {
             let args = ["bench", "train", "--worker", mode.rawValue, "--json", "--model", modelPath, "--batch", "\(batch)",
                         "--seq-len", "\(seqLen)", "--rank", "\(rank)", "--steps", "\(steps)", "--warmup", "\(warmup)",
                         "--threads", "\(threads)"] + (bf16Products.map { [$0 ? "--bf16-products" : "--no-bf16-products"] } ?? [])
+                + (backend.map { ["--backend", $0.rawValue] } ?? [])
             let (status, out, err) = Self.execute(executable, args)
             guard status == 0, let line = out.split(separator: "\n").last,
                   let m = try? JSONDecoder().decode(Measurement.self, from: Data(line.utf8)) else {

@@ -47,16 +47,17 @@ extension PipelineRunner {
         if t.backend == "openai" {
             return try executeManagedTrain(key: key, dataset: dataset, dataDir: dataDir, upstream: upstream, registry: registry, run: run, onEvent: onEvent)
         }
-        // The local training graph runs on the CPU backend only (docs/cuda.md): TUNE_BACKEND=cuda must not pretend.
-        if try BackendRequest.fromEnvironment(ProcessInfo.processInfo.environment) == .cuda {
-            throw TuneError(.invalidArgument, "\(spec.name): train: not yet implemented: the training graph runs on the CPU backend (TUNE_BACKEND=cuda; use cpu or auto)")
-        }
+        // The training graph's backend: TUNE_BACKEND (docs/cuda.md); fallback notices become progress lines.
+        let kernel = try BackendSelector.shared.resolve(nil, for: .training)
+        if let n = kernel.notice { onEvent(.progress(stage: .train, message: n)) }
         let model = try LlamaModel.load(path: basePath)
         let options = try trainingOptions(t, model: model.config)
         let (data, _) = try TrainingDataLoader.load(data: [dataDir], modelPath: basePath, workDir: NSTemporaryDirectory())
         let work = trainWorkDirectory(key: key, registryPath: registryPath)
         let trainer = try LoRATrainer(model: model, options: options, data: data, output: work,
-                                      baseModelName: (basePath as NSString).lastPathComponent)
+                                      baseModelName: (basePath as NSString).lastPathComponent,
+                                      backend: kernel.backend, fallbackToCPU: kernel.request == .auto)
+        if let n = trainer.backendNotice { onEvent(.progress(stage: .train, message: n)) }
         var lastNote = Date.distantPast
         let result = try trainer.run(shouldStop: self.options.shouldStop, events: { e in
             switch e {

@@ -23,7 +23,7 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try global.apply()
-            if worker == nil { _ = try kernels.resolveForTraining() } // CPU only for now (docs/cuda.md)
+            if worker == nil { try kernels.resolveForTraining() } // the notice once, here; workers resolve again
             var bench = TrainBench()
             bench.modelPath = model
             bench.batch = batch
@@ -34,6 +34,7 @@ struct BenchTrain: ParsableCommand {
             bench.threads = global.threads ?? Kernels.threads
             if let python { bench.python = python }
             bench.bf16Products = bf16Products
+            bench.backend = kernels.backend
             if let worker {
                 try Output.json(try bench.work(mode: worker))
                 return

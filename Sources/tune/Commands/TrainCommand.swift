@@ -51,14 +51,16 @@ struct TrainCommand: ParsableCommand {
             try global.apply()
             let base = try LlamaModel.load(path: model)
             let options = try makeOptions(model: base.config)
-            _ = try kernels.resolveForTraining() // the training graph runs on the CPU backend (docs/cuda.md)
+            let kernel = try kernels.resolveForTraining()
             let bar = ProgressBar()
             let inputs = data.split(separator: ",").map(String.init)
             let (trainingData, _) = try TrainingDataLoader.load(
                 data: inputs, evalFile: eval, modelPath: model, workDir: out, packSeqLen: pack ? seqLen : nil) { event in
                 if !global.json, let line = PrepareReport.line(for: event) { bar.note(line) }
             }
-            let trainer = try LoRATrainer(model: base, options: options, data: trainingData, output: out)
+            let trainer = try LoRATrainer(model: base, options: options, data: trainingData, output: out,
+                                          backend: kernel.backend, fallbackToCPU: kernel.request == .auto)
+            if let notice = trainer.backendNotice { FileHandle.standardError.write(Data("tune: \(notice)\n".utf8)) }
             StopSignal.install()
             let result = try trainer.run(resume: !noResume, shouldStop: { StopSignal.requested }) { event in
                 report(event, bar: bar)

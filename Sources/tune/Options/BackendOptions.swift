@@ -8,11 +8,12 @@ struct BackendOptions: ParsableArguments {
     var backend: BackendRequest?
 
     /// Picks the backend for the training graph; prints the fallback notice (once per process) on stderr.
-    /// Throws for `cuda`: the training graph has no CUDA path yet (docs/cuda.md).
-    func resolveForTraining() throws -> any Backend {
+    /// `cuda` without a usable GPU throws the reason (docs/cuda.md).
+    @discardableResult
+    func resolveForTraining() throws -> BackendResolution {
         let r = try BackendSelector.shared.resolve(backend, for: .training)
         if let notice = r.notice { FileHandle.standardError.write(Data("tune: \(notice)\n".utf8)) }
-        return r.backend
+        return r
     }
 }
 
