@@ -36,7 +36,7 @@ import TuneKit
             try Data("this is not a gguf file at all".utf8).write(to: URL(fileURLWithPath: p))
             _ = try BaseCatalog.add(.init(family: "tiny", version: "2", model: p, license: "mit"), to: f.registry)
         }
-        try expectRefused("no such model file", kind: .fileAccess) { f in
+        try expectRefused(backend, "no such model file", kind: .fileAccess) { f in
             _ = try BaseCatalog.add(.init(family: "tiny", version: "2", model: f.dir.appendingPathComponent("missing.gguf").path, license: "mit"), to: f.registry)
         }
     }
