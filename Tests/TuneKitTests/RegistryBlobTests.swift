@@ -4,8 +4,8 @@ import Testing
 import TuneKit
 
 @Suite struct RegistryBlobTests {
-    @Test func directoryBlobIsHashedByManifest() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func directoryBlobIsHashedByManifest(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let files = ["adapter_config.json": #"{"r": 8}"#, "adapter_model.safetensors": "weights", "sub/readme.md": "hi"]
         let a = try t.registry.register(NewArtifact(kind: .adapter, name: "peft", source: t.directory(files)))
         #expect(a.layout == .directory && a.size == Int64(files.values.map(\.utf8.count).reduce(0, +)))
@@ -19,8 +19,8 @@ import TuneKit
         #expect(try t.registry.verify().map(\.status) == [.ok])
     }
 
-    @Test func verifyDetectsTamperedAndMissingBlobs() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func verifyDetectsTamperedAndMissingBlobs(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let a = try t.add(.dataset, "a", "original")
         let d = try t.registry.register(NewArtifact(kind: .adapter, name: "d", source: t.directory(["w.bin": "w"])))
         let c = try t.add(.dataset, "c", "gone")
@@ -43,8 +43,8 @@ import TuneKit
         #expect(!FileManager.default.fileExists(atPath: t.dir.appendingPathComponent("out").path))
     }
 
-    @Test func gcRemovesOnlyUnreferencedBlobs() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func gcRemovesOnlyUnreferencedBlobs(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let kept = try t.add(.dataset, "kept", "kept")
         let orphan = try t.registry.blobs.ingest(t.file("orphan"))
         let orphanDir = try t.registry.blobs.ingest(t.directory(["f": "orphan dir"]))
@@ -59,8 +59,8 @@ import TuneKit
         #expect(try t.registry.verify().map(\.status) == [.ok])
     }
 
-    @Test func gcRemovesOnlyStaleTemporaries() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func gcRemovesOnlyStaleTemporaries(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         _ = try t.add(.dataset, "x", "x")
         let tmp = t.dir.appendingPathComponent("adapters/tmp")
         try Data("partial".utf8).write(to: tmp.appendingPathComponent("old"))
@@ -72,8 +72,8 @@ import TuneKit
         #expect(FileManager.default.fileExists(atPath: tmp.appendingPathComponent("new").path))
     }
 
-    @Test func exportCopiesVerifiedContent() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func exportCopiesVerifiedContent(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let f = try t.add(.dataset, "f", "file body")
         let d = try t.registry.register(NewArtifact(kind: .adapter, name: "d", source: t.directory(["a/b.txt": "B"])))
         let outF = t.dir.appendingPathComponent("export/f.jsonl"), outD = t.dir.appendingPathComponent("export/d")
@@ -84,8 +84,8 @@ import TuneKit
         #expect(tuneError { try t.registry.export(f, to: outF) }?.kind == .conflict)
     }
 
-    @Test func missingSourceAndSymlinksAreRefused() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func missingSourceAndSymlinksAreRefused(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let e = tuneError { _ = try t.registry.register(NewArtifact(kind: .dataset, name: "m", source: URL(fileURLWithPath: "/nonexistent/x"))) }
         #expect(e == TuneError(.notFound, "/nonexistent/x: no such file or directory"))
         let dir = try t.directory(["real": "r"])

@@ -4,8 +4,8 @@ import Testing
 import TuneKit
 
 @Suite struct RegistryConcurrencyTests {
-    @Test func twoWritersLoseNothing() async throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func twoWritersLoseNothing(_ backend: RegistryBackend) async throws {
+        let t = try TempRegistry(backend)
         let blobRoot = t.dir.appendingPathComponent("adapters").path
         let ops = 100
         try await withThrowingTaskGroup(of: Void.self) { group in

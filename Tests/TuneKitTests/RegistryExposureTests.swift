@@ -2,21 +2,21 @@
 // closure of the lineage walk: on random lineage graphs it equals the recursive walk over the edges,
 // and a v1 registry (no such table) is filled by the migration to the same answer.
 import Foundation
-import GRDB
 import Testing
 import TuneKit
 
 /// The definition: artifacts whose record names `base`, and everything descending from them.
-private func walkedExposure(_ dbPath: String, _ base: BaseRef) throws -> [String] {
-    let q = try DatabaseQueue(path: dbPath)
-    return try q.read { db in
-        try Row.fetchAll(db, sql: """
+private func walkedExposure(_ r: Registry, _ base: BaseRef) throws -> [String] {
+    try r.database.read { db in
+        try db.query("""
             WITH RECURSIVE exposed(id) AS (
-                SELECT id FROM artifacts WHERE base_family = ?1 AND base_version = ?2
+                SELECT id FROM artifacts WHERE base_family = ? AND base_version = ?
                 UNION SELECT l.child_id FROM lineage l JOIN exposed e ON l.parent_id = e.id)
-            SELECT a.name, a.version, (a.base_family IS ?1 AND a.base_version IS ?2) FROM artifacts a
+            SELECT a.name, a.version, CASE WHEN a.base_family = ? AND a.base_version = ? THEN 1 ELSE 0 END FROM artifacts a
             WHERE a.id IN (SELECT id FROM exposed) AND a.kind IN ('adapter', 'merged-model') ORDER BY a.name, a.version
-            """, arguments: [base.family, base.version]).map { "\($0[0] as String)@\($0[1] as Int)\(($0[2] as Bool) ? "" : "~")" }
+            """, [base.family, base.version, base.family, base.version]).map {
+            "\(try $0[0] as String)@\(try $0[1] as Int)\((try $0[2] as Bool) ? "" : "~")"
+        }
     }
 }
 
@@ -42,26 +42,24 @@ private func fillRandomGraph(_ t: TempRegistry, seed: UInt64) throws -> [BaseRef
 }
 
 @Suite struct RegistryExposureTests {
-    @Test(arguments: [1, 2, 3, 4] as [UInt64])
-    func exposureEqualsTheLineageWalk(seed: UInt64) throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases, [1, 2, 3, 4] as [UInt64])
+    func exposureEqualsTheLineageWalk(_ backend: RegistryBackend, seed: UInt64) throws {
+        let t = try TempRegistry(backend)
         defer { try? FileManager.default.removeItem(at: t.dir) }
         for b in try fillRandomGraph(t, seed: seed) {
-            #expect(try exposureRefs(t.registry, b) == walkedExposure(t.registry.path, b), "base \(b)")
+            #expect(try exposureRefs(t.registry, b) == walkedExposure(t.registry, b), "base \(b)")
         }
     }
 
-    @Test func migrationFillsExposureOfAVersion1Registry() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func migrationFillsExposureOfAVersion1Registry(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         defer { try? FileManager.default.removeItem(at: t.dir) }
         let bases = try fillRandomGraph(t, seed: 9)
         let before = try bases.map { try exposureRefs(t.registry, $0) }
         #expect(before.contains { !$0.isEmpty })
         // Turn it back into a v1 registry: no artifact_bases, user_version 1.
-        try DatabaseQueue(path: t.registry.path).writeWithoutTransaction { db in
-            try db.execute(sql: "DROP TABLE artifact_bases; PRAGMA user_version = 1")
-        }
-        let reopened = try Registry.open(path: t.registry.path, blobRoot: t.dir.appendingPathComponent("adapters").path)
+        try rewindSchema(t.registry, to: 1, dropping: ["artifact_bases"])
+        let reopened = try t.reopen()
         #expect(try bases.map { try exposureRefs(reopened, $0) } == before)
     }
 }

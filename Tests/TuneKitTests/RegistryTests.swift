@@ -4,8 +4,8 @@ import Testing
 import TuneKit
 
 @Suite struct RegistryTests {
-    @Test func versionsIncrementPerNameAndContentIsAddressed() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func versionsIncrementPerNameAndContentIsAddressed(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let a1 = try t.add(.dataset, "chat", "one")
         let a2 = try t.add(.dataset, "chat", "two")
         let b1 = try t.add(.dataset, "other", "one")
@@ -18,8 +18,8 @@ import TuneKit
         #expect(a1.size == 3 && a1.layout == .file)
     }
 
-    @Test func references() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func references(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let v1 = try t.add(.adapter, "lora", "v1")
         let v2 = try t.add(.adapter, "lora", "v2")
         #expect(try t.registry.resolve("lora").id == v2.id)
@@ -40,8 +40,8 @@ import TuneKit
         #expect(tuneError { _ = try t.registry.resolve("lora@0") }?.kind == .invalidArgument)
     }
 
-    @Test func ambiguousDigestPrefix() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func ambiguousDigestPrefix(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let a = try t.add(.dataset, "a", "same")
         _ = try t.add(.dataset, "b", "same")
         let e = try #require(tuneError { _ = try t.registry.resolve("sha256:\(a.sha256.prefix(8))") })
@@ -49,15 +49,15 @@ import TuneKit
         #expect(e.message.contains("matches 2 artifacts (a@1, b@1)"))
     }
 
-    @Test func kindIsFixedPerName() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func kindIsFixedPerName(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         try t.add(.dataset, "x", "1")
         let e = tuneError { try t.add(.adapter, "x", "2") }
         #expect(e == TuneError(.conflict, "'x' is registered as dataset; cannot add a version of kind adapter"))
     }
 
-    @Test func productionPromotionKeepsPreviousAndHistory() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func productionPromotionKeepsPreviousAndHistory(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let v1 = try t.add(.mergedModel, "m", "1"), v2 = try t.add(.mergedModel, "m", "2")
         let first = try t.registry.setAlias("production", to: v1.id, by: "alice")
         #expect(first.map(\.alias) == ["production"])
@@ -79,8 +79,8 @@ import TuneKit
         #expect(tuneError { try t.registry.setAlias("7", to: v1.id) }?.kind == .invalidArgument)
     }
 
-    @Test func lineageAndInheritedBase() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func lineageAndInheritedBase(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let base = try t.add(.baseModel, "smol", "weights", license: "apache-2.0")
         #expect(base.governance.baseFamily == "smol" && base.governance.baseVersion == "1")
         let data = try t.add(.dataset, "chat", "rows")
@@ -100,8 +100,8 @@ import TuneKit
         #expect(tuneError { try t.add(.adapter, "bad", "x", inputs: [ArtifactID(999): "base"]) }?.kind == .notFound)
     }
 
-    @Test func exposureFollowsRecordsAndLineage() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func exposureFollowsRecordsAndLineage(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let smol1 = BaseRef(family: "SmolLM2", version: "1"), smol2 = BaseRef(family: "SmolLM2", version: "2")
         let a = try t.add(.adapter, "support-lora", "a", base: smol1, license: "apache-2.0")
         let b = try t.add(.adapter, "sql-lora", "b", base: smol2)
@@ -126,8 +126,8 @@ import TuneKit
         #expect(tuneError { _ = try BaseRef(parsing: "nobase") }?.kind == .invalidArgument)
     }
 
-    @Test func runsAndStageCacheKeys() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func runsAndStageCacheKeys(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let run = try t.registry.startRun(pipeline: "sample.yaml", config: .object(["seed": .number(7)]))
         let out = try t.registry.register(NewArtifact(kind: .dataset, name: "prep", source: t.file("p")), run: run)
         #expect(out.runID == run)
@@ -145,8 +145,8 @@ import TuneKit
         #expect(tuneError { try t.registry.recordStageRun(runID: RunID(42), stage: "x", cacheKey: "k", status: .running) }?.kind == .notFound)
     }
 
-    @Test func metadataAndGovernanceRoundTrip() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func metadataAndGovernanceRoundTrip(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         let gov = Governance(baseFamily: "smol", baseVersion: "2", license: "apache-2.0", datasetSource: "s3://bucket/chat",
                              dataTerms: "internal use only", createdBy: "ci-bot", createdWith: "tune test")
         let meta = try JSONValue.object(parsing: #"{"rank": 16, "targets": ["q", "v"], "note": null}"#, what: "--metadata")
@@ -158,10 +158,10 @@ import TuneKit
         #expect(try t.registry.list(kind: .adapter).map(\.ref) == ["g@1"])
     }
 
-    @Test func reopenKeepsEverythingAndMigrationIsIdempotent() throws {
-        let t = try TempRegistry()
+    @Test(arguments: RegistryBackend.allCases) func reopenKeepsEverythingAndMigrationIsIdempotent(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
         try t.add(.dataset, "d", "x")
-        let again = try Registry.open(path: t.registry.path, blobRoot: t.dir.appendingPathComponent("adapters").path)
+        let again = try t.reopen()
         #expect(try again.resolve("d").version == 1)
     }
 }

@@ -9,8 +9,9 @@ import TuneKit
 
 @Suite struct ScheduleBaseTests {
     /// Registers v1 and a schedule, runs `body` (which must be refused), then checks nothing changed.
-    private func expectRefused(_ needle: String, kind: TuneError.Kind, _ body: (ScheduleFixture) throws -> Void) throws {
-        let f = try ScheduleFixture()
+    private func expectRefused(_ backend: RegistryBackend, _ needle: String, kind: TuneError.Kind,
+                               _ body: (ScheduleFixture) throws -> Void) throws {
+        let f = try ScheduleFixture(backend)
         defer { try? FileManager.default.removeItem(at: f.dir) }
         try f.base("tiny", "1", seed: 1)
         try f.registry.addSchedule(path: try f.pipeline("a", rank: 32))
@@ -22,26 +23,26 @@ import TuneKit
         #expect(try Scheduler.tick(registry: f.registry).enqueued.isEmpty, "nothing enqueued")
     }
 
-    @Test func wrongHashIsRefused() throws {
-        try expectRefused("expected 00000", kind: .integrity) { f in
+    @Test(arguments: RegistryBackend.allCases) func wrongHashIsRefused(_ backend: RegistryBackend) throws {
+        try expectRefused(backend, "expected 00000", kind: .integrity) { f in
             _ = try BaseCatalog.add(.init(family: "tiny", version: "2", model: try f.model("v2.gguf", seed: 2), license: "mit",
                                           sha256: String(repeating: "0", count: 64)), to: f.registry)
         }
     }
 
-    @Test func unreadableModelIsRefused() throws {
-        try expectRefused("not a model tune can read", kind: .badData) { f in
+    @Test(arguments: RegistryBackend.allCases) func unreadableModelIsRefused(_ backend: RegistryBackend) throws {
+        try expectRefused(backend, "not a model tune can read", kind: .badData) { f in
             let p = f.dir.appendingPathComponent("junk.gguf").path
             try Data("this is not a gguf file at all".utf8).write(to: URL(fileURLWithPath: p))
             _ = try BaseCatalog.add(.init(family: "tiny", version: "2", model: p, license: "mit"), to: f.registry)
         }
-        try expectRefused("no such model file", kind: .fileAccess) { f in
+        try expectRefused(backend, "no such model file", kind: .fileAccess) { f in
             _ = try BaseCatalog.add(.init(family: "tiny", version: "2", model: f.dir.appendingPathComponent("missing.gguf").path, license: "mit"), to: f.registry)
         }
     }
 
-    @Test func untrainableArchitectureIsRefused() throws {
-        try expectRefused("architecture 'mamba' cannot be trained", kind: .invalidArgument) { f in
+    @Test(arguments: RegistryBackend.allCases) func untrainableArchitectureIsRefused(_ backend: RegistryBackend) throws {
+        try expectRefused(backend, "architecture 'mamba' cannot be trained", kind: .invalidArgument) { f in
             var w = GGUFWriter()
             w.set("general.architecture", .string("mamba"))
             try w.addTensor(name: "token_embd.weight", shape: [4, 4], values: [Float](repeating: 0.5, count: 16))
@@ -51,9 +52,9 @@ import TuneKit
         }
     }
 
-    @Test func baseAScheduledPipelineCannotTrainOnIsRefused() throws {
+    @Test(arguments: RegistryBackend.allCases) func baseAScheduledPipelineCannotTrainOnIsRefused(_ backend: RegistryBackend) throws {
         // Pipeline `a` uses LoRA rank 32; with one KV head, k_proj/v_proj have only 16 outputs.
-        try expectRefused("incompatible with scheduled pipelines: a: ", kind: .invalidArgument) { f in
+        try expectRefused(backend, "incompatible with scheduled pipelines: a: ", kind: .invalidArgument) { f in
             var narrow = LlamaConfig.tiny
             narrow.numKVHeads = 1
             _ = try BaseCatalog.add(.init(family: "tiny", version: "2", model: try f.model("narrow.gguf", seed: 2, config: narrow), license: "mit"),
@@ -61,18 +62,18 @@ import TuneKit
         }
     }
 
-    @Test func remoteURLIsNotFetched() throws {
-        try expectRefused("no network fetch", kind: .invalidArgument) { f in
+    @Test(arguments: RegistryBackend.allCases) func remoteURLIsNotFetched(_ backend: RegistryBackend) throws {
+        try expectRefused(backend, "no network fetch", kind: .invalidArgument) { f in
             _ = try BaseCatalog.add(.init(family: "tiny", version: "2", model: "https://user:secret@example.com/m.gguf?token=x", license: "mit"), to: f.registry)
         }
-        let f = try ScheduleFixture()
+        let f = try ScheduleFixture(backend)
         defer { try? FileManager.default.removeItem(at: f.dir) }
         let e = tuneError { _ = try BaseCatalog.add(.init(family: "t", version: "1", model: "https://user:secret@example.com/m.gguf?token=x", license: "mit"), to: f.registry) }
         #expect(e?.message.contains("secret") == false && e?.message.contains("token") == false, "\(e?.message ?? "")")
     }
 
-    @Test func fileURLAndExpectedHashAreAccepted() throws {
-        let f = try ScheduleFixture()
+    @Test(arguments: RegistryBackend.allCases) func fileURLAndExpectedHashAreAccepted(_ backend: RegistryBackend) throws {
+        let f = try ScheduleFixture(backend)
         defer { try? FileManager.default.removeItem(at: f.dir) }
         let p = try f.model("v1.gguf", seed: 1)
         let sha = try SHA256.hashFile(p)

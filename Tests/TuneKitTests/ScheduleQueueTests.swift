@@ -3,15 +3,14 @@
 // retries with exponential backoff up to max attempts, concurrent leasers never sharing a job, the
 // append-only history, and the in-place v2 → v3 migration.
 import Foundation
-import GRDB
 import Testing
 import TuneKit
 
 private let t0 = Stamp.date("2026-11-23T12:00:00Z")!
 
 @Suite struct ScheduleQueueTests {
-    @Test func tickEnqueuesOnePerPipelineAndBaseVersion() throws {
-        let f = try ScheduleFixture()
+    @Test(arguments: RegistryBackend.allCases) func tickEnqueuesOnePerPipelineAndBaseVersion(_ backend: RegistryBackend) throws {
+        let f = try ScheduleFixture(backend)
         defer { try? FileManager.default.removeItem(at: f.dir) }
         let clock = ManualClock(t0)
         try f.base("tiny", "1", seed: 1)
@@ -28,8 +27,8 @@ private let t0 = Stamp.date("2026-11-23T12:00:00Z")!
         #expect(try JobQueue(registry: f.registry).jobs().count == 4)
     }
 
-    @Test func cronCatchesUpOnceAfterDowntime() throws {
-        let f = try ScheduleFixture()
+    @Test(arguments: RegistryBackend.allCases) func cronCatchesUpOnceAfterDowntime(_ backend: RegistryBackend) throws {
+        let f = try ScheduleFixture(backend)
         defer { try? FileManager.default.removeItem(at: f.dir) }
         try f.base("tiny", "1", seed: 1)
         try f.registry.addSchedule(path: try f.pipeline("nightly", schedule: "{cron: \"0 3 * * *\"}"), now: t0)
@@ -43,8 +42,8 @@ private let t0 = Stamp.date("2026-11-23T12:00:00Z")!
         #expect(try Scheduler.tick(registry: f.registry, clock: clock).enqueued.map(\.triggerKey) == ["cron:2026-11-29T03:00:00.000Z"])
     }
 
-    @Test func expiredLeaseIsTakenOverAndTheOldHolderCannotFinish() throws {
-        let f = try ScheduleFixture()
+    @Test(arguments: RegistryBackend.allCases) func expiredLeaseIsTakenOverAndTheOldHolderCannotFinish(_ backend: RegistryBackend) throws {
+        let f = try ScheduleFixture(backend)
         defer { try? FileManager.default.removeItem(at: f.dir) }
         let clock = ManualClock(t0)
         try f.base("tiny", "1", seed: 1)
@@ -68,8 +67,8 @@ private let t0 = Stamp.date("2026-11-23T12:00:00Z")!
         #expect(h == ["->queued:", "queued>leased:A", "leased>running:A", "running>leased:B", "leased>running:B", "running>succeeded:B"])
     }
 
-    @Test func failuresRetryWithBackoffUntilMaxAttempts() throws {
-        let f = try ScheduleFixture()
+    @Test(arguments: RegistryBackend.allCases) func failuresRetryWithBackoffUntilMaxAttempts(_ backend: RegistryBackend) throws {
+        let f = try ScheduleFixture(backend)
         defer { try? FileManager.default.removeItem(at: f.dir) }
         let clock = ManualClock(t0)
         try f.base("tiny", "1", seed: 1)
@@ -90,8 +89,8 @@ private let t0 = Stamp.date("2026-11-23T12:00:00Z")!
         #expect(try q.lease(owner: "W", duration: 60) == nil)
     }
 
-    @Test func expiredLeaseWithoutAttemptsLeftFails() throws {
-        let f = try ScheduleFixture()
+    @Test(arguments: RegistryBackend.allCases) func expiredLeaseWithoutAttemptsLeftFails(_ backend: RegistryBackend) throws {
+        let f = try ScheduleFixture(backend)
         defer { try? FileManager.default.removeItem(at: f.dir) }
         let clock = ManualClock(t0)
         try f.base("tiny", "1", seed: 1)
@@ -105,8 +104,8 @@ private let t0 = Stamp.date("2026-11-23T12:00:00Z")!
         #expect(try q.job(j.id)?.error?.contains("expired on attempt 1 of 1") == true)
     }
 
-    @Test func concurrentLeasersNeverShareAJob() throws {
-        let f = try ScheduleFixture()
+    @Test(arguments: RegistryBackend.allCases) func concurrentLeasersNeverShareAJob(_ backend: RegistryBackend) throws {
+        let f = try ScheduleFixture(backend)
         defer { try? FileManager.default.removeItem(at: f.dir) }
         try f.base("tiny", "1", seed: 1)
         for i in 0..<12 { try f.registry.addSchedule(path: try f.pipeline("p\(i)"), now: t0) }
@@ -126,19 +125,17 @@ private let t0 = Stamp.date("2026-11-23T12:00:00Z")!
         #expect(got.ids.count == 12 && Set(got.ids).count == 12, "\(got.ids.sorted())")
     }
 
-    @Test func version2RegistryMigratesInPlace() throws {
-        let f = try ScheduleFixture()
+    @Test(arguments: RegistryBackend.allCases) func version2RegistryMigratesInPlace(_ backend: RegistryBackend) throws {
+        let f = try ScheduleFixture(backend)
         defer { try? FileManager.default.removeItem(at: f.dir) }
         let src = f.dir.appendingPathComponent("x.txt")
         try Data("hello".utf8).write(to: src)
         let a = try f.registry.register(NewArtifact(kind: .dataset, name: "d", source: src))
-        try DatabaseQueue(path: f.registry.path).writeWithoutTransaction { db in
-            try db.execute(sql: "DROP TABLE job_history; DROP TABLE jobs; DROP TABLE schedules; DROP TABLE bases; PRAGMA user_version = 2")
-        }
+        try rewindSchema(f.registry, to: 2, dropping: ["job_history", "jobs", "schedules", "bases"])
         let reopened = try f.reopen()
         #expect(try reopened.resolve("d@1").sha256 == a.sha256)
         #expect(try reopened.bases().isEmpty && reopened.schedules().isEmpty)
-        #expect(try DatabaseQueue(path: f.registry.path).read { try Int.fetchOne($0, sql: "PRAGMA user_version") } == 3)
+        #expect(try schemaVersion(reopened) == 3)
     }
 }
 

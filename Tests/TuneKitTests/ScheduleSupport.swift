@@ -6,11 +6,15 @@ import TuneKit
 struct ScheduleFixture {
     let dir: URL
     let registry: Registry
+    let scratch: ScratchDatabase?
 
-    init() throws {
+    /// A fresh registry on `backend` (RegistrySupport: the PostgreSQL case needs TUNE_TEST_POSTGRES).
+    init(_ backend: RegistryBackend = .sqlite) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("tune-sched-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        registry = try Registry.open(path: dir.appendingPathComponent("reg.sqlite").path, blobRoot: dir.appendingPathComponent("blobs").path)
+        let (location, scratch) = try backend.freshLocation(in: dir, file: "reg.sqlite")
+        self.scratch = scratch
+        registry = try Registry.open(path: location, blobRoot: dir.appendingPathComponent("blobs").path)
     }
 
     /// Another handle on the same database (as a second process would have).

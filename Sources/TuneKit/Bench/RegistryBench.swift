@@ -1,9 +1,9 @@
 // RegistryBench — `tune bench registry`: lookup latency of a registry holding many artifacts.
-// Fills a fresh SQLite registry (in a temp dir, blobs in memory) with a realistic mix of kinds and
-// lineage, then times show NAME@N, alias lookup and exposure one call at a time, in process.
+// Fills a fresh registry (SQLite in a temp dir, or a fresh database on a PostgreSQL server; blobs in
+// memory) with a realistic mix of kinds and lineage, then times show NAME@N, alias lookup and exposure
+// one call at a time, in process.
 
 import Foundation
-import GRDB
 
 /// Latency percentiles of one operation, in microseconds.
 public struct RegistryBenchRow: Codable, Sendable {
@@ -26,6 +26,8 @@ public struct RegistryBenchRow: Codable, Sendable {
 }
 
 public struct RegistryBenchReport: Codable, Sendable {
+    /// `sqlite` or `postgres`.
+    public var backend: String
     public var artifacts: Int
     public var baseVersions: Int
     public var aliases: Int
@@ -33,7 +35,7 @@ public struct RegistryBenchReport: Codable, Sendable {
     public var rows: [RegistryBenchRow]
 
     enum CodingKeys: String, CodingKey {
-        case artifacts, rows, baseVersions = "base_versions", aliases, fillSeconds = "fill_seconds"
+        case backend, artifacts, rows, baseVersions = "base_versions", aliases, fillSeconds = "fill_seconds"
     }
 }
 
@@ -48,20 +50,24 @@ public struct RegistryBench: Sendable {
 
     public init() {}
 
-    /// Builds the registry under `directory` (a fresh temp dir when nil), measures, and returns the numbers.
-    public func run(directory: URL? = nil, progress: (String) -> Void = { _ in }) throws -> RegistryBenchReport {
+    /// Builds the registry under `directory` (a fresh temp dir when nil) — or, with `postgres` (a server
+    /// URL), in a fresh database there, dropped afterwards — measures, and returns the numbers.
+    public func run(directory: URL? = nil, postgres: String? = nil, progress: (String) -> Void = { _ in }) throws -> RegistryBenchReport {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("tune-bench-\(UUID().uuidString)")
         defer { if directory == nil { try? FileManager.default.removeItem(at: dir) } }
-        let reg = try Registry(path: dir.appendingPathComponent("registry.sqlite").path, blobs: InMemoryBlobStore())
+        let location = try postgres.map { try RegistryLocation.createScratchDatabase(server: $0, prefix: "tune_bench") }
+            ?? dir.appendingPathComponent("registry.sqlite").path
+        defer { if postgres != nil { try? RegistryLocation.dropDatabase(location) } }
+        return try run(Registry(path: location, blobs: InMemoryBlobStore()), backend: postgres == nil ? "sqlite" : "postgres", progress)
+    }
+
+    private func run(_ reg: Registry, backend: String, _ progress: (String) -> Void) throws -> RegistryBenchReport {
         var rng = SplitMix64(seed: seed)
         progress("filling \(artifacts) artifacts")
         let t0 = DispatchTime.now().uptimeNanoseconds
         let shape = try fill(reg, &rng)
         let fillSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        try reg.pool.writeWithoutTransaction { db in
-            try db.execute(sql: "ANALYZE")
-            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-        }
+        try reg.database.optimize()
 
         progress("timing \(calls) calls per operation")
         var rows: [RegistryBenchRow] = []
@@ -79,7 +85,7 @@ public struct RegistryBench: Sendable {
             let e = try reg.exposure(base: b)
             return e.artifacts.count + e.aliases.count
         })
-        return RegistryBenchReport(artifacts: shape.count, baseVersions: shape.bases.count, aliases: shape.aliased.count,
+        return RegistryBenchReport(backend: backend, artifacts: shape.count, baseVersions: shape.bases.count, aliases: shape.aliased.count,
                                    fillSeconds: fillSeconds, rows: rows)
     }
 
@@ -113,8 +119,8 @@ public struct RegistryBench: Sendable {
                 }
                 shape.names.append((name, versions))
                 if alias {
-                    try db.execute(sql: "INSERT INTO aliases (name, alias, artifact_id, updated_at) VALUES (?, 'production', ?, '')",
-                                   arguments: [name, last.rawValue])
+                    try db.execute("INSERT INTO aliases (name, alias, artifact_id, updated_at) VALUES (?, 'production', ?, '')",
+                                   [name, last.rawValue])
                     shape.aliased.append(name)
                 }
                 return last

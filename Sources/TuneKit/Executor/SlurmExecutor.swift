@@ -42,12 +42,15 @@ public struct SlurmExecutor {
         var jobs: [Job]
     }
 
-    var registryPath: String { Self.absolute(PipelineRunner(spec: spec, options: options).registryPath) }
+    var registryPath: String {
+        let p = PipelineRunner(spec: spec, options: options).registryPath
+        return RegistryLocation.isPostgres(p) ? p : Self.absolute(p)
+    }
     var blobRoot: String { Self.absolute(options.blobRoot) }
     /// Batch scripts, job logs and the journal.
     var workDirectory: String {
         if let d = spec.slurm?.logDirectory { return PipelineRunner.resolve(d, in: spec) }
-        return ((registryPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("slurm")
+        return (Self.absolute(RegistryLocation.stateDirectory(registryPath)) as NSString).appendingPathComponent("slurm")
     }
     var journalPath: String { "\(workDirectory)/\(spec.name).jobs.json" }
 
@@ -91,7 +94,7 @@ public struct SlurmExecutor {
             guard let job = journal!.jobs.first(where: { $0.stage == summary.stages[i].stage }) else { continue }
             guard summary.stages[i].status == "cached" else {
                 throw TuneError(.stageFailed,
-                                "\(spec.name): Slurm job \(job.id) (\(job.stage.rawValue)) completed, but the registry at \(registryPath) "
+                                "\(spec.name): Slurm job \(job.id) (\(job.stage.rawValue)) completed, but the registry at \(RegistryLocation.redact(registryPath)) "
                                     + "has no finished \(job.stage.rawValue) stage; is the registry on storage the compute nodes share? "
                                     + "Log: \(job.log)")
             }
@@ -137,9 +140,11 @@ public struct SlurmExecutor {
     }
 
     /// The batch script of one stage: the same `tune run`, restricted to that stage, executed locally on the node.
+    /// A PostgreSQL URL goes in without its password: the job authenticates through PGPASSWORD (sbatch exports
+    /// the submitting environment) or ~/.pgpass, so no password is written to a script on shared storage.
     func script(for stage: StageKind) -> String {
         var args = [tuneExecutable, "run", pipelinePath, "--from", stage.rawValue, "--until", stage.rawValue,
-                    "--executor", "local", "--registry", registryPath, "--blobs", blobRoot]
+                    "--executor", "local", "--registry", RegistryLocation.withoutPassword(registryPath), "--blobs", blobRoot]
         if options.force.contains(stage) { args += ["--force", stage.rawValue] }
         return """
             #!/bin/sh

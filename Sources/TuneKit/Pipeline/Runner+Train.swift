@@ -5,9 +5,10 @@
 import Foundation
 
 extension PipelineRunner {
-    /// Where the train stage with cache key `key` keeps checkpoints (next to the registry database).
+    /// Where the train stage with cache key `key` keeps checkpoints (next to the registry database; under
+    /// `.tune` for a PostgreSQL registry).
     func trainWorkDirectory(key: String, registryPath: String) -> String {
-        let root = ((registryPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("work")
+        let root = (RegistryLocation.stateDirectory(registryPath) as NSString).appendingPathComponent("work")
         return ((root as NSString).appendingPathComponent(spec.name) as NSString).appendingPathComponent("train-\(key.prefix(16))")
     }
 

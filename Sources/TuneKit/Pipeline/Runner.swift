@@ -84,7 +84,7 @@ public struct PipelineRunner {
         self.spec = spec
         self.options = options
         let registry = Self.registryPath(spec: spec, options: options)
-        hashes = FileHashCache(file: ((registry as NSString).deletingLastPathComponent as NSString).appendingPathComponent("file-hashes.json"))
+        hashes = FileHashCache(file: (RegistryLocation.stateDirectory(registry) as NSString).appendingPathComponent("file-hashes.json"))
     }
 
     /// The stages selected by `--from` / `--until`, in flow order.
@@ -97,11 +97,13 @@ public struct PipelineRunner {
         }
     }
 
-    /// The registry database this run uses: --registry, else the pipeline's `registry:`, else .tune/registry.sqlite.
+    /// The registry database this run uses: --registry, else the pipeline's `registry:` (a path, relative to the
+    /// pipeline file, or a postgres:// URL), else TUNE_REGISTRY, else .tune/registry.sqlite.
     public var registryPath: String { Self.registryPath(spec: spec, options: options) }
 
     static func registryPath(spec: PipelineSpec, options: RunOptions) -> String {
-        options.registryPath ?? spec.registry.map { resolve($0, in: spec) } ?? ".tune/registry.sqlite"
+        options.registryPath ?? spec.registry.map { RegistryLocation.isPostgres($0) ? $0 : resolve($0, in: spec) }
+            ?? ProcessInfo.processInfo.environment["TUNE_REGISTRY"] ?? Registry.defaultPath
     }
 
     func resolve(_ path: String) -> String { Self.resolve(path, in: spec) }

@@ -1,8 +1,6 @@
 // Lineage — what an artifact was made from and what was made from it (recursive queries over the
 // lineage edges), and exposure: every adapter, merged model and alias derived from a base version.
 
-import GRDB
-
 /// One edge: `parent` was an input of `child` in role `role`.
 public struct LineageEdge: Codable, Hashable, Sendable {
     public var parent: ArtifactID
@@ -54,22 +52,22 @@ extension Registry {
     public func lineage(of id: ArtifactID, depth: Int = 64) throws -> Lineage {
         try read { db in
             let root = try artifact(db, id)
-            let up = try Row.fetchAll(db, sql: """
+            let up = try db.query("""
                 WITH RECURSIVE up(id, depth) AS (
-                    SELECT ?, 0 UNION
+                    SELECT CAST(? AS BIGINT), 0 UNION
                     SELECT l.parent_id, up.depth + 1 FROM lineage l JOIN up ON l.child_id = up.id WHERE up.depth < ?)
                 SELECT DISTINCT l.parent_id, l.child_id, l.role FROM lineage l
                 WHERE l.child_id IN (SELECT id FROM up WHERE depth < ?)
-                """, arguments: [id.rawValue, depth, depth])
-            let down = try Row.fetchAll(db, sql: """
+                """, [id.rawValue, depth, depth])
+            let down = try db.query("""
                 WITH RECURSIVE down(id, depth) AS (
-                    SELECT ?, 0 UNION
+                    SELECT CAST(? AS BIGINT), 0 UNION
                     SELECT l.child_id, down.depth + 1 FROM lineage l JOIN down ON l.parent_id = down.id WHERE down.depth < ?)
                 SELECT DISTINCT l.parent_id, l.child_id, l.role FROM lineage l
                 WHERE l.parent_id IN (SELECT id FROM down WHERE depth < ?)
-                """, arguments: [id.rawValue, depth, depth])
-            let edge = { (r: Row) in LineageEdge(parent: ArtifactID(r[0]), child: ArtifactID(r[1]), role: r[2]) }
-            let upEdges = up.map(edge), downEdges = down.map(edge)
+                """, [id.rawValue, depth, depth])
+            let edge = { (r: SQLRow) in try LineageEdge(parent: ArtifactID(r[0]), child: ArtifactID(r[1]), role: r[2]) }
+            let upEdges = try up.map(edge), downEdges = try down.map(edge)
             let ancestorIDs = Set(upEdges.map(\.parent)).subtracting([id])
             let descendantIDs = Set(downEdges.map(\.child)).subtracting([id])
             let fetch = { (ids: Set<ArtifactID>) in try ids.sorted().map { try self.artifact(db, $0) } }
@@ -81,8 +79,8 @@ extension Registry {
     /// Direct inputs of an artifact with their roles.
     public func inputs(of id: ArtifactID) throws -> [(artifact: Artifact, role: String)] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT parent_id, role FROM lineage WHERE child_id = ? ORDER BY parent_id, role",
-                             arguments: [id.rawValue]).map { (try artifact(db, ArtifactID($0[0])), $0[1]) }
+            try db.query("SELECT parent_id, role FROM lineage WHERE child_id = ? ORDER BY parent_id, role",
+                         [id.rawValue]).map { (try artifact(db, ArtifactID($0[0])), try $0[1]) }
         }
     }
 
@@ -96,21 +94,21 @@ extension Registry {
         let kindList = kinds.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
         return try readStatement { db in
             // One statement (exposed artifacts, each joined with its aliases, if any) read through a cursor.
-            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+            let rows = try db.query("""
                 SELECT a.id, a.kind, a.name, a.version, a.sha256, a.license, x.direct, al.alias, al.updated_at
                 FROM artifact_bases x JOIN artifacts a ON a.id = x.artifact_id LEFT JOIN aliases al ON al.artifact_id = a.id
                 WHERE x.base_family = ? AND x.base_version = ? AND a.kind IN (\(kindList)) ORDER BY a.name, a.version, al.alias
-                """), arguments: [base.family, base.version])
+                """, [base.family, base.version])
             var artifacts: [ExposedArtifact] = []
             var aliases: [Alias] = []
-            while let r = try rows.next() {
-                let id = ArtifactID(r[0] as Int64)
+            for r in rows {
+                let id = ArtifactID(try r[0] as Int64)
                 if artifacts.last?.id != id {
-                    artifacts.append(ExposedArtifact(id: id, kind: ArtifactKind(rawValue: r[1]) ?? .adapter, name: r[2],
+                    artifacts.append(try ExposedArtifact(id: id, kind: ArtifactKind(rawValue: r[1]) ?? .adapter, name: r[2],
                                                      version: r[3], sha256: r[4], license: r[5], direct: r[6]))
                 }
-                if let alias: String = r[7], let last = artifacts.last {
-                    aliases.append(Alias(name: last.name, alias: alias, version: last.version, artifactID: id, updatedAt: r[8]))
+                if let alias: String = try r[7], let last = artifacts.last {
+                    aliases.append(try Alias(name: last.name, alias: alias, version: last.version, artifactID: id, updatedAt: r[8]))
                 }
             }
             return Exposure(base: base, artifacts: artifacts, aliases: aliases)

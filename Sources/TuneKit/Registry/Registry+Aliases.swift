@@ -2,8 +2,6 @@
 // Promoting `production` also moves `previous` to the old production version, so a rollback is
 // `setAlias("production", to: resolve("NAME@previous").id)`.
 
-import GRDB
-
 /// An alias and what it points at.
 public struct Alias: Codable, Hashable, Sendable {
     public var name: String
@@ -48,7 +46,7 @@ extension Registry {
     }
 
     /// `setAlias` inside the caller's write transaction (the scheduler moves production and finishes its job at once).
-    func setAlias(_ db: Database, _ alias: String, to id: ArtifactID, by who: String) throws -> [AliasChange] {
+    func setAlias(_ db: any SQLConnection, _ alias: String, to id: ArtifactID, by who: String) throws -> [AliasChange] {
         try ArtifactRef.validateAlias(alias)
         let target = try artifact(db, id)
         let old = try move(db, alias, of: target, by: who)
@@ -62,19 +60,18 @@ extension Registry {
     }
 
     /// Moves one alias; nil when it already pointed at `target`.
-    private func move(_ db: Database, _ alias: String, of target: Artifact, by who: String) throws -> AliasChange? {
-        let oldID = try Int64.fetchOne(db, sql: "SELECT artifact_id FROM aliases WHERE name = ? AND alias = ?",
-                                       arguments: [target.name, alias])
+    private func move(_ db: any SQLConnection, _ alias: String, of target: Artifact, by who: String) throws -> AliasChange? {
+        let oldID = try db.scalar(Int64.self, "SELECT artifact_id FROM aliases WHERE name = ? AND alias = ?", [target.name, alias])
         if oldID == target.id.rawValue { return nil }
         let now = Timestamp.now()
-        try db.execute(sql: """
+        try db.execute("""
             INSERT INTO aliases (name, alias, artifact_id, updated_at) VALUES (?, ?, ?, ?)
             ON CONFLICT (name, alias) DO UPDATE SET artifact_id = excluded.artifact_id, updated_at = excluded.updated_at
-            """, arguments: [target.name, alias, target.id.rawValue, now])
-        try db.execute(sql: """
+            """, [target.name, alias, target.id.rawValue, now])
+        try db.execute("""
             INSERT INTO alias_history (name, alias, artifact_id, previous_id, changed_by, changed_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, arguments: [target.name, alias, target.id.rawValue, oldID, who, now])
-        let fromVersion = try oldID.flatMap { try Int.fetchOne(db, sql: "SELECT version FROM artifacts WHERE id = ?", arguments: [$0]) }
+            """, [target.name, alias, target.id.rawValue, oldID, who, now])
+        let fromVersion = try oldID.flatMap { try db.scalar(Int.self, "SELECT version FROM artifacts WHERE id = ?", [$0]) }
         return AliasChange(name: target.name, alias: alias, fromVersion: fromVersion, toVersion: target.version,
                            changedBy: who, changedAt: now)
     }
@@ -82,40 +79,39 @@ extension Registry {
     /// Removes an alias (recorded nowhere else; the history keeps its past values).
     public func removeAlias(_ alias: String, name: String) throws {
         try write { db in
-            try db.execute(sql: "DELETE FROM aliases WHERE name = ? AND alias = ?", arguments: [name, alias])
-            guard db.changesCount > 0 else { throw TuneError(.notFound, "no alias '\(alias)' on '\(name)'") }
+            guard try db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", [name, alias]) > 0 else { throw TuneError(.notFound, "no alias '\(alias)' on '\(name)'") }
         }
     }
 
     /// Aliases of one name, or those pointing at one artifact, sorted by alias.
     public func aliases(name: String? = nil, pointingAt id: ArtifactID? = nil) throws -> [Alias] {
         var clauses: [String] = []
-        var args: [any DatabaseValueConvertible] = []
+        var args: SQLArguments = []
         if let name { clauses.append("al.name = ?"); args.append(name) }
         if let id { clauses.append("al.artifact_id = ?"); args.append(id.rawValue) }
         let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         return try read { db in
-            try Row.fetchAll(db, sql: """
+            try db.query("""
                 SELECT al.name, al.alias, a.version, al.artifact_id, al.updated_at FROM aliases al
                 JOIN artifacts a ON a.id = al.artifact_id \(whereSQL) ORDER BY al.name, al.alias
-                """, arguments: StatementArguments(args)).map(Registry.decodeAlias)
+                """, args).map(Registry.decodeAlias)
         }
     }
 
-    static func decodeAlias(_ r: Row) -> Alias {
-        Alias(name: r["name"], alias: r["alias"], version: r["version"], artifactID: ArtifactID(r["artifact_id"]),
+    static func decodeAlias(_ r: SQLRow) throws -> Alias {
+        try Alias(name: r["name"], alias: r["alias"], version: r["version"], artifactID: ArtifactID(r["artifact_id"]),
               updatedAt: r["updated_at"])
     }
 
     /// Every recorded change of `alias` on `name`, oldest first.
     public func aliasHistory(name: String, alias: String) throws -> [AliasChange] {
         try read { db in
-            try Row.fetchAll(db, sql: """
+            try db.query("""
                 SELECT h.changed_by, h.changed_at, a.version AS to_version, p.version AS from_version FROM alias_history h
                 JOIN artifacts a ON a.id = h.artifact_id LEFT JOIN artifacts p ON p.id = h.previous_id
                 WHERE h.name = ? AND h.alias = ? ORDER BY h.id
-                """, arguments: [name, alias]).map {
-                AliasChange(name: name, alias: alias, fromVersion: $0["from_version"], toVersion: $0["to_version"],
+                """, [name, alias]).map {
+                try AliasChange(name: name, alias: alias, fromVersion: $0["from_version"], toVersion: $0["to_version"],
                             changedBy: $0["changed_by"], changedAt: $0["changed_at"])
             }
         }

@@ -4,7 +4,6 @@
 // registered version of the family. Registration policy (hashing, compatibility) is in Schedule/BaseCatalog.
 
 import Foundation
-import GRDB
 
 /// One registered version of a base model family.
 public struct BaseModel: Codable, Hashable, Sendable {
@@ -38,17 +37,17 @@ public struct BaseModel: Codable, Hashable, Sendable {
 extension Registry {
     /// Records a new base version; its `seq` is assigned here (family's max + 1). A version that exists
     /// already is a conflict (versions are immutable: register a new one).
-    func insertBase(_ db: Database, _ b: BaseModel) throws -> BaseModel {
-        if try Int.fetchOne(db, sql: "SELECT 1 FROM bases WHERE family = ? AND version = ?", arguments: [b.family, b.version]) != nil {
+    func insertBase(_ db: any SQLConnection, _ b: BaseModel) throws -> BaseModel {
+        if try db.scalar(Int.self, "SELECT 1 FROM bases WHERE family = ? AND version = ?", [b.family, b.version]) != nil {
             throw TuneError(.conflict, "base \(b.family)@\(b.version) is already registered; versions are immutable, register a new version")
         }
         var out = b
-        out.seq = (try Int.fetchOne(db, sql: "SELECT max(seq) FROM bases WHERE family = ?", arguments: [b.family]) ?? 0) + 1
+        out.seq = (try db.scalar(Int.self, "SELECT max(seq) FROM bases WHERE family = ?", [b.family]) ?? 0) + 1
         out.createdAt = Timestamp.now()
-        try db.execute(sql: """
+        try db.execute("""
             INSERT INTO bases (family, version, seq, path, sha256, size, format, architecture, hidden_size, num_layers,
                 vocab_size, license, notes, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [out.family, out.version, out.seq, out.path, out.sha256, out.size, out.format, out.architecture,
+            """, [out.family, out.version, out.seq, out.path, out.sha256, out.size, out.format, out.architecture,
                              out.hiddenSize, out.numLayers, out.vocabSize, out.license, out.notes, out.createdBy, out.createdAt])
         return out
     }
@@ -56,8 +55,8 @@ extension Registry {
     /// Every base version, by family then registration order; optionally one family only.
     public func bases(family: String? = nil) throws -> [BaseModel] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM bases \(family == nil ? "" : "WHERE family = ?") ORDER BY family, seq",
-                             arguments: family.map { [$0] } ?? []).map(Registry.decodeBase)
+            try db.query("SELECT * FROM bases \(family == nil ? "" : "WHERE family = ?") ORDER BY family, seq",
+                         family.map { [$0 as (any SQLBindable)?] } ?? []).map(Registry.decodeBase)
         }
     }
 
@@ -66,21 +65,21 @@ extension Registry {
         try read { db in try base(db, family: family, version: version) }
     }
 
-    func base(_ db: Database, family: String, version: String?) throws -> BaseModel {
+    func base(_ db: any SQLConnection, family: String, version: String?) throws -> BaseModel {
         let latest = version == nil || version == "latest"
         let row = latest
-            ? try Row.fetchOne(db, sql: "SELECT * FROM bases WHERE family = ? ORDER BY seq DESC LIMIT 1", arguments: [family])
-            : try Row.fetchOne(db, sql: "SELECT * FROM bases WHERE family = ? AND version = ?", arguments: [family, version])
-        if let row { return Registry.decodeBase(row) }
-        let have = try String.fetchAll(db, sql: "SELECT version FROM bases WHERE family = ? ORDER BY seq", arguments: [family])
+            ? try db.queryOne("SELECT * FROM bases WHERE family = ? ORDER BY seq DESC LIMIT 1", [family])
+            : try db.queryOne("SELECT * FROM bases WHERE family = ? AND version = ?", [family, version])
+        if let row { return try Registry.decodeBase(row) }
+        let have = try db.column(String.self, "SELECT version FROM bases WHERE family = ? ORDER BY seq", [family])
         if have.isEmpty {
             throw TuneError(.notFound, "no base family '\(family)' is registered (add one with `tune base add \(family) --version V --model PATH --license L`)")
         }
         throw TuneError(.notFound, "no base \(family)@\(version!) (registered versions: \(have.joined(separator: ", ")))")
     }
 
-    static func decodeBase(_ r: Row) -> BaseModel {
-        BaseModel(family: r["family"], version: r["version"], seq: r["seq"], path: r["path"], sha256: r["sha256"], size: r["size"],
+    static func decodeBase(_ r: SQLRow) throws -> BaseModel {
+        try BaseModel(family: r["family"], version: r["version"], seq: r["seq"], path: r["path"], sha256: r["sha256"], size: r["size"],
                   format: r["format"], architecture: r["architecture"], hiddenSize: r["hidden_size"], numLayers: r["num_layers"],
                   vocabSize: r["vocab_size"], license: r["license"], notes: r["notes"], createdBy: r["created_by"],
                   createdAt: r["created_at"])

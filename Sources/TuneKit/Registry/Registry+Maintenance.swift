@@ -2,7 +2,6 @@
 // and stale temporaries), export (copy content out, verified) and path.
 
 import Foundation
-import GRDB
 
 /// The outcome of re-hashing one artifact's content.
 public struct VerifyResult: Codable, Hashable, Sendable {
@@ -62,8 +61,8 @@ extension Registry {
     /// in-flight write's temporary is younger). Runs under the registry's write lock, so a registration
     /// cannot commit a reference to a blob while it is being removed. With `dryRun`, removes nothing.
     public func gc(dryRun: Bool = false, temporaryGrace: TimeInterval = 3600) throws -> GCReport {
-        let body = { (db: Database) throws -> GCReport in
-            let referenced = Set(try String.fetchAll(db, sql: "SELECT DISTINCT sha256 FROM artifacts"))
+        let body = { (db: any SQLConnection) throws -> GCReport in
+            let referenced = Set(try db.column(String.self, "SELECT DISTINCT sha256 FROM artifacts"))
             let garbage = try self.blobs.storedBlobs().filter { !referenced.contains($0.sha256) }
             let temps = try self.blobs.staleTemporaries(olderThan: temporaryGrace)
             if !dryRun {

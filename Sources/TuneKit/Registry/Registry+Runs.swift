@@ -2,7 +2,6 @@
 // stage whose (config, input hashes, format version) already produced outputs.
 
 import Foundation
-import GRDB
 
 /// The state of a pipeline run.
 public enum RunStatus: String, Codable, Sendable { case running, succeeded, failed, cancelled }
@@ -48,28 +47,29 @@ extension Registry {
     public func startRun(pipeline: String, config: JSONValue = .object([:]), by who: String = Governance.currentUser) throws -> RunID {
         let text = try JSONValue.canonicalText(config)
         return try write { db in
-            try db.execute(sql: "INSERT INTO runs (pipeline, config, created_by, started_at) VALUES (?, ?, ?, ?)",
-                           arguments: [pipeline, text, who, Timestamp.now()])
-            return RunID(db.lastInsertedRowID)
+            guard let id = try db.insertReturningID("INSERT INTO runs (pipeline, config, created_by, started_at) VALUES (?, ?, ?, ?) RETURNING id",
+                                                    [pipeline, text, who, Timestamp.now()]) else {
+                throw TuneError(.internal, "starting a run of \(pipeline): INSERT returned no id")
+            }
+            return RunID(id)
         }
     }
 
     /// Marks a run finished with `status`.
     public func finishRun(_ id: RunID, status: RunStatus) throws {
         try write { db in
-            try db.execute(sql: "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
-                           arguments: [status.rawValue, Timestamp.now(), id.rawValue])
-            guard db.changesCount == 1 else { throw TuneError(.notFound, "no run \(id)") }
+            guard try db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+                                 [status.rawValue, Timestamp.now(), id.rawValue]) == 1 else { throw TuneError(.notFound, "no run \(id)") }
         }
     }
 
     /// The run with id `id`.
     public func run(_ id: RunID) throws -> Run {
         try read { db in
-            guard let r = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id.rawValue]) else {
+            guard let r = try db.queryOne("SELECT * FROM runs WHERE id = ?", [id.rawValue]) else {
                 throw TuneError(.notFound, "no run \(id)")
             }
-            return Run(id: id, pipeline: r["pipeline"], config: Registry.json(r["config"]),
+            return try Run(id: id, pipeline: r["pipeline"], config: Registry.json(r["config"]),
                        status: RunStatus(rawValue: r["status"]) ?? .failed, createdBy: r["created_by"],
                        startedAt: r["started_at"], finishedAt: r["finished_at"])
         }
@@ -83,18 +83,18 @@ extension Registry {
                                outputs: [ArtifactID] = [], config: JSONValue = .object([:])) throws -> StageRun {
         let text = try JSONValue.canonicalText(config)
         return try write { db in
-            guard try Int.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [runID.rawValue]) != nil else {
+            guard try db.scalar(Int.self, "SELECT 1 FROM runs WHERE id = ?", [runID.rawValue]) != nil else {
                 throw TuneError(.notFound, "recording stage '\(stage)': no run \(runID)")
             }
             let now = Timestamp.now()
-            try db.execute(sql: """
-                INSERT INTO stage_runs (run_id, stage, cache_key, status, config, recorded_at) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [runID.rawValue, stage, cacheKey, status.rawValue, text, now])
-            let id = db.lastInsertedRowID
+            guard let id = try db.insertReturningID("""
+                INSERT INTO stage_runs (run_id, stage, cache_key, status, config, recorded_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id
+                """, [runID.rawValue, stage, cacheKey, status.rawValue, text, now]) else {
+                throw TuneError(.internal, "recording stage '\(stage)': INSERT returned no id")
+            }
             for out in Set(outputs).sorted() {
                 _ = try artifact(db, out)
-                try db.execute(sql: "INSERT INTO stage_outputs (stage_run_id, artifact_id) VALUES (?, ?)",
-                               arguments: [id, out.rawValue])
+                try db.execute("INSERT INTO stage_outputs (stage_run_id, artifact_id) VALUES (?, ?)", [id, out.rawValue])
             }
             return StageRun(id: id, runID: runID, stage: stage, cacheKey: cacheKey, status: status, config: config,
                             outputs: Set(outputs).sorted(), recordedAt: now)
@@ -105,9 +105,9 @@ extension Registry {
     /// returns a value, and reuses its outputs.
     public func findStageRun(cacheKey: String) throws -> StageRun? {
         try read { db in
-            guard let r = try Row.fetchOne(db, sql: """
+            guard let r = try db.queryOne("""
                 SELECT * FROM stage_runs WHERE cache_key = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1
-                """, arguments: [cacheKey]) else { return nil }
+                """, [cacheKey]) else { return nil }
             return try Registry.decodeStageRun(db, r)
         }
     }
@@ -115,16 +115,16 @@ extension Registry {
     /// Stage runs of one run, in the order recorded.
     public func stageRuns(of runID: RunID) throws -> [StageRun] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM stage_runs WHERE run_id = ? ORDER BY id", arguments: [runID.rawValue])
+            try db.query("SELECT * FROM stage_runs WHERE run_id = ? ORDER BY id", [runID.rawValue])
                 .map { try Registry.decodeStageRun(db, $0) }
         }
     }
 
-    static func decodeStageRun(_ db: Database, _ r: Row) throws -> StageRun {
-        let id: Int64 = r["id"]
-        let outs = try Int64.fetchAll(db, sql: "SELECT artifact_id FROM stage_outputs WHERE stage_run_id = ? ORDER BY artifact_id",
-                                      arguments: [id]).map { ArtifactID($0) }
-        return StageRun(id: id, runID: RunID(r["run_id"]), stage: r["stage"], cacheKey: r["cache_key"],
+    static func decodeStageRun(_ db: any SQLConnection, _ r: SQLRow) throws -> StageRun {
+        let id: Int64 = try r["id"]
+        let outs = try db.column(Int64.self, "SELECT artifact_id FROM stage_outputs WHERE stage_run_id = ? ORDER BY artifact_id",
+                                 [id]).map { ArtifactID($0) }
+        return try StageRun(id: id, runID: RunID(r["run_id"]), stage: r["stage"], cacheKey: r["cache_key"],
                         status: StageStatus(rawValue: r["status"]) ?? .failed, config: json(r["config"]), outputs: outs,
                         recordedAt: r["recorded_at"])
     }

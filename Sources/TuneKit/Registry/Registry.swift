@@ -1,4 +1,5 @@
-// Registry — the artifact registry: SQLite (WAL, through GRDB) for records, a BlobStore for content.
+// Registry — the artifact registry: a SQL database for records (SQLite through GRDB, or PostgreSQL
+// through libpq; see SQL/), a BlobStore for content.
 // This file: opening, registering, resolving and listing. Aliases, lineage, runs and maintenance
 // live in Registry+*.swift.
 //
@@ -14,77 +15,49 @@
 // ```
 
 import Foundation
-import GRDB
 
 /// An artifact registry. Safe to share between threads; several processes may use one registry at once
-/// (SQLite WAL with a busy timeout serializes writers; every write is one transaction).
+/// (writers are serialized — SQLite: IMMEDIATE transactions with a busy timeout; PostgreSQL: an
+/// advisory lock — and every write is one transaction).
 public final class Registry: Sendable {
-    /// The SQLite file.
+    /// The SQLite file or the PostgreSQL URL, as given (a URL may hold a password: print `location`).
     public let path: String
+    /// `path` safe to print (a URL's password redacted).
+    public var location: String { database.location }
     /// Where artifact content lives.
     public let blobs: any BlobStore
-    let pool: DatabasePool
+    /// The records.
+    public let database: any SQLDatabase
 
     /// Default locations, relative to the current directory.
     public static let defaultPath = ".tune/registry.sqlite"
     public static let defaultBlobRoot = "adapters"
 
-    /// Opens (creating and migrating if needed) the registry at `path` with blobs under `blobRoot`.
+    /// Opens (creating and migrating if needed) the registry at `path` (a file path or a `postgres://`
+    /// URL) with blobs under `blobRoot`.
     public static func open(path: String = defaultPath, blobRoot: String = defaultBlobRoot) throws -> Registry {
         try Registry(path: path, blobs: FileBlobStore(root: blobRoot))
     }
 
-    /// Opens the registry at `path` with any blob store.
-    /// - Parameter busyTimeout: how long a write waits for another process's write to finish.
+    /// Opens the registry at `path` (a file path or a `postgres://` URL) with any blob store.
+    /// - Parameter busyTimeout: how long an SQLite write waits for another process's write to finish.
     public init(path: String, blobs: any BlobStore, busyTimeout: TimeInterval = 30) throws {
         self.path = path
         self.blobs = blobs
-        try AtomicFile.makeDirectory(URL(fileURLWithPath: path).deletingLastPathComponent().path)
-        var config = Configuration()
-        config.busyMode = .timeout(busyTimeout)
-        config.foreignKeysEnabled = true
-        do {
-            pool = try DatabasePool(path: path, configuration: config)
-            try pool.writeWithoutTransaction { db in try Schema.migrate(db, path: path) }
-        } catch {
-            throw Registry.wrap(error, path)
-        }
+        database = try RegistryLocation.open(path, busyTimeout: busyTimeout)
     }
 
     // MARK: - Database access
 
-    /// Runs `body` in one IMMEDIATE write transaction (the lock is taken up front, so writers queue on
-    /// the busy timeout instead of failing on upgrade).
-    func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do {
-            return try pool.writeWithoutTransaction { db in
-                var out: T?
-                try db.inTransaction(.immediate) {
-                    out = try body(db)
-                    return .commit
-                }
-                return out!
-            }
-        } catch { throw Registry.wrap(error, path) }
-    }
+    /// Runs `body` in one write transaction; writers are serialized (the lock is taken up front, so a
+    /// read followed by a write inside `body` cannot interleave with another writer).
+    func write<T>(_ body: (any SQLConnection) throws -> T) throws -> T { try database.write(body) }
 
-    func read<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try pool.read(body) } catch { throw Registry.wrap(error, path) }
-    }
+    func read<T>(_ body: (any SQLConnection) throws -> T) throws -> T { try database.read(body) }
 
     /// A read outside an explicit transaction, for lookups that are one SELECT on the success path (a single
     /// statement sees one consistent snapshot by itself); saves the BEGIN/COMMIT round trip on hot paths.
-    func readStatement<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try pool.unsafeRead(body) } catch { throw Registry.wrap(error, path) }
-    }
-
-    static func wrap(_ error: any Error, _ path: String) -> any Error {
-        guard let e = error as? DatabaseError else { return error }
-        if e.resultCode == .SQLITE_BUSY || e.resultCode == .SQLITE_LOCKED {
-            return TuneError(.database, "\(path): registry is locked by another process; try again")
-        }
-        return TuneError(.database, "\(path): \(e.message ?? "\(e.resultCode)")")
-    }
+    func readStatement<T>(_ body: (any SQLConnection) throws -> T) throws -> T { try database.readStatement(body) }
 
     // MARK: - Registering
 
@@ -113,59 +86,60 @@ public final class Registry: Sendable {
     }
 
     /// Inserts one artifact row and its lineage edges; the caller holds a write transaction.
-    func insert(_ db: Database, kind: ArtifactKind, name: String, blob: Blob, metadata: [String: JSONValue],
+    func insert(_ db: any SQLConnection, kind: ArtifactKind, name: String, blob: Blob, metadata: [String: JSONValue],
                 governance: Governance, inputs: [ArtifactID: String], run: RunID?) throws -> Artifact {
-        let last = try Row.fetchOne(db, sql: "SELECT kind, version FROM artifacts WHERE name = ? ORDER BY version DESC LIMIT 1",
-                                    arguments: [name])
-        if let last, let k: String = last["kind"], k != kind.rawValue {
+        let last = try db.queryOne("SELECT kind, version FROM artifacts WHERE name = ? ORDER BY version DESC LIMIT 1", [name])
+        if let last, let k: String = try last["kind"], k != kind.rawValue {
             throw TuneError(.conflict, "'\(name)' is registered as \(k); cannot add a version of kind \(kind.rawValue)")
         }
-        let version = (last?["version"] as Int? ?? 0) + 1
+        let version = (try last.map { try $0["version"] as Int } ?? 0) + 1
         var gov = governance
         if gov.baseFamily == nil, gov.baseVersion == nil {
             if kind == .baseModel {
                 (gov.baseFamily, gov.baseVersion) = (name, "\(version)")
             } else if !inputs.isEmpty {
                 let ids = inputs.keys.map(\.rawValue)
-                let bases = try Row.fetchAll(db, sql: """
+                let bases = try db.query("""
                     SELECT DISTINCT base_family, base_version FROM artifacts
-                    WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ","))) AND base_family IS NOT NULL
-                    """, arguments: StatementArguments(ids))
-                if bases.count == 1 { (gov.baseFamily, gov.baseVersion) = (bases[0][0], bases[0][1]) }
+                    WHERE id IN (\(sqlPlaceholders(ids.count))) AND base_family IS NOT NULL
+                    """, ids.map { $0 as (any SQLBindable)? })
+                if bases.count == 1 { (gov.baseFamily, gov.baseVersion) = (try bases[0][0], try bases[0][1]) }
             }
         }
-        if let run, try Int.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [run.rawValue]) == nil {
+        if let run, try db.scalar(Int.self, "SELECT 1 FROM runs WHERE id = ?", [run.rawValue]) == nil {
             throw TuneError(.notFound, "registering '\(name)': no run \(run)")
         }
         let createdAt = Timestamp.now()
         let meta = try JSONValue.canonicalText(metadata)
-        try db.execute(sql: """
+        guard let rowID = try db.insertReturningID("""
             INSERT INTO artifacts (kind, name, version, sha256, size, layout, uri, metadata, base_family, base_version,
                 license, dataset_source, data_terms, created_by, created_with, run_id, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [kind.rawValue, name, version, blob.sha256, blob.size, blob.layout.rawValue, blob.uri, meta,
-                             gov.baseFamily, gov.baseVersion, gov.license, gov.datasetSource, gov.dataTerms,
-                             gov.createdBy, gov.createdWith, run?.rawValue, createdAt])
-        let id = ArtifactID(db.lastInsertedRowID)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+            """, [kind.rawValue, name, version, blob.sha256, blob.size, blob.layout.rawValue, blob.uri, meta,
+                  gov.baseFamily, gov.baseVersion, gov.license, gov.datasetSource, gov.dataTerms,
+                  gov.createdBy, gov.createdWith, run?.rawValue, createdAt]) else {
+            throw TuneError(.internal, "registering '\(name)': INSERT returned no id")
+        }
+        let id = ArtifactID(rowID)
         for (parent, role) in inputs.sorted(by: { $0.key < $1.key }) {
-            guard try Int.fetchOne(db, sql: "SELECT 1 FROM artifacts WHERE id = ?", arguments: [parent.rawValue]) != nil else {
+            guard try db.scalar(Int.self, "SELECT 1 FROM artifacts WHERE id = ?", [parent.rawValue]) != nil else {
                 throw TuneError(.notFound, "registering '\(name)': input artifact \(parent) does not exist")
             }
-            try db.execute(sql: "INSERT INTO lineage (parent_id, child_id, role) VALUES (?, ?, ?)",
-                           arguments: [parent.rawValue, id.rawValue, role])
+            try db.execute("INSERT INTO lineage (parent_id, child_id, role) VALUES (?, ?, ?)", [parent.rawValue, id.rawValue, role])
         }
         // Exposure index (schema v2): the artifact's own base, then every base its inputs are exposed to.
         if let family = gov.baseFamily, let version = gov.baseVersion {
-            try db.execute(sql: "INSERT INTO artifact_bases (base_family, base_version, artifact_id, direct) VALUES (?, ?, ?, 1)",
-                           arguments: [family, version, id.rawValue])
+            try db.execute("INSERT INTO artifact_bases (base_family, base_version, artifact_id, direct) VALUES (?, ?, ?, 1)",
+                           [family, version, id.rawValue])
         }
         if !inputs.isEmpty {
             let parents = inputs.keys.map(\.rawValue)
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO artifact_bases (base_family, base_version, artifact_id, direct)
-                SELECT DISTINCT base_family, base_version, ?, 0 FROM artifact_bases
-                WHERE artifact_id IN (\(parents.map { _ in "?" }.joined(separator: ",")))
-                """, arguments: StatementArguments([id.rawValue] + parents))
+            try db.execute("""
+                INSERT INTO artifact_bases (base_family, base_version, artifact_id, direct)
+                SELECT DISTINCT base_family, base_version, CAST(? AS BIGINT), 0 FROM artifact_bases
+                WHERE artifact_id IN (\(sqlPlaceholders(parents.count)))
+                ON CONFLICT DO NOTHING
+                """, ([id.rawValue] + parents).map { $0 as (any SQLBindable)? })
         }
         return Artifact(id: id, kind: kind, name: name, version: version, sha256: blob.sha256, size: blob.size,
                         layout: blob.layout, uri: blob.uri, metadata: metadata, governance: gov, runID: run,
@@ -180,14 +154,14 @@ public final class Registry: Sendable {
         """
 
     /// Decodes a row of `columns` by position (name lookups cost a lowercased copy per column per row).
-    static func decode(_ row: Row) throws -> Artifact {
-        let kindText: String = row[1]
+    static func decode(_ row: SQLRow) throws -> Artifact {
+        let kindText: String = try row[1]
         guard let kind = ArtifactKind(rawValue: kindText) else {
-            throw TuneError(.database, "artifact \(row[0] as Int64): unknown kind '\(kindText)'")
+            throw TuneError(.database, "artifact \(try row[0] as Int64): unknown kind '\(kindText)'")
         }
-        let metaText: String = row[8]
+        let metaText: String = try row[8]
         let meta = metaText == "{}" ? [:] : (try? JSONValue.decoder.decode([String: JSONValue].self, from: Data(metaText.utf8))) ?? [:]
-        return Artifact(
+        return try Artifact(
             id: ArtifactID(row[0] as Int64), kind: kind, name: row[2], version: row[3], sha256: row[4],
             size: row[5], layout: BlobLayout(rawValue: row[6]) ?? .file, uri: row[7], metadata: meta,
             governance: Governance(baseFamily: row[9], baseVersion: row[10], license: row[11],
@@ -203,32 +177,34 @@ public final class Registry: Sendable {
         try readStatement { db in try resolve(db, ref) }
     }
 
-    func resolve(_ db: Database, _ ref: ArtifactRef) throws -> Artifact {
+    func resolve(_ db: any SQLConnection, _ ref: ArtifactRef) throws -> Artifact {
         let c = Registry.columns
         switch ref {
         case .latest(let name):
-            if let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(c) FROM artifacts WHERE name = ? ORDER BY version DESC LIMIT 1"),
-                                        arguments: [name]) { return try Registry.decode(r) }
+            if let r = try db.queryOne("SELECT \(c) FROM artifacts WHERE name = ? ORDER BY version DESC LIMIT 1", [name]) {
+                return try Registry.decode(r)
+            }
             throw TuneError(.notFound, "no artifact named '\(name)'")
         case .version(let name, let v):
-            if let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(c) FROM artifacts WHERE name = ? AND version = ?"),
-                                        arguments: [name, v]) { return try Registry.decode(r) }
-            guard let latest = try Int.fetchOne(db, sql: "SELECT max(version) FROM artifacts WHERE name = ?", arguments: [name]) else {
+            if let r = try db.queryOne("SELECT \(c) FROM artifacts WHERE name = ? AND version = ?", [name, v]) {
+                return try Registry.decode(r)
+            }
+            guard let latest = try db.scalar(Int.self, "SELECT max(version) FROM artifacts WHERE name = ?", [name]) else {
                 throw TuneError(.notFound, "no artifact named '\(name)'")
             }
             throw TuneError(.notFound, "no artifact '\(name)@\(v)' (latest version is \(latest))")
         case .alias(let name, let alias):
-            if let r = try Row.fetchOne(db.cachedStatement(sql: """
+            if let r = try db.queryOne("""
                 SELECT \(c) FROM artifacts WHERE id = (SELECT artifact_id FROM aliases WHERE name = ? AND alias = ?)
-                """), arguments: [name, alias]) { return try Registry.decode(r) }
-            guard try Int.fetchOne(db, sql: "SELECT 1 FROM artifacts WHERE name = ? LIMIT 1", arguments: [name]) != nil else {
+                """, [name, alias]) { return try Registry.decode(r) }
+            guard try db.scalar(Int.self, "SELECT 1 FROM artifacts WHERE name = ? LIMIT 1", [name]) != nil else {
                 throw TuneError(.notFound, "no artifact named '\(name)'")
             }
-            let have = try String.fetchAll(db, sql: "SELECT alias FROM aliases WHERE name = ? ORDER BY alias", arguments: [name])
+            let have = try db.column(String.self, "SELECT alias FROM aliases WHERE name = ? ORDER BY alias", [name])
             throw TuneError(.notFound, "no alias '\(alias)' on '\(name)' (\(have.isEmpty ? "it has no aliases" : "aliases: " + have.joined(separator: ", ")))")
         case .digest(let prefix):
-            let rows = try Row.fetchAll(db, sql: "SELECT \(c) FROM artifacts WHERE sha256 >= ? AND sha256 < ? ORDER BY id LIMIT 4",
-                                        arguments: [prefix, prefix + "g"])
+            let rows = try db.query("SELECT \(c) FROM artifacts WHERE sha256 >= ? AND sha256 < ? ORDER BY id LIMIT 4",
+                                    [prefix, prefix + "g"])
             if rows.count == 1 { return try Registry.decode(rows[0]) }
             if rows.isEmpty { throw TuneError(.notFound, "no artifact with sha256:\(prefix)") }
             let names = try rows.map { try Registry.decode($0).ref }
@@ -242,9 +218,8 @@ public final class Registry: Sendable {
         try read { db in try artifact(db, id) }
     }
 
-    func artifact(_ db: Database, _ id: ArtifactID) throws -> Artifact {
-        guard let r = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Registry.columns) FROM artifacts WHERE id = ?"),
-                                       arguments: [id.rawValue]) else {
+    func artifact(_ db: any SQLConnection, _ id: ArtifactID) throws -> Artifact {
+        guard let r = try db.queryOne("SELECT \(Registry.columns) FROM artifacts WHERE id = ?", [id.rawValue]) else {
             throw TuneError(.notFound, "no artifact with id \(id)")
         }
         return try Registry.decode(r)
@@ -257,15 +232,15 @@ public final class Registry: Sendable {
     ///   - name: only this name; `kind`: only this kind; `latestOnly`: only each name's highest version.
     public func list(name: String? = nil, kind: ArtifactKind? = nil, latestOnly: Bool = false, limit: Int? = nil) throws -> [Artifact] {
         var clauses: [String] = []
-        var args: [any DatabaseValueConvertible] = []
+        var args: SQLArguments = []
         if let name { clauses.append("name = ?"); args.append(name) }
         if let kind { clauses.append("kind = ?"); args.append(kind.rawValue) }
         if latestOnly { clauses.append("version = (SELECT max(version) FROM artifacts b WHERE b.name = artifacts.name)") }
         let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         let limitSQL = limit.map { " LIMIT \(max(0, $0))" } ?? ""
         return try read { db in
-            try Row.fetchAll(db, sql: "SELECT \(Registry.columns) FROM artifacts \(whereSQL) ORDER BY name, version\(limitSQL)",
-                             arguments: StatementArguments(args)).map(Registry.decode)
+            try db.query("SELECT \(Registry.columns) FROM artifacts \(whereSQL) ORDER BY name, version\(limitSQL)", args)
+                .map(Registry.decode)
         }
     }
 }

@@ -7,7 +7,6 @@
 //                                                         license: "apache-2.0"), to: registry)
 
 import Foundation
-import GRDB
 
 public enum BaseCatalog {
     public struct Request: Sendable {

@@ -1,11 +1,11 @@
-// JobQueue — the durable job queue in the registry's SQLite database (schema v3 `jobs`, `job_history`).
+// JobQueue — the durable job queue in the registry's database (schema v3 `jobs`, `job_history`).
 //
 //   queued ──lease──► leased ──start──► running ──complete──► succeeded
 //     ▲                  │                 │ ──fail (attempts left)──► queued (not_before = now + backoff)
 //     └──────────────────┴─ lease expired ─┘ ──fail (no attempts left)──► failed
 //   queued/leased/running ──cancel──► cancelled
 //
-// • Leasing is one IMMEDIATE transaction that picks the oldest due job — queued and past its backoff,
+// • Leasing is one serialized write transaction (SQLite IMMEDIATE; PostgreSQL advisory lock) that picks the oldest due job — queued and past its backoff,
 //   or leased/running with an expired lease (its worker died) — and stamps owner + expiry: two workers
 //   can never hold the same job. A holder extends its lease by heartbeat; completion and failure only
 //   apply while the caller still owns the lease, so a worker that lost its lease cannot finish a job
@@ -14,7 +14,6 @@
 // • Every transition appends a `job_history` row (the full history; never updated).
 
 import Foundation
-import GRDB
 
 public enum JobState: String, Codable, Sendable, CaseIterable {
     case queued, leased, running, succeeded, failed, cancelled
@@ -82,14 +81,13 @@ public struct JobQueue: Sendable {
     // MARK: - Enqueue
 
     /// Inserts a job unless one with the same (pipeline, base, trigger key) exists; returns it when new.
-    func enqueue(_ db: Database, pipeline: String, base: BaseRef, trigger: JobTrigger, key: String, maxAttempts: Int, now: Date) throws -> Job? {
+    func enqueue(_ db: any SQLConnection, pipeline: String, base: BaseRef, trigger: JobTrigger, key: String, maxAttempts: Int, now: Date) throws -> Job? {
         let t = Stamp.string(now)
-        try db.execute(sql: """
-            INSERT OR IGNORE INTO jobs (pipeline, base_family, base_version, trigger, trigger_key, state, attempts, max_attempts,
+        guard let id = try db.insertReturningID("""
+            INSERT INTO jobs (pipeline, base_family, base_version, trigger, trigger_key, state, attempts, max_attempts,
                 not_before, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)
-            """, arguments: [pipeline, base.family, base.version, trigger.rawValue, key, maxAttempts, t, t, t])
-        guard db.changesCount > 0 else { return nil }
-        let id = db.lastInsertedRowID
+            ON CONFLICT DO NOTHING RETURNING id
+            """, [pipeline, base.family, base.version, trigger.rawValue, key, maxAttempts, t, t, t]) else { return nil }
         try record(db, id, from: nil, to: .queued, owner: nil, attempt: 0, detail: "\(trigger.rawValue) \(key) on \(base)", at: t)
         return try job(db, id)
     }
@@ -102,28 +100,29 @@ public struct JobQueue: Sendable {
         try registry.write { db in
             while true {
                 let now = clock.now(), t = Stamp.string(now)
-                guard let row = try Row.fetchOne(db, sql: """
+                guard let row = try db.queryOne("""
                     SELECT id, state, attempts, max_attempts, lease_owner FROM jobs
                     WHERE (state = 'queued' AND not_before <= ?) OR (state IN ('leased', 'running') AND lease_expires_at < ?)
                     ORDER BY id LIMIT 1
-                    """, arguments: [t, t]) else { return nil }
-                let id: Int64 = row["id"], attempts: Int = row["attempts"], maxAttempts: Int = row["max_attempts"]
-                let from = JobState(rawValue: row["state"]) ?? .queued
+                    """, [t, t]) else { return nil }
+                let id: Int64 = try row["id"], attempts: Int = try row["attempts"], maxAttempts: Int = try row["max_attempts"]
+                let from = JobState(rawValue: try row["state"]) ?? .queued
+                let previous: String? = try row["lease_owner"]
                 let expired = from != .queued
                 if expired, attempts >= maxAttempts {
-                    let why = "lease of \(row["lease_owner"] as String? ?? "?") expired on attempt \(attempts) of \(maxAttempts)"
-                    try db.execute(sql: "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL, error = ?, updated_at = ? WHERE id = ?",
-                                   arguments: [why, t, id])
+                    let why = "lease of \(previous ?? "?") expired on attempt \(attempts) of \(maxAttempts)"
+                    try db.execute("UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL, error = ?, updated_at = ? WHERE id = ?",
+                               [why, t, id])
                     try record(db, id, from: from, to: .failed, owner: nil, attempt: attempts, detail: why, at: t)
                     continue
                 }
                 let until = Stamp.string(now.addingTimeInterval(duration))
-                try db.execute(sql: """
+                try db.execute("""
                     UPDATE jobs SET state = 'leased', lease_owner = ?, lease_expires_at = ?, heartbeat_at = ?, attempts = attempts + 1,
                         updated_at = ? WHERE id = ?
-                    """, arguments: [owner, until, t, t, id])
+                    """, [owner, until, t, t, id])
                 try record(db, id, from: from, to: .leased, owner: owner, attempt: attempts + 1,
-                           detail: expired ? "previous lease of \(row["lease_owner"] as String? ?? "?") expired" : nil, at: t)
+                           detail: expired ? "previous lease of \(previous ?? "?") expired" : nil, at: t)
                 return try job(db, id)
             }
         }
@@ -138,20 +137,19 @@ public struct JobQueue: Sendable {
     public func heartbeat(_ id: Int64, owner: String, duration: TimeInterval) throws -> Bool {
         try registry.write { db in
             let now = clock.now()
-            try db.execute(sql: """
+            return try db.execute("""
                 UPDATE jobs SET lease_expires_at = ?, heartbeat_at = ? WHERE id = ? AND lease_owner = ? AND state IN ('leased', 'running')
-                """, arguments: [Stamp.string(now.addingTimeInterval(duration)), Stamp.string(now), id, owner])
-            return db.changesCount > 0
+                """, [Stamp.string(now.addingTimeInterval(duration)), Stamp.string(now), id, owner]) > 0
         }
     }
 
     /// running → succeeded with `result`, running `also` in the same transaction (the alias move). Throws
     /// `conflict` and changes nothing when `owner` lost the lease.
     public func complete(_ id: Int64, owner: String, result: JSONValue, detail: String?,
-                         also: (Database) throws -> Void = { _ in }) throws {
+                         also: (any SQLConnection) throws -> Void = { _ in }) throws {
         try transition(id, owner: owner, from: [.running, .leased], to: .succeeded, detail: detail) { db, t in
             try also(db)
-            try db.execute(sql: "UPDATE jobs SET result = ?, error = NULL WHERE id = ?", arguments: [try result.canonicalJSON(), id])
+            try db.execute("UPDATE jobs SET result = ?, error = NULL WHERE id = ?", [try result.canonicalJSON(), id])
             _ = t
         }
     }
@@ -166,9 +164,9 @@ public struct JobQueue: Sendable {
             let now = clock.now(), t = Stamp.string(now)
             let again = retry && j.attempts < j.maxAttempts
             let delay = min(maxBackoff, backoff * pow(2, Double(max(0, j.attempts - 1))))
-            try db.execute(sql: """
+            try db.execute("""
                 UPDATE jobs SET state = ?, lease_owner = NULL, lease_expires_at = NULL, not_before = ?, error = ?, updated_at = ? WHERE id = ?
-                """, arguments: [again ? "queued" : "failed", Stamp.string(now.addingTimeInterval(again ? delay : 0)), error, t, id])
+                """, [again ? "queued" : "failed", Stamp.string(now.addingTimeInterval(again ? delay : 0)), error, t, id])
             let to: JobState = again ? .queued : .failed
             try record(db, id, from: j.state, to: to, owner: owner, attempt: j.attempts,
                        detail: again ? "\(error) (retry in \(Int(delay)) s)" : error, at: t)
@@ -184,14 +182,14 @@ public struct JobQueue: Sendable {
                 throw TuneError(.conflict, "job \(id) is \(j.state.rawValue); only queued, leased or running jobs can be cancelled")
             }
             let t = Stamp.string(clock.now())
-            try db.execute(sql: "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
-                           arguments: [t, id])
+            try db.execute("UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
+                           [t, id])
             try record(db, id, from: j.state, to: .cancelled, owner: who, attempt: j.attempts, detail: nil, at: t)
         }
     }
 
     private func transition(_ id: Int64, owner: String, from: [JobState], to: JobState, detail: String?,
-                            _ body: (Database, String) throws -> Void) throws {
+                            _ body: (any SQLConnection, String) throws -> Void) throws {
         try registry.write { db in
             guard let j = try job(db, id) else { throw TuneError(.notFound, "no job \(id)") }
             guard j.leaseOwner == owner, from.contains(j.state) else {
@@ -200,7 +198,7 @@ public struct JobQueue: Sendable {
             let t = Stamp.string(clock.now())
             try body(db, t)
             let clear = to == .succeeded ? ", lease_owner = NULL, lease_expires_at = NULL" : ""
-            try db.execute(sql: "UPDATE jobs SET state = ?, updated_at = ?\(clear) WHERE id = ?", arguments: [to.rawValue, t, id])
+            try db.execute("UPDATE jobs SET state = ?, updated_at = ?\(clear) WHERE id = ?", [to.rawValue, t, id])
             try record(db, id, from: j.state, to: to, owner: owner, attempt: j.attempts, detail: detail, at: t)
         }
     }
@@ -212,46 +210,46 @@ public struct JobQueue: Sendable {
             var r: [String: JSONValue] = [:]
             if case .object(let o)? = j.result { r = o }
             r[key] = value
-            try db.execute(sql: "UPDATE jobs SET result = ? WHERE id = ?", arguments: [try JSONValue.object(r).canonicalJSON(), id])
+            try db.execute("UPDATE jobs SET result = ? WHERE id = ?", [try JSONValue.object(r).canonicalJSON(), id])
             try record(db, id, from: j.state, to: j.state, owner: nil, attempt: j.attempts, detail: detail, at: Stamp.string(clock.now()))
         }
     }
 
-    private func record(_ db: Database, _ id: Int64, from: JobState?, to: JobState, owner: String?, attempt: Int, detail: String?, at: String) throws {
-        try db.execute(sql: "INSERT INTO job_history (job_id, from_state, to_state, owner, attempt, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       arguments: [id, from?.rawValue, to.rawValue, owner, attempt, detail, at])
+    private func record(_ db: any SQLConnection, _ id: Int64, from: JobState?, to: JobState, owner: String?, attempt: Int, detail: String?, at: String) throws {
+        try db.execute("INSERT INTO job_history (job_id, from_state, to_state, owner, attempt, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       [id, from?.rawValue, to.rawValue, owner, attempt, detail, at])
     }
 
     // MARK: - Reading
 
     public func job(_ id: Int64) throws -> Job? { try registry.read { db in try job(db, id) } }
 
-    func job(_ db: Database, _ id: Int64) throws -> Job? {
-        try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(Self.decode)
+    func job(_ db: any SQLConnection, _ id: Int64) throws -> Job? {
+        try db.queryOne("SELECT * FROM jobs WHERE id = ?", [id]).map(Self.decode)
     }
 
     /// Jobs, newest first, optionally only in some states.
     public func jobs(states: [JobState]? = nil, limit: Int = 100) throws -> [Job] {
         try registry.read { db in
             let filter = states.map { "WHERE state IN (\($0.map { "'\($0.rawValue)'" }.joined(separator: ",")))" } ?? ""
-            return try Row.fetchAll(db, sql: "SELECT * FROM jobs \(filter) ORDER BY id DESC LIMIT \(max(0, limit))").map(Self.decode)
+            return try db.query("SELECT * FROM jobs \(filter) ORDER BY id DESC LIMIT \(max(0, limit))", []).map(Self.decode)
         }
     }
 
     /// Transitions of one job (or all), oldest first.
     public func history(job id: Int64? = nil, limit: Int = 1000) throws -> [JobTransition] {
         try registry.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM job_history \(id == nil ? "" : "WHERE job_id = ?") ORDER BY id LIMIT \(max(0, limit))",
-                             arguments: id.map { [$0] } ?? []).map {
-                JobTransition(jobID: $0["job_id"], from: ($0["from_state"] as String?).flatMap(JobState.init), to: JobState(rawValue: $0["to_state"]) ?? .queued,
+            try db.query("SELECT * FROM job_history \(id == nil ? "" : "WHERE job_id = ?") ORDER BY id LIMIT \(max(0, limit))",
+                         id.map { [$0 as (any SQLBindable)?] } ?? []).map {
+                try JobTransition(jobID: $0["job_id"], from: ($0["from_state"] as String?).flatMap(JobState.init), to: JobState(rawValue: $0["to_state"]) ?? .queued,
                               owner: $0["owner"], attempt: $0["attempt"], detail: $0["detail"], at: $0["at"])
             }
         }
     }
 
-    static func decode(_ r: Row) -> Job {
-        let resultText: String? = r["result"]
-        return Job(id: r["id"], pipeline: r["pipeline"], baseFamily: r["base_family"], baseVersion: r["base_version"],
+    static func decode(_ r: SQLRow) throws -> Job {
+        let resultText: String? = try r["result"]
+        return try Job(id: r["id"], pipeline: r["pipeline"], baseFamily: r["base_family"], baseVersion: r["base_version"],
                    trigger: JobTrigger(rawValue: r["trigger"]) ?? .cron, triggerKey: r["trigger_key"],
                    state: JobState(rawValue: r["state"]) ?? .queued, attempts: r["attempts"], maxAttempts: r["max_attempts"],
                    notBefore: r["not_before"], leaseOwner: r["lease_owner"], leaseExpiresAt: r["lease_expires_at"],

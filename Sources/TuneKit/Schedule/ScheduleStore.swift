@@ -2,7 +2,6 @@
 // records from a pipeline's `base:` and `schedule:` sections, and what `tick` reads.
 
 import Foundation
-import GRDB
 
 /// One scheduled pipeline.
 public struct ScheduleRecord: Codable, Hashable, Sendable {
@@ -45,14 +44,19 @@ extension Registry {
         let stamp = Stamp.string(now)
         return try write { db in
             _ = try base(db, family: ref.family, version: ref.version)
-            let old = try Row.fetchOne(db, sql: "SELECT cron_checked_at, created_at FROM schedules WHERE pipeline = ?", arguments: [spec.name])
-            let rec = ScheduleRecord(pipeline: spec.name, specPath: abs, baseFamily: ref.family, basePin: ref.version,
+            let old = try db.queryOne("SELECT cron_checked_at, created_at FROM schedules WHERE pipeline = ?", [spec.name])
+            let rec = try ScheduleRecord(pipeline: spec.name, specPath: abs, baseFamily: ref.family, basePin: ref.version,
                                      onBaseUpgrade: s.onBaseUpgrade, cron: s.cron, timeZone: s.timeZone, maxAttempts: s.maxAttempts,
-                                     cronCheckedAt: old?["cron_checked_at"] ?? stamp, createdAt: old?["created_at"] ?? stamp, updatedAt: stamp)
-            try db.execute(sql: """
-                INSERT OR REPLACE INTO schedules (pipeline, spec_path, base_family, base_pin, on_base_upgrade, cron, time_zone,
+                                     cronCheckedAt: old.map { try $0["cron_checked_at"] as String } ?? stamp,
+                                         createdAt: old.map { try $0["created_at"] as String } ?? stamp, updatedAt: stamp)
+            try db.execute("""
+                INSERT INTO schedules (pipeline, spec_path, base_family, base_pin, on_base_upgrade, cron, time_zone,
                     max_attempts, cron_checked_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [rec.pipeline, rec.specPath, rec.baseFamily, rec.basePin, rec.onBaseUpgrade, rec.cron, rec.timeZone,
+                ON CONFLICT (pipeline) DO UPDATE SET spec_path = excluded.spec_path, base_family = excluded.base_family,
+                    base_pin = excluded.base_pin, on_base_upgrade = excluded.on_base_upgrade, cron = excluded.cron,
+                    time_zone = excluded.time_zone, max_attempts = excluded.max_attempts,
+                    cron_checked_at = excluded.cron_checked_at, created_at = excluded.created_at, updated_at = excluded.updated_at
+                """, [rec.pipeline, rec.specPath, rec.baseFamily, rec.basePin, rec.onBaseUpgrade, rec.cron, rec.timeZone,
                                  rec.maxAttempts, rec.cronCheckedAt, rec.createdAt, rec.updatedAt])
             return rec
         }
@@ -63,9 +67,9 @@ extension Registry {
         try read { db in try schedules(db) }
     }
 
-    func schedules(_ db: Database) throws -> [ScheduleRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM schedules ORDER BY pipeline").map {
-            ScheduleRecord(pipeline: $0["pipeline"], specPath: $0["spec_path"], baseFamily: $0["base_family"], basePin: $0["base_pin"],
+    func schedules(_ db: any SQLConnection) throws -> [ScheduleRecord] {
+        try db.query("SELECT * FROM schedules ORDER BY pipeline", []).map {
+            try ScheduleRecord(pipeline: $0["pipeline"], specPath: $0["spec_path"], baseFamily: $0["base_family"], basePin: $0["base_pin"],
                            onBaseUpgrade: $0["on_base_upgrade"], cron: $0["cron"], timeZone: $0["time_zone"],
                            maxAttempts: $0["max_attempts"], cronCheckedAt: $0["cron_checked_at"], createdAt: $0["created_at"],
                            updatedAt: $0["updated_at"])

@@ -9,7 +9,6 @@
 // IMMEDIATE transaction see to it.
 
 import Foundation
-import GRDB
 
 /// What one tick enqueued.
 public struct TickReport: Codable, Sendable {
@@ -50,7 +49,7 @@ public enum Scheduler {
                         why.append("next cron time \(cron.next(after: now).map(Stamp.string) ?? "never")")
                     }
                     if now > since {
-                        try db.execute(sql: "UPDATE schedules SET cron_checked_at = ? WHERE pipeline = ?", arguments: [t, s.pipeline])
+                        try db.execute("UPDATE schedules SET cron_checked_at = ? WHERE pipeline = ?", [t, s.pipeline])
                     }
                 }
                 if !why.isEmpty, !report.enqueued.contains(where: { $0.pipeline == s.pipeline }) {

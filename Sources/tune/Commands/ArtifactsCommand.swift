@@ -15,7 +15,7 @@ struct ArtifactsCommand: ParsableCommand {
 
     /// Where the registry and its blobs live.
     struct Location: ParsableArguments {
-        @Option(name: .long, help: "Registry database (default: TUNE_REGISTRY or .tune/registry.sqlite).")
+        @Option(name: .long, help: "Registry database: a path (SQLite) or a postgres:// URL (default: TUNE_REGISTRY or .tune/registry.sqlite).")
         var registry: String?
         @Option(name: .long, help: "Blob store root (default: TUNE_BLOBS or adapters).")
         var blobs: String?

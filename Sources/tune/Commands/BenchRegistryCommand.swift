@@ -10,6 +10,8 @@ struct BenchRegistryCommand: ParsableCommand {
     @Option(help: "Artifacts to register.") var artifacts = 100_000
     @Option(help: "Timed calls per operation.") var calls = 2_000
     @Option(help: "Keep the registry here instead of a temp dir.") var dir: String?
+    @Option(help: "Measure PostgreSQL instead: a server URL (postgres://…); a fresh database is created there and dropped.")
+    var postgres: String?
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
@@ -17,11 +19,11 @@ struct BenchRegistryCommand: ParsableCommand {
             var bench = RegistryBench()
             bench.artifacts = artifacts
             bench.calls = calls
-            let r = try bench.run(directory: dir.map { URL(fileURLWithPath: $0) }) { msg in
+            let r = try bench.run(directory: dir.map { URL(fileURLWithPath: $0) }, postgres: postgres) { msg in
                 if !global.json { FileHandle.standardError.write(Data("… \(msg)\n".utf8)) }
             }
             if global.json { try Output.json(r); return }
-            Output.text("\(r.artifacts) artifacts, \(r.baseVersions) base versions, \(r.aliases) aliases; filled in "
+            Output.text("\(r.backend): \(r.artifacts) artifacts, \(r.baseVersions) base versions, \(r.aliases) aliases; filled in "
                 + String(format: "%.1f s", r.fillSeconds))
             Output.text("operation                  calls    p50 µs    p99 µs    max µs  results/call")
             for row in r.rows {

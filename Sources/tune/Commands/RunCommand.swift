@@ -13,7 +13,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Re-run this stage even if cached (repeatable).") var force: [StageKind] = []
     @Option(help: "Start at this stage.") var from: StageKind?
     @Option(help: "Stop after this stage.") var until: StageKind?
-    @Option(help: "Registry database (default: the pipeline's, else .tune/registry.sqlite).") var registry: String?
+    @Option(help: "Registry database: a path or a postgres:// URL (default: the pipeline's, else TUNE_REGISTRY, else .tune/registry.sqlite).") var registry: String?
     @Option(help: "Blob store directory.") var blobs = "adapters"
     @Option(help: "Where stages run: local, or slurm (one batch job per stage). Default: the pipeline's executor.")
     var executor: String?
