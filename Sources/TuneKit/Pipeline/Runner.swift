@@ -67,7 +67,9 @@ public struct RunSummary: Codable, Sendable {
     public var pipeline: String
     public var runID: Int64?
     public var stages: [Stage]
-    enum CodingKeys: String, CodingKey { case pipeline, stages, runID = "run_id" }
+    /// The run's `--set` overrides (absent when there are none).
+    public var overrides: [PipelineOverride]?
+    enum CodingKeys: String, CodingKey { case pipeline, stages, overrides, runID = "run_id" }
 }
 
 /// Runs one pipeline against one registry.
@@ -136,7 +138,7 @@ public struct PipelineRunner {
         }
         let registry = try Registry.open(path: registryPath,
                                          blobRoot: options.blobRoot)
-        var summary = RunSummary(pipeline: spec.name, runID: nil, stages: [])
+        var summary = RunSummary(pipeline: spec.name, runID: nil, stages: [], overrides: spec.overrides.isEmpty ? nil : spec.overrides)
         var runID: RunID?
         var upstream: [Artifact] = []
         var earlier: [Artifact] = []   // every output so far (eval reads the dataset and the adapter)
