@@ -215,6 +215,21 @@ final class FakeSlurm: SlurmControl, @unchecked Sendable {
         #expect(try PipelineRunner(spec: try PipelineSpec.load(path: path), options: dry).run().stages.map(\.status) == ["cached", "would-run"])
     }
 
+    @Test func aMergeOfThisRunsAdapterIsPlannedAfterTrain() throws {
+        // The sample pipeline's shape: merge `adapter: train` cannot be keyed before train has run.
+        let (dir, path, _, opts0) = try Self.setUp(
+            resources: "train:\n  lora: {rank: 2}\n  max_steps: 2\nmerge:\n  method: task_arithmetic\n  adapters: [{adapter: train}]\n  output: model\n")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let spec = try PipelineSpec.load(path: path)
+        #expect(spec.stages == [.prepare, .train, .merge, .register])
+        var opts = opts0
+        opts.dryRun = true
+        var events: [RunEvent] = []
+        let plan = try Self.executor(spec, path, opts, FakeSlurm()).run { events.append($0) }
+        #expect(plan.stages.map(\.status) == ["would-run", "would-run", "would-run", "would-run"])
+        #expect(events.filter { if case .planned(_, "submit to Slurm", _) = $0 { true } else { false } }.count == 4, "\(events)")
+    }
+
     @Test func resourcesAreValidatedAndKeptOutOfCacheKeys() throws {
         let (dir, path, spec, opts) = try Self.setUp(resources: "  resources: {cpus: 4, time: \"1-00:00:00\"}\n")
         defer { try? FileManager.default.removeItem(at: dir) }

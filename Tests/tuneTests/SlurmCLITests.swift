@@ -45,8 +45,9 @@ struct TestError: Error, CustomStringConvertible {
 private func slurmPipeline(steps: Int, extra: String = "") throws -> (dir: URL, pipeline: String, blobs: String) {
     let dir = try makeTempDir()
     try TinyLlama.writeGGUF(to: dir.appendingPathComponent("tiny.gguf").path, config: .tiny, seed: 2, weightType: .q4_1)
-    let rows = (0..<30).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
-    try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
+    try writeDocRows(30, in: dir)
+    let stages = tinyPrepareAndTrainYAML(steps: steps, evalEvery: steps, prepareResources: #"{cpus: 1, memory: 1G, time: "00:10:00"}"#,
+                                         trainResources: #"{cpus: 2, time: "10"}"#)
     let yaml = """
     name: slurm-task
     base: tiny.gguf
@@ -54,20 +55,7 @@ private func slurmPipeline(steps: Int, extra: String = "") throws -> (dir: URL, 
     seed: 5
     executor: slurm
     slurm: {poll_seconds: 0.2\(extra)}
-    prepare:
-      train: data.jsonl
-      split: {eval_fraction: 0.2}
-      resources: {cpus: 1, memory: 1G, time: "00:10:00"}
-    train:
-      method: qlora
-      lora: {rank: 4, alpha: 8, dropout: 0.0}
-      max_steps: \(steps)
-      batch_size: 4
-      lr: 0.01
-      seq_len: 128
-      eval_every: \(steps)
-      checkpoint_every: 4
-      resources: {cpus: 2, time: "10"}
+    \(stages)
     register:
       aliases: [staging]
     """
