@@ -243,6 +243,9 @@ struct SlurmCLITests {
         let text = try String(contentsOfFile: log, encoding: .utf8)
         #expect(proc.terminationStatus == 130, "\(text)")
         #expect(text.contains("plan  train: submitted") && !text.contains("plan  prepare") && text.contains("cancelled Slurm jobs"), "\(text)")
+        // The cancelled job's processes are gone before the resumed run trains in the same directory.
+        for _ in 0..<600 where !slurm("squeue", ["-h", "-n", "tune-shipping-docs-train", "-t", "running,completing", "-o", "%i"])
+            .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { Thread.sleep(forTimeInterval: 0.1) }
         // The same command resumes: train from its checkpoint, then merge, eval and register.
         let again = try tune(args(steps: 6), env: env)
         #expect(again.status == 0, "\(again.stderr)")

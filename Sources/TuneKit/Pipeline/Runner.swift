@@ -157,10 +157,11 @@ public struct PipelineRunner {
         var wouldRun: StageKind?   // dry run: the first stage that would run (its outputs do not exist yet)
         for stage in stages {
             let key: String
-            do { key = try cacheKey(stage, upstream: upstream, registry: registry) } catch
-                where options.dryRun && stage == .merge && wouldRun != nil && spec.merge!.inputs.contains(where: { $0.adapter == "train" }) {
+            do { key = try cacheKey(stage, upstream: upstream, registry: registry) } catch {
                 // `adapter: train` is the adapter the train stage has not produced yet: merge runs after it.
-                onEvent(.planned(stage: stage, action: "run", reason: "after \(wouldRun!.rawValue), whose adapter it merges"))
+                guard options.dryRun, stage == .merge, let first = wouldRun, spec.merge!.inputs.contains(where: { $0.adapter == "train" })
+                else { throw error }
+                onEvent(.planned(stage: stage, action: "run", reason: "after \(first.rawValue), whose adapter it merges"))
                 summary.stages.append(.init(stage: stage, status: "would-run", cacheKey: "", outputs: [], seconds: 0))
                 continue
             }
