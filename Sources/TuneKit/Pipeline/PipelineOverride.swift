@@ -122,11 +122,14 @@ extension PipelineOverride {
         .mapping(Node.Mapping([], .implicit, .any, marked("", line: line).mark))
     }
 
-    /// A node as one line of YAML (what `--dry-run` shows as the file's value).
+    /// A node as one line of YAML in flow style (what `--dry-run` shows as the file's value).
     private static func text(_ n: Node) -> String {
-        if let s = n.scalar?.string { return s }
-        let out = (try? Yams.serialize(node: n)) ?? YAMLReader.describe(n)
-        return out.trimmingCharacters(in: .whitespacesAndNewlines)
+        switch n {
+        case .scalar(let s): s.string
+        case .sequence(let seq): "[" + seq.map(text).joined(separator: ", ") + "]"
+        case .mapping(let m): "{" + m.map { "\(text($0.key)): \(text($0.value))" }.joined(separator: ", ") + "}"
+        default: YAMLReader.describe(n)
+        }
     }
 }
 
