@@ -16,6 +16,7 @@ final class FakeSlurm: SlurmControl, @unchecked Sendable {
     var nextID = 100
     var refuseSubmission: Int?   // index of the submission sbatch refuses
     var outcome: (String) -> SlurmJobState? = { _ in nil }   // stage → forced end state
+    var frozen = false   // jobs keep their states (nothing runs)
     var runStage: (String) throws -> Void = { _ in }
 
     func submit(_ job: SlurmSubmission) throws -> String {
@@ -29,7 +30,7 @@ final class FakeSlurm: SlurmControl, @unchecked Sendable {
     }
 
     func states(of ids: [String]) throws -> [String: SlurmJobState] {
-        for id in ids.sorted() {
+        for id in ids.sorted() where !frozen {
             guard let job = lock.withLock({ jobs[id] }), job.state.isActive else { continue }
             let end: SlurmJobState
             if let forced = outcome(job.stage) { end = forced } else {
@@ -163,6 +164,70 @@ final class FakeSlurm: SlurmControl, @unchecked Sendable {
             try Self.executor(spec, path, opts, fake).run()
         } throws: { e in (e as? TuneError)?.message.contains("invalid partition") == true }
         #expect(fake.cancelled == ["101"])
+    }
+
+    @Test func dryRunWithActiveJournaledJobsOnlyReportsThem() throws {
+        let (dir, path, spec, opts0) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var opts = opts0
+        opts.dryRun = true
+        let fake = FakeSlurm()
+        fake.frozen = true
+        fake.jobs = ["7": ("prepare", SlurmJobState(state: "RUNNING")), "8": ("register", SlurmJobState(state: "PENDING", reason: "Dependency"))]
+        let journalPath = dir.appendingPathComponent("slurm/tiny-run.jobs.json")
+        let journal = #"{"pipeline": "\#(path)", "jobs": [{"stage": "prepare", "id": "7", "log": "/l/7.log"}, {"stage": "register", "id": "8", "log": "/l/8.log"}]}"#
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("slurm"), withIntermediateDirectories: true)
+        try journal.write(to: journalPath, atomically: true, encoding: .utf8)
+        var ex = Self.executor(spec, path, opts, fake)
+        var ran: [String] = []
+        fake.runStage = { ran.append($0) }
+        var polls = 0
+        ex.sleep = { _ in polls += 1 }
+        var events: [RunEvent] = []
+        let summary = try ex.run { events.append($0) }
+        #expect(summary.stages.map(\.status) == ["slurm-running", "slurm-pending"])
+        #expect(summary.stages.map(\.slurmJobID) == ["7", "8"])
+        #expect(events == [
+            .planned(stage: .prepare, action: "Slurm job 7 RUNNING", reason: "submitted by an earlier run; log: /l/7.log"),
+            .planned(stage: .register, action: "Slurm job 8 PENDING", reason: "submitted by an earlier run, reason: Dependency; log: /l/8.log"),
+        ])
+        // Nothing waited on, submitted, cancelled or run; the journal stays for the real re-run.
+        #expect(polls == 0 && ran.isEmpty && fake.submissions.isEmpty && fake.cancelled.isEmpty)
+        #expect(fake.jobs["7"]?.state.state == "RUNNING")
+        #expect(FileManager.default.fileExists(atPath: journalPath.path))
+    }
+
+    @Test func stageJobsGetTheRunsOverrides() throws {
+        let (dir, path, _, opts) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let spec = try PipelineSpec.load(path: path, overrides: [try PipelineOverride(argument: "register.notes=it's here")])
+        let fake = FakeSlurm()
+        let summary = try Self.executor(spec, path, opts, fake).run()
+        #expect(summary.stages.map(\.status) == ["ran", "ran"])
+        #expect(summary.overrides?.map(\.argument) == ["register.notes=it's here"])
+        for job in fake.submissions {
+            #expect(job.script.contains(#"'--set' 'register.notes=it'\''s here'"#), "\(job.script)")
+        }
+        // The override is part of the register stage's key: without it, register is not cached.
+        var dry = opts
+        dry.dryRun = true
+        #expect(try PipelineRunner(spec: spec, options: dry).run().stages.map(\.status) == ["cached", "cached"])
+        #expect(try PipelineRunner(spec: try PipelineSpec.load(path: path), options: dry).run().stages.map(\.status) == ["cached", "would-run"])
+    }
+
+    @Test func aMergeOfThisRunsAdapterIsPlannedAfterTrain() throws {
+        // The sample pipeline's shape: merge `adapter: train` cannot be keyed before train has run.
+        let (dir, path, _, opts0) = try Self.setUp(
+            resources: "train:\n  lora: {rank: 2}\n  max_steps: 2\nmerge:\n  method: task_arithmetic\n  adapters: [{adapter: train}]\n  output: model\n")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let spec = try PipelineSpec.load(path: path)
+        #expect(spec.stages == [.prepare, .train, .merge, .register])
+        var opts = opts0
+        opts.dryRun = true
+        var events: [RunEvent] = []
+        let plan = try Self.executor(spec, path, opts, FakeSlurm()).run { events.append($0) }
+        #expect(plan.stages.map(\.status) == ["would-run", "would-run", "would-run", "would-run"])
+        #expect(events.filter { if case .planned(_, "submit to Slurm", _) = $0 { true } else { false } }.count == 4, "\(events)")
     }
 
     @Test func resourcesAreValidatedAndKeptOutOfCacheKeys() throws {

@@ -12,8 +12,7 @@ private let key = "sk-tune-e2e-SECRET-9f8e7d6c5b4a"
 private func managedPipeline(_ url: String) throws -> (dir: URL, pipeline: String) {
     let dir = try makeTempDir()
     try TinyLlama.writeGGUF(to: dir.appendingPathComponent("tiny.gguf").path, config: .tiny, seed: 2, weightType: .q4_1)
-    let rows = (0..<20).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
-    try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
+    try writeDocRows(20, in: dir)
     let yaml = """
     name: tiny-managed
     base: tiny.gguf

@@ -8,25 +8,13 @@ import Engine
 private func trainPipeline(minDelta: Double) throws -> (dir: URL, pipeline: String) {
     let dir = try makeTempDir()
     try TinyLlama.writeGGUF(to: dir.appendingPathComponent("tiny.gguf").path, config: .tiny, seed: 2, weightType: .q4_1)
-    let rows = (0..<30).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
-    try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
+    try writeDocRows(30, in: dir)
     let yaml = """
     name: tiny-task
     base: tiny.gguf
     registry: reg.sqlite
     seed: 5
-    prepare:
-      train: data.jsonl
-      split: {eval_fraction: 0.2}
-    train:
-      method: qlora
-      lora: {rank: 4, alpha: 8, dropout: 0.0}
-      max_steps: 8
-      batch_size: 4
-      lr: 0.01
-      seq_len: 128
-      eval_every: 4
-      checkpoint_every: 4
+    \(tinyPrepareAndTrainYAML())
     eval:
       metrics: [loss, exact_match]
       gate: {metric: loss, min_delta: \(minDelta)}

@@ -20,25 +20,13 @@ private struct Setup {
         for (v, seed) in [(1, 3), (2, 2), (3, 4)] as [(Int, UInt64)] {
             try TinyLlama.writeGGUF(to: dir.appendingPathComponent("v\(v).gguf").path, config: .tiny, seed: seed, weightType: .q4_1)
         }
-        let rows = (0..<30).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
-        try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
+        try writeDocRows(30, in: dir)
         for (i, name) in pipelines.enumerated() {
             var yaml = """
             name: \(name)
             base: tiny@latest
             seed: \(5 + i)
-            prepare:
-              train: data.jsonl
-              split: {eval_fraction: 0.2}
-            train:
-              method: qlora
-              lora: {rank: 4, alpha: 8, dropout: 0.0}
-              max_steps: 8
-              batch_size: 4
-              lr: 0.01
-              seq_len: 128
-              eval_every: 4
-              checkpoint_every: 4
+            \(tinyPrepareAndTrainYAML())
             eval:
               metrics: [loss, exact_match]
               gate: {metric: loss, min_delta: 0.001}

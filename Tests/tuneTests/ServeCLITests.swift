@@ -10,27 +10,14 @@ import TuneKit
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("tiny.gguf").path
         try TinyLlama.writeGGUF(to: model, config: .tiny, seed: 1, weightType: .q8_0)
-        let p = Process()
-        p.executableURL = tuneBinary
-        p.arguments = ["serve", "--model", model, "--state-dir", dir.appendingPathComponent("state").path, "--port", "0", "--json",
-                       "--access-log", dir.appendingPathComponent("access.log").path]
-        var env = ProcessInfo.processInfo.environment
-        env["TUNE_SERVE_API_KEYS"] = "sk-cli-1,sk-cli-2"
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        defer { if p.isRunning { p.terminate() } }
         // First line: {"event":"listening","port":N,...}
-        var line = Data()
-        while !line.contains(0x0A) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        let info = try JSONSerialization.jsonObject(with: line.split(separator: 0x0A).first ?? Data()) as? [String: Any]
-        let port = try #require(info?["port"] as? Int)
-        #expect(port > 0 && info?["model"] as? String == "tiny")
+        let serve = try StartedServe(["serve", "--model", model, "--state-dir", dir.appendingPathComponent("state").path, "--port", "0", "--json",
+                                      "--access-log", dir.appendingPathComponent("access.log").path],
+                                     env: ["TUNE_SERVE_API_KEYS": "sk-cli-1,sk-cli-2"])
+        let p = serve.process
+        defer { if p.isRunning { p.terminate() } }
+        let port = try #require(serve.port)
+        #expect(port > 0 && serve.info["model"] as? String == "tiny")
 
         let http = CurlHTTPTransport()
         let url = "http://127.0.0.1:\(port)/v1/models"

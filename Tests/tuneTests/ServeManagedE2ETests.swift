@@ -15,27 +15,14 @@ private let serveKey = "sk-serve-e2e-7c1d2e3f4a5b"
         let model = dir.appendingPathComponent("tiny.gguf").path
         try TinyLlama.writeGGUF(to: model, config: .tiny, seed: 2, weightType: .q4_1)
 
-        let server = Process()
-        server.executableURL = tuneBinary
-        server.arguments = ["serve", "--model", model, "--state-dir", dir.appendingPathComponent("state").path, "--port", "0", "--json"]
-        server.environment = ProcessInfo.processInfo.environment.merging(["TUNE_SERVE_API_KEYS": serveKey]) { $1 }
-        let out = Pipe()
-        server.standardOutput = out
-        server.standardError = FileHandle.nullDevice
-        try server.run()
+        let serve = try StartedServe(["serve", "--model", model, "--state-dir", dir.appendingPathComponent("state").path, "--port", "0", "--json"],
+                                     env: ["TUNE_SERVE_API_KEYS": serveKey], stderr: FileHandle.nullDevice)
+        let server = serve.process
         defer { if server.isRunning { server.terminate(); server.waitUntilExit() } }
-        var line = Data()
-        while !line.contains(0x0A) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        let info = try JSONSerialization.jsonObject(with: line.split(separator: 0x0A).first ?? Data()) as? [String: Any]
-        let port = try #require(info?["port"] as? Int)
+        let port = try #require(serve.port)
         let baseURL = "http://127.0.0.1:\(port)"
 
-        let rows = (0..<16).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
-        try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
+        try writeDocRows(16, in: dir)
         let yaml = """
         name: via-serve
         base: tiny.gguf

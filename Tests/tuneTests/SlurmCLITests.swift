@@ -7,6 +7,7 @@
 import Foundation
 import Testing
 import Engine
+import TuneKit
 
 /// Why the cluster cannot start here (nil when it can): checked without starting anything.
 private let slurmUnavailable: String? = {
@@ -44,8 +45,9 @@ struct TestError: Error, CustomStringConvertible {
 private func slurmPipeline(steps: Int, extra: String = "") throws -> (dir: URL, pipeline: String, blobs: String) {
     let dir = try makeTempDir()
     try TinyLlama.writeGGUF(to: dir.appendingPathComponent("tiny.gguf").path, config: .tiny, seed: 2, weightType: .q4_1)
-    let rows = (0..<30).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
-    try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
+    try writeDocRows(30, in: dir)
+    let stages = tinyPrepareAndTrainYAML(steps: steps, evalEvery: steps, prepareResources: #"{cpus: 1, memory: 1G, time: "00:10:00"}"#,
+                                         trainResources: #"{cpus: 2, time: "10"}"#)
     let yaml = """
     name: slurm-task
     base: tiny.gguf
@@ -53,20 +55,7 @@ private func slurmPipeline(steps: Int, extra: String = "") throws -> (dir: URL, 
     seed: 5
     executor: slurm
     slurm: {poll_seconds: 0.2\(extra)}
-    prepare:
-      train: data.jsonl
-      split: {eval_fraction: 0.2}
-      resources: {cpus: 1, memory: 1G, time: "00:10:00"}
-    train:
-      method: qlora
-      lora: {rank: 4, alpha: 8, dropout: 0.0}
-      max_steps: \(steps)
-      batch_size: 4
-      lr: 0.01
-      seq_len: 128
-      eval_every: \(steps)
-      checkpoint_every: 4
-      resources: {cpus: 2, time: "10"}
+    \(stages)
     register:
       aliases: [staging]
     """
@@ -193,6 +182,76 @@ struct SlurmCLITests {
         #expect(proc.terminationStatus == 1, "\(text)")
         #expect(text.contains("stage train: Slurm job") && text.contains("NODE_FAIL"), "\(text)")
         #expect(text.contains("run the same command again to resume"), "\(text)")
+    }
+
+    /// The sample pipeline itself (pipelines/sample.yaml, its datasets, the real model) through the cluster,
+    /// made CI-sized with --set: end to end, then a run with another step count interrupted during
+    /// training (Ctrl-C → scancel, exit 130) and resumed from its checkpoint to completion.
+    @Test(.enabled(if: hasRealModel, "the real model is not fetched (scripts/setup)"))
+    func samplePipelineEndToEndThenInterruptedAndResumed() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let reg = dir.appendingPathComponent("reg.sqlite").path, blobs = dir.appendingPathComponent("blobs").path
+        func args(steps: Int) -> [String] {
+            ["run", "pipelines/sample.yaml", "--executor", "slurm", "--registry", reg, "--blobs", blobs,
+             "--set", "slurm.poll_seconds=0.2", "--set", "train.max_steps=\(steps)", "--set", "train.checkpoint_every=2",
+             "--set", "train.eval_every=1000",   // no held-out loss pass inside training (the eval stage measures it)
+             // A few steps cannot lift accuracy by the sample's +0.3: the gate is still computed and reported.
+             "--set", "eval.gate.accuracy.min_delta_vs_base=-1", "--set", "eval.gate.perplexity.max_ratio_vs_base=10"]
+        }
+        let r = try tune(args(steps: 4) + ["--json"], env: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
+        let stages = summary?["stages"] as? [[String: Any]] ?? []
+        #expect(stages.map { $0["stage"] as? String ?? "" } == ["prepare", "train", "merge", "eval", "register"], "\(r.stdout)")
+        #expect(stages.allSatisfy { $0["status"] as? String == "ran" && $0["slurm_job_id"] != nil }, "\(r.stdout)")
+        let overrides = summary?["overrides"] as? [[String: Any]] ?? []
+        #expect(overrides.count == 6 && overrides[1]["key"] as? String == "train.max_steps" && overrides[1]["previous"] as? String == "60",
+                "\(r.stdout)")
+        // The eval job reported the gate's verdict; the merged model is registered as staging.
+        let logs = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("slurm").path)
+        let evalLog = try logs.first { $0.hasPrefix("tune-shipping-docs-eval-") && $0.hasSuffix(".log") }
+            .map { try String(contentsOfFile: dir.appendingPathComponent("slurm/\($0)").path, encoding: .utf8) } ?? ""
+        #expect(evalLog.contains("Gate: ") && evalLog.contains("accuracy"), "\(logs) \(evalLog)")
+        let show = try tune(["artifacts", "show", "shipping-docs-merged@staging", "--registry", reg, "--blobs", blobs])
+        #expect(show.status == 0, "\(show.stderr)")
+        // The jobs re-read the file: they trained what the overrides said.
+        let adapter = try tune(["artifacts", "show", "shipping-docs-adapter", "--registry", reg, "--blobs", blobs, "--json"])
+        #expect(adapter.stdout.contains(#""steps":4"#), "\(adapter.stdout)")
+        // Every stage job recorded the overridden values with its run, as the submitting run had them.
+        let registry = try Registry.open(path: reg, blobRoot: blobs)
+        for id in 1...5 {
+            let config = try registry.run(RunID(rawValue: Int64(id))).config.canonicalJSON()
+            #expect(config.contains(#""key":"train.max_steps""#) && config.contains(#""value":"4""#), "run \(id): \(config)")
+        }
+
+        // Another step count: prepare is cached, train runs and is interrupted after its first checkpoint.
+        let log = dir.appendingPathComponent("stderr.txt").path
+        let proc = try startTune(args(steps: 6), env: env, stderrPath: log)
+        let work = dir.appendingPathComponent("work/shipping-docs").path
+        var checkpointed = false
+        for _ in 0..<3000 where !checkpointed {
+            let trains = (try? FileManager.default.contentsOfDirectory(atPath: work)) ?? []
+            checkpointed = trains.contains { t in
+                ((try? FileManager.default.contentsOfDirectory(atPath: "\(work)/\(t)/checkpoints")) ?? []).contains { !$0.hasPrefix(".") }
+            }
+            if !checkpointed { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(checkpointed, "no checkpoint: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        kill(proc.processIdentifier, SIGINT)
+        proc.waitUntilExit()
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(proc.terminationStatus == 130, "\(text)")
+        #expect(text.contains("plan  train: submitted") && !text.contains("plan  prepare") && text.contains("cancelled Slurm jobs"), "\(text)")
+        // The cancelled job's processes are gone before the resumed run trains in the same directory.
+        for _ in 0..<600 where !slurm("squeue", ["-h", "-n", "tune-shipping-docs-train", "-t", "running,completing", "-o", "%i"])
+            .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { Thread.sleep(forTimeInterval: 0.1) }
+        // The same command resumes: train from its checkpoint, then merge, eval and register.
+        let again = try tune(args(steps: 6), env: env)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stderr.contains("train: resumed at step"), "\(again.stderr)")
+        #expect(again.stderr.contains("eval: Gate: "), "\(again.stderr)")
+        #expect(again.stdout.contains("prepare cached, train ran, merge ran, eval ran, register ran"), "\(again.stdout)")
     }
 
     @Test func unknownPartitionIsRefusedBeforeAnythingRuns() throws {

@@ -47,3 +47,63 @@ func makeTempDir() throws -> URL {
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
+
+// MARK: - Shared scaffolding (tiny data, tiny pipelines, a started `tune serve`)
+
+/// Writes `count` prompt/completion rows `{"prompt": "doc i", "completion": "c<i mod 3>"}` to `dir/file`.
+func writeDocRows(_ count: Int, in dir: URL, file: String = "data.jsonl") throws {
+    let rows = (0..<count).map { i in #"{"prompt": "doc \#(i)", "completion": "c\#(i % 3)"}"# }
+    try (rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent(file), atomically: true, encoding: .utf8)
+}
+
+/// The `prepare:` and `train:` sections the tiny-pipeline CLI tests share (data.jsonl with a 20 %
+/// eval split, QLoRA rank 4 on the tiny model), at column 0, each optionally with a `resources:` line.
+func tinyPrepareAndTrainYAML(steps: Int = 8, evalEvery: Int = 4, prepareResources: String? = nil, trainResources: String? = nil) -> String {
+    var y = """
+        prepare:
+          train: data.jsonl
+          split: {eval_fraction: 0.2}
+
+        """
+    if let r = prepareResources { y += "  resources: \(r)\n" }
+    y += """
+        train:
+          method: qlora
+          lora: {rank: 4, alpha: 8, dropout: 0.0}
+          max_steps: \(steps)
+          batch_size: 4
+          lr: 0.01
+          seq_len: 128
+          eval_every: \(evalEvery)
+          checkpoint_every: 4
+
+        """
+    if let r = trainResources { y += "  resources: \(r)\n" }
+    return String(y.dropLast())
+}
+
+/// A started `tune serve … --port 0 --json` and the first line it printed (`{"event":"listening","port":N,…}`).
+struct StartedServe {
+    let process: Process
+    let info: [String: Any]
+    var port: Int? { info["port"] as? Int }
+
+    /// Starts `tune serve` with `args` (add `--port 0 --json`) and reads its listening line.
+    init(_ args: [String], env: [String: String] = [:], stderr: FileHandle? = nil) throws {
+        process = Process()
+        process.executableURL = tuneBinary
+        process.arguments = args
+        process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        let out = Pipe()
+        process.standardOutput = out
+        if let stderr { process.standardError = stderr }
+        try process.run()
+        var line = Data()
+        while !line.contains(0x0A) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        info = (try? JSONSerialization.jsonObject(with: line.split(separator: 0x0A).first ?? Data()) as? [String: Any]) ?? [:]
+    }
+}

@@ -59,6 +59,7 @@ public struct SlurmExecutor {
         if let j = journal {
             let states = try control.states(of: j.jobs.map(\.id))
             if j.jobs.contains(where: { states[$0.id]?.isActive == true }) {
+                if options.dryRun { return try report(j, states: states, onEvent) }
                 onEvent(.progress(stage: j.jobs[0].stage,
                                   message: "re-attached to Slurm jobs \(j.jobs.map(\.id).joined(separator: ", ")) submitted by an earlier run"))
             } else {
@@ -104,6 +105,26 @@ public struct SlurmExecutor {
         return summary
     }
 
+    /// `--dry-run` while an earlier run's jobs are still queued or running: says which stage is in
+    /// which job and state, and returns without waiting, cancelling or submitting.
+    func report(_ journal: Journal, states: [String: SlurmJobState], _ onEvent: (RunEvent) -> Void) throws -> RunSummary {
+        var dry = options
+        dry.dryRun = true
+        var plan = try PipelineRunner(spec: spec, options: dry).run()
+        for job in journal.jobs {
+            let st = states[job.id]
+            let state = st?.state ?? "UNKNOWN"
+            let why = st.map { $0.reason == "None" ? "" : ", reason: \($0.reason)" } ?? ", no longer known to Slurm"
+            onEvent(.planned(stage: job.stage, action: "Slurm job \(job.id) \(state)",
+                             reason: "submitted by an earlier run\(why); log: \(job.log)"))
+            if let i = plan.stages.firstIndex(where: { $0.stage == job.stage }) {
+                plan.stages[i].status = "slurm-" + state.lowercased()
+                plan.stages[i].slurmJobID = job.id
+            }
+        }
+        return plan
+    }
+
     // MARK: - Submission
 
     func submit(_ stages: [StageKind], _ onEvent: (RunEvent) -> Void) throws -> Journal {
@@ -146,6 +167,8 @@ public struct SlurmExecutor {
         var args = [tuneExecutable, "run", pipelinePath, "--from", stage.rawValue, "--until", stage.rawValue,
                     "--executor", "local", "--registry", RegistryLocation.withoutPassword(registryPath), "--blobs", blobRoot]
         if options.force.contains(stage) { args += ["--force", stage.rawValue] }
+        // The job reads the same file, so it needs the same overrides to compute the same cache keys.
+        for o in spec.overrides { args += ["--set", o.argument] }
         return """
             #!/bin/sh
             # written by tune for pipeline \(spec.name), stage \(stage.rawValue)

@@ -11,9 +11,11 @@ public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
     public var hint: String?
 
     /// `pipeline.yaml:14:9: train.lora.rank: expected a positive integer, got "sixteen"` (+ `hint:` line).
+    /// A problem from the command line (line 0) names its argument instead: `--set train.max_steps=x: …`.
     public var description: String {
         let field = path.isEmpty ? "" : "\(path): "
-        return "\(file):\(line):\(column): \(field)\(message)" + (hint.map { "\n  hint: \($0)" } ?? "")
+        let at = line > 0 ? "\(file):\(line):\(column)" : file
+        return "\(at): \(field)\(message)" + (hint.map { "\n  hint: \($0)" } ?? "")
     }
 }
 
@@ -27,10 +29,23 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 final class DiagnosticSink {
     private(set) var items: [Diagnostic] = []
     let file: String
+    /// Lines past the file's end that hold `--set` values, and the argument each came from.
+    private var sources: [(lines: ClosedRange<Int>, name: String)] = []
 
     init(file: String) { self.file = file }
 
-    func add(_ d: Diagnostic) { items.append(d) }
+    func add(_ d: Diagnostic) {
+        var d = d
+        if d.file == file, let s = sources.first(where: { $0.lines.contains(d.line) }) {
+            d.file = s.name
+            d.line = 0
+            d.column = 0
+        }
+        items.append(d)
+    }
+
+    /// Diagnostics on `lines` are reported as coming from `name` (a `--set` argument).
+    func addSource(_ name: String, lines: ClosedRange<Int>) { sources.append((lines, name)) }
 
     /// Throws `ConfigError` with everything collected, sorted by position, if anything was.
     func throwIfAny() throws {

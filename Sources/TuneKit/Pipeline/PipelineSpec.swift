@@ -32,6 +32,9 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
 
     /// Directory the pipeline file lives in; relative paths in the spec resolve against it.
     public var baseDirectory: String
+    /// `--set KEY=VALUE` overrides applied to the file (already part of the values above; kept to be
+    /// recorded with the run, shown by `--dry-run`, and passed on to Slurm stage jobs).
+    public var overrides: [PipelineOverride] = []
 
     /// The stages present, in flow order.
     public var stages: [StageKind] { StageKind.allCases.filter { has($0) } }
@@ -48,7 +51,8 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
 
     /// Reads and validates a pipeline file. Throws `ConfigError` with every problem found, or
     /// `TuneKitError` if the file cannot be read or is not YAML.
-    public static func load(path: String) throws -> PipelineSpec {
+    /// `overrides` (`--set KEY=VALUE`) are applied to the YAML before it is read, exactly as if written in the file.
+    public static func load(path: String, overrides: [PipelineOverride] = []) throws -> PipelineSpec {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(diagnostics: [Diagnostic(file: path, line: 1, column: 1, path: "",
                                                        message: "cannot read the file", hint: nil)])
@@ -58,11 +62,12 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
                                                        message: "not valid UTF-8", hint: nil)])
         }
         let dir = (URL(fileURLWithPath: path).deletingLastPathComponent().path)
-        return try parse(yaml: text, file: path, baseDirectory: dir)
+        return try parse(yaml: text, file: path, baseDirectory: dir, overrides: overrides)
     }
 
     /// Parses YAML text; `file` names it in diagnostics.
-    public static func parse(yaml: String, file: String, baseDirectory: String = ".") throws -> PipelineSpec {
+    public static func parse(yaml: String, file: String, baseDirectory: String = ".",
+                             overrides: [PipelineOverride] = []) throws -> PipelineSpec {
         let sink = DiagnosticSink(file: file)
         let node: Node?
         do {
@@ -70,10 +75,15 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
         } catch let e as YamlError {
             throw ConfigError(diagnostics: [Self.diagnostic(for: e, file: file)])
         }
-        guard let node else {
+        guard var node else {
             throw ConfigError(diagnostics: [Diagnostic(file: file, line: 1, column: 1, path: "",
                                                        message: "the file is empty; expected a pipeline mapping",
                                                        hint: "start with `name:` and `base:` (see docs/pipeline.md)")])
+        }
+        var applied = overrides
+        if !overrides.isEmpty {
+            node = PipelineOverride.apply(&applied, to: node, fileLines: yaml.split(separator: "\n", omittingEmptySubsequences: false).count,
+                                          sink: sink)
         }
         let r = YAMLReader(sink: sink, path: "", node: node)
         let name = r.string("name", required: true) ?? ""
@@ -103,6 +113,7 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
             notify: r.object("notify").map(NotifySection.init),
             baseDirectory: baseDirectory)
         spec.resources = resources
+        spec.overrides = applied
         ScheduleSection.check(spec, r)
         r.finish()
         if spec.stages.isEmpty, node.mapping != nil {

@@ -67,7 +67,9 @@ public struct RunSummary: Codable, Sendable {
     public var pipeline: String
     public var runID: Int64?
     public var stages: [Stage]
-    enum CodingKeys: String, CodingKey { case pipeline, stages, runID = "run_id" }
+    /// The run's `--set` overrides (absent when there are none).
+    public var overrides: [PipelineOverride]?
+    enum CodingKeys: String, CodingKey { case pipeline, stages, overrides, runID = "run_id" }
 }
 
 /// Runs one pipeline against one registry.
@@ -138,7 +140,7 @@ public struct PipelineRunner {
         }
         let registry = try Registry.open(path: registryPath,
                                          blobRoot: options.blobRoot)
-        var summary = RunSummary(pipeline: spec.name, runID: nil, stages: [])
+        var summary = RunSummary(pipeline: spec.name, runID: nil, stages: [], overrides: spec.overrides.isEmpty ? nil : spec.overrides)
         var runID: RunID?
         var upstream: [Artifact] = []
         var earlier: [Artifact] = []   // every output so far (eval reads the dataset and the adapter)
@@ -154,8 +156,17 @@ public struct PipelineRunner {
             let outs = try cached.outputs.map { try registry.artifact($0) }
             if !outs.isEmpty { upstream = outs; earlier += outs }
         }
+        var wouldRun: StageKind?   // dry run: the first stage that would run (its outputs do not exist yet)
         for stage in stages {
-            let key = try cacheKey(stage, upstream: upstream, registry: registry)
+            let key: String
+            do { key = try cacheKey(stage, upstream: upstream, registry: registry) } catch {
+                // `adapter: train` is the adapter the train stage has not produced yet: merge runs after it.
+                guard options.dryRun, stage == .merge, let first = wouldRun, spec.merge!.inputs.contains(where: { $0.adapter == "train" })
+                else { throw error }
+                onEvent(.planned(stage: stage, action: "run", reason: "after \(first.rawValue), whose adapter it merges"))
+                summary.stages.append(.init(stage: stage, status: "would-run", cacheKey: "", outputs: [], seconds: 0))
+                continue
+            }
             let cached = options.force.contains(stage) ? nil : try registry.findStageRun(cacheKey: key)
             if let cached {
                 let outs = try cached.outputs.map { try registry.artifact($0) }
@@ -169,6 +180,7 @@ public struct PipelineRunner {
                 let why = options.force.contains(stage) ? "forced" : "no finished stage with this cache key"
                 onEvent(.planned(stage: stage, action: "run", reason: why))
                 summary.stages.append(.init(stage: stage, status: "would-run", cacheKey: key, outputs: [], seconds: 0))
+                wouldRun = wouldRun ?? stage
                 continue
             }
             if runID == nil { runID = try registry.startRun(pipeline: spec.name, config: try JSONValue(encoding: spec)) }

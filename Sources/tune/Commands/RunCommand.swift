@@ -17,12 +17,21 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Blob store directory.") var blobs = "adapters"
     @Option(help: "Where stages run: local, or slurm (one batch job per stage). Default: the pipeline's executor.")
     var executor: String?
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a pipeline field, as if written in the file (repeatable).",
+                                                         valueName: "key.path=yaml-value"))
+    var overrides: [String] = []
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         try reportingErrors {
             try global.apply()
-            let spec = try PipelineSpec.load(path: pipeline)
+            let spec = try PipelineSpec.load(path: pipeline, overrides: try overrides.map(PipelineOverride.init(argument:)))
+            if dryRun, !global.json {
+                for o in spec.overrides {
+                    let was = o.previous.map { " (file: \($0))" } ?? " (not in the file)"
+                    FileHandle.standardError.write(Data("set   \(o.key) = \(o.value)\(was)\n".utf8))
+                }
+            }
             var opts = RunOptions()
             opts.dryRun = dryRun
             opts.force = Set(force)
