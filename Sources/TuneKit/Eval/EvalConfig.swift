@@ -10,6 +10,9 @@ public struct EvalConfig: Codable, Hashable, Sendable {
     public var maxNewTokens = 32
     /// Sequences per batched forward.
     public var batch = 8
+    /// Only the first `limit` eval examples (lm-eval-harness's `--limit`): quick checks and smoke runs.
+    /// The report's `examples` count says how many were used.
+    public var limit: Int?
     /// Answer options: `choice` scores each as the assistant answer; also the classes of the confusion matrix.
     public var choices: [String] = []
     /// `regex`: the generated answer contains a match of this pattern.
@@ -20,6 +23,12 @@ public struct EvalConfig: Codable, Hashable, Sendable {
     public var costs: CostConfig?
 
     public init() {}
+
+    /// `examples` cut to `limit` (order kept: the prepared eval split is already a deterministic sample).
+    public func limited<T>(_ examples: [T]) -> [T] {
+        guard let limit, limit < examples.count else { return examples }
+        return Array(examples.prefix(limit))
+    }
 
     public static let knownMetrics = ["loss", "perplexity", "exact_match", "token_accuracy", "contains", "regex",
                                       "json_valid", "json_fields", "choice"]

@@ -27,7 +27,7 @@ public struct EvalJob: Sendable {
             throw TuneError(.invalidArgument, "nothing to evaluate: skipping the base needs --adapter or --merged")
         }
         let base = try LlamaModel.load(path: model)
-        let examples = try loadExamples()
+        let examples = config.limited(try loadExamples())
         var evals: [ModelEvaluation] = []
         var subjects: [String: String] = [:]
         func run(_ m: LlamaModel, _ role: ModelRole, _ path: String) throws {

@@ -16,7 +16,7 @@ extension PipelineRunner {
         guard prepared.manifest.splits["eval"] != nil else {
             throw TuneError(.invalidArgument, "\(spec.name): the prepared dataset has no eval split (set prepare.eval or prepare.split.eval_fraction)")
         }
-        let examples = try prepared.examples(split: "eval")
+        let examples = config.limited(try prepared.examples(split: "eval"))
         let base = try LlamaModel.load(path: basePath)
         let baseName = (basePath as NSString).lastPathComponent
         var inputs: [ArtifactID: String] = [dataset.id: "data"]
