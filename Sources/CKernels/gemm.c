@@ -7,9 +7,8 @@
  * transposes) and sweeps its input rows over it with the register-tile GEMM core: 12×32 zmm
  * tiles (gemm_avx512.c) or 6×16 ymm tiles (gemm_bwd.c). Large T reuses each packed tile
  * (L2-resident) for every input row. (AVX2 used 3×4 dot tiles with horizontal sums for all T
- * until these panels: 0.47–0.98× OpenBLAS single-thread, now 1.01–1.09×; it keeps them for
- * T < SMALL_T_DOT, where packing a panel costs as much as the product, and for N <= SMALL_N,
- * where a 32-wide panel would be mostly empty.)
+ * until these panels; it keeps them for N <= SMALL_N, where a 32-wide panel would be mostly
+ * empty. Never chosen by T: the same row must give the same bits alone or in a batch.)
  *
  * AVX-512 with f32 weights and N <= 16 (LoRA rank r): blocks of input rows through the
  * k-vectorized small-N kernel (ck512_small_n), each output one 16-lane dot + ck_hsum16.
@@ -52,8 +51,8 @@ int ck_matmul_forward_ref(float *out, const float *inp, const void *w, int wtype
 }
 
 // ---- AVX2 small-T dot kernels ---------------------------------------------------------
-// Under AVX2 a few input rows (T < SMALL_T_DOT, e.g. generation on f32/f16 weights) cannot repay
-// packing a [K][32] panel per tile: those go through 3×4 dot tiles on the weight rows in place.
+// Under AVX2, N <= SMALL_N (LoRA's u = x·Aᵀ) would leave a [K][32] panel mostly empty: 3×4 dot
+// tiles on the weight rows in place.
 
 #if CK_X86
 /* res[i*4+j] = dot(x[i], w[j]) over K, for i < MR, j < 4 (MR is a compile-time constant
@@ -101,7 +100,6 @@ typedef struct {
 
 #if CK_X86
 #define TILE_N 16 // weight rows per small-T task (multiple of 4)
-#define SMALL_T_DOT 12
 static void mm_task(void *vctx, int64_t task) {
     mm_ctx *c = vctx;
     const int64_t K = c->K, N = c->N, tile = task / c->t_blocks;
@@ -226,7 +224,7 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
         ck_parallel_for((T + SMALL_ROWS - 1) / SMALL_ROWS, small_n_task, &c);
         return 0;
     }
-    if (!ck_use_avx512() && (T < SMALL_T_DOT || N <= SMALL_N)) { // AVX2: few rows, or LoRA's N = r
+    if (!ck_use_avx512() && N <= SMALL_N) { // AVX2, LoRA's N = r (never by T: batching must not change bits)
         ck_parallel_for((N + TILE_N - 1) / TILE_N, mm_task, &c);
         return c.failed ? -1 : 0;
     }

@@ -69,7 +69,7 @@ private let activeISA = String(cString: ck_isa_name(ck_isa_active()))
             expectThreadInvariant("forward " + what) { matmul(ref: false, x: x, w: w, type: type, bias: bias, T: T, K: K, N: N).out }
             // The packed forward runs the same fmaf chains, on either SIMD path, except where the
             // forward takes a dot kernel instead: AVX-512 with f32 and N <= 16 (16-lane small-N
-            // kernel), AVX2 with N <= 16 (3×4 dot tiles; T >= 12 here).
+            // kernel), AVX2 with N <= 16 (3×4 dot tiles).
             let isa = ck_isa_active()
             let dotPath = N <= 16 && (isa == 1 || type == Int32(CK_TYPE_F32.rawValue))
             if isa >= 1 && !dotPath {
