@@ -189,6 +189,20 @@ private func evaluation(_ role: ModelRole, _ metrics: [String: Double], examples
         #expect(c.resolve(gateMetric: "accuracy") == "choice")
     }
 
+    @Test func limitKeepsTheFirstExamples() throws {
+        let c = try parse("eval: {metrics: [loss], limit: 3}")
+        #expect(c.limit == 3)
+        #expect(c.limited(Array(0..<10)) == [0, 1, 2])
+        #expect(c.limited([7, 8]) == [7, 8])
+        #expect(try parse("eval: {metrics: [loss]}").limited(Array(0..<10)).count == 10)
+        do {
+            _ = try parse("eval: {metrics: [loss], limit: 0}")
+            Issue.record("limit: 0 was accepted")
+        } catch let e as ConfigError {
+            #expect(e.diagnostics.contains { $0.path == "eval.limit" }, "\(e)")
+        }
+    }
+
     @Test func problemsArePositionedAndAllReported() throws {
         do {
             _ = try parse("""
