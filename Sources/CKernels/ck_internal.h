@@ -59,9 +59,6 @@ int ck_tile_mr(void);
 /* Packs A[rows, R] (A[i, r] = a[i*sai + r*sar]) into tiles of mr rows, tile q = [R][mr] at
  * ap + q*mr*R (rows·R floats in all, a short last tile keeps stride mr). */
 void ck_pack_a(float *ap, const float *a, int64_t sai, int64_t sar, int64_t rows, int64_t R, int mr);
-/* ck_tile_gemm with A packed by ck_pack_a (same mr): same per-element arithmetic. */
-void ck_tile_gemm_pa(float *c, int64_t ldc, const float *ap, int mr, const float *b, int64_t ldb, int64_t R,
-                     int64_t rows, int64_t cols, int load_c);
 #endif
 
 // ---- threads -------------------------------------------------------------------

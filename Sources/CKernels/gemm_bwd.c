@@ -3,15 +3,17 @@
  *   ck_matmul_backward_input : dinp[T,K] (+)= dout[T,N] · W[N,K]   (W any dequantizable type)
  *   ck_matmul_backward_weight: dw[N,K]   +=  dout[T,N]ᵀ · inp[T,K]  (f32)
  *
- * Fast path (AVX2/FMA): one generic register-blocked micro-kernel C[6,16] (+)= A[6,R]·B[R,16]
- * with arbitrary strides for A (12 ymm accumulators, B rows loaded as 2 ymm, A broadcast);
- * with AVX-512 the same tiling runs the 12×32 zmm kernel of gemm_avx512.c.
- *  - backward_input: a task owns a tile of dinp (TB rows × KC columns). It walks W in
- *    panels of NB rows, dequantizing the [NB, KC] slice of W into a per-thread buffer (the
- *    full f32 W is never materialized), and accumulates the panel's contribution in place.
- *  - backward_weight: a task owns NBW rows of dw (all of K, or one KC tile when there are
- *    few row blocks) and reduces over all T in registers; its dout columns and each inp
- *    column tile are packed contiguously first (strided in place, they are TLB-bound).
+ * Fast path (AVX2/FMA and AVX-512): GotoBLAS-style blocking around the register-tile GEMM core
+ * (6×16 ymm tiles here, 12×32 zmm tiles in gemm_avx512.c), with both operands packed so the
+ * micro-kernel reads two contiguous streams: the broadcast operand's [R][mr] slice from L1 and
+ * 32-column panels of the other from L2. Row strides of the operands in place (dY of the LM
+ * head: 49152 floats, a multiple of 4 KiB, so a tile's rows share one L1 set) never reach it.
+ *  - backward_input: a task owns a block of dinp rows × up to BI_KR columns; per block of BI_RC
+ *    W rows it dequantizes the block into panels (the full f32 W is never materialized) and runs
+ *    every mr-row group of its dY block, packed [BI_RC][mr], against every panel.
+ *  - backward_weight: inp is packed once per call into [T][32] panels; a task owns NBW rows of dw
+ *    (× a range of panels when row blocks are few), copies its dout columns [T][NBW], and reduces
+ *    over T in chunks of TCH rows: each panel chunk stays in L1 for all the block's tiles.
  * Small K (<= 16, f32: LoRA rank r) under AVX-512: backward_input runs the k-vectorized
  * small-N kernel on Wᵀ (each element: a 16-lane dot + ck_hsum16, added to the initial value
  * once); backward_weight computes dwᵀ on full-width tiles (same order as below).
@@ -25,21 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KC 64    // dinp columns per task (multiple of 16; raised to the block size if larger)
-#define TB 384   // dinp rows per task at most (multiple of 12; fewer when tasks would be scarce)
-#define NB 128   // W rows per dequantized panel
-#define KC512 32  // AVX-512: dinp columns per task (one 32-wide stripe)
-#define TB512 1536
-#define NB512 256 // AVX-512: W rows per panel ([256][32] floats = 32 KiB)
-// Large N (the LM head, N = 49152): dY's rows are N floats apart, and when that is a multiple of
-// 4 KiB the 6/12 rows a register tile broadcasts from share one L1 set. dY blocks are then packed
-// (ck_pack_a), and a task covers up to KC_BIG columns so each packed block serves many stripes.
-#define BIG_N 4096
-#define KC_BIG 576
-#define TB_BIG 384
-#define NB_BIG 256
-#define NBW 48  // dw rows per task (multiple of 6)
-#define TCH_AVX2 128 // AVX2 dW: reduction rows per register-tile pass
+#define BIG_N 4096 // the LM head (N = 49152): W is read from memory, so dX re-reads it as few times as possible
 
 // ---- reference ---------------------------------------------------------------------
 
@@ -210,26 +198,9 @@ CK_AVX2 void ck_pack_a(float *restrict ap, const float *restrict a, int64_t sai,
 
 int ck_tile_mr(void) { return ck_use_avx512() ? 12 : 6; }
 
-void ck_tile_gemm_pa(float *c, int64_t ldc, const float *ap, int mr, const float *b, int64_t ldb, int64_t R,
-                     int64_t rows, int64_t cols, int load_c) {
-    const int64_t nr = mr == 12 ? 32 : 16;
-    for (int64_t j = 0; j < cols; j += nr)
-        for (int64_t i0 = 0; i0 < rows; i0 += mr)
-            ck_tile_gemm(c + i0 * ldc + j, ldc, ap + i0 * R, 1, mr, b + j, ldb, R, rows - i0 < mr ? rows - i0 : mr, cols - j < nr ? cols - j : nr, load_c);
-}
 #endif
 
 // ---- backward input ----------------------------------------------------------------------
-
-typedef struct {
-    float *dinp;
-    const float *dout;
-    const char *w;
-    int wtype, accumulate;
-    int64_t T, K, N, rb, kc, bs, bbytes, k_tiles, tb, nb;
-    int pack_a; // pack dY blocks in register-tile rows (large N)
-    _Atomic int failed;
-} bi_ctx;
 
 #if CK_X86
 /* Short-row copy in registers (a plain loop would be turned back into a memcpy call). */
@@ -242,31 +213,56 @@ CK_AVX2 static inline void copy_row(float *restrict dst, const float *restrict s
     }
 }
 
-static void bi_task(void *vctx, int64_t task) {
-    bi_ctx *c = vctx;
-    const int64_t k0 = (task % c->k_tiles) * c->kc, t0 = (task / c->k_tiles) * c->tb;
-    const int64_t kn = c->K - k0 < c->kc ? c->K - k0 : c->kc, tn = c->T - t0 < c->tb ? c->T - t0 : c->tb;
+#endif
+
+/* Blocked path (GotoBLAS-style, both ISAs). A task owns a block of dinp rows × a range of at
+ * most BI_KR columns. For each block of BI_RC rows of W it dequantizes (or copies) the block into
+ * 32-column panels [BI_RC][32] (L2-resident), then for each register-tile row group of its dinp
+ * rows packs that group's dY slice as [BI_RC][mr] (ck_pack_a: L1-resident, read as one stream,
+ * immune to dY's row stride) and runs it against every panel. */
+#define BI_RC 192 // W rows per packed block: [192][32] panels, [192][mr] dY tiles
+#define BI_KR 768 // dinp columns per task at most: a multiple of 256 (any block size) and of 32
+#define BI_PANEL 32
+typedef struct {
+    float *dinp;
+    const float *dout;
+    const char *w;
+    int wtype, accumulate;
+    int64_t T, K, N, rb, bs, bbytes, tb, kr, k_ranges;
+    _Atomic int failed;
+} bib_ctx;
+
+#if CK_X86
+static void bib_task(void *vctx, int64_t task) {
+    bib_ctx *c = vctx;
+    const int64_t t0 = (task / c->k_ranges) * c->tb, k0 = (task % c->k_ranges) * c->kr;
+    const int64_t tn = c->T - t0 < c->tb ? c->T - t0 : c->tb, kn = c->K - k0 < c->kr ? c->K - k0 : c->kr;
+    const int64_t panels = (kn + BI_PANEL - 1) / BI_PANEL;
     const int mr = ck_tile_mr();
-    const int64_t tbr = (c->tb + mr - 1) / mr * mr;
-    float *panel = ck_scratch((size_t)(c->nb * c->kc + (c->pack_a ? tbr * c->nb : 0)));
-    if (!panel) { c->failed = 1; return; }
-    float *ap = panel + c->nb * c->kc; // dout[t0.., n0..] packed in mr-row tiles
-    float *out = c->dinp + t0 * c->K + k0;
-    for (int64_t n0 = 0; n0 < c->N; n0 += c->nb) {
-        const int64_t nn = c->N - n0 < c->nb ? c->N - n0 : c->nb;
+    const int f32 = c->wtype == CK_TYPE_F32;
+    float *bpk = ck_scratch((size_t)(BI_RC * panels * BI_PANEL + BI_RC * mr + (f32 ? 0 : kn)));
+    if (!bpk) { c->failed = 1; return; }
+    float *ap = bpk + BI_RC * panels * BI_PANEL, *row = ap + BI_RC * mr;
+    for (int64_t n0 = 0; n0 < c->N; n0 += BI_RC) {
+        const int64_t nn = c->N - n0 < BI_RC ? c->N - n0 : BI_RC;
         for (int64_t j = 0; j < nn; j++) {
-            if (c->wtype == CK_TYPE_F32) { // contiguous copy (read in place, the strided rows are slower)
-                copy_row(panel + j * c->kc, (const float *)(c->w + (n0 + j) * c->rb) + k0, kn);
-                continue;
+            const float *src;
+            if (f32) {
+                src = (const float *)(c->w + (n0 + j) * c->rb) + k0;
+            } else {
+                if (ck_dequantize_row(c->wtype, c->w + (n0 + j) * c->rb + (k0 / c->bs) * c->bbytes, row, kn) != 0) { c->failed = 1; return; }
+                src = row;
             }
-            const char *src = c->w + (n0 + j) * c->rb + (k0 / c->bs) * c->bbytes;
-            if (ck_dequantize_row(c->wtype, src, panel + j * c->kc, kn) != 0) { c->failed = 1; return; }
+            for (int64_t p = 0; p < panels; p++)
+                copy_row(bpk + p * BI_RC * BI_PANEL + j * BI_PANEL, src + p * BI_PANEL, kn - p * BI_PANEL < BI_PANEL ? kn - p * BI_PANEL : BI_PANEL);
         }
-        if (c->pack_a) {
-            ck_pack_a(ap, c->dout + t0 * c->N + n0, c->N, 1, tn, nn, mr);
-            ck_tile_gemm_pa(out, c->K, ap, mr, panel, c->kc, nn, tn, kn, n0 > 0 || c->accumulate);
-        } else {
-            ck_tile_gemm(out, c->K, c->dout + t0 * c->N + n0, c->N, 1, panel, c->kc, nn, tn, kn, n0 > 0 || c->accumulate);
+        const int load = n0 > 0 || c->accumulate;
+        for (int64_t i0 = t0; i0 < t0 + tn; i0 += mr) {
+            const int64_t m = t0 + tn - i0 < mr ? t0 + tn - i0 : mr;
+            ck_pack_a(ap, c->dout + i0 * c->N + n0, c->N, 1, m, nn, mr);
+            for (int64_t p = 0; p < panels; p++)
+                ck_tile_gemm(c->dinp + i0 * c->K + k0 + p * BI_PANEL, c->K, ap, 1, mr, bpk + p * BI_RC * BI_PANEL, BI_PANEL,
+                             nn, m, kn - p * BI_PANEL < BI_PANEL ? kn - p * BI_PANEL : BI_PANEL, load);
         }
     }
 }
@@ -305,19 +301,22 @@ int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int 
         ck_parallel_for((T + SMALL_ROWS - 1) / SMALL_ROWS, bi_small_task, &sc);
         return 0;
     }
-    const int64_t bs = ck_type_block_size(wtype);
-    const int avx512 = ck_use_avx512(), big = N >= BIG_N;
-    const int64_t kcw = big ? KC_BIG : avx512 ? KC512 : KC;
-    const int64_t kc = (kcw + bs - 1) / bs * bs; // a multiple of the block size (bs is 1, 32 or 256)
-    bi_ctx c = {.dinp = dinp, .dout = dout, .w = w, .wtype = wtype, .accumulate = accumulate,
-                .T = T, .K = K, .N = N, .rb = rb, .kc = kc, .bs = bs, .bbytes = ck_type_block_bytes(wtype),
-                .k_tiles = (K + kc - 1) / kc, .tb = big ? TB_BIG : avx512 ? TB512 : TB,
-                .nb = big ? NB_BIG : avx512 ? NB512 : NB, .pack_a = big};
-    // Each row block re-dequantizes W, so blocks are large unless that starves the threads.
-    // (Tiling never changes an element's arithmetic: any choice gives identical results.)
-    while (c.tb > 48 && c.k_tiles * ((T + c.tb - 1) / c.tb) < 4 * (int64_t)ck_get_threads()) c.tb = (c.tb / 2 + 11) / 12 * 12;
-    ck_parallel_for(c.k_tiles * ((T + c.tb - 1) / c.tb), bi_task, &c);
-    return c.failed ? -1 : 0;
+    {
+        const int64_t bs = ck_type_block_size(wtype), threads = ck_get_threads();
+        bib_ctx c = {.dinp = dinp, .dout = dout, .w = w, .wtype = wtype, .accumulate = accumulate, .T = T, .K = K, .N = N,
+                     .rb = rb, .bs = bs, .bbytes = ck_type_block_bytes(wtype)};
+        c.kr = K <= BI_KR ? K : BI_KR;
+        c.k_ranges = (K + c.kr - 1) / c.kr;
+        // Row blocks: every block re-packs W, so as few as keep the threads busy (2 tasks per
+        // thread; 1 for the LM head, whose W is read from memory each time).
+        int64_t want = (N >= BIG_N ? 1 : 2) * threads, t_blocks = (want + c.k_ranges - 1) / c.k_ranges;
+        if (t_blocks < 1) t_blocks = 1;
+        int64_t tb = (T + t_blocks - 1) / t_blocks;
+        tb = tb < 48 ? 48 : (tb + 11) / 12 * 12;
+        c.tb = tb;
+        ck_parallel_for(c.k_ranges * ((T + tb - 1) / tb), bib_task, &c);
+        return c.failed ? -1 : 0;
+    }
 #else
     return ck_matmul_backward_input_ref(dinp, dout, w, wtype, T, K, N, accumulate);
 #endif
@@ -325,68 +324,56 @@ int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int 
 
 // ---- backward weight ---------------------------------------------------------------------
 
+/* General path (GotoBLAS-style, both ISAs): inp is packed once per call into 32-column panels
+ * [ceil(K/32)][T][32] (shared by all tasks); a task owns nn <= nbw rows of dw over a range of
+ * panels, packs its dout columns into register-tile slabs [T][mr] (tile q at dpk + q*T*mr), and
+ * runs the reduction over T in chunks of TCH rows: for each panel, for each tile, one tile GEMM
+ * of R = TCH. A chunk's panel slice (TCH×32 floats) stays in L1 for all the block's tiles and
+ * the tiles' slices stay in L2 for all panels; both are read as contiguous streams, never with
+ * the row strides of dout (N floats, 4 KiB-aliased for the LM head) or inp. */
+#define NBW 192 // dw rows per task (multiple of 12): the block's dout chunk [TCH][NBW] stays in L2
+#define BW_PANEL 32
+#define TCH 256 // reduction rows per chunk (dw tiles reloaded: the same fmaf chain)
+
 typedef struct {
     float *dw;
     const float *dout, *inp;
-    int64_t T, K, N, k_tiles;
-    int k_split; // 1: one task per (n block, k tile); 0: one task per n block
-    float *ipack; // inp packed once per call: k tile kt is [T][kn] at ipack + kt*T*KC (or NULL)
-    float *dpack; // dout packed once per call (k_split only): n block b is [T][nn] at dpack + b*T*NBW (or NULL)
+    int64_t T, K, N, nbw, panels, k_groups, panels_per_group;
+    float *ipack; // [panels][T][32]
 } bw_ctx;
 
 #if CK_X86
-/* Task = (n block, k tile), or a whole n block (all k tiles) when c->k_split == 0. The dout
- * columns of the n block are packed contiguously ([T][nn]) first: read in place, every
- * reduction step would touch a new page when N is large (TLB-bound). */
-static void bw_task(void *vctx, int64_t task) {
-    const bw_ctx *c = vctx;
-    const int64_t per = c->k_split ? 1 : c->k_tiles;
-    const int64_t n0 = (task / (c->k_split ? c->k_tiles : 1)) * NBW, nn = c->N - n0 < NBW ? c->N - n0 : NBW;
-    const int64_t kt0 = c->k_split ? task % c->k_tiles : 0;
-    const float *a = c->dout + n0;
-    int64_t sar = c->N;
-    const int big = c->T * nn > 1024;
-    // AVX2: the reduction over T runs in chunks of TCH_AVX2 so a 6-row tile's dout slab and a
-    // 16-column inp stripe stay in L1 across the tile's stripes (0.51–0.64× → 0.62–0.73× OpenBLAS).
-    const int64_t tch = ck_use_avx512() ? c->T : TCH_AVX2;
-    float *pack = big && !c->dpack ? ck_scratch((size_t)(c->T * (nn + KC))) : NULL, *bpack = pack && !c->ipack ? pack + c->T * nn : NULL;
-    if (c->dpack) {
-        a = c->dpack + (n0 / NBW) * c->T * NBW;
-        sar = nn;
-    } else if (pack) { // inline copies: rows are short (nn, kn <= 64), a memcpy call each costs more than the copy
-        for (int64_t t = 0; t < c->T; t++) copy_row(pack + t * nn, c->dout + t * c->N + n0, nn);
-        a = pack;
-        sar = nn;
-    }
-    for (int64_t kt = kt0; kt < kt0 + per; kt++) {
-        const int64_t k0 = kt * KC, kn = c->K - k0 < KC ? c->K - k0 : KC;
-        const float *b = c->inp + k0;
-        int64_t ldb = c->K;
-        if (c->ipack) {
-            b = c->ipack + kt * c->T * KC;
-            ldb = kn;
-        } else if (bpack) { // inp columns k0..k0+kn as [T][kn]: same TLB reason as dout
-            for (int64_t t = 0; t < c->T; t++) copy_row(bpack + t * kn, c->inp + t * c->K + k0, kn);
-            b = bpack;
-            ldb = kn;
-        }
-        for (int64_t t0 = 0; t0 < c->T; t0 += tch) // reduction chunks (dw tile reloaded: same fmaf chain)
-            ck_tile_gemm(c->dw + n0 * c->K + k0, c->K, a + t0 * sar, 1, sar, b + t0 * ldb, ldb, c->T - t0 < tch ? c->T - t0 : tch, nn, kn, 1);
-    }
-}
-
-/* Pack task: i < k_tiles packs inp's k tile i; the rest pack dout's n blocks (k_split only). */
+/* Pack task i: inp columns 32i.. as [T][32] (a short last panel keeps stride 32). */
 static void bw_pack_task(void *vctx, int64_t i) {
     const bw_ctx *c = vctx;
-    if (i < c->k_tiles) {
-        const int64_t k0 = i * KC, kn = c->K - k0 < KC ? c->K - k0 : KC;
-        float *dst = c->ipack + i * c->T * KC;
-        for (int64_t t = 0; t < c->T; t++) copy_row(dst + t * kn, c->inp + t * c->K + k0, kn);
-        return;
+    const int64_t k0 = i * BW_PANEL, kn = c->K - k0 < BW_PANEL ? c->K - k0 : BW_PANEL;
+    float *dst = c->ipack + i * c->T * BW_PANEL;
+    for (int64_t t = 0; t < c->T; t++) copy_row(dst + t * BW_PANEL, c->inp + t * c->K + k0, kn);
+}
+
+static void bw_task(void *vctx, int64_t task) {
+    bw_ctx *c = vctx;
+    const int64_t nb = task / c->k_groups, g = task % c->k_groups;
+    const int64_t n0 = nb * c->nbw, nn = c->N - n0 < c->nbw ? c->N - n0 : c->nbw;
+    const int64_t p0 = g * c->panels_per_group;
+    const int64_t p1 = p0 + c->panels_per_group < c->panels ? p0 + c->panels_per_group : c->panels;
+    const int mr = ck_tile_mr();
+    const int64_t T = c->T, tiles = (nn + mr - 1) / mr;
+    float *dpk = ck_scratch((size_t)(nn * T)); // NULL (out of memory): dout read in place, same arithmetic
+    if (dpk) for (int64_t t = 0; t < T; t++) copy_row(dpk + t * nn, c->dout + t * c->N + n0, nn);
+    for (int64_t t0 = 0; t0 < T; t0 += TCH) {
+        const int64_t tn = T - t0 < TCH ? T - t0 : TCH;
+        for (int64_t p = p0; p < p1; p++) {
+            const int64_t k0 = p * BW_PANEL, kn = c->K - k0 < BW_PANEL ? c->K - k0 : BW_PANEL;
+            const float *b = c->ipack + p * T * BW_PANEL + t0 * BW_PANEL;
+            for (int64_t q = 0; q < tiles; q++) {
+                const int64_t rows = nn - q * mr < mr ? nn - q * mr : mr;
+                float *cc = c->dw + (n0 + q * mr) * c->K + k0;
+                if (dpk) ck_tile_gemm(cc, c->K, dpk + t0 * nn + q * mr, 1, nn, b, BW_PANEL, tn, rows, kn, 1);
+                else ck_tile_gemm(cc, c->K, c->dout + t0 * c->N + n0 + q * mr, 1, c->N, b, BW_PANEL, tn, rows, kn, 1);
+            }
+        }
     }
-    const int64_t n0 = (i - c->k_tiles) * NBW, nn = c->N - n0 < NBW ? c->N - n0 : NBW;
-    float *dst = c->dpack + (n0 / NBW) * c->T * NBW;
-    for (int64_t t = 0; t < c->T; t++) copy_row(dst + t * nn, c->dout + t * c->N + n0, nn);
 }
 #endif
 
@@ -434,27 +421,29 @@ void ck_matmul_backward_weight(float *dw, const float *dout, const float *inp,
     if (ck_use_simd()) {
         if (T <= 0 || K <= 0 || N <= 0) return;
         if (ck_use_avx512() && K <= SMALL_K) {
-            bw_ctx c = {dw, dout, inp, T, K, N, 1, 0, NULL, NULL};
+            bw_ctx c = {.dw = dw, .dout = dout, .inp = inp, .T = T, .K = K, .N = N};
             ck_parallel_for((N + SMALL_NC - 1) / SMALL_NC, bw_small_task, &c);
             return;
         }
         if (N <= SMALL_NW && K > SMALL_K) {
-            bw_ctx c = {dw, dout, inp, T, K, N, 1, 0, NULL, NULL};
+            bw_ctx c = {.dw = dw, .dout = dout, .inp = inp, .T = T, .K = K, .N = N};
             ck_parallel_for((K + SMALL_KC - 1) / SMALL_KC, bw_small_n_task, &c);
             return;
         }
-        const int64_t n_blocks = (N + NBW - 1) / NBW;
-        bw_ctx c = {dw, dout, inp, T, K, N, (K + KC - 1) / KC, n_blocks < 4 * (int64_t)ck_get_threads(), NULL, NULL};
-        // Pack inp (and, when tasks split k, dout) once for all tasks instead of once per task;
-        // without the memory the tasks pack their own slices (same results either way).
-        float *buf = T * K > 4096 ? ck_scratch_caller((size_t)(c.k_tiles * T * KC + (c.k_split ? n_blocks * T * NBW : 0))) : NULL;
-        if (buf) {
-            c.ipack = buf;
-            c.dpack = c.k_split ? buf + c.k_tiles * T * KC : NULL;
-            ck_parallel_for(c.k_tiles + (c.k_split ? n_blocks : 0), bw_pack_task, &c);
+        const int64_t nbw = NBW, n_blocks = (N + nbw - 1) / nbw;
+        const int64_t panels = (K + BW_PANEL - 1) / BW_PANEL, want = 2 * (int64_t)ck_get_threads();
+        int64_t groups = n_blocks >= want ? 1 : (want + n_blocks - 1) / n_blocks; // few row blocks: split K too
+        if (groups > panels) groups = panels;
+        const int64_t ppg = (panels + groups - 1) / groups;
+        bw_ctx c = {.dw = dw, .dout = dout, .inp = inp, .T = T, .K = K, .N = N, .nbw = nbw, .panels = panels,
+                    .k_groups = (panels + ppg - 1) / ppg, .panels_per_group = ppg};
+        c.ipack = ck_scratch_caller((size_t)(panels * T * BW_PANEL));
+        if (c.ipack) {
+            ck_parallel_for(panels, bw_pack_task, &c);
+            ck_parallel_for(n_blocks * c.k_groups, bw_task, &c);
+            return;
         }
-        ck_parallel_for(c.k_split ? c.k_tiles * n_blocks : n_blocks, bw_task, &c);
-        return;
+        // Out of memory for the packed inp: the reference
     }
 #endif
     ck_matmul_backward_weight_ref(dw, dout, inp, T, K, N);
