@@ -257,6 +257,14 @@ static void bib_task(void *vctx, int64_t task) {
                 copy_row(bpk + p * BI_RC * BI_PANEL + j * BI_PANEL, src + p * BI_PANEL, kn - p * BI_PANEL < BI_PANEL ? kn - p * BI_PANEL : BI_PANEL);
         }
         const int load = n0 > 0 || c->accumulate;
+        if ((panels == 1 || nn < 64) && c->N < BIG_N) {
+            // One panel (LoRA's K = r under AVX2) or a short reduction (LoRA's N = r): a packed dY
+            // tile would serve too little work to pay for its packing, so dY is read in place.
+            for (int64_t p = 0; p < panels; p++)
+                ck_tile_gemm(c->dinp + t0 * c->K + k0 + p * BI_PANEL, c->K, c->dout + t0 * c->N + n0, c->N, 1, bpk + p * BI_RC * BI_PANEL,
+                             BI_PANEL, nn, tn, kn - p * BI_PANEL < BI_PANEL ? kn - p * BI_PANEL : BI_PANEL, load);
+            continue;
+        }
         for (int64_t i0 = t0; i0 < t0 + tn; i0 += mr) {
             const int64_t m = t0 + tn - i0 < mr ? t0 + tn - i0 : mr;
             ck_pack_a(ap, c->dout + i0 * c->N + n0, c->N, 1, m, nn, mr);
@@ -331,9 +339,9 @@ int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int 
  * of R = TCH. A chunk's panel slice (TCH×32 floats) stays in L1 for all the block's tiles and
  * the tiles' slices stay in L2 for all panels; both are read as contiguous streams, never with
  * the row strides of dout (N floats, 4 KiB-aliased for the LM head) or inp. */
-#define NBW 192 // dw rows per task (multiple of 12): the block's dout chunk [TCH][NBW] stays in L2
+#define NBW 96 // dw rows per task (multiple of 12)
 #define BW_PANEL 32
-#define TCH 256 // reduction rows per chunk (dw tiles reloaded: the same fmaf chain)
+#define TCH 1024 // reduction rows per chunk (dw tiles reloaded: the same fmaf chain)
 
 typedef struct {
     float *dw;
