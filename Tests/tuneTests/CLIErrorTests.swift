@@ -12,6 +12,29 @@ import Engine
         }
     }
 
+    /// An explicit `--python` that does not work fails at once, naming it and what failed: no silent
+    /// fallback to another Python, and nothing measured (the model path does not exist either).
+    @Test func benchTrainWithBrokenPythonFailsNamingIt() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let missing = try tune(["bench", "train", "--python", "/nonexistent/python3", "--model", "/nonexistent/model.gguf"])
+        #expect(missing.status == 65, "\(missing.stderr)")
+        #expect(errorLines(missing.stderr).count == 1, "\(missing.stderr)")
+        #expect(errorLines(missing.stderr).first?.hasPrefix("error: --python /nonexistent/python3: cannot start /nonexistent/python3") == true,
+                "\(missing.stderr)")
+        #expect(!missing.stderr.contains("measuring") && missing.stdout.isEmpty, "\(missing.stderr)")
+
+        let py = dir.appendingPathComponent("python3")
+        try "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'peft'\" >&2\nexit 1\n".write(to: py, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: py.path)
+        let noPeft = try tune(["bench", "train", "--python", py.path, "--model", "/nonexistent/model.gguf"])
+        #expect(noPeft.status == 65, "\(noPeft.stderr)")
+        #expect(errorLines(noPeft.stderr) == ["error: --python \(py.path): `import torch, peft, transformers, gguf` failed (exit 1): "
+                                               + "ModuleNotFoundError: No module named 'peft'; install them for it "
+                                               + "(scripts/reference/README.md) or leave out --python"], "\(noPeft.stderr)")
+        #expect(!noPeft.stderr.contains("measuring") && noPeft.stdout.isEmpty, "\(noPeft.stderr)")
+    }
+
     @Test func missingFile() throws {
         let r = try tune(["model", "inspect", "/nonexistent/model.gguf"])
         #expect(r.status == 66)
@@ -93,4 +116,9 @@ import Engine
         #expect(try ids(r.stdout).count == 5)
         #expect(try ids(r.stdout) == ids(again.stdout), "same seed, same tokens")
     }
+}
+
+/// The `error:` lines of `stderr` (a backend notice such as "CUDA backend unavailable …; running on CPU" may precede them).
+private func errorLines(_ stderr: String) -> [String] {
+    stderr.split(separator: "\n").filter { $0.hasPrefix("error: ") }.map(String.init)
 }

@@ -13,28 +13,8 @@ private func managedPipeline(_ url: String) throws -> (dir: URL, pipeline: Strin
     let dir = try makeTempDir()
     try TinyLlama.writeGGUF(to: dir.appendingPathComponent("tiny.gguf").path, config: .tiny, seed: 2, weightType: .q4_1)
     try writeDocRows(20, in: dir)
-    let yaml = """
-    name: tiny-managed
-    base: tiny.gguf
-    registry: reg.sqlite
-    seed: 5
-    prepare:
-      train: data.jsonl
-      split: {eval_fraction: 0.25}
-    train:
-      backend: openai
-      openai:
-        base_url: \(url)
-        api_key_env: TUNE_TEST_PROVIDER_KEY
-        model: gpt-4o-mini
-        hyperparameters: {n_epochs: 2}
-        poll_interval: 0.05
-    eval:
-      metrics: [exact_match, contains]
-      gate: {exact_match: {min: 0.9}}
-    register:
-      aliases: [staging]
-    """
+    let yaml = managedPipelineYAML(name: "tiny-managed", baseURL: url, apiKeyEnv: "TUNE_TEST_PROVIDER_KEY", model: "gpt-4o-mini",
+                                   hyperparameters: "{n_epochs: 2}", pollInterval: 0.05, gate: "{exact_match: {min: 0.9}}")
     let p = dir.appendingPathComponent("p.yaml").path
     try yaml.write(toFile: p, atomically: true, encoding: .utf8)
     return (dir, p)

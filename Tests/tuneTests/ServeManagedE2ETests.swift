@@ -23,28 +23,8 @@ private let serveKey = "sk-serve-e2e-7c1d2e3f4a5b"
         let baseURL = "http://127.0.0.1:\(port)"
 
         try writeDocRows(16, in: dir)
-        let yaml = """
-        name: via-serve
-        base: tiny.gguf
-        registry: reg.sqlite
-        seed: 5
-        prepare:
-          train: data.jsonl
-          split: {eval_fraction: 0.25}
-        train:
-          backend: openai
-          openai:
-            base_url: \(baseURL)
-            api_key_env: TUNE_E2E_KEY
-            model: tiny
-            suffix: e2e
-            hyperparameters: {n_epochs: 1, batch_size: 4}
-            poll_interval: 0.1
-        eval:
-          metrics: [exact_match, contains]
-        register:
-          aliases: [staging]
-        """
+        let yaml = managedPipelineYAML(name: "via-serve", baseURL: baseURL, apiKeyEnv: "TUNE_E2E_KEY", model: "tiny", suffix: "e2e",
+                                       hyperparameters: "{n_epochs: 1, batch_size: 4}", pollInterval: 0.1)
         let p = dir.appendingPathComponent("p.yaml").path
         try yaml.write(toFile: p, atomically: true, encoding: .utf8)
         let blobs = dir.appendingPathComponent("blobs").path

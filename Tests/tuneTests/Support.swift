@@ -82,6 +82,44 @@ func tinyPrepareAndTrainYAML(steps: Int = 8, evalEvery: Int = 4, prepareResource
     return String(y.dropLast())
 }
 
+/// A pipeline named `name` on `tiny.gguf` (registry `reg.sqlite`, seed 5) that prepares `data.jsonl`
+/// (25 % eval split), trains through the OpenAI-compatible provider at `baseURL` (key from the
+/// environment variable `apiKeyEnv`), evaluates exact_match and contains (with `gate`, a flow mapping,
+/// when given) and registers with the alias `staging`. `hyperparameters` is a flow mapping.
+func managedPipelineYAML(name: String, baseURL: String, apiKeyEnv: String, model: String, suffix: String? = nil,
+                         hyperparameters: String, pollInterval: Double, gate: String? = nil) -> String {
+    var y = """
+        name: \(name)
+        base: tiny.gguf
+        registry: reg.sqlite
+        seed: 5
+        prepare:
+          train: data.jsonl
+          split: {eval_fraction: 0.25}
+        train:
+          backend: openai
+          openai:
+            base_url: \(baseURL)
+            api_key_env: \(apiKeyEnv)
+            model: \(model)
+
+        """
+    if let suffix { y += "    suffix: \(suffix)\n" }
+    y += """
+            hyperparameters: \(hyperparameters)
+            poll_interval: \(pollInterval)
+        eval:
+          metrics: [exact_match, contains]
+
+        """
+    if let gate { y += "  gate: \(gate)\n" }
+    y += """
+        register:
+          aliases: [staging]
+        """
+    return y
+}
+
 /// A started `tune serve … --port 0 --json` and the first line it printed (`{"event":"listening","port":N,…}`).
 struct StartedServe {
     let process: Process

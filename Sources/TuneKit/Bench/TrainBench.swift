@@ -18,8 +18,13 @@ public struct TrainBench: Sendable {
     public var bf16Products: Bool? = nil
     /// `--backend` for the workers (nil: TUNE_BACKEND, else auto).
     public var backend: BackendRequest? = nil
-    /// Python for the reference (TUNE_PYTHON, scripts/reference/.venv, or python3); nil entries are tried in order.
-    public var python: String? = ProcessInfo.processInfo.environment["TUNE_PYTHON"]
+    /// Python for the reference, given explicitly (`--python`): it must start and import the reference's
+    /// modules, or `run` fails naming it. When nil, `fallbackPythons` are tried in order.
+    public var python: String? = nil
+    /// Tried in order when `python` is nil; the first that imports the reference's modules runs it, and
+    /// none working only leaves the reference out (with a note): TUNE_PYTHON, scripts/reference/.venv, python3.
+    public var fallbackPythons: [String] = (ProcessInfo.processInfo.environment["TUNE_PYTHON"].map { [$0] } ?? [])
+        + ["scripts/reference/.venv/bin/python", "python3"]
     public var referenceScript = "scripts/reference/train_bench.py"
 
     public init() {}
@@ -116,6 +121,7 @@ public struct TrainBench: Sendable {
 
     /// Measures every mode in a child `tune bench train --worker MODE` and the PyTorch reference.
     public func run(executable: String, progress: (String) -> Void) throws -> Report {
+        let referencePython = try findPython()  // first: a bad explicit --python fails before any measuring
         var results: [Measurement] = []
         for mode in modes {
             progress("measuring \(Self.label(mode, bf16Products: bf16Products)) (\(warmup) warmup + \(steps) timed steps of \(batch)×\(seqLen) tokens)")
@@ -132,7 +138,7 @@ public struct TrainBench: Sendable {
         }
         var reference: Measurement? = nil
         var note = ""
-        if let py = findPython() {
+        if let py = referencePython {
             progress("measuring PyTorch + PEFT with \(py)")
             let (status, out, err) = Self.execute(py, [referenceScript, "--model", modelPath, "--batch", "\(batch)",
                                                           "--seq-len", "\(seqLen)", "--rank", "\(rank)", "--alpha", "\(2 * rank)",
@@ -160,14 +166,26 @@ public struct TrainBench: Sendable {
                       isa: Kernels.active.rawValue, results: results, reference: reference, referenceNote: note)
     }
 
-    private func findPython() -> String? {
-        var candidates: [String] = []
-        if let python { candidates.append(python) }
-        candidates += ["scripts/reference/.venv/bin/python", "python3"]
-        for c in candidates {
-            if Self.execute(c, ["-c", "import torch, peft, transformers, gguf"]).0 == 0 { return c }
+    /// The modules `referenceScript` imports.
+    static let referenceImports = "import torch, peft, transformers, gguf"
+
+    /// The Python that runs the reference: `python` when set — it must start and import
+    /// `referenceImports`, or this throws naming it and what failed; otherwise the first of
+    /// `fallbackPythons` that does, or nil.
+    public func findPython() throws -> String? {
+        guard let python else {
+            return fallbackPythons.first { Self.execute($0, ["-c", Self.referenceImports]).0 == 0 }
         }
-        return nil
+        let r: ProcessRunner.Result
+        do { r = try ProcessRunner.run(python, ["-c", Self.referenceImports]) } catch let e as TuneError {
+            throw TuneError(.invalidArgument, "--python \(python): \(e.message)")
+        }
+        guard r.status == 0 else {
+            let why = r.stderr.split(separator: "\n").last.map(String.init) ?? "no error output"
+            throw TuneError(.invalidArgument, "--python \(python): `\(Self.referenceImports)` failed (exit \(r.status)): \(why); "
+                            + "install them for it (scripts/reference/README.md) or leave out --python")
+        }
+        return python
     }
 
     /// Runs `exe` (a path or a name on PATH); a program that cannot start reads as exit 127.

@@ -14,7 +14,8 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Timed optimizer steps.") var steps = 3
     @Option(help: "Untimed warmup steps.") var warmup = 1
     @Option(help: "Modes to measure, comma-separated: f32, bf16, quantized, nf4.") var modes = "f32,bf16,quantized"
-    @Option(help: "Python with torch + peft for the reference (default: TUNE_PYTHON, scripts/reference/.venv, python3).") var python: String?
+    @Option(help: "Python with torch + peft for the reference; must work (default: the first of TUNE_PYTHON, scripts/reference/.venv, python3 that does).")
+    var python: String?
     @Flag(inversion: .prefixedNo, help: "Base GEMMs with bf16 products in every mode (default: bf16 base only).") var bf16Products: Bool?
     @Option(help: .hidden) var worker: BaseWeightMode?
     @OptionGroup var kernels: BackendOptions

@@ -136,7 +136,7 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             try check(r, sql)
         }
 
-        func execute(_ sql: String, _ args: SQLArguments) throws -> Int {
+        @discardableResult func execute(_ sql: String, _ args: SQLArguments) throws -> Int {
             let r = try run(sql, args)
             defer { pq.clear(r) }
             return pq.cmdTuples(r).flatMap { Int(String(cString: $0)) } ?? 0
