@@ -4,13 +4,13 @@
  *   ck_matmul_backward_weight: dw[N,K]   +=  dout[T,N]ᵀ · inp[T,K]  (f32)
  *
  * Fast path (AVX2/FMA and AVX-512): GotoBLAS-style blocking around the register-tile GEMM core
- * (6×16 ymm tiles here, 12×32 zmm tiles in gemm_avx512.c), with both operands packed so the
- * micro-kernel reads two contiguous streams: the broadcast operand's [R][mr] slice from L1 and
- * 32-column panels of the other from L2. Row strides of the operands in place (dY of the LM
- * head: 49152 floats, a multiple of 4 KiB, so a tile's rows share one L1 set) never reach it.
- *  - backward_input: a task owns a block of dinp rows × up to BI_KR columns; per block of BI_RC
- *    W rows it dequantizes the block into panels (the full f32 W is never materialized) and runs
- *    every mr-row group of its dY block, packed [BI_RC][mr], against every panel.
+ * (6×16 ymm tiles here, 12×32 zmm tiles in gemm_avx512.c): the vector operand is packed into
+ * 32-column panels read from L2, and a register tile's rows of the broadcast operand stay in L1
+ * across all panels of a task.
+ *  - backward_input: per block of BI_RC W rows, all threads dequantize the block once into shared
+ *    panels (the full f32 W is never materialized); a task owns a block of dinp rows × up to
+ *    BI_KR columns and runs every mr-row group of its dY block against every panel. dY is read in
+ *    place, or packed [BI_RC][mr] when its rows are 4 KiB-aliased (the LM head, N = 49152).
  *  - backward_weight: inp is packed once per call into [T][32] panels; a task owns NBW rows of dw
  *    (× a range of panels when row blocks are few), copies its dout columns [T][NBW], and reduces
  *    over T in chunks of TCH rows: each panel chunk stays in L1 for all the block's tiles.
@@ -215,63 +215,74 @@ CK_AVX2 static inline void copy_row(float *restrict dst, const float *restrict s
 
 #endif
 
-/* Blocked path (GotoBLAS-style, both ISAs). A task owns a block of dinp rows × a range of at
- * most BI_KR columns. For each block of BI_RC rows of W it dequantizes (or copies) the block into
- * 32-column panels [BI_RC][32] (L2-resident), then for each register-tile row group of its dinp
- * rows packs that group's dY slice as [BI_RC][mr] (ck_pack_a: L1-resident, read as one stream,
- * immune to dY's row stride) and runs it against every panel. */
+/* Blocked path (GotoBLAS-style, both ISAs). W is taken in blocks of BI_RC rows: each block is
+ * dequantized (or copied) once per call, by all threads, into 32-column panels [BI_RC][32]
+ * (shared; the full f32 W is never materialized). Then a task owns a block of dinp rows × a range
+ * of at most BI_KR columns and runs each register-tile row group of its dY block (L1-resident
+ * across the panels) against every panel of its range (L2). */
 #define BI_RC 192 // W rows per packed block: [192][32] panels, [192][mr] dY tiles
-#define BI_KR 768 // dinp columns per task at most: a multiple of 256 (any block size) and of 32
+#define BI_KR 768 // dinp columns per task at most (a multiple of 32)
 #define BI_PANEL 32
 typedef struct {
     float *dinp;
     const float *dout;
     const char *w;
     int wtype, accumulate;
-    int64_t T, K, N, rb, bs, bbytes, tb, kr, k_ranges;
+    int64_t T, K, N, rb, tb, kr, k_ranges, panels;
+    float *bpk;                  // the current W block: panel p at bpk + p*BI_RC*32
+    int64_t n0, nn, pack_rows;   // the current block's first row and size; W rows per pack task
     _Atomic int failed;
 } bib_ctx;
 
 #if CK_X86
+static void bib_pack_task(void *vctx, int64_t task) {
+    bib_ctx *c = vctx;
+    const int64_t j0 = task * c->pack_rows, j1 = j0 + c->pack_rows < c->nn ? j0 + c->pack_rows : c->nn;
+    const int f32 = c->wtype == CK_TYPE_F32;
+    float *row = f32 ? NULL : ck_scratch((size_t)c->K);
+    if (!f32 && !row) { c->failed = 1; return; }
+    for (int64_t j = j0; j < j1; j++) {
+        const float *src = (const float *)(c->w + (c->n0 + j) * c->rb);
+        if (!f32) {
+            if (ck_dequantize_row(c->wtype, c->w + (c->n0 + j) * c->rb, row, c->K) != 0) { c->failed = 1; return; }
+            src = row;
+        }
+        for (int64_t p = 0; p < c->panels; p++)
+            copy_row(c->bpk + p * BI_RC * BI_PANEL + j * BI_PANEL, src + p * BI_PANEL, c->K - p * BI_PANEL < BI_PANEL ? c->K - p * BI_PANEL : BI_PANEL);
+    }
+}
+
 static void bib_task(void *vctx, int64_t task) {
     bib_ctx *c = vctx;
     const int64_t t0 = (task / c->k_ranges) * c->tb, k0 = (task % c->k_ranges) * c->kr;
     const int64_t tn = c->T - t0 < c->tb ? c->T - t0 : c->tb, kn = c->K - k0 < c->kr ? c->K - k0 : c->kr;
-    const int64_t panels = (kn + BI_PANEL - 1) / BI_PANEL;
+    const int64_t p0 = k0 / BI_PANEL, p1 = p0 + (kn + BI_PANEL - 1) / BI_PANEL, nn = c->nn, n0 = c->n0;
+    const int load = n0 > 0 || c->accumulate;
     const int mr = ck_tile_mr();
-    const int f32 = c->wtype == CK_TYPE_F32;
-    float *bpk = ck_scratch((size_t)(BI_RC * panels * BI_PANEL + BI_RC * mr + (f32 ? 0 : kn)));
-    if (!bpk) { c->failed = 1; return; }
-    float *ap = bpk + BI_RC * panels * BI_PANEL, *row = ap + BI_RC * mr;
-    for (int64_t n0 = 0; n0 < c->N; n0 += BI_RC) {
-        const int64_t nn = c->N - n0 < BI_RC ? c->N - n0 : BI_RC;
-        for (int64_t j = 0; j < nn; j++) {
-            const float *src;
-            if (f32) {
-                src = (const float *)(c->w + (n0 + j) * c->rb) + k0;
-            } else {
-                if (ck_dequantize_row(c->wtype, c->w + (n0 + j) * c->rb + (k0 / c->bs) * c->bbytes, row, kn) != 0) { c->failed = 1; return; }
-                src = row;
-            }
-            for (int64_t p = 0; p < panels; p++)
-                copy_row(bpk + p * BI_RC * BI_PANEL + j * BI_PANEL, src + p * BI_PANEL, kn - p * BI_PANEL < BI_PANEL ? kn - p * BI_PANEL : BI_PANEL);
+    // dY is read in place, except for the LM head (N >= BIG_N) or rows a multiple of 4 KiB apart
+    // (N = 49152 is both), whose tile rows would share one L1 set; each mr-row group's slice is packed
+    // [BI_RC][mr] (ck_pack_a) first. (Packing for every N cost ~6 % in the 8×8 transposes and
+    // bought nothing where rows do not alias.) Without scratch memory: in place, same arithmetic.
+    float *ap = c->N >= BIG_N || c->N % 1024 == 0 ? ck_scratch((size_t)(BI_RC * mr)) : NULL;
+    if (!ap && (nn < 64 || p1 - p0 == 1)) { // a short reduction (LoRA's N = r) or one panel: panels outer
+        for (int64_t p = p0; p < p1; p++)
+            ck_tile_gemm(c->dinp + t0 * c->K + p * BI_PANEL, c->K, c->dout + t0 * c->N + n0, c->N, 1, c->bpk + p * BI_RC * BI_PANEL,
+                         BI_PANEL, nn, tn, c->K - p * BI_PANEL < BI_PANEL ? c->K - p * BI_PANEL : BI_PANEL, load);
+        return;
+    }
+    for (int64_t i0 = t0; i0 < t0 + tn; i0 += mr) {
+        const int64_t m = t0 + tn - i0 < mr ? t0 + tn - i0 : mr;
+        const float *a = c->dout + i0 * c->N + n0;
+        int64_t sai = c->N, sar = 1;
+        if (ap) {
+            ck_pack_a(ap, a, c->N, 1, m, nn, mr);
+            a = ap;
+            sai = 1;
+            sar = mr;
         }
-        const int load = n0 > 0 || c->accumulate;
-        if ((panels == 1 || nn < 64) && c->N < BIG_N) {
-            // One panel (LoRA's K = r under AVX2) or a short reduction (LoRA's N = r): a packed dY
-            // tile would serve too little work to pay for its packing, so dY is read in place.
-            for (int64_t p = 0; p < panels; p++)
-                ck_tile_gemm(c->dinp + t0 * c->K + k0 + p * BI_PANEL, c->K, c->dout + t0 * c->N + n0, c->N, 1, bpk + p * BI_RC * BI_PANEL,
-                             BI_PANEL, nn, tn, kn - p * BI_PANEL < BI_PANEL ? kn - p * BI_PANEL : BI_PANEL, load);
-            continue;
-        }
-        for (int64_t i0 = t0; i0 < t0 + tn; i0 += mr) {
-            const int64_t m = t0 + tn - i0 < mr ? t0 + tn - i0 : mr;
-            ck_pack_a(ap, c->dout + i0 * c->N + n0, c->N, 1, m, nn, mr);
-            for (int64_t p = 0; p < panels; p++)
-                ck_tile_gemm(c->dinp + i0 * c->K + k0 + p * BI_PANEL, c->K, ap, 1, mr, bpk + p * BI_RC * BI_PANEL, BI_PANEL,
-                             nn, m, kn - p * BI_PANEL < BI_PANEL ? kn - p * BI_PANEL : BI_PANEL, load);
-        }
+        for (int64_t p = p0; p < p1; p++)
+            ck_tile_gemm(c->dinp + i0 * c->K + p * BI_PANEL, c->K, a, sai, sar, c->bpk + p * BI_RC * BI_PANEL, BI_PANEL,
+                         nn, m, c->K - p * BI_PANEL < BI_PANEL ? c->K - p * BI_PANEL : BI_PANEL, load);
     }
 }
 #endif
@@ -310,19 +321,27 @@ int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int 
         return 0;
     }
     {
-        const int64_t bs = ck_type_block_size(wtype), threads = ck_get_threads();
+        const int64_t threads = ck_get_threads(), panels = (K + BI_PANEL - 1) / BI_PANEL;
         bib_ctx c = {.dinp = dinp, .dout = dout, .w = w, .wtype = wtype, .accumulate = accumulate, .T = T, .K = K, .N = N,
-                     .rb = rb, .bs = bs, .bbytes = ck_type_block_bytes(wtype)};
+                     .rb = rb, .panels = panels};
+        c.bpk = ck_scratch_caller((size_t)(panels * BI_RC * BI_PANEL));
+        if (!c.bpk) return -1;
         c.kr = K <= BI_KR ? K : BI_KR;
         c.k_ranges = (K + c.kr - 1) / c.kr;
-        // Row blocks: every block re-packs W, so as few as keep the threads busy (2 tasks per
-        // thread; 1 for the LM head, whose W is read from memory each time).
-        int64_t want = (N >= BIG_N ? 1 : 2) * threads, t_blocks = (want + c.k_ranges - 1) / c.k_ranges;
-        if (t_blocks < 1) t_blocks = 1;
+        // W is packed once whatever the tasks, so there can be enough of them to balance load.
+        const int64_t t_blocks = (4 * threads + c.k_ranges - 1) / c.k_ranges;
         int64_t tb = (T + t_blocks - 1) / t_blocks;
         tb = tb < 48 ? 48 : (tb + 11) / 12 * 12;
         c.tb = tb;
-        ck_parallel_for(c.k_ranges * ((T + tb - 1) / tb), bib_task, &c);
+        const int64_t tasks = c.k_ranges * ((T + tb - 1) / tb);
+        for (int64_t n0 = 0; n0 < N && !c.failed; n0 += BI_RC) {
+            c.n0 = n0;
+            c.nn = N - n0 < BI_RC ? N - n0 : BI_RC;
+            c.pack_rows = (c.nn + 2 * threads - 1) / (2 * threads);
+            ck_parallel_for((c.nn + c.pack_rows - 1) / c.pack_rows, bib_pack_task, &c);
+            if (c.failed) break;
+            ck_parallel_for(tasks, bib_task, &c);
+        }
         return c.failed ? -1 : 0;
     }
 #else

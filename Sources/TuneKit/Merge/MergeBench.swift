@@ -69,7 +69,7 @@ public struct MergeBench: Sendable {
         var args = ["bench", "merge", "--json", "--model", modelPath, "--density", "\(density)", "--dtype", dtype,
                     "--worker-out", (dir as NSString).appendingPathComponent("out")]
         for d in dirs { args += ["--worker-adapter", d] }
-        let (status, out, err) = try TrainBench.execute(executable, args)
+        let (status, out, err) = TrainBench.execute(executable, args)
         guard status == 0, let line = out.split(separator: "\n").last,
               let m = try? JSONDecoder().decode(Measurement.self, from: Data(line.utf8)) else {
             throw TuneError(.internal, "bench merge worker failed (exit \(status)): \(err.split(separator: "\n").last ?? "")")
