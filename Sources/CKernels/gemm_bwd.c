@@ -352,12 +352,11 @@ int ck_matmul_backward_input(float *dinp, const float *dout, const void *w, int 
 // ---- backward weight ---------------------------------------------------------------------
 
 /* General path (GotoBLAS-style, both ISAs): inp is packed once per call into 32-column panels
- * [ceil(K/32)][T][32] (shared by all tasks); a task owns nn <= nbw rows of dw over a range of
- * panels, packs its dout columns into register-tile slabs [T][mr] (tile q at dpk + q*T*mr), and
- * runs the reduction over T in chunks of TCH rows: for each panel, for each tile, one tile GEMM
- * of R = TCH. A chunk's panel slice (TCH×32 floats) stays in L1 for all the block's tiles and
- * the tiles' slices stay in L2 for all panels; both are read as contiguous streams, never with
- * the row strides of dout (N floats, 4 KiB-aliased for the LM head) or inp. */
+ * [ceil(K/32)][T][32] (shared by all tasks); a task owns nn <= NBW rows of dw over a range of
+ * panels, copies its dout columns once as [T][nn] (contiguous rows: read in place every reduction
+ * step would touch a new page when N is large), and runs every register tile of its rows against
+ * every panel, the reduction over T in chunks of up to TCH rows. Both operands are read as
+ * contiguous streams, never with the row strides of dout or inp. */
 #define NBW 96 // dw rows per task (multiple of 12)
 #define BW_PANEL 32
 #define TCH 1024 // reduction rows per chunk (dw tiles reloaded: the same fmaf chain)
