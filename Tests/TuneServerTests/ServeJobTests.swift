@@ -140,13 +140,11 @@ import Engine
             let resumable = long["id"] as! String
             let queued = try await client.createJob(["model": "tiny", "training_file": file], headers: f.auth)["id"] as! String
             // Wait for a checkpoint of the long job, then stop the server (graceful shutdown).
-            let deadline = Date().addingTimeInterval(120)
-            while Date() < deadline {
+            _ = try await pollUntil(seconds: 120, every: .milliseconds(20)) {
                 let n = try await client.execute(uri: "/v1/fine_tuning/jobs/\(resumable)/checkpoints", method: .get, headers: f.auth) {
                     (try json($0)["data"] as? [Any])?.count ?? 0
                 }
-                if n > 0 { break }
-                try await Task.sleep(for: .milliseconds(20))
+                return n > 0
             }
             return (done, resumable, queued)
         }
@@ -174,14 +172,12 @@ import Engine
                 #expect(r.status == .ok)
             }
             // The requeued job resumes from its checkpoint (the trainer says so in the events).
-            let deadline = Date().addingTimeInterval(60)
             var messages: [String] = []
-            while Date() < deadline {
+            _ = try await pollUntil(seconds: 60, every: .milliseconds(20)) {
                 messages = try await client.execute(uri: "/v1/fine_tuning/jobs/\(ids.resumable)/events?limit=100", method: .get, headers: f.auth) {
                     (try json($0)["data"] as? [[String: Any]])?.compactMap { $0["message"] as? String } ?? []
                 }
-                if messages.contains(where: { $0.hasPrefix("Resumed from the checkpoint at step") }) { break }
-                try await Task.sleep(for: .milliseconds(20))
+                return messages.contains(where: { $0.hasPrefix("Resumed from the checkpoint at step") })
             }
             #expect(messages.contains { $0.hasPrefix("Resumed from the checkpoint at step") }, "\(messages.prefix(5))")
             #expect(messages.contains { $0.contains("requeued and resumes from its checkpoint") })

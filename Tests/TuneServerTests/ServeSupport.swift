@@ -82,15 +82,27 @@ extension TestClientProtocol {
         try await execute(uri: "/v1/fine_tuning/jobs/\(id)", method: .get, headers: headers) { try json($0) }
     }
 
-    /// Polls the job until `done(status)` or `seconds` pass; returns the last job object.
+    /// Polls the job until `done(status)` or `seconds` of polling pass; returns the last job object.
     func waitForJob(_ id: String, headers: HTTPFields, seconds: Double = 120, until done: (String) -> Bool) async throws -> [String: Any] {
-        let deadline = Date().addingTimeInterval(seconds)
         var last: [String: Any] = [:]
-        while Date() < deadline {
+        _ = try await pollUntil(seconds: seconds, every: .milliseconds(50)) {
             last = try await job(id, headers: headers)
-            if done(last["status"] as? String ?? "") { return last }
-            try await Task.sleep(for: .milliseconds(50))
+            return done(last["status"] as? String ?? "")
         }
         return last
     }
+}
+
+/// Calls `body` every `every` until it returns true (→ true) or the polls add up to `seconds` (→ false).
+/// The budget counts polls, not wall time: in the full test run, synchronous tests (CLI subprocesses,
+/// the Slurm sample pipeline) can hold every cooperative thread for minutes, and the server's job worker
+/// runs on that pool too. A wall-clock deadline then expired while neither side could run (a job seen
+/// "queued" after 235 s); counted polls only advance while the test — and so the server — gets to run.
+func pollUntil(seconds: Double, every: Duration, _ body: () async throws -> Bool) async throws -> Bool {
+    let ms = Double(every.components.seconds) * 1000 + Double(every.components.attoseconds) / 1e15
+    for _ in 0..<max(1, Int(seconds * 1000 / max(ms, 1))) {
+        if try await body() { return true }
+        try await Task.sleep(for: every)
+    }
+    return false
 }
