@@ -1,0 +1,39 @@
+// MergeSection — the pipeline's `merge:` section (mergekit semantics; docs/merge.md).
+
+/// `merge:` — combine adapters (mergekit semantics).
+public struct MergeSection: Codable, Hashable, Sendable {
+    public struct Input: Codable, Hashable, Sendable {
+        public var adapter: String
+        public var weight: Double
+        public var density: Double
+    }
+    public var method: String
+    public var inputs: [Input]
+    /// nil = the method's default (mergekit's: true for linear and ties, false otherwise).
+    public var normalize: Bool?
+    public var lambda: Double
+    public var output: String
+    /// Element type of a merged model (GGUF base: f32|f16|bf16|q8_0|q4_0|q4_1, default f16; HF base: float32|float16|bfloat16).
+    public var dtype: String?
+    /// Rank of a merged adapter (default: sum of the input ranks).
+    public var rank: Int?
+
+    public static var methods: [String] { MergeMethods.names }
+
+    init(_ r: YAMLReader) {
+        method = r.choice("method", Self.methods, default: "ties")
+        inputs = r.objects("adapters").map { a in
+            defer { a.finish() }
+            return Input(adapter: a.string("adapter", required: true) ?? "",
+                         weight: a.double("weight", default: 1, range: -100...100),
+                         density: a.double("density", default: 1, range: 0...1, exclusiveLower: true))
+        }
+        normalize = r.has("normalize") ? r.bool("normalize", default: true) : nil
+        lambda = r.double("lambda", default: 1, range: -100...100)
+        output = r.choice("output", ["adapter", "model"], default: "adapter")
+        dtype = r.has("dtype") ? r.choice("dtype", ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "float32", "float16", "bfloat16"], default: "f16") : nil
+        rank = r.has("rank") ? r.int("rank", default: 8, min: 1, max: 4096) : nil
+        r.finish()
+    }
+}
+
