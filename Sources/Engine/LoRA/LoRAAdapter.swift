@@ -14,6 +14,7 @@
 //     try lora.save(directory: "out/adapter", baseModel: "SmolLM2-135M-Instruct")
 //     let again = try LoRAAdapter.load(directory: "out/adapter", model: model.config)
 
+import CKernels
 import Foundation
 
 /// A linear layer of a Llama decoder block that LoRA can adapt (PEFT's module names).
@@ -175,8 +176,28 @@ public final class LoRAAdapter: @unchecked Sendable {
     public func a(_ s: LoRASlot) -> UnsafeMutablePointer<Float> { params + s.aOffset }
     public func b(_ s: LoRASlot) -> UnsafeMutablePointer<Float> { params + s.bOffset }
 
-    /// The dense update of a slot, ΔW = scale · B·A, `[out, in]` row-major.
+    /// The dense update of a slot, ΔW = scale · (B·A), `[out, in]` row-major: B [out, r] · A [r, in]
+    /// through the f32 GEMM kernel (A transposed to the kernel's [in, r] weight layout), then scaled.
     public func delta(_ s: LoRASlot) -> [Float] {
+        let r = rank
+        var at = [Float](repeating: 0, count: s.inFeatures * r)   // Aᵀ [in, r]
+        let a = self.a(s)
+        for j in 0..<r { for k in 0..<s.inFeatures { at[k * r + j] = a[j * s.inFeatures + k] } }
+        var out = [Float](repeating: 0, count: s.outFeatures * s.inFeatures)
+        let rc = out.withUnsafeMutableBufferPointer { o in
+            at.withUnsafeBufferPointer { w in
+                ck_matmul_forward(o.baseAddress, b(s), w.baseAddress, Int32(CK_TYPE_F32.rawValue), nil,
+                                  Int64(s.outFeatures), Int64(r), Int64(s.inFeatures))
+            }
+        }
+        if rc != 0 { return deltaReference(s) }   // should the kernel refuse the shape
+        let sc = scale
+        for i in out.indices { out[i] *= sc }
+        return out
+    }
+
+    /// ΔW by a plain loop (the oracle of `delta`).
+    public func deltaReference(_ s: LoRASlot) -> [Float] {
         let r = rank, a = self.a(s), b = self.b(s), sc = scale
         var out = [Float](repeating: 0, count: s.outFeatures * s.inFeatures)
         out.withUnsafeMutableBufferPointer { o in

@@ -6,7 +6,7 @@ import Yams
 /// A view of one YAML mapping at a dotted `path`. Reads return a default (and record a diagnostic)
 /// when a value is missing or has the wrong type, so reading always completes; call `finish()`
 /// after the last read to report keys nobody asked for.
-final class YAMLReader {
+public final class YAMLReader {
     let sink: DiagnosticSink
     let path: String
     let node: Node?

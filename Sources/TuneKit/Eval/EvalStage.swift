@@ -1,17 +1,57 @@
-// Runner+Eval — the pipeline's eval stage: base, base + the trained adapter and the merge stage's
+// EvalStage — the pipeline's eval stage: base, base + the trained adapter and the merge stage's
 // output (when there is one) on the prepared eval split, as `eval:` declares (EvalConfig). The
 // report (JSON + Markdown + HTML) is registered and linked to what it evaluates; a failed gate stops
 // the pipeline before register (exit 1) and is never cached, so a re-run evaluates again.
 
 import Foundation
 
-extension PipelineRunner {
-    func executeEval(key: String, upstream: [Artifact], registry: Registry, run: RunID,
-                     onEvent: (RunEvent) -> Void) throws -> Artifact {
-        let config = spec.eval!.config
-        guard let dataset = upstream.last(where: { $0.kind == .dataset }), let dataDir = registry.path(of: dataset) else {
+extension StageKind {
+    public static let eval = StageKind(known: "eval")
+}
+
+extension PipelineSpec {
+    /// `eval:`
+    public var eval: EvalSection? {
+        get { section(Stages.Eval.self) }
+        set { setSection(Stages.Eval.self, newValue) }
+    }
+}
+
+extension EvalSection: StageSection {}
+
+/// A registered eval report (report.json, report.md, report.html in `directory`).
+public struct EvalReportArtifact: Sendable {
+    public let artifact: Artifact
+    public let directory: String
+    public var gatePassed: Bool { artifact.metadata["gate_passed"] != .bool(false) }
+}
+
+extension Stages {
+    public enum Eval: Stage {
+        public static let kind = StageKind.eval
+        public static let outputSuffix = "eval"
+
+        public static func readSection(_ r: YAMLReader) -> EvalSection { EvalSection(r) }
+
+        public static func keyParts(_ e: EvalSection, _ c: StagePlan) throws -> [String: JSONValue] {
+            ["config": try JSONValue(encoding: e), "base": .string(try c.sha256(c.basePath))]
+        }
+
+        public static func output(_ artifacts: [Artifact], registry: Registry) throws -> EvalReportArtifact? {
+            guard let a = artifacts.last(where: { $0.kind == .evalReport }) else { return nil }
+            return EvalReportArtifact(artifact: a, directory: try StoredArtifact.resolve(a, registry: registry).path)
+        }
+    }
+}
+
+extension Stages.Eval {
+    public static func run(_ section: EvalSection, _ c: StageContext) throws -> [Artifact] {
+        let config = section.config
+        let spec = c.spec, basePath = c.basePath, registry = c.registry
+        guard let dataset = c.outputs.of(Stages.Prepare.self) else {
             throw TuneError(.invalidArgument, "\(spec.name): eval needs a prepared dataset (add a prepare: stage)")
         }
+        let dataDir = dataset.directory
         let prepared = try PreparedDataset(directory: dataDir)
         guard prepared.manifest.splits["eval"] != nil else {
             throw TuneError(.invalidArgument, "\(spec.name): the prepared dataset has no eval split (set prepare.eval or prepare.split.eval_fraction)")
@@ -19,25 +59,26 @@ extension PipelineRunner {
         let examples = config.limited(try prepared.examples(split: "eval"))
         let base = try LlamaModel.load(path: basePath)
         let baseName = (basePath as NSString).lastPathComponent
-        var inputs: [ArtifactID: String] = [dataset.id: "data"]
+        var inputs: [ArtifactID: String] = [dataset.artifact.id: "data"]
         var subjects = ["base": baseName]
         var evals: [ModelEvaluation] = []
         func evaluate(_ m: LlamaModel, _ role: ModelRole, _ name: String) throws {
             let e = try Evaluator.evaluate(model: m, role: role, name: name, examples: examples, config: config)
-            onEvent(.progress(stage: .eval, message: String(format: "%@: %d examples in %.1f s (%.2f examples/s)", role.rawValue, e.examples, e.seconds, e.examplesPerSecond)))
+            c.progress(String(format: "%@: %d examples in %.1f s (%.2f examples/s)", role.rawValue, e.examples, e.seconds, e.examplesPerSecond))
             evals.append(e)
         }
         try evaluate(base, .base, baseName)
         var curve: TrainingCurve? = nil, trainSeconds: Double? = nil
-        if let adapter = upstream.last(where: { $0.kind == .adapter && $0.name == outputName(.train) }),
-           let dir = registry.path(of: adapter), ManagedModelRecord.isManaged(adapter) {
+        if let trained = c.outputs.of(Stages.Train.self), trained.isManaged {
             // A model at a provider: generation metrics through its chat completions (docs/managed.md).
-            let e = try evaluateManaged(adapter, dir: dir, dataDir: dataDir, config: config)
-            onEvent(.progress(stage: .eval, message: String(format: "adapter (managed): %d examples in %.1f s (%.2f examples/s)", e.examples, e.seconds, e.examplesPerSecond)))
+            let adapter = trained.artifact
+            let e = try c.evaluateManaged(adapter, dir: trained.directory, dataDir: dataDir, config: config)
+            c.progress(String(format: "adapter (managed): %d examples in %.1f s (%.2f examples/s)", e.examples, e.seconds, e.examplesPerSecond))
             evals.append(e)
             inputs[adapter.id] = "evaluated"
             subjects["adapter"] = adapter.ref
-        } else if let adapter = upstream.last(where: { $0.kind == .adapter && $0.name == outputName(.train) }), let dir = registry.path(of: adapter) {
+        } else if let trained = c.outputs.of(Stages.Train.self) {
+            let adapter = trained.artifact, dir = trained.directory
             try evaluate(try base.loadingAdapter(directory: dir), .adapter, adapter.ref)
             inputs[adapter.id] = "evaluated"
             subjects["adapter"] = adapter.ref
@@ -49,19 +90,18 @@ extension PipelineRunner {
                 trainSeconds = Double(state.log.reduce(0) { $0 + $1.tokens }) / tps
             }
         }
-        if let merged = upstream.last(where: { $0.name == outputName(.merge) && ($0.kind == .mergedModel || $0.kind == .adapter) }),
-           let path = registry.path(of: merged) {
-            let model = merged.kind == .adapter ? try base.loadingAdapter(directory: path) : try LlamaModel.load(path: Self.modelPath(in: path))
-            try evaluate(model, .merged, merged.ref)
-            inputs[merged.id] = "evaluated"
-            subjects["merged"] = merged.ref
+        if let merged = c.outputs.of(Stages.Merge.self) {
+            let model = merged.isAdapter ? try base.loadingAdapter(directory: merged.path) : try LlamaModel.load(path: merged.modelPath)
+            try evaluate(model, .merged, merged.artifact.ref)
+            inputs[merged.artifact.id] = "evaluated"
+            subjects["merged"] = merged.artifact.ref
         }
-        let report = try EvalReport(models: evals, config: config, subjects: subjects, dataset: dataset.ref,
+        let report = try EvalReport(models: evals, config: config, subjects: subjects, dataset: dataset.artifact.ref,
                                     training: curve, trainSeconds: trainSeconds)
         for line in report.markdown().split(separator: "\n").prefix(while: { !$0.hasPrefix("## ") }) where line.hasPrefix("|") {
-            onEvent(.progress(stage: .eval, message: String(line)))
+            c.progress(String(line))
         }
-        for c in report.gate?.checks ?? [] { onEvent(.progress(stage: .eval, message: "Gate: \(c.message)")) }
+        for check in report.gate?.checks ?? [] { c.progress("Gate: \(check.message)") }
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-eval-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         try report.write(to: dir.path)
@@ -72,21 +112,13 @@ extension PipelineRunner {
             for (k, v) in e.metrics where v.isFinite { meta[e.role == .adapter ? k : "\(e.role.rawValue)_\(k)"] = .number(v) }
             meta["\(e.role.rawValue)_examples_per_second"] = .number(e.examplesPerSecond)
         }
-        if passed { meta["cache_key"] = .string(key) }   // a failed gate is never adopted as a finished stage
-        let artifact = try registry.register(NewArtifact(kind: .evalReport, name: outputName(.eval), source: dir, metadata: meta),
-                                             inputs: inputs, run: run)
+        if passed { meta["cache_key"] = .string(c.key) }   // a failed gate is never adopted as a finished stage
+        let artifact = try registry.register(NewArtifact(kind: .evalReport, name: c.outputName, source: dir, metadata: meta),
+                                             inputs: inputs, run: c.run)
         if let g = report.gate, !g.passed {
             throw TuneError(.gateFailed, "\(spec.name): eval gate failed — \(g.summary); report \(artifact.ref)")
         }
-        return artifact
-    }
-
-    /// A merged model blob: a GGUF file, an HF directory, or a directory holding one `.gguf`.
-    static func modelPath(in path: String) -> String {
-        let fm = FileManager.default
-        guard !fm.fileExists(atPath: path + "/config.json"),
-              let gguf = (try? fm.contentsOfDirectory(atPath: path))?.filter({ $0.hasSuffix(".gguf") }).sorted().first else { return path }
-        return path + "/" + gguf
+        return [artifact]
     }
 }
 

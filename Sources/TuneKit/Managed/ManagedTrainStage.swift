@@ -1,4 +1,4 @@
-// Runner+Managed — the train stage with `backend: openai` and the eval of its result: the prepared
+// ManagedTrainStage — the train stage with `backend: openai` and the eval of its result: the prepared
 // splits exported as chat JSONL, one job per cache key (found again by its metadata on a re-run),
 // provider events as the same `.progress` lines local training prints, and the result registered as
 // an `adapter` artifact whose blob is `managed_model.json` (metadata `backend: openai`).
@@ -31,7 +31,7 @@ public struct ManagedModelRecord: Codable, Sendable {
     }
 }
 
-extension PipelineRunner {
+extension StageContext {
     func managedClient(_ m: ManagedTrainConfig) throws -> OpenAIClient {
         var c = try m.client(environment: options.environment, transport: options.transport, jitterSeed: spec.seed)
         c.shouldStop = options.shouldStop
@@ -46,9 +46,9 @@ extension PipelineRunner {
         return ChatExport.conversations(try prepared.examples(split: split), tokenizer: tok.tokenizer, template: prepared.manifest.template.name)
     }
 
-    func executeManagedTrain(key: String, dataset: Artifact, dataDir: String, upstream: [Artifact], registry: Registry, run: RunID,
-                             onEvent: (RunEvent) -> Void) throws -> Artifact {
-        let t = spec.train!
+    /// Trains `t` at the provider on the prepared dataset; registers the result as an `adapter` artifact.
+    func trainManaged(_ t: TrainSection, dataset: DatasetArtifact) throws -> Artifact {
+        let dataDir = dataset.directory
         guard let m = t.openai else { throw TuneError(.invalidArgument, "\(spec.name): train.backend openai needs a train.openai section") }
         let client = try managedClient(m)
         let train = try conversations(dataDir: dataDir, split: "train")
@@ -61,7 +61,7 @@ extension PipelineRunner {
             hyperparameters: m.hyperparameters, suffix: suffix, seed: m.seed ?? Int(truncatingIfNeeded: spec.seed & 0x7fff_ffff),
             metadata: ["tune_cache_key": key, "tune_pipeline": spec.name])
         let trainer = ManagedTrainer(client: client, pollInterval: m.pollInterval, timeout: m.timeout)
-        let result = try trainer.run(request) { e in onEvent(.progress(stage: .train, message: Self.describe(e))) }
+        let result = try trainer.run(request) { e in progress(Self.describe(e)) }
         let job = result.job
         let record = ManagedModelRecord(
             baseURL: redactedURL(client.baseURL), fineTunedModel: job.fineTunedModel ?? "", job: job, checkpoints: result.checkpoints,
@@ -79,9 +79,9 @@ extension PipelineRunner {
         ]
         if let n = job.trainedTokens { meta["trained_tokens"] = .number(Double(n)) }
         if let l = result.events.compactMap({ Self.trainLoss($0) }).last { meta["final_loss"] = .number(l) }
-        let new = NewArtifact(kind: .adapter, name: outputName(.train), source: staging, metadata: meta,
+        let new = NewArtifact(kind: .adapter, name: outputName, source: staging, metadata: meta,
                               governance: Governance(baseFamily: m.model))
-        return try registry.register(new, inputs: Dictionary(uniqueKeysWithValues: upstream.map { ($0.id, "input") }), run: run)
+        return try registry.register(new, inputs: lineage(outputs.latest, role: "input"), run: run)
     }
 
     static func trainLoss(_ e: FineTuningEvent) -> Double? {

@@ -2,7 +2,6 @@
 // tensors under HF names in HF row order, and PEFT LoRA adapters as dense ΔW = scale·B·A per target
 // matrix. One tensor is materialized at a time.
 
-import CKernels
 import Foundation
 
 // MARK: - Full models
@@ -157,22 +156,6 @@ public struct AdapterDeltas: @unchecked Sendable {
         adapter.slots.first { Self.weightName($0) == name }
     }
 
-    /// ΔW `[out, in]` of a slot: B [out, r] · A [r, in] through the f32 GEMM kernel, times scale.
-    public func delta(_ s: LoRASlot) -> [Float] {
-        let r = adapter.rank
-        var at = [Float](repeating: 0, count: s.inFeatures * r)   // Aᵀ [in, r]
-        let a = adapter.a(s)
-        for j in 0..<r { for k in 0..<s.inFeatures { at[k * r + j] = a[j * s.inFeatures + k] } }
-        var out = [Float](repeating: 0, count: s.outFeatures * s.inFeatures)
-        let rc = out.withUnsafeMutableBufferPointer { o in
-            at.withUnsafeBufferPointer { w in
-                ck_matmul_forward(o.baseAddress, adapter.b(s), w.baseAddress, Int32(CK_TYPE_F32.rawValue), nil,
-                                  Int64(s.outFeatures), Int64(r), Int64(s.inFeatures))
-            }
-        }
-        if rc != 0 { return adapter.delta(s) }   // the plain loop, should the kernel refuse the shape
-        let sc = adapter.scale
-        for i in out.indices { out[i] *= sc }
-        return out
-    }
+    /// ΔW `[out, in]` of a slot (Engine: B·A through the f32 GEMM kernel, times scale).
+    public func delta(_ s: LoRASlot) -> [Float] { adapter.delta(s) }
 }

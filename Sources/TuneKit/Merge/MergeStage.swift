@@ -1,10 +1,56 @@
-// Runner+Merge — the pipeline's merge stage: inputs are registry refs, paths, or `train` (this run's
+// MergeStage — the pipeline's merge stage: inputs are registry refs, paths, or `train` (this run's
 // trained adapter); MergeJob (the same code as `tune merge`) writes a merged adapter or a full model,
 // registered as kind adapter or merged-model with its inputs as lineage.
 
 import Foundation
 
-extension PipelineRunner {
+extension StageKind {
+    public static let merge = StageKind(known: "merge")
+}
+
+extension PipelineSpec {
+    /// `merge:`
+    public var merge: MergeSection? {
+        get { section(Stages.Merge.self) }
+        set { setSection(Stages.Merge.self, newValue) }
+    }
+}
+
+extension MergeSection: StageSection {}
+
+/// The merge stage's output: a merged adapter (PEFT directory) or a full model (GGUF or HF directory).
+public struct MergedArtifact: Sendable {
+    public let artifact: Artifact
+    public let path: String
+    public var isAdapter: Bool { artifact.kind == .adapter }
+    /// The model file or directory to load (a GGUF inside the blob directory, or the HF directory).
+    public var modelPath: String { Stages.Merge.modelPath(in: path) }
+}
+
+extension Stages.Merge {
+    public static func readSection(_ r: YAMLReader) -> MergeSection { MergeSection(r) }
+
+    public static func keyParts(_ m: MergeSection, _ c: StagePlan) throws -> [String: JSONValue] {
+        [
+            "config": try JSONValue(encoding: m),
+            "base": .string(try c.sha256(c.basePath)),
+            "inputs": .array(try resolveInputs(m, c).map { .string($0.sha256) }),
+        ]
+    }
+
+    public static func output(_ artifacts: [Artifact], registry: Registry) throws -> MergedArtifact? {
+        guard let a = artifacts.last(where: { $0.kind == .mergedModel || $0.kind == .adapter }) else { return nil }
+        return MergedArtifact(artifact: a, path: try StoredArtifact.resolve(a, registry: registry).path)
+    }
+
+    /// A merged model blob: a GGUF file, an HF directory, or a directory holding one `.gguf`.
+    public static func modelPath(in path: String) -> String {
+        let fm = FileManager.default
+        guard !fm.fileExists(atPath: path + "/config.json"),
+              let gguf = (try? fm.contentsOfDirectory(atPath: path))?.filter({ $0.hasSuffix(".gguf") }).sorted().first else { return path }
+        return path + "/" + gguf
+    }
+
     /// One resolved merge input: where its files are, their content hash, the artifact if it is one.
     struct MergeInputRef {
         var path: String
@@ -13,22 +59,22 @@ extension PipelineRunner {
     }
 
     /// Resolves `merge.adapters[].adapter`: `train` (upstream adapter), an existing path, or a registry ref.
-    func resolveMergeInputs(upstream: [Artifact], registry: Registry) throws -> [MergeInputRef] {
-        let m = spec.merge!
+    static func resolveInputs(_ m: MergeSection, _ c: StagePlan) throws -> [MergeInputRef] {
+        let spec = c.spec, registry = c.registry
         guard !m.inputs.isEmpty else {
             throw TuneError(.invalidArgument, "\(spec.name): merge.adapters is empty (list adapters, or `adapter: train` for this pipeline's trained one)")
         }
         let refs: [MergeInputRef] = try m.inputs.enumerated().map { i, input in
             if input.adapter == "train" {
-                guard let a = upstream.last(where: { $0.kind == .adapter }), let p = registry.path(of: a) else {
+                guard let a = c.outputs.of(Stages.Train.self) else {
                     throw TuneError(.invalidArgument, "\(spec.name): merge.adapters[\(i)]: `train` needs a train stage before merge")
                 }
-                return MergeInputRef(path: p, sha256: a.sha256, artifact: a)
+                return MergeInputRef(path: a.directory, sha256: a.artifact.sha256, artifact: a.artifact)
             }
-            let path = resolve(input.adapter)
+            let path = c.resolve(input.adapter)
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
-                return MergeInputRef(path: path, sha256: try Self.contentHash(path, isDirectory: isDir.boolValue), artifact: nil)
+                return MergeInputRef(path: path, sha256: try contentSHA256(path, isDirectory: isDir.boolValue), artifact: nil)
             }
             let a: Artifact
             do { a = try registry.resolve(input.adapter) } catch let e as TuneError {
@@ -45,22 +91,14 @@ extension PipelineRunner {
         return refs
     }
 
-    /// sha256 of a file, or of a directory's sorted (name, file sha256) list.
-    static func contentHash(_ path: String, isDirectory: Bool) throws -> String {
-        guard isDirectory else { return try SHA256.hashFile(path) }
-        let files = try FileBlobStore.regularFiles(in: URL(fileURLWithPath: path)).sorted()
-        let lines = try files.map { "\($0)\t\(try SHA256.hashFile((path as NSString).appendingPathComponent($0)))" }
-        return SHA256.hash(Array(lines.joined(separator: "\n").utf8)).hex
-    }
-
-    func mergeSpec(_ inputs: [MergeInputRef]) throws -> MergeSpec {
-        let m = spec.merge!
+    static func mergeSpec(_ m: MergeSection, _ inputs: [MergeInputRef], _ c: StageContext) throws -> MergeSpec {
+        let basePath = c.basePath
         guard let method = MergeMethods.named(m.method) else { throw TuneError(.internal, "merge.method \(m.method) not in the table") }
         var s = MergeSpec(method: method, base: basePath, inputs: zip(inputs, m.inputs).map {
             .init(path: $0.0.path, parameters: .init(weight: $0.1.weight, density: $0.1.density))
         })
         s.options = MergeOptions(normalize: m.normalize, lambda: m.lambda)
-        s.seed = spec.seed
+        s.seed = c.spec.seed
         s.output = m.output == "model" ? .model : .adapter
         s.format = basePath.hasSuffix(".gguf") ? .gguf : .safetensors
         s.dtype = m.dtype
@@ -68,26 +106,33 @@ extension PipelineRunner {
         return s
     }
 
-    func executeMerge(key: String, upstream: [Artifact], registry: Registry, run: RunID,
-                      onEvent: (RunEvent) -> Void) throws -> Artifact {
-        let inputs = try resolveMergeInputs(upstream: upstream, registry: registry)
-        let s = try mergeSpec(inputs)
+    public static func run(_ m: MergeSection, _ c: StageContext) throws -> [Artifact] {
+        let inputs = try resolveInputs(m, c.plan)
+        let s = try mergeSpec(m, inputs, c)
+        let spec = c.spec, basePath = c.basePath
         let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-merge-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: work) }
-        let report = try MergeJob.run(s, outputDirectory: work.path) { onEvent(.progress(stage: .merge, message: $0)) }
-        onEvent(.progress(stage: .merge, message: MergeCLI.summary(report).split(separator: "\n").prefix(4).joined(separator: "; ")))
+        let report = try MergeJob.run(s, outputDirectory: work.path) { c.progress($0) }
+        c.progress(MergeCLI.summary(report).split(separator: "\n").prefix(4).joined(separator: "; "))
         var meta: [String: JSONValue] = [
-            "pipeline": .string(spec.name), "cache_key": .string(key), "method": .string(s.method.name),
+            "pipeline": .string(spec.name), "cache_key": .string(c.key), "method": .string(s.method.name),
             "inputs": .array(inputs.map { .string($0.artifact?.ref ?? $0.path) }),
             "base_model": .string((basePath as NSString).lastPathComponent),
         ]
         if let r = report.rank { meta["rank"] = .number(Double(r)) }
         if let e = report.energyKept { meta["energy_kept"] = .number(e) }
         if let d = report.dtype { meta["dtype"] = .string(d) }
-        let new = NewArtifact(kind: s.output == .model ? .mergedModel : .adapter, name: outputName(.merge), source: work,
-                              metadata: meta, governance: Governance(baseFamily: baseFamily, baseVersion: self.options.base?.version))
+        let new = NewArtifact(kind: s.output == .model ? .mergedModel : .adapter, name: c.outputName, source: work,
+                              metadata: meta, governance: Governance(baseFamily: c.baseFamily, baseVersion: c.options.base?.version))
         var lineage: [ArtifactID: String] = [:]
         for i in inputs { if let a = i.artifact { lineage[a.id] = "merged" } }
-        return try registry.register(new, inputs: lineage, run: run)
+        return [try c.registry.register(new, inputs: lineage, run: c.run)]
+    }
+}
+
+extension Stages {
+    public enum Merge: Stage {
+        public static let kind = StageKind.merge
+        public static let outputSuffix = "merged"
     }
 }

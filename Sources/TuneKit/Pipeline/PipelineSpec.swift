@@ -7,7 +7,7 @@ import Foundation
 import Yams
 
 /// A whole pipeline: identity, base model, and the optional stage sections.
-public struct PipelineSpec: Codable, Hashable, Sendable {
+public struct PipelineSpec: Encodable, Hashable, Sendable {
     public var name: String
     /// Base model: a path (`.gguf` file or HF directory) or a registry reference (`smollm2@latest`).
     public var base: String
@@ -20,11 +20,8 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
     public var slurm: SlurmSection?
     /// Each stage's `resources:` (its Slurm job's request), by stage name.
     public var resources: [String: StageResources] = [:]
-    public var prepare: PrepareSection?
-    public var train: TrainSection?
-    public var merge: MergeSection?
-    public var eval: EvalSection?
-    public var register: RegisterSection?
+    /// Each configured stage's section, by stage (typed accessors: `spec.train`, `spec.eval`, … beside each stage).
+    public var sections: [StageKind: AnyStageSection] = [:]
     /// When the scheduler re-runs the pipeline (docs/schedule.md).
     public var schedule: ScheduleSection?
     /// Who hears about scheduled runs.
@@ -39,14 +36,14 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
     /// The stages present, in flow order.
     public var stages: [StageKind] { StageKind.allCases.filter { has($0) } }
 
-    public func has(_ stage: StageKind) -> Bool {
-        switch stage {
-        case .prepare: prepare != nil
-        case .train: train != nil
-        case .merge: merge != nil
-        case .eval: eval != nil
-        case .register: register != nil
-        }
+    public func has(_ stage: StageKind) -> Bool { sections[stage] != nil }
+
+    /// The section of stage `S`, if the pipeline has one.
+    public func section<S: Stage>(_ stage: S.Type) -> S.Section? { sections[S.kind]?.value as? S.Section }
+
+    /// Sets (or with nil removes) the section of stage `S`.
+    public mutating func setSection<S: Stage>(_ stage: S.Type, _ section: S.Section?) {
+        sections[S.kind] = section.map(AnyStageSection.init)
     }
 
     /// Reads and validates a pipeline file. Throws `ConfigError` with every problem found, or
@@ -90,13 +87,6 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
         if r.has("name"), !Self.isValidName(name) {
             r.report(r.value("name"), "name", "expected a name of letters, digits, '.', '_' or '-', got \"\(name)\"")
         }
-        // Each stage's `resources:` is read here, not by the section, so it stays out of the cache key.
-        var resources: [String: StageResources] = [:]
-        func stage(_ kind: StageKind) -> YAMLReader? {
-            let reader = r.object(kind.rawValue)
-            if let res = reader?.object("resources") { resources[kind.rawValue] = StageResources(res) }
-            return reader
-        }
         var spec = PipelineSpec(
             name: name,
             base: r.string("base", required: true) ?? "",
@@ -104,14 +94,18 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
             registry: r.string("registry"),
             executor: r.choice("executor", ["local", "slurm"], default: "local"),
             slurm: r.object("slurm").map(SlurmSection.init),
-            prepare: stage(.prepare).map(PrepareSection.init),
-            train: stage(.train).map(TrainSection.init),
-            merge: stage(.merge).map(MergeSection.init),
-            eval: stage(.eval).map(EvalSection.init),
-            register: stage(.register).map(RegisterSection.init),
-            schedule: r.object("schedule").map(ScheduleSection.init),
-            notify: r.object("notify").map(NotifySection.init),
             baseDirectory: baseDirectory)
+        // Each stage's section, in flow order. Its `resources:` is read here, not by the section, so it
+        // stays out of the cache key.
+        var resources: [String: StageResources] = [:]
+        func read<S: Stage>(_ stage: S.Type) {
+            guard let reader = r.object(S.kind.rawValue) else { return }
+            if let res = reader.object("resources") { resources[S.kind.rawValue] = StageResources(res) }
+            spec.setSection(S.self, S.readSection(reader))
+        }
+        for stage in Stages.all { read(stage) }
+        spec.schedule = r.object("schedule").map(ScheduleSection.init)
+        spec.notify = r.object("notify").map(NotifySection.init)
         spec.resources = resources
         spec.overrides = applied
         ScheduleSection.check(spec, r)
@@ -137,7 +131,29 @@ public struct PipelineSpec: Codable, Hashable, Sendable {
     }
 }
 
-/// The pipeline stages, in flow order (the list of stages, written once).
-public enum StageKind: String, CaseIterable, Codable, Sendable {
-    case prepare, train, merge, eval, register
+extension PipelineSpec {
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ s: String) { stringValue = s }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// The pipeline as JSON (recorded with each run): its fields, and each stage's section under the stage's name.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(name, forKey: Key("name"))
+        try c.encode(base, forKey: Key("base"))
+        try c.encode(seed, forKey: Key("seed"))
+        try c.encodeIfPresent(registry, forKey: Key("registry"))
+        try c.encode(executor, forKey: Key("executor"))
+        try c.encodeIfPresent(slurm, forKey: Key("slurm"))
+        try c.encode(resources, forKey: Key("resources"))
+        for (kind, section) in sections { try c.encode(section, forKey: Key(kind.rawValue)) }
+        try c.encodeIfPresent(schedule, forKey: Key("schedule"))
+        try c.encodeIfPresent(notify, forKey: Key("notify"))
+        try c.encode(baseDirectory, forKey: Key("baseDirectory"))
+        try c.encode(overrides, forKey: Key("overrides"))
+    }
 }

@@ -76,9 +76,6 @@ public struct RunSummary: Codable, Sendable {
 public struct PipelineRunner {
     public let spec: PipelineSpec
     public let options: RunOptions
-    /// Stages this version of tune can execute; the others fail at plan time with a clear message.
-    public static let implemented: Set<StageKind> = [.prepare, .train, .merge, .eval, .register]
-
     /// Hashes of input files, remembered beside the registry (so an unchanged 100 MB base is read once).
     let hashes: FileHashCache
 
@@ -92,9 +89,8 @@ public struct PipelineRunner {
     /// The stages selected by `--from` / `--until`, in flow order.
     public var selected: [StageKind] {
         spec.stages.filter { s in
-            let i = StageKind.allCases.firstIndex(of: s)!
-            if let f = options.from, i < StageKind.allCases.firstIndex(of: f)! { return false }
-            if let u = options.until, i > StageKind.allCases.firstIndex(of: u)! { return false }
+            if let f = options.from, s.order < f.order { return false }
+            if let u = options.until, s.order > u.order { return false }
             return true
         }
     }
@@ -122,196 +118,145 @@ public struct PipelineRunner {
 
     /// Runs (or with `dryRun`, only plans) the selected stages.
     public func run(_ onEvent: (RunEvent) -> Void = { _ in }) throws -> RunSummary {
+        try runWithOutputs(onEvent).summary
+    }
+
+    /// Runs the selected stages and returns, besides the summary, every stage's typed outputs.
+    public func runWithOutputs(_ onEvent: (RunEvent) -> Void = { _ in }) throws -> (summary: RunSummary, outputs: StageOutputs) {
         if options.base == nil, let ref = spec.baseReference {
             // `base: FAMILY@latest|V`: look the version up in the registry, check its hash, run on its file.
             let reg = try Registry.open(path: registryPath, blobRoot: options.blobRoot)
             let b = try reg.base(family: ref.family, version: ref.version)
             var o = options
             o.base = ResolvedBase(path: try BaseCatalog.verifiedPath(b, hashes: hashes), family: b.family, version: b.version)
-            return try PipelineRunner(spec: spec, options: o).run(onEvent)
+            return try PipelineRunner(spec: spec, options: o).runWithOutputs(onEvent)
         }
         let stages = selected
         defer { if !options.dryRun { hashes.save() } }
         guard !stages.isEmpty else { throw TuneError(.invalidArgument, "\(spec.name): no stages selected by --from/--until") }
-        if let missing = stages.first(where: { !Self.implemented.contains($0) }) {
-            throw TuneError(.invalidArgument,
-                            "\(spec.name): the \(missing.rawValue) stage is not implemented yet in this version of tune; "
-                                + "run the stages before it with --until \(StageKind.allCases[StageKind.allCases.firstIndex(of: missing)! - 1].rawValue)")
+        let registry = try Registry.open(path: registryPath, blobRoot: options.blobRoot)
+        var walk = StageWalk(runner: self, registry: registry, selected: stages,
+                             summary: RunSummary(pipeline: spec.name, runID: nil, stages: [],
+                                                 overrides: spec.overrides.isEmpty ? nil : spec.overrides))
+        try withoutActuallyEscaping(onEvent) { emit in
+            walk.emit = emit
+            defer { walk.emit = { _ in } }   // the caller's closure must not outlive this call
+            for stage in Stages.all { try walk.visit(stage) }
         }
-        let registry = try Registry.open(path: registryPath,
-                                         blobRoot: options.blobRoot)
-        var summary = RunSummary(pipeline: spec.name, runID: nil, stages: [], overrides: spec.overrides.isEmpty ? nil : spec.overrides)
-        var runID: RunID?
-        var upstream: [Artifact] = []
-        var earlier: [Artifact] = []   // every output so far (eval reads the dataset and the adapter)
-        // Stages before --from are not run, but their outputs are the selected stages' inputs: they
-        // must be finished (cached) already.
-        for stage in spec.stages where !stages.contains(stage) && StageKind.allCases.firstIndex(of: stage)! < StageKind.allCases.firstIndex(of: stages[0])! {
-            let key = try cacheKey(stage, upstream: upstream, registry: registry)
-            guard let cached = try registry.findStageRun(cacheKey: key) else {
-                throw TuneError(.invalidArgument,
-                                "\(spec.name): --from \(stages[0].rawValue) needs the \(stage.rawValue) stage's outputs, but it has not "
-                                    + "finished with this configuration; run without --from (finished stages are skipped anyway)")
-            }
-            let outs = try cached.outputs.map { try registry.artifact($0) }
-            if !outs.isEmpty { upstream = outs; earlier += outs }
-        }
-        var wouldRun: StageKind?   // dry run: the first stage that would run (its outputs do not exist yet)
-        for stage in stages {
-            let key: String
-            do { key = try cacheKey(stage, upstream: upstream, registry: registry) } catch {
-                // `adapter: train` is the adapter the train stage has not produced yet: merge runs after it.
-                guard options.dryRun, stage == .merge, let first = wouldRun, spec.merge!.inputs.contains(where: { $0.adapter == "train" })
-                else { throw error }
-                onEvent(.planned(stage: stage, action: "run", reason: "after \(first.rawValue), whose adapter it merges"))
-                summary.stages.append(.init(stage: stage, status: "would-run", cacheKey: "", outputs: [], seconds: 0))
-                continue
-            }
-            let cached = options.force.contains(stage) ? nil : try registry.findStageRun(cacheKey: key)
-            if let cached {
-                let outs = try cached.outputs.map { try registry.artifact($0) }
-                onEvent(options.dryRun ? .planned(stage: stage, action: "skip", reason: "cached (run \(cached.runID))")
-                                       : .skipped(stage: stage, reason: "cached (run \(cached.runID))", outputs: outs.map(\.ref)))
-                summary.stages.append(.init(stage: stage, status: "cached", cacheKey: key, outputs: outs.map(\.ref), seconds: 0))
-                if !outs.isEmpty { upstream = outs; earlier += outs }
-                continue
-            }
-            if options.dryRun {
-                let why = options.force.contains(stage) ? "forced" : "no finished stage with this cache key"
-                onEvent(.planned(stage: stage, action: "run", reason: why))
-                summary.stages.append(.init(stage: stage, status: "would-run", cacheKey: key, outputs: [], seconds: 0))
-                wouldRun = wouldRun ?? stage
-                continue
-            }
-            if runID == nil { runID = try registry.startRun(pipeline: spec.name, config: try JSONValue(encoding: spec)) }
-            // A crash after a stage's outputs were registered but before its stage run was recorded:
-            // adopt those outputs instead of producing (and registering) them a second time.
-            if let adopted = try registry.list(name: outputName(stage)).first(where: { $0.metadata["cache_key"] == .string(key) }) {
-                try registry.recordStageRun(runID: runID!, stage: stage.rawValue, cacheKey: key, status: .succeeded,
-                                            outputs: [adopted.id])
-                onEvent(.skipped(stage: stage, reason: "outputs already registered", outputs: [adopted.ref]))
-                summary.stages.append(.init(stage: stage, status: "adopted", cacheKey: key, outputs: [adopted.ref], seconds: 0))
-                upstream = [adopted]
-                earlier.append(adopted)
-                if stage == .train { // a crash between registering and recording left the checkpoints behind
-                    try? FileManager.default.removeItem(atPath: trainWorkDirectory(key: key, registryPath: registryPath))
-                }
-                continue
-            }
-            onEvent(.started(stage: stage))
-            let t0 = Date()
-            let outs: [Artifact]
-            do {
-                outs = try execute(stage, key: key, upstream: stage == .eval || stage == .register ? earlier : upstream,
-                                   registry: registry, run: runID!, onEvent: onEvent)
-                FaultPoint.hit("run.before-stage-record")
-            } catch {
-                _ = try? registry.recordStageRun(runID: runID!, stage: stage.rawValue, cacheKey: key, status: .failed)
-                _ = try? registry.finishRun(runID!, status: .failed)
-                throw error
-            }
-            try registry.recordStageRun(runID: runID!, stage: stage.rawValue, cacheKey: key, status: .succeeded,
-                                        outputs: outs.map(\.id))
-            let secs = Date().timeIntervalSince(t0)
-            onEvent(.finished(stage: stage, seconds: secs, outputs: outs.map(\.ref)))
-            summary.stages.append(.init(stage: stage, status: "ran", cacheKey: key, outputs: outs.map(\.ref), seconds: secs))
-            if !outs.isEmpty { upstream = outs; earlier += outs }
-        }
-        if let runID { try registry.finishRun(runID, status: .succeeded) }
-        summary.runID = runID?.rawValue
-        return summary
+        if let runID = walk.runID { try registry.finishRun(runID, status: .succeeded) }
+        walk.summary.runID = walk.runID?.rawValue
+        return (walk.summary, walk.outputs)
     }
 
     // MARK: - Cache keys
 
     /// sha256 of the canonical JSON of the stage's config and the hashes of everything it reads.
-    func cacheKey(_ stage: StageKind, upstream: [Artifact], registry: Registry) throws -> String {
+    func cacheKey<S: Stage>(_ stage: S.Type, _ section: S.Section, plan: StagePlan) throws -> String {
         var parts: [String: JSONValue] = [
-            "stage": .string(stage.rawValue),
+            "stage": .string(S.kind.rawValue),
             "format_version": .number(Double(TuneKitInfo.formatVersion)),
             "seed": .number(Double(spec.seed)),
-            "upstream": .array(upstream.map { .string($0.sha256) }),
+            "upstream": .array(plan.outputs.latest.map { .string($0.sha256) }),
         ]
-        switch stage {
-        case .prepare:
-            let p = spec.prepare!
-            parts["config"] = try JSONValue(encoding: p.config)
-            var files = p.train.map(resolve)
-            if let e = p.config.split.evalFile { files.append(resolve(e)) }
-            parts["inputs"] = .array(try files.map { .string(try hashes.sha256($0)) })
-            parts["tokenizer"] = .string(try DatasetTokenizer.load(modelPath: basePath).sha256)
-        case .register:
-            parts["config"] = try JSONValue(encoding: spec.register!)
-        case .train:
-            var t = spec.train!
-            if t.backend == "openai", let m = t.openai {
-                // What is trained and where: the provider URL enters resolved (redacted), the API key never.
-                t.openai = m.keyed
-                parts["provider"] = .string(redactedURL((try? OpenAIClient.apiRoot(m.resolvedBaseURL(environment: options.environment)))
-                                                        ?? m.resolvedBaseURL(environment: options.environment)))
-            }
-            parts["config"] = try JSONValue(encoding: t)
-            parts["base"] = .string(try hashes.sha256(basePath))
-        case .eval:
-            parts["config"] = try JSONValue(encoding: spec.eval!)
-            parts["base"] = .string(try hashes.sha256(basePath))
-        case .merge:
-            parts["config"] = try JSONValue(encoding: spec.merge!)
-            parts["base"] = .string(try hashes.sha256(basePath))
-            parts["inputs"] = .array(try resolveMergeInputs(upstream: upstream, registry: registry).map { .string($0.sha256) })
-        }
+        parts.merge(try S.keyParts(section, plan)) { _, new in new }
         return SHA256.hash(Array(try JSONValue.object(parts).canonicalJSON().utf8)).hex
     }
 
-    // MARK: - Stages
-
     /// The artifact name a stage registers its output under.
-    func outputName(_ stage: StageKind) -> String {
-        switch stage {
-        case .prepare: "\(spec.name)-dataset"
-        case .train: "\(spec.name)-adapter"
-        case .merge: "\(spec.name)-merged"
-        case .eval: "\(spec.name)-eval"
-        case .register: "\(spec.name)-registered"
-        }
+    public func outputName(_ stage: StageKind) -> String {
+        let suffix = Stages.outputSuffixes[stage] ?? stage.rawValue
+        return "\(spec.name)-\(suffix)"
+    }
+}
+
+/// One walk over the stage list: plans, skips, adopts or runs each stage and carries the typed outputs on.
+struct StageWalk {
+    let runner: PipelineRunner
+    let registry: Registry
+    let selected: [StageKind]
+    var summary: RunSummary
+    var emit: (RunEvent) -> Void = { _ in }
+    var outputs = StageOutputs()
+    var runID: RunID?
+    /// Dry run: the first stage that would run (its outputs do not exist yet).
+    var wouldRun: StageKind?
+
+    var spec: PipelineSpec { runner.spec }
+    var options: RunOptions { runner.options }
+
+    init(runner: PipelineRunner, registry: Registry, selected: [StageKind], summary: RunSummary) {
+        self.runner = runner
+        self.registry = registry
+        self.selected = selected
+        self.summary = summary
     }
 
-    func execute(_ stage: StageKind, key: String, upstream: [Artifact], registry: Registry, run: RunID,
-                 onEvent: (RunEvent) -> Void) throws -> [Artifact] {
-        switch stage {
-        case .prepare:
-            let p = spec.prepare!
-            let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-prepare-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: work) }
-            var config = p.config
-            config.split.evalFile = config.split.evalFile.map(resolve)
-            if config.split.seed == 0 { config.split.seed = spec.seed }
-            let manifest = try PrepareStage.run(inputs: p.train.map(resolve), config: config,
-                                                tokenizer: try DatasetTokenizer.load(modelPath: basePath),
-                                                outputDir: work.path)
-            FaultPoint.hit("run.after-prepare")
-            let counts: [String: JSONValue] = [
-                "kept": .number(Double(manifest.counts.kept)),
-                "dropped": .number(Double(manifest.counts.droppedTotal)),
-            ]
-            let new = NewArtifact(kind: .dataset, name: outputName(.prepare), source: work,
-                                  metadata: ["counts": .object(counts), "pipeline": .string(spec.name), "cache_key": .string(key)],
-                                  governance: Governance(datasetSource: p.train.joined(separator: ", ")))
-            return [try registry.register(new, inputs: Dictionary(uniqueKeysWithValues: upstream.map { ($0.id, "input") }), run: run)]
-        case .register:
-            // The aliases go to the newest model the pipeline produced (merged model, else adapter), else its last output.
-            guard let last = upstream.last(where: { $0.kind == .mergedModel }) ?? upstream.last(where: { $0.kind == .adapter })
-                    ?? upstream.last else {
-                throw TuneError(.invalidArgument, "\(spec.name): register has nothing to register (no earlier stage produced an artifact)")
+    mutating func visit<S: Stage>(_ stage: S.Type) throws {
+        guard let section = spec.section(S.self) else { return }
+        let plan = StagePlan(runner: runner, registry: registry, outputs: outputs)
+        guard selected.contains(S.kind) else {
+            // Stages before --from are not run, but their outputs are the selected stages' inputs: they
+            // must be finished (cached) already.
+            guard S.kind.order < selected[0].order else { return }
+            let key = try runner.cacheKey(S.self, section, plan: plan)
+            guard let cached = try registry.findStageRun(cacheKey: key) else {
+                throw TuneError(.invalidArgument,
+                                "\(spec.name): --from \(selected[0].rawValue) needs the \(S.kind.rawValue) stage's outputs, but it has not "
+                                    + "finished with this configuration; run without --from (finished stages are skipped anyway)")
             }
-            for alias in spec.register!.aliases { try registry.setAlias(alias, to: last.id) }
-            return [last]
-        case .train:
-            return [try executeTrain(key: key, upstream: upstream, registry: registry, run: run, onEvent: onEvent)]
-        case .eval:
-            return [try executeEval(key: key, upstream: upstream, registry: registry, run: run, onEvent: onEvent)]
-        case .merge:
-            return [try executeMerge(key: key, upstream: upstream, registry: registry, run: run, onEvent: onEvent)]
+            try outputs.record(S.self, try cached.outputs.map { try registry.artifact($0) }, registry: registry)
+            return
         }
+        let key: String
+        do { key = try runner.cacheKey(S.self, section, plan: plan) } catch {
+            // A dry run past a stage that would run: this stage reads outputs that do not exist yet.
+            guard options.dryRun, let first = wouldRun else { throw error }
+            emit(.planned(stage: S.kind, action: "run", reason: "after \(first.rawValue), whose outputs it reads"))
+            summary.stages.append(.init(stage: S.kind, status: "would-run", cacheKey: "", outputs: [], seconds: 0))
+            return
+        }
+        if let cached = options.force.contains(S.kind) ? nil : try registry.findStageRun(cacheKey: key) {
+            let outs = try cached.outputs.map { try registry.artifact($0) }
+            emit(options.dryRun ? .planned(stage: S.kind, action: "skip", reason: "cached (run \(cached.runID))")
+                                : .skipped(stage: S.kind, reason: "cached (run \(cached.runID))", outputs: outs.map(\.ref)))
+            summary.stages.append(.init(stage: S.kind, status: "cached", cacheKey: key, outputs: outs.map(\.ref), seconds: 0))
+            try outputs.record(S.self, outs, registry: registry)
+            return
+        }
+        if options.dryRun {
+            let why = options.force.contains(S.kind) ? "forced" : "no finished stage with this cache key"
+            emit(.planned(stage: S.kind, action: "run", reason: why))
+            summary.stages.append(.init(stage: S.kind, status: "would-run", cacheKey: key, outputs: [], seconds: 0))
+            wouldRun = wouldRun ?? S.kind
+            return
+        }
+        if runID == nil { runID = try registry.startRun(pipeline: spec.name, config: try JSONValue(encoding: spec)) }
+        let context = StageContext(plan: plan, kind: S.kind, key: key, run: runID!, emit: emit)
+        // A crash after a stage's outputs were registered but before its stage run was recorded:
+        // adopt those outputs instead of producing (and registering) them a second time.
+        if let adopted = try registry.list(name: runner.outputName(S.kind)).first(where: { $0.metadata["cache_key"] == .string(key) }) {
+            try registry.recordStageRun(runID: runID!, stage: S.kind.rawValue, cacheKey: key, status: .succeeded, outputs: [adopted.id])
+            emit(.skipped(stage: S.kind, reason: "outputs already registered", outputs: [adopted.ref]))
+            summary.stages.append(.init(stage: S.kind, status: "adopted", cacheKey: key, outputs: [adopted.ref], seconds: 0))
+            S.adopted(section, context)
+            try outputs.record(S.self, [adopted], registry: registry)
+            return
+        }
+        emit(.started(stage: S.kind))
+        let t0 = Date()
+        let outs: [Artifact]
+        do {
+            outs = try S.run(section, context)
+            FaultPoint.hit("run.before-stage-record")
+        } catch {
+            _ = try? registry.recordStageRun(runID: runID!, stage: S.kind.rawValue, cacheKey: key, status: .failed)
+            _ = try? registry.finishRun(runID!, status: .failed)
+            throw error
+        }
+        try registry.recordStageRun(runID: runID!, stage: S.kind.rawValue, cacheKey: key, status: .succeeded, outputs: outs.map(\.id))
+        let secs = Date().timeIntervalSince(t0)
+        emit(.finished(stage: S.kind, seconds: secs, outputs: outs.map(\.ref)))
+        summary.stages.append(.init(stage: S.kind, status: "ran", cacheKey: key, outputs: outs.map(\.ref), seconds: secs))
+        try outputs.record(S.self, outs, registry: registry)
     }
 }

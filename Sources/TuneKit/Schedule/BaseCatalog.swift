@@ -58,7 +58,7 @@ public enum BaseCatalog {
         }
         guard FileManager.default.isReadableFile(atPath: path) else { throw TuneError(.fileAccess, "\(path): model is not readable") }
         let shape = try inspect(path, isDirectory: isDir.boolValue)
-        let digest = try PipelineRunner.contentHash(path, isDirectory: isDir.boolValue)
+        let digest = try contentSHA256(path, isDirectory: isDir.boolValue)
         if let want = req.sha256?.lowercased(), want != digest {
             throw TuneError(.integrity, "\(path): sha256 is \(digest), expected \(want) (--sha256); nothing registered")
         }
@@ -73,7 +73,7 @@ public enum BaseCatalog {
         for s in schedules {
             do {
                 let spec = try PipelineSpec.load(path: s.specPath)
-                if let t = spec.train { _ = try PipelineRunner(spec: spec, options: RunOptions()).trainingOptions(t, model: shape.config) }
+                if let t = spec.train { _ = try Stages.Train.trainingOptions(t, spec: spec, model: shape.config) }
             } catch let e as TuneError { problems.append("\(s.pipeline): \(e.message)") } catch { problems.append("\(s.pipeline): \(error)") }
         }
         guard problems.isEmpty else {
@@ -122,7 +122,7 @@ public enum BaseCatalog {
         guard FileManager.default.fileExists(atPath: b.path, isDirectory: &isDir) else {
             throw TuneError(.fileAccess, "base \(b.ref): \(b.path) is missing")
         }
-        let actual = isDir.boolValue ? try PipelineRunner.contentHash(b.path, isDirectory: true)
+        let actual = isDir.boolValue ? try contentSHA256(b.path, isDirectory: true)
                                      : try (hashes?.sha256(b.path) ?? SHA256.hashFile(b.path))
         guard actual == b.sha256 else {
             throw TuneError(.integrity, "base \(b.ref): \(b.path) now hashes to \(actual), registered as \(b.sha256); the file changed since `tune base add`")

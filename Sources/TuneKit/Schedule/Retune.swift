@@ -43,15 +43,13 @@ public enum Retune {
             summary["decision"] = .object(["promoted": .bool(promote != nil), "reason": .string(reason)])
             return RetuneDecision(promote: promote, reason: reason, summary: summary)
         }
-        let run: RunSummary
-        do { run = try runner.run(onEvent) } catch let e as TuneError where e.kind == .gateFailed {
+        let run: RunSummary, outputs: StageOutputs
+        do { (run, outputs) = try runner.runWithOutputs(onEvent) } catch let e as TuneError where e.kind == .gateFailed {
             return decide(nil, "the pipeline's own gate failed: \(e.message)")
         }
         summary["run_id"] = run.runID.map { .number(Double($0)) } ?? .null
-        let outputs = try Set(run.stages.flatMap(\.outputs)).map { try registry.resolve($0) }.sorted { $0.id < $1.id }
-        guard let candidate = outputs.last(where: { $0.name == runner.outputName(.merge) && ($0.kind == .mergedModel || $0.kind == .adapter) })
-                ?? outputs.last(where: { $0.name == runner.outputName(.train) && $0.kind == .adapter }),
-              let dataset = outputs.last(where: { $0.kind == .dataset }) else {
+        guard let candidate = outputs.of(Stages.Merge.self)?.artifact ?? outputs.of(Stages.Train.self)?.artifact,
+              let dataset = outputs.of(Stages.Prepare.self)?.artifact else {
             throw TuneError(.invalidArgument, "\(spec.name): the run produced no adapter or merged model to promote")
         }
         summary["candidate"] = .string(candidate.ref)
@@ -66,7 +64,7 @@ public enum Retune {
         let examples = try PreparedDataset(directory: dir).examples(split: "eval")
         func evaluate(_ a: Artifact, basePath: String) throws -> ModelEvaluation {
             guard let path = registry.path(of: a) else { throw TuneError(.notFound, "\(a.ref): blob missing") }
-            let model = a.kind == .mergedModel ? try LlamaModel.load(path: PipelineRunner.modelPath(in: path))
+            let model = a.kind == .mergedModel ? try LlamaModel.load(path: Stages.Merge.modelPath(in: path))
                                                : try LlamaModel.load(path: basePath).loadingAdapter(directory: path)
             let e = try Evaluator.evaluate(model: model, role: a.kind == .mergedModel ? .merged : .adapter, name: a.ref,
                                            examples: examples, config: config)

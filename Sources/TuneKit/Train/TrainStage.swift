@@ -1,104 +1,157 @@
-// Runner+Train — the pipeline's train stage: the prepared dataset from upstream, the local LoRA /
-// QLoRA trainer, the adapter registered with its loss curve. The trainer's work directory is keyed
-// by the stage's cache key, so an interrupted or killed run resumes from its last checkpoint.
+// The pipeline's train stage: the prepared dataset from upstream, the local LoRA / QLoRA trainer (or a
+// managed provider with `backend: openai`, Managed/ManagedTrainStage.swift), the adapter registered
+// with its loss curve. The trainer's work directory is keyed by the stage's cache key, so an
+// interrupted or killed run resumes from its last checkpoint.
 
 import Foundation
 
-extension PipelineRunner {
-    /// Where the train stage with cache key `key` keeps checkpoints (next to the registry database; under
-    /// `.tune` for a PostgreSQL registry).
-    func trainWorkDirectory(key: String, registryPath: String) -> String {
-        let root = (RegistryLocation.stateDirectory(registryPath) as NSString).appendingPathComponent("work")
-        return ((root as NSString).appendingPathComponent(spec.name) as NSString).appendingPathComponent("train-\(key.prefix(16))")
-    }
+extension StageKind {
+    public static let train = StageKind(known: "train")
+}
 
-    func trainingOptions(_ t: TrainSection, model: LlamaConfig) throws -> TrainingOptions {
-        let targets = try t.targets.map { name -> LoRATarget in
-            guard let target = LoRATarget(name: name) else { throw TuneError(.invalidArgument, "train.lora.targets: unknown module \(name)") }
-            return target
-        }
-        var o = TrainingOptions(lora: LoRAConfig(rank: t.rank, alpha: t.alpha, dropout: t.dropout, useRSLoRA: t.rsLoRA, targets: targets))
-        o.baseWeights = t.method == "qlora" ? .quantized : .f32
-        o.learningRate = t.learningRate
-        o.schedule = LRSchedule(rawValue: t.schedule) ?? .cosine
-        o.warmupSteps = t.warmupSteps
-        o.steps = t.maxSteps
-        o.epochs = Double(t.epochs)
-        o.batchSize = t.batchSize
-        o.gradAccum = t.gradAccum
-        o.seqLen = min(t.seqLen, model.contextLength)
-        o.weightDecay = t.weightDecay
-        o.maxGradNorm = t.maxGradNorm
-        o.seed = spec.seed
-        o.evalEvery = t.evalEvery
-        o.earlyStopPatience = t.earlyStopPatience
-        o.checkpointEvery = t.checkpointEvery
-        do { try o.validate(model: model) } catch let e as EngineError {
-            throw TuneError(.invalidArgument, "\(spec.name): train: \(e.message)")
-        }
-        return o
+extension PipelineSpec {
+    /// `train:`
+    public var train: TrainSection? {
+        get { section(Stages.Train.self) }
+        set { setSection(Stages.Train.self, newValue) }
     }
+}
 
-    func executeTrain(key: String, upstream: [Artifact], registry: Registry, run: RunID,
-                      onEvent: (RunEvent) -> Void) throws -> Artifact {
-        let t = spec.train!
-        guard let dataset = upstream.last(where: { $0.kind == .dataset }), let dataDir = registry.path(of: dataset) else {
-            throw TuneError(.invalidArgument, "\(spec.name): train needs a prepared dataset (add a prepare: stage)")
-        }
-        if t.backend == "openai" {
-            return try executeManagedTrain(key: key, dataset: dataset, dataDir: dataDir, upstream: upstream, registry: registry, run: run, onEvent: onEvent)
-        }
-        // The training graph's backend: TUNE_BACKEND (docs/cuda.md); fallback notices become progress lines.
-        let kernel = try BackendSelector.shared.resolve(nil, for: .training)
-        if let n = kernel.notice { onEvent(.progress(stage: .train, message: n)) }
-        let model = try LlamaModel.load(path: basePath)
-        let options = try trainingOptions(t, model: model.config)
-        let (data, _) = try TrainingDataLoader.load(data: [dataDir], modelPath: basePath, workDir: NSTemporaryDirectory())
-        let work = trainWorkDirectory(key: key, registryPath: registryPath)
-        let trainer = try LoRATrainer(model: model, options: options, data: data, output: work,
-                                      baseModelName: (basePath as NSString).lastPathComponent,
-                                      backend: kernel.backend, fallbackToCPU: kernel.request == .auto)
-        if let n = trainer.backendNotice { onEvent(.progress(stage: .train, message: n)) }
-        var lastNote = Date.distantPast
-        let result = try trainer.run(shouldStop: self.options.shouldStop, events: { e in
-            switch e {
-            case .started(let s):
-                onEvent(.progress(stage: .train, message: "\(s.totalSteps) steps over \(s.trainSequences) sequences, base \(s.baseWeights)"))
-            case .resumed(let step, _):
-                onEvent(.progress(stage: .train, message: "resumed at step \(step)"))
-            case .step(let p):
-                if Date().timeIntervalSince(lastNote) >= 10 || p.record.step == p.totalSteps {
-                    lastNote = Date()
-                    onEvent(.progress(stage: .train, message: String(format: "step %d/%d loss %.4f %.0f tok/s ETA %.0fs",
-                                                                     p.record.step, p.totalSteps, p.record.loss, p.tokensPerSecond, p.etaSeconds)))
-                }
-            case .eval(let r):
-                onEvent(.progress(stage: .train, message: String(format: "step %d eval loss %.4f", r.step, r.loss)))
-            default: break
+extension TrainSection: StageSection {}
+
+/// A trained adapter in the registry: PEFT files in `directory`, or for a managed model its
+/// `managed_model.json` record.
+public struct AdapterArtifact: Sendable {
+    public let artifact: Artifact
+    public let directory: String
+    /// A model at a managed provider (weights not available here).
+    public var isManaged: Bool { ManagedModelRecord.isManaged(artifact) }
+}
+
+extension Stages {
+    public enum Train: Stage {
+        public static let kind = StageKind.train
+        public static let outputSuffix = "adapter"
+
+        public static func readSection(_ r: YAMLReader) -> TrainSection { TrainSection(r) }
+
+        public static func keyParts(_ section: TrainSection, _ c: StagePlan) throws -> [String: JSONValue] {
+            var t = section
+            var parts: [String: JSONValue] = [:]
+            if t.backend == "openai", let m = t.openai {
+                // What is trained and where: the provider URL enters resolved (redacted), the API key never.
+                t.openai = m.keyed
+                let env = c.options.environment
+                parts["provider"] = .string(redactedURL((try? OpenAIClient.apiRoot(m.resolvedBaseURL(environment: env))) ?? m.resolvedBaseURL(environment: env)))
             }
-        })
-        if result.interrupted {
-            throw TuneError(.interrupted, "\(spec.name): training interrupted at step \(result.steps); run the same command to resume")
+            parts["config"] = try JSONValue(encoding: t)
+            parts["base"] = .string(try c.sha256(c.basePath))
+            return parts
         }
-        // Register the adapter files only (not the checkpoints).
-        let staging = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-adapter-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: staging) }
-        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
-        for f in ["adapter_config.json", "adapter_model.safetensors", "trainer_state.json", "training_args.json"] {
-            try FileManager.default.copyItem(atPath: (work as NSString).appendingPathComponent(f), toPath: staging.appendingPathComponent(f).path)
+
+        public static func output(_ artifacts: [Artifact], registry: Registry) throws -> AdapterArtifact? {
+            guard let a = artifacts.last(where: { $0.kind == .adapter }) else { return nil }
+            return AdapterArtifact(artifact: a, directory: try StoredArtifact.resolve(a, registry: registry).path)
         }
-        var meta: [String: JSONValue] = [
-            "pipeline": .string(spec.name), "cache_key": .string(key), "steps": .number(Double(result.steps)),
-            "method": .string(t.method), "rank": .number(Double(t.rank)), "alpha": .number(t.alpha),
-            "tokens_per_second": .number(result.tokensPerSecond),
-            "base_model": .string((basePath as NSString).lastPathComponent),
-        ]
-        if let l = result.finalLoss { meta["final_loss"] = .number(l) }
-        if let l = result.finalEvalLoss { meta["final_eval_loss"] = .number(l) }
-        let new = NewArtifact(kind: .adapter, name: outputName(.train), source: staging, metadata: meta,
-                              governance: Governance(baseFamily: baseFamily, baseVersion: self.options.base?.version))
-        let artifact = try registry.register(new, inputs: Dictionary(uniqueKeysWithValues: upstream.map { ($0.id, "input") }), run: run)
-        try? FileManager.default.removeItem(atPath: work)   // registered: checkpoints are no longer needed
-        return artifact
+
+        /// Outputs of a crashed run were adopted: the checkpoints it left behind are no longer needed.
+        public static func adopted(_ section: TrainSection, _ c: StageContext) {
+            try? FileManager.default.removeItem(atPath: workDirectory(spec: c.spec, key: c.key, registryPath: c.registryPath))
+        }
+
+        /// Where the train stage with cache key `key` keeps checkpoints (next to the registry database; under
+        /// `.tune` for a PostgreSQL registry).
+        static func workDirectory(spec: PipelineSpec, key: String, registryPath: String) -> String {
+            let root = (RegistryLocation.stateDirectory(registryPath) as NSString).appendingPathComponent("work")
+            return ((root as NSString).appendingPathComponent(spec.name) as NSString).appendingPathComponent("train-\(key.prefix(16))")
+        }
+
+        static func trainingOptions(_ t: TrainSection, spec: PipelineSpec, model: LlamaConfig) throws -> TrainingOptions {
+            let targets = try t.targets.map { name -> LoRATarget in
+                guard let target = LoRATarget(name: name) else { throw TuneError(.invalidArgument, "train.lora.targets: unknown module \(name)") }
+                return target
+            }
+            var o = TrainingOptions(lora: LoRAConfig(rank: t.rank, alpha: t.alpha, dropout: t.dropout, useRSLoRA: t.rsLoRA, targets: targets))
+            o.baseWeights = t.method == "qlora" ? .quantized : .f32
+            o.learningRate = t.learningRate
+            o.schedule = LRSchedule(rawValue: t.schedule) ?? .cosine
+            o.warmupSteps = t.warmupSteps
+            o.steps = t.maxSteps
+            o.epochs = Double(t.epochs)
+            o.batchSize = t.batchSize
+            o.gradAccum = t.gradAccum
+            o.seqLen = min(t.seqLen, model.contextLength)
+            o.weightDecay = t.weightDecay
+            o.maxGradNorm = t.maxGradNorm
+            o.seed = spec.seed
+            o.evalEvery = t.evalEvery
+            o.earlyStopPatience = t.earlyStopPatience
+            o.checkpointEvery = t.checkpointEvery
+            do { try o.validate(model: model) } catch let e as EngineError {
+                throw TuneError(.invalidArgument, "\(spec.name): train: \(e.message)")
+            }
+            return o
+        }
+
+        public static func run(_ t: TrainSection, _ c: StageContext) throws -> [Artifact] {
+            let spec = c.spec, basePath = c.basePath, key = c.key
+            guard let dataset = c.outputs.of(Prepare.self) else {
+                throw TuneError(.invalidArgument, "\(spec.name): train needs a prepared dataset (add a prepare: stage)")
+            }
+            let dataDir = dataset.directory
+            if t.backend == "openai" { return [try c.trainManaged(t, dataset: dataset)] }
+            // The training graph's backend: TUNE_BACKEND (docs/cuda.md); fallback notices become progress lines.
+            let kernel = try BackendSelector.shared.resolve(nil, for: .training)
+            if let n = kernel.notice { c.progress(n) }
+            let model = try LlamaModel.load(path: basePath)
+            let options = try trainingOptions(t, spec: spec, model: model.config)
+            let (data, _) = try TrainingDataLoader.load(data: [dataDir], modelPath: basePath, workDir: NSTemporaryDirectory())
+            let work = workDirectory(spec: spec, key: key, registryPath: c.registryPath)
+            let trainer = try LoRATrainer(model: model, options: options, data: data, output: work,
+                                          baseModelName: (basePath as NSString).lastPathComponent,
+                                          backend: kernel.backend, fallbackToCPU: kernel.request == .auto)
+            if let n = trainer.backendNotice { c.progress(n) }
+            var lastNote = Date.distantPast
+            let result = try trainer.run(shouldStop: c.options.shouldStop, events: { e in
+                switch e {
+                case .started(let s):
+                    c.progress("\(s.totalSteps) steps over \(s.trainSequences) sequences, base \(s.baseWeights)")
+                case .resumed(let step, _):
+                    c.progress("resumed at step \(step)")
+                case .step(let p):
+                    if Date().timeIntervalSince(lastNote) >= 10 || p.record.step == p.totalSteps {
+                        lastNote = Date()
+                        c.progress(String(format: "step %d/%d loss %.4f %.0f tok/s ETA %.0fs",
+                                          p.record.step, p.totalSteps, p.record.loss, p.tokensPerSecond, p.etaSeconds))
+                    }
+                case .eval(let r):
+                    c.progress(String(format: "step %d eval loss %.4f", r.step, r.loss))
+                default: break
+                }
+            })
+            if result.interrupted {
+                throw TuneError(.interrupted, "\(spec.name): training interrupted at step \(result.steps); run the same command to resume")
+            }
+            // Register the adapter files only (not the checkpoints).
+            let staging = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-adapter-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: staging) }
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+            for f in ["adapter_config.json", "adapter_model.safetensors", "trainer_state.json", "training_args.json"] {
+                try FileManager.default.copyItem(atPath: (work as NSString).appendingPathComponent(f), toPath: staging.appendingPathComponent(f).path)
+            }
+            var meta: [String: JSONValue] = [
+                "pipeline": .string(spec.name), "cache_key": .string(key), "steps": .number(Double(result.steps)),
+                "method": .string(t.method), "rank": .number(Double(t.rank)), "alpha": .number(t.alpha),
+                "tokens_per_second": .number(result.tokensPerSecond),
+                "base_model": .string((basePath as NSString).lastPathComponent),
+            ]
+            if let l = result.finalLoss { meta["final_loss"] = .number(l) }
+            if let l = result.finalEvalLoss { meta["final_eval_loss"] = .number(l) }
+            let new = NewArtifact(kind: .adapter, name: c.outputName, source: staging, metadata: meta,
+                                  governance: Governance(baseFamily: c.baseFamily, baseVersion: c.options.base?.version))
+            let artifact = try c.registry.register(new, inputs: c.lineage(c.outputs.latest, role: "input"), run: c.run)
+            try? FileManager.default.removeItem(atPath: work)   // registered: checkpoints are no longer needed
+            return [artifact]
+        }
     }
 }
