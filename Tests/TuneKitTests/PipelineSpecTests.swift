@@ -29,7 +29,7 @@ private func problems(_ yaml: String) -> String {
         #expect(spec.stages == [.prepare, .train, .register])
         #expect(spec.seed == 7 && spec.executor == "local")
         #expect(spec.prepare?.train == ["a.jsonl", "b.jsonl"] && spec.prepare?.config.maxTokens == 2048)
-        #expect(spec.train?.rank == 16 && spec.train?.alpha == 32 && spec.train?.method == "qlora")
+        #expect(spec.train?.rank == 16 && spec.train?.recipe.resolvedAlpha == 32 && spec.train?.method == .qlora)
         #expect(spec.train?.targets == TrainSection.allTargets)
         #expect(spec.register?.aliases == ["staging"])
     }

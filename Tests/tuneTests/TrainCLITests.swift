@@ -75,7 +75,7 @@ private func tuneKilled(_ args: [String], when: (String) -> Bool) throws -> Int3
     }
 
     @Test(arguments: [
-        (["--rank", "0"], "lora rank"), (["--lr", "0"], "learning rate"), (["--targets", "q_proj,foo_proj"], "unknown module 'foo_proj'"),
+        (["--rank", "0"], "lora.rank: expected a positive integer"), (["--lr", "0"], "learning rate"), (["--targets", "q_proj,foo_proj"], "unknown module 'foo_proj'"),
         (["--seq-len", "100000"], "context length"),
     ])
     func badHyperparameters(extra: [String], message: String) throws {

@@ -147,6 +147,7 @@ public final class YAMLReader {
         for (k, _) in m {
             let name = k.string ?? Self.describe(k)
             guard !used.contains(name) else { continue }
+            if let m = ForeignKeys.message(for: name, at: path) { report(k, name, "unknown field: \(m)"); continue }
             let guess = didYouMean(name, among: known)
             report(k, name, "unknown field",
                    hint: guess.map { "did you mean \"\($0)\"?" } ?? "known fields here: \(known.joined(separator: ", "))")

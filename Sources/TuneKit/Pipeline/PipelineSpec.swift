@@ -90,7 +90,7 @@ public struct PipelineSpec: Encodable, Hashable, Sendable {
         var spec = PipelineSpec(
             name: name,
             base: r.string("base", required: true) ?? "",
-            seed: UInt64(r.int("seed", default: 0, min: 0)),
+            seed: UInt64(r.int("seed", default: Int(TrainRecipe.defaultSeed), min: 0)),
             registry: r.string("registry"),
             executor: r.choice("executor", ["local", "slurm"], default: "local"),
             slurm: r.object("slurm").map(SlurmSection.init),

@@ -66,31 +66,11 @@ extension Stages {
             return ((root as NSString).appendingPathComponent(spec.name) as NSString).appendingPathComponent("train-\(key.prefix(16))")
         }
 
+        /// The section's recipe with the pipeline's seed, validated for `model` (errors name `train.KEY`).
         static func trainingOptions(_ t: TrainSection, spec: PipelineSpec, model: LlamaConfig) throws -> TrainingOptions {
-            let targets = try t.targets.map { name -> LoRATarget in
-                guard let target = LoRATarget(name: name) else { throw TuneError(.invalidArgument, "train.lora.targets: unknown module \(name)") }
-                return target
+            do { return try t.recipe(seed: spec.seed).options(model: model, keyPrefix: "train.") } catch let e as TuneError {
+                throw TuneError(e.kind, "\(spec.name): \(e.message)")
             }
-            var o = TrainingOptions(lora: LoRAConfig(rank: t.rank, alpha: t.alpha, dropout: t.dropout, useRSLoRA: t.rsLoRA, targets: targets))
-            o.baseWeights = t.method == "qlora" ? .quantized : .f32
-            o.learningRate = t.learningRate
-            o.schedule = LRSchedule(rawValue: t.schedule) ?? .cosine
-            o.warmupSteps = t.warmupSteps
-            o.steps = t.maxSteps
-            o.epochs = Double(t.epochs)
-            o.batchSize = t.batchSize
-            o.gradAccum = t.gradAccum
-            o.seqLen = min(t.seqLen, model.contextLength)
-            o.weightDecay = t.weightDecay
-            o.maxGradNorm = t.maxGradNorm
-            o.seed = spec.seed
-            o.evalEvery = t.evalEvery
-            o.earlyStopPatience = t.earlyStopPatience
-            o.checkpointEvery = t.checkpointEvery
-            do { try o.validate(model: model) } catch let e as EngineError {
-                throw TuneError(.invalidArgument, "\(spec.name): train: \(e.message)")
-            }
-            return o
         }
 
         public static func run(_ t: TrainSection, _ c: StageContext) throws -> [Artifact] {
@@ -114,18 +94,13 @@ extension Stages {
             var lastNote = Date.distantPast
             let result = try trainer.run(shouldStop: c.options.shouldStop, events: { e in
                 switch e {
-                case .started(let s):
-                    c.progress("\(s.totalSteps) steps over \(s.trainSequences) sequences, base \(s.baseWeights)")
-                case .resumed(let step, _):
-                    c.progress("resumed at step \(step)")
                 case .step(let p):
                     if Date().timeIntervalSince(lastNote) >= 10 || p.record.step == p.totalSteps {
                         lastNote = Date()
-                        c.progress(String(format: "step %d/%d loss %.4f %.0f tok/s ETA %.0fs",
-                                          p.record.step, p.totalSteps, p.record.loss, p.tokensPerSecond, p.etaSeconds))
+                        c.progress(TrainRecipe.Text.step(p))
                     }
-                case .eval(let r):
-                    c.progress(String(format: "step %d eval loss %.4f", r.step, r.loss))
+                case .started, .resumed, .eval, .earlyStop:
+                    if let line = TrainRecipe.Text.line(e) { c.progress(line) }
                 default: break
                 }
             })
@@ -141,7 +116,7 @@ extension Stages {
             }
             var meta: [String: JSONValue] = [
                 "pipeline": .string(spec.name), "cache_key": .string(key), "steps": .number(Double(result.steps)),
-                "method": .string(t.method), "rank": .number(Double(t.rank)), "alpha": .number(t.alpha),
+                "method": .string(t.method.rawValue), "rank": .number(Double(t.rank)), "alpha": .number(t.recipe.resolvedAlpha),
                 "tokens_per_second": .number(result.tokensPerSecond),
                 "base_model": .string((basePath as NSString).lastPathComponent),
             ]

@@ -141,18 +141,11 @@ final class JobWorker: Service, @unchecked Sendable {
         }
     }
 
-    /// OpenAI's hyperparameters mapped onto tune's LoRA options (see docs/serve.md).
-    static func options(for job: FineTuningJob, model: LlamaConfig, checkpointEvery: Int) -> TrainingOptions {
-        var o = TrainingOptions(lora: LoRAConfig())
-        o.baseWeights = .quantized
-        o.epochs = Double(job.hyperparameters.nEpochs)
-        o.batchSize = job.hyperparameters.batchSize
-        o.learningRate = 2e-4 * job.hyperparameters.learningRateMultiplier
-        o.seqLen = min(512, model.contextLength)
-        o.seed = UInt64(truncatingIfNeeded: job.seed)
-        o.checkpointEvery = checkpointEvery
-        o.evalEvery = job.validationFile == nil ? 0 : max(1, checkpointEvery)
-        return o
+    /// OpenAI's hyperparameters on tune's one train recipe (TrainRecipe; see docs/serve.md).
+    static func recipe(for job: FineTuningJob, checkpointEvery: Int) -> TrainRecipe {
+        TrainRecipe(openAIHyperparameters: job.hyperparameters.nEpochs, batchSize: job.hyperparameters.batchSize,
+                    learningRateMultiplier: job.hyperparameters.learningRateMultiplier, seed: job.seed,
+                    checkpointEvery: checkpointEvery)
     }
 
     private func train(_ job: FineTuningJob) throws {
@@ -170,8 +163,8 @@ final class JobWorker: Service, @unchecked Sendable {
         let (data, _) = try TrainingDataLoader.load(
             data: [trainPath], evalFile: job.validationFile.map { store.filePath($0) }, modelPath: config.modelPath,
             workDir: dir, config: prep)
-        let options = Self.options(for: job, model: host.base.config, checkpointEvery: config.checkpointEvery)
-        do { try options.validate(model: host.base.config) } catch let e as EngineError {
+        let options: TrainingOptions
+        do { options = try Self.recipe(for: job, checkpointEvery: config.checkpointEvery).options(model: host.base.config) } catch let e as TuneError {
             throw TuneError(.invalidArgument, "hyperparameters: \(e.message)")
         }
         let trainer = try LoRATrainer(model: host.base, options: options, data: data, output: output, baseModelName: host.baseID)
@@ -181,7 +174,7 @@ final class JobWorker: Service, @unchecked Sendable {
         let result = try trainer.run(shouldStop: { [self] in locked { stopping || cancels.contains(job.id) } }, events: { [self] e in
             switch e {
             case .started(let s):
-                try? store.addEvent(job: job.id, message: "Training started: \(s.totalSteps) steps over \(s.trainSequences) sequences (\(s.trainTokens) tokens), \(s.trainableParameters) trainable parameters.")
+                try? store.addEvent(job: job.id, message: "Training started: \(TrainRecipe.Text.started(s)).")
             case .resumed(let step, _):
                 try? store.addEvent(job: job.id, message: "Resumed from the checkpoint at step \(step).")
             case .step(let p):

@@ -19,29 +19,42 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Prepared dataset directory (tune prepare) or JSONL file(s), comma-separated.") var data: String
     @Option(help: "Held-out eval JSONL (JSONL input only; default: a seeded split of --data).") var eval: String?
     @Option(help: "Output directory for the adapter, state and checkpoints.") var out: String
-    @Flag(help: "QLoRA: keep the base in its quantized blocks (same as --base-weights quantized).") var qlora = false
-    @Option(help: "Base weights during training: quantized (QLoRA on the file's own blocks; NF4 for a float base), nf4 (QLoRA on NF4 blocks), f32 or bf16 (LoRA over a float copy).") var baseWeights: BaseWeightMode?
+    // Settings: named like the pipeline's `train:` keys (docs/training.md, "Defaults"); unset flags take
+    // TrainRecipe's defaults. The old spellings stay as hidden aliases.
+    @Option(help: "lora (LoRA over a float copy of the base) or qlora (the base stays quantized). Default: qlora, or what --base-weights implies.") var method: TrainMethod?
+    @Option(help: "Base weights during training: quantized (QLoRA on the file's own blocks; NF4 for a float base), nf4 (QLoRA on NF4 blocks), f32 or bf16 (LoRA over a float copy). Default: quantized for qlora, f32 for lora.") var baseWeights: BaseWeightMode?
     @Flag(inversion: .prefixedNo, help: "Base GEMMs with bf16 products (AVX-512 BF16: ~2× faster; activations rounded to bf16). Default: on for --base-weights bf16 only.") var bf16Products: Bool?
-    @Option(help: "LoRA rank r.") var rank = 8
-    @Option(help: "LoRA alpha (scale alpha/r).") var alpha: Double = 16
-    @Option(help: "LoRA dropout on the adapter input.") var dropout: Double = 0
-    @Flag(help: "rsLoRA scale alpha/sqrt(r).") var rslora = false
-    @Option(help: "Target modules, comma-separated (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all).") var targets = "all"
-    @Option(help: "Peak learning rate.") var lr: Double = 2e-4
-    @Option(help: "LR schedule after warmup: constant, linear, cosine.") var schedule: LRSchedule = .cosine
-    @Option(help: "Warmup optimizer steps.") var warmup = 0
-    @Option(help: "Optimizer steps (overrides --epochs).") var steps: Int?
-    @Option(help: "Epochs over the training split.") var epochs: Double = 1
-    @Option(help: "Sequences per micro-batch.") var batch = 4
-    @Option(help: "Micro-batches per optimizer step.") var gradAccum = 1
-    @Option(help: "Maximum tokens per sequence (longer ones are truncated).") var seqLen = 512
+    @Option(help: "LoRA rank r (default 8).") var loraRank: Int?
+    @Option(help: "LoRA alpha, scale alpha/r (default 2·rank).") var loraAlpha: Double?
+    @Option(help: "LoRA dropout on the adapter input (default 0.05).") var loraDropout: Double?
+    @Flag(help: "rsLoRA scale alpha/sqrt(r).") var loraRslora = false
+    @Option(help: "Target modules, comma-separated (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all; default all).") var loraTargets: String?
+    @Option(help: "Peak learning rate (default 2e-4).") var lr: Double?
+    @Option(help: "LR schedule after warmup: constant, linear, cosine (default cosine).") var schedule: LRSchedule?
+    @Option(help: "Warmup optimizer steps (default 0).") var warmupSteps: Int?
+    @Option(help: "Optimizer steps (overrides --epochs).") var maxSteps: Int?
+    @Option(help: "Epochs over the training split (default 1).") var epochs: Double?
+    @Option(help: "Sequences per micro-batch (default 4).") var batchSize: Int?
+    @Option(help: "Micro-batches per optimizer step (default 1).") var gradAccum: Int?
+    @Option(help: "Maximum tokens per sequence, longer ones are truncated (default 512, or the model's context if shorter).") var seqLen: Int?
     @Flag(help: "Pack JSONL rows into sequences of --seq-len tokens (attention stays within each row).") var pack = false
-    @Option(help: "AdamW weight decay.") var weightDecay: Double = 0
-    @Option(help: "Gradient-norm clipping (0: off).") var maxGradNorm: Double = 1
-    @Option(help: "Seed for init, data order and dropout.") var seed: UInt64 = 42
-    @Option(help: "Evaluate every N steps (0: at the end only).") var evalEvery = 0
-    @Option(help: "Stop after N evaluations without improvement.") var earlyStop: Int?
-    @Option(help: "Checkpoint every N steps (0: at the end only).") var checkpointEvery = 0
+    @Option(help: "AdamW weight decay (default 0).") var weightDecay: Double?
+    @Option(help: "Gradient-norm clipping, 0: off (default 1).") var maxGradNorm: Double?
+    @Option(help: "Seed for init, data order and dropout (default 0).") var seed: UInt64?
+    @Option(help: "Evaluate every N steps, 0: at the end only (default 50).") var evalEvery: Int?
+    @Option(help: "Stop after N evaluations without improvement (default: off).") var earlyStop: Int?
+    @Option(help: "Checkpoint every N steps, 0: at the end only (default 50).") var checkpointEvery: Int?
+    @Flag(help: "Print the resolved settings (--json: the recipe and the Engine's options) and exit without training.") var dryRun = false
+    // Old spellings (hidden): each merges into its new flag; both with different values is an error.
+    @Flag(name: .customLong("qlora"), help: .hidden) var oldQLoRA = false
+    @Option(name: .customLong("rank"), help: .hidden) var oldRank: Int?
+    @Option(name: .customLong("alpha"), help: .hidden) var oldAlpha: Double?
+    @Option(name: .customLong("dropout"), help: .hidden) var oldDropout: Double?
+    @Flag(name: .customLong("rslora"), help: .hidden) var oldRSLoRA = false
+    @Option(name: .customLong("targets"), help: .hidden) var oldTargets: String?
+    @Option(name: .customLong("warmup"), help: .hidden) var oldWarmup: Int?
+    @Option(name: .customLong("steps"), help: .hidden) var oldSteps: Int?
+    @Option(name: .customLong("batch"), help: .hidden) var oldBatch: Int?
     @Flag(help: "Ignore existing checkpoints and start over.") var noResume = false
     @OptionGroup var kernels: BackendOptions
     @OptionGroup var global: GlobalOptions
@@ -50,12 +63,19 @@ struct TrainCommand: ParsableCommand {
         try reportingErrors {
             try global.apply()
             let base = try LlamaModel.load(path: model)
-            let options = try makeOptions(model: base.config)
+            let recipe = try makeRecipe()
+            let options = try recipe.options(model: base.config)
+            if dryRun {
+                if global.json { try Output.json(DryRun(recipe: recipe, options: options)) } else {
+                    TrainRecipe.lines(options, method: recipe.method).forEach { Output.text($0) }
+                }
+                return
+            }
             let kernel = try kernels.resolveForTraining()
             let bar = ProgressBar()
             let inputs = data.split(separator: ",").map(String.init)
             let (trainingData, _) = try TrainingDataLoader.load(
-                data: inputs, evalFile: eval, modelPath: model, workDir: out, packSeqLen: pack ? seqLen : nil) { event in
+                data: inputs, evalFile: eval, modelPath: model, workDir: out, packSeqLen: pack ? options.seqLen : nil) { event in
                 if !global.json, let line = PrepareReport.line(for: event) { bar.note(line) }
             }
             let trainer = try LoRATrainer(model: base, options: options, data: trainingData, output: out,
@@ -70,38 +90,48 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    func makeOptions(model c: LlamaConfig) throws -> TrainingOptions {
-        var t: [LoRATarget] = []
-        if targets == "all" || targets == "all-linear" { t = LoRATarget.allCases } else {
-            for name in targets.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-                guard let target = LoRATarget(name: name) else {
-                    throw EngineError(.invalidArgument, "--targets: unknown module '\(name)' (expected some of \(LoRATarget.allCases.map(\.rawValue).joined(separator: ", ")) or all)")
-                }
-                t.append(target)
+    /// The flags as a TrainRecipe: unset ones keep the recipe's defaults.
+    func makeRecipe() throws -> TrainRecipe {
+        /// The new flag's value or its old spelling's; both given and different is an error.
+        func merged<T: Equatable>(_ new: T?, _ newName: String, _ old: T?, _ oldName: String) throws -> T? {
+            if let new, let old, new != old {
+                throw TuneError(.invalidArgument, "--\(newName) \(new) and --\(oldName) \(old) disagree (--\(oldName) is the old spelling of --\(newName))")
             }
+            return new ?? old
         }
-        var o = TrainingOptions(lora: LoRAConfig(rank: rank, alpha: alpha, dropout: dropout, useRSLoRA: rslora, targets: t))
-        o.baseWeights = qlora ? (baseWeights == .nf4 ? .nf4 : .quantized) : (baseWeights ?? .f32)
-        if qlora, let b = baseWeights, b != .quantized, b != .nf4 {
-            throw EngineError(.invalidArgument, "--qlora conflicts with --base-weights \(b.rawValue)")
+        var r = TrainRecipe()
+        var method = self.method
+        if oldQLoRA {
+            if let m = method, m != .qlora { throw TuneError(.invalidArgument, "--qlora conflicts with --method \(m.rawValue)") }
+            method = .qlora
         }
-        o.bf16Products = bf16Products
-        o.learningRate = lr
-        o.schedule = schedule
-        o.warmupSteps = warmup
-        o.steps = steps
-        o.epochs = epochs
-        o.batchSize = batch
-        o.gradAccum = gradAccum
-        o.seqLen = seqLen
-        o.weightDecay = weightDecay
-        o.maxGradNorm = maxGradNorm
-        o.seed = seed
-        o.evalEvery = evalEvery
-        o.earlyStopPatience = earlyStop
-        o.checkpointEvery = checkpointEvery
-        try o.validate(model: c)
-        return o
+        if method == nil, let b = baseWeights { method = b == .f32 || b == .bf16 ? .lora : .qlora }
+        r.method = method ?? r.method
+        r.baseWeights = baseWeights
+        r.bf16Products = bf16Products
+        r.rank = try merged(loraRank, "lora-rank", oldRank, "rank") ?? r.rank
+        r.alpha = try merged(loraAlpha, "lora-alpha", oldAlpha, "alpha")
+        r.dropout = try merged(loraDropout, "lora-dropout", oldDropout, "dropout") ?? r.dropout
+        r.rsLoRA = loraRslora || oldRSLoRA
+        if let t = try merged(loraTargets, "lora-targets", oldTargets, "targets") {
+            r.targets = t == "all" || t == "all-linear" ? TrainRecipe.allTargets
+                : t.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        r.learningRate = lr ?? r.learningRate
+        r.schedule = schedule ?? r.schedule
+        r.warmupSteps = try merged(warmupSteps, "warmup-steps", oldWarmup, "warmup") ?? r.warmupSteps
+        r.maxSteps = try merged(maxSteps, "max-steps", oldSteps, "steps")
+        r.epochs = epochs ?? r.epochs
+        r.batchSize = try merged(batchSize, "batch-size", oldBatch, "batch") ?? r.batchSize
+        r.gradAccum = gradAccum ?? r.gradAccum
+        r.seqLen = seqLen
+        r.weightDecay = weightDecay ?? r.weightDecay
+        r.maxGradNorm = maxGradNorm ?? r.maxGradNorm
+        r.seed = seed ?? r.seed
+        r.evalEvery = evalEvery ?? r.evalEvery
+        r.earlyStopPatience = earlyStop
+        r.checkpointEvery = checkpointEvery ?? r.checkpointEvery
+        return r
     }
 
     private func report(_ event: TrainEvent, bar: ProgressBar) {
@@ -111,33 +141,26 @@ struct TrainCommand: ParsableCommand {
         }
         switch event {
         case .started(let s):
-            bar.note("train: \(s.trainSequences) sequences (\(s.trainTokens) tokens), \(s.evalSequences) eval, "
-                     + "\(s.totalSteps) steps, \(s.trainableParameters) trainable parameters, base \(s.baseWeights), "
-                     + "activations \(s.activationBytes / (1 << 20)) MiB"
-                     + (s.truncatedSequences > 0 ? ", \(s.truncatedSequences) sequences truncated to --seq-len" : ""))
+            bar.note("train: " + TrainRecipe.Text.started(s))
         case .resumed(let step, let path):
-            bar.note("resumed at step \(step) from \(path)")
+            bar.note(TrainRecipe.Text.resumed(step: step) + " from \(path)")
         case .step(let p):
-            bar.update(done: p.record.step, total: p.totalSteps, detail: String(
-                format: "loss %.4f  lr %.2e  %.0f tok/s  epoch %.2f  ETA %@", p.record.loss, p.record.learningRate,
-                p.tokensPerSecond, p.epoch, ProgressBar.duration(p.etaSeconds)))
-        case .eval(let e):
-            bar.note(String(format: "step %d: eval loss %.4f (%d tokens)", e.step, e.loss, e.targetTokens))
-        case .checkpoint:
-            break
-        case .earlyStop(let step, let best):
-            bar.note(String(format: "early stop at step %d (best eval loss %.4f)", step, best))
+            bar.update(done: p.record.step, total: p.totalSteps, detail: TrainRecipe.Text.stepDetail(p))
         case .interrupted(let step, let path):
             bar.note("interrupted at step \(step); checkpoint \(path). Run the same command to resume.")
         case .finished(let r):
             bar.finishLine()
-            var line = "adapter: \(r.adapterDirectory)  steps \(r.steps)"
-            if let l = r.finalLoss { line += String(format: "  loss %.4f", l) }
-            if let e = r.finalEvalLoss { line += String(format: "  eval loss %.4f", e) }
-            line += String(format: "  %.0f tok/s", r.tokensPerSecond)
-            Output.text(line)
+            Output.text("adapter: \(r.adapterDirectory)  " + TrainRecipe.Text.finished(r))
+        case .eval, .earlyStop, .checkpoint:
+            if let line = TrainRecipe.Text.line(event) { bar.note(line) }
         }
     }
+}
+
+/// `tune train --dry-run --json`: the recipe (YAML names) and the Engine options it resolves to.
+struct DryRun: Encodable {
+    let recipe: TrainRecipe
+    let options: TrainingOptions
 }
 
 /// One `--json` line per training event: `{"event": "step", ...}`.
@@ -168,4 +191,5 @@ struct TrainEventJSON: Encodable {
 
 extension BaseWeightMode: ExpressibleByArgument {}
 extension LRSchedule: ExpressibleByArgument {}
+extension TrainMethod: ExpressibleByArgument {}
 
