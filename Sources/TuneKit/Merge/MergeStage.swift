@@ -74,7 +74,8 @@ extension PipelineRunner {
         let s = try mergeSpec(inputs)
         let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-merge-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: work) }
-        let report = try MergeJob.run(s, outputDirectory: work.path) { onEvent(.progress(stage: .merge, message: $0)) }
+        let report = try MergeJob.run(s, outputDirectory: work.path, progress: { onEvent(.progress(stage: .merge, message: $0)) },
+                                      measured: { onEvent(.measured(stage: .merge, progress: $0)) })
         onEvent(.progress(stage: .merge, message: MergeCLI.summary(report).split(separator: "\n").prefix(4).joined(separator: "; ")))
         var meta: [String: JSONValue] = [
             "pipeline": .string(spec.name), "cache_key": .string(key), "method": .string(s.method.name),

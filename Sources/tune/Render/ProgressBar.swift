@@ -1,6 +1,7 @@
 // ProgressBar — one live status line on stderr: redrawn in place on a terminal, printed as plain
 // lines at most every few seconds otherwise (logs, CI). Commands own one while they run long work.
 import Foundation
+import TuneKit
 
 final class ProgressBar {
     private let isTTY = isatty(2) != 0
@@ -36,12 +37,6 @@ final class ProgressBar {
         if drawn { FileHandle.standardError.write(Data("\n".utf8)); drawn = false }
     }
 
-    /// `1h02m`, `3m05s`, `12s`.
-    static func duration(_ s: Double) -> String {
-        guard s.isFinite, s >= 0 else { return "?" }
-        let t = Int(s.rounded())
-        if t >= 3600 { return String(format: "%dh%02dm", t / 3600, t % 3600 / 60) }
-        if t >= 60 { return String(format: "%dm%02ds", t / 60, t % 60) }
-        return "\(t)s"
-    }
+    /// `1h02m`, `3m05s`, `12s` (TuneKit's `humanDuration`).
+    static func duration(_ s: Double) -> String { humanDuration(s) }
 }
