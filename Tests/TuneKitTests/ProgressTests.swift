@@ -36,6 +36,8 @@ private final class Collected: @unchecked Sendable {
         #expect(end.text == "m.gguf: 100/100 MB, 200 MB/s in 0.5s")
         let start = ProgressUpdate(task: "merge", done: 0, total: 10, unit: "tensors", elapsed: 0)
         #expect(start.rate == nil && start.eta == nil && start.text == "0/10 tensors")
+        let early = ProgressUpdate(task: "prepare", done: 1, total: 400, unit: "lines", elapsed: 0.00001)
+        #expect(early.rate == nil && early.eta == nil, "no rate from one line in microseconds")
     }
 
     @Test func meterEmitsFirstThrottledAndLast() {
@@ -45,6 +47,7 @@ private final class Collected: @unchecked Sendable {
         #expect(emitted == [0, 1000])
         let every = ProgressMeter(task: "eval", total: 3, unit: "examples", interval: 0)
         #expect((0...3).compactMap { every.tick(Double($0))?.done } == [0, 1, 2, 3])
+        #expect(every.tick(3) == nil, "the finished state is emitted once")
     }
 
     @Test func hashingALargeFileReportsBytes() throws {

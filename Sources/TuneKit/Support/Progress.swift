@@ -31,8 +31,9 @@ public struct ProgressUpdate: Codable, Hashable, Sendable {
         self.elapsed = elapsed
     }
 
-    /// Units per second so far (nil before anything is done).
-    public var rate: Double? { elapsed > 0 && done > 0 ? done / elapsed : nil }
+    /// Units per second so far: nil before anything is done, and in the first quarter second of an
+    /// unfinished task (one row in a few microseconds is not a rate anyone can plan with).
+    public var rate: Double? { elapsed > 0 && done > 0 && (elapsed >= 0.25 || finished) ? done / elapsed : nil }
 
     /// Seconds left at the rate so far (nil when the total or the rate is unknown).
     public var eta: Double? {
@@ -74,6 +75,7 @@ public final class ProgressMeter {
     let interval: Double
     let start = Date()
     private var last: Date?
+    private var finishedEmitted = false
 
     public init(task: String, subject: String? = nil, total: Double?, unit: String, interval: Double = 1) {
         self.task = task
@@ -88,10 +90,13 @@ public final class ProgressMeter {
         ProgressUpdate(task: task, subject: subject, done: done, total: total, unit: unit, elapsed: Date().timeIntervalSince(start))
     }
 
-    /// Records `done`; returns the update when it should be emitted (first, last, or `interval` since the last one).
+    /// Records `done`; returns the update when it should be emitted (first, last — once —, or `interval`
+    /// since the last one).
     public func tick(_ done: Double) -> ProgressUpdate? {
         let now = Date()
         let isLast = total.map { done >= $0 } ?? false
+        if finishedEmitted { return nil }
+        if isLast { finishedEmitted = true }
         if let l = last, !isLast, now.timeIntervalSince(l) < interval { return nil }
         last = now
         return update(at: done)
