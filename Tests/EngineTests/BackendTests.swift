@@ -87,13 +87,26 @@ private func nmse(_ a: [Float], _ b: [Float]) -> Double {
     }
 
     @Test func autoFallsBackWithOneNoticePerSelector() throws {
-        let sel = BackendSelector { _ in .failure(CUDAUnavailable("no CUDA-capable device")) }
+        // A machine with an NVIDIA driver, where CUDA was to be expected: the fall back says why, once.
+        let sel = BackendSelector(loadCUDA: { _ in .failure(CUDAUnavailable("no CUDA-capable device")) }, hasNVIDIADriver: { true })
         let first = try sel.resolve(.auto, for: .training, environment: [:])
         #expect(first.backend.name == "cpu")
         #expect(first.notice == "CUDA backend unavailable (no CUDA-capable device); running on CPU")
         let second = try sel.resolve(nil, for: .kernels, environment: [:])
         #expect(second.backend.name == "cpu")
         #expect(second.notice == nil, "the notice is given once per process")
+    }
+
+    @Test func autoWithoutADriverIsSilentUnlessALibraryIsNamed() throws {
+        let sel = BackendSelector(loadCUDA: { _ in .failure(CUDAUnavailable("libtunecuda.so not found")) }, hasNVIDIADriver: { false })
+        let r = try sel.resolve(nil, for: .training, environment: ["TUNE_BACKEND": "auto"])
+        #expect(r.backend.name == "cpu" && r.notice == nil, "no driver: the CPU is the expected backend, nothing to say")
+        // Naming a library (TUNE_CUDA_LIB) asks for CUDA: its failure is worth the line even without a driver.
+        let named = try sel.resolve(nil, for: .training, environment: ["TUNE_CUDA_LIB": "/x/libtunecuda.so"])
+        #expect(named.backend.name == "cpu" && named.notice == "CUDA backend unavailable (libtunecuda.so not found); running on CPU")
+        #expect(throws: EngineError.self) { try sel.resolve(.cuda, for: .training, environment: [:]) }
+        #expect(NVIDIADriver.isPresent(probes: ["/nonexistent/nvidia"]) == false)
+        #expect(NVIDIADriver.isPresent(probes: ["/nonexistent/nvidia", "/proc/self/status"]) == true)
     }
 
     @Test func cpuRequestNeverProbesCUDA() throws {

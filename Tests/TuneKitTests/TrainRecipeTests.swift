@@ -98,8 +98,8 @@ private func parseProblems(_ yaml: String) -> String {
     }
 
     @Test func eventLinesAndHumanDurations() throws {
-        #expect(HumanDuration.text(250) == "4m10s" && HumanDuration.text(12.4) == "12s" && HumanDuration.text(3720) == "1h02m")
-        #expect(HumanDuration.text(.infinity) == "?" && HumanDuration.text(-1) == "?")
+        #expect(humanDuration(250) == "4m10s" && humanDuration(12.4) == "12s" && humanDuration(3720) == "1h02m")
+        #expect(humanDuration(.infinity) == "?" && humanDuration(-1) == "?")
         // The Engine's event payloads have no public initializers: decode them, as their JSON is public.
         let p = try JSONDecoder().decode(TrainProgress.self, from: Data(#"""
             {"record": {"step": 3, "loss": 1.5, "learningRate": 0.0002, "gradNorm": 1, "tokens": 100, "targetTokens": 50},

@@ -45,4 +45,19 @@ private func train(_ i: (model: String, data: String, out: String), _ extra: [St
         #expect(bad.status != 0)
         #expect(bad.stderr == "error: TUNE_BACKEND: expected cpu, cuda or auto, got 'gpu'\n", "\(bad.stderr)")
     }
+
+    /// On a machine without an NVIDIA driver, auto's CPU is the expected backend: nothing is said. With a
+    /// driver (or a library named by TUNE_CUDA_LIB, above) the fall back is one line.
+    @Test func autoIsSilentWithoutAnNVIDIADriver() throws {
+        let i = try inputs()
+        // TUNE_CUDA_LIB empty = unset: the default places are searched (cuda/build/ may hold a built library).
+        let r = try tune(train(i), env: ["TUNE_BACKEND": "auto", "TUNE_CUDA_LIB": ""])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stderr.split(separator: "\n").filter { $0.contains("CUDA") || $0.contains("libtunecuda") }
+        if NVIDIADriver.isPresent() {
+            #expect(lines.count <= 1, "\(r.stderr)")   // CUDA may even load here; a fall back is one line
+        } else {
+            #expect(lines.isEmpty, "no driver: auto must pick the CPU silently, got: \(r.stderr)")
+        }
+    }
 }

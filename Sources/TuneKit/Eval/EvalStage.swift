@@ -62,8 +62,15 @@ extension Stages.Eval {
         var inputs: [ArtifactID: String] = [dataset.artifact.id: "data"]
         var subjects = ["base": baseName]
         var evals: [ModelEvaluation] = []
+        let evalItems = Evaluator.items(examples).count   // what the Evaluator counts (one per assistant turn)
+        let evalItems = Evaluator.items(examples).count   // what the Evaluator counts (one per assistant turn)
         func evaluate(_ m: LlamaModel, _ role: ModelRole, _ name: String) throws {
-            let e = try Evaluator.evaluate(model: m, role: role, name: name, examples: examples, config: config)
+            // Examples done / total per model, with rate and ETA (the first batch, then ≤ 1 a second, then the last).
+            let meter = ProgressMeter(task: "eval", subject: role.rawValue, total: Double(evalItems), unit: "examples")
+            if let u = meter.tick(0) { c.event(.measured(stage: .eval, progress: u)) }
+            let e = try Evaluator.evaluate(model: m, role: role, name: name, examples: examples, config: config) { done, _ in
+                if let u = meter.tick(Double(done)) { c.event(.measured(stage: .eval, progress: u)) }
+            }
             c.progress(String(format: "%@: %d examples in %.1f s (%.2f examples/s)", role.rawValue, e.examples, e.seconds, e.examplesPerSecond))
             evals.append(e)
         }
@@ -115,6 +122,9 @@ extension Stages.Eval {
         if passed { meta["cache_key"] = .string(c.key) }   // a failed gate is never adopted as a finished stage
         let artifact = try registry.register(NewArtifact(kind: .evalReport, name: c.outputName, source: dir, metadata: meta),
                                              inputs: inputs, run: c.run)
+        if let blob = registry.path(of: artifact) {   // where to open it, also (above all) when the gate failed
+            c.event(.report(stage: .eval, path: blob, html: (blob as NSString).appendingPathComponent("report.html")))
+        }
         if let g = report.gate, !g.passed {
             throw TuneError(.gateFailed, "\(spec.name): eval gate failed — \(g.summary); report \(artifact.ref)")
         }

@@ -76,7 +76,8 @@ public enum MergeJob {
     /// Runs a merge and writes its result to `outputDirectory` (atomically: staged beside it, then renamed).
     /// An existing non-empty `outputDirectory` is replaced only with `overwrite`.
     public static func run(_ spec: MergeSpec, outputDirectory: String, overwrite: Bool = false,
-                           progress: (String) -> Void = { _ in }) throws -> MergeReport {
+                           progress: (String) -> Void = { _ in },
+                           measured: (ProgressUpdate) -> Void = { _ in }) throws -> MergeReport {
         let t0 = Date()
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -95,8 +96,8 @@ public enum MergeJob {
         var plan = try MergePlan(spec)
         var report: MergeReport
         switch spec.output {
-        case .adapter: report = try plan.writeAdapter(to: staging, progress: progress)
-        case .model: report = try plan.writeModel(to: staging, progress: progress)
+        case .adapter: report = try plan.writeAdapter(to: staging, progress: progress, measured: measured)
+        case .model: report = try plan.writeModel(to: staging, progress: progress, measured: measured)
         }
         report.directory = outputDirectory
         report.seconds = Date().timeIntervalSince(t0)

@@ -24,10 +24,11 @@ extension MergePlan {
         }
     }
 
-    mutating func writeModel(to dir: String, progress: (String) -> Void) throws -> MergeReport {
+    mutating func writeModel(to dir: String, progress: (String) -> Void,
+                             measured: (ProgressUpdate) -> Void = { _ in }) throws -> MergeReport {
         switch spec.format {
-        case .safetensors: return try writeSafetensors(to: dir, progress: progress)
-        case .gguf: return try writeGGUF(to: dir, progress: progress)
+        case .safetensors: return try writeSafetensors(to: dir, progress: progress, measured: measured)
+        case .gguf: return try writeGGUF(to: dir, progress: progress, measured: measured)
         }
     }
 
@@ -50,7 +51,8 @@ extension MergePlan {
 
     // MARK: - HF safetensors
 
-    mutating func writeSafetensors(to dir: String, progress: (String) -> Void) throws -> MergeReport {
+    mutating func writeSafetensors(to dir: String, progress: (String) -> Void,
+                                   measured: (ProgressUpdate) -> Void = { _ in }) throws -> MergeReport {
         let name = spec.dtype ?? "float32"
         guard let dtype = Self.safetensorsTypes[name] else {
             throw TuneError(.invalidArgument, "merge: dtype \(name) is not a safetensors type (expected float32, float16 or bfloat16)")
@@ -68,7 +70,9 @@ extension MergePlan {
             path: (dir as NSString).appendingPathComponent("model.safetensors"),
             tensors: entries.map { .init(name: $0.name, shape: $0.shape, dtype: dtype) },
             metadata: ["format": "pt", "tune_merge_method": spec.method.name])
+        let meter = ProgressMeter(task: "merge", subject: "model.safetensors", total: Double(entries.count), unit: "tensors")
         for (i, e) in entries.enumerated() {
+            defer { if let u = meter.tick(Double(i + 1)) { measured(u) } }
             if let merged = try mergedTensor(e.name, layout: layout) {
                 try writer.write(name: e.name, values: merged)
                 report.tensorsMerged += 1
@@ -99,7 +103,8 @@ extension MergePlan {
 
     // MARK: - GGUF
 
-    mutating func writeGGUF(to dir: String, progress: (String) -> Void) throws -> MergeReport {
+    mutating func writeGGUF(to dir: String, progress: (String) -> Void,
+                            measured: (ProgressUpdate) -> Void = { _ in }) throws -> MergeReport {
         let layout = try self.layout
         guard let g = layout.gguf, let c = layout.config else {
             throw TuneError(.invalidArgument, "merge: GGUF output needs a GGUF base model (its metadata and tokenizer are copied); \(layout.path) is \(layout.format.rawValue) — use format safetensors")
@@ -134,7 +139,9 @@ extension MergePlan {
         let filename = ((layout.path as NSString).lastPathComponent as NSString).deletingPathExtension + ".merged.\(type.name).gguf"
         let writer = try GGUFStreamWriter(path: (dir as NSString).appendingPathComponent(filename), keys: keys,
                                           metadata: meta, tensors: decl)
+        let meter = ProgressMeter(task: "merge", subject: filename, total: Double(layout.entries.count), unit: "tensors")
         for (i, e) in layout.entries.enumerated() {
+            defer { if let u = meter.tick(Double(i + 1)) { measured(u) } }
             let info = layout.ggufInfo(e.name)!
             if changed.contains(e.name), var merged = try mergedTensor(e.name, layout: layout) {
                 if info.shape.count == 2 {

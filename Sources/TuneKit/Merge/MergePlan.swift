@@ -128,7 +128,8 @@ struct MergePlan {
 
     // MARK: - Adapter output
 
-    mutating func writeAdapter(to dir: String, progress: (String) -> Void) throws -> MergeReport {
+    mutating func writeAdapter(to dir: String, progress: (String) -> Void,
+                               measured: (ProgressUpdate) -> Void = { _ in }) throws -> MergeReport {
         var adapters: [AdapterDeltas] = []
         for (s, input) in zip(sources, spec.inputs) {
             guard case .adapter(let a) = s else {
@@ -149,7 +150,9 @@ struct MergePlan {
                                                      layers: layers.count == c.numLayers ? nil : layers), model: c)
         var report = emptyReport()
         var energyTotal = 0.0, energyKept = 0.0, minEnergy = 1.0
+        let meter = ProgressMeter(task: "merge", subject: "adapter", total: Double(out.slots.count), unit: "tensors")
         for (n, slot) in out.slots.enumerated() {
+            defer { if let u = meter.tick(Double(n + 1)) { measured(u) } }
             let name = AdapterDeltas.weightName(slot)
             let count = slot.outFeatures * slot.inFeatures
             guard let tvs = try taskVectors(name, count: count, baseValues: { [] }) else { continue }

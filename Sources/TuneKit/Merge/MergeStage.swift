@@ -112,7 +112,8 @@ extension Stages.Merge {
         let spec = c.spec, basePath = c.basePath
         let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-merge-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: work) }
-        let report = try MergeJob.run(s, outputDirectory: work.path) { c.progress($0) }
+        let report = try MergeJob.run(s, outputDirectory: work.path, progress: { c.progress($0) },
+                                      measured: { c.event(.measured(stage: .merge, progress: $0)) })
         c.progress(MergeCLI.summary(report).split(separator: "\n").prefix(4).joined(separator: "; "))
         var meta: [String: JSONValue] = [
             "pipeline": .string(spec.name), "cache_key": .string(c.key), "method": .string(s.method.name),

@@ -50,6 +50,11 @@ public enum RunEvent: Sendable, Equatable {
     case skipped(stage: StageKind, reason: String, outputs: [String])
     /// A progress line from inside a long stage (training steps, evaluations).
     case progress(stage: StageKind, message: String)
+    /// Measured progress of a long step: done of total, rate, ETA (`ProgressUpdate`); stage nil for work
+    /// outside a stage (hashing an input file for a cache key).
+    case measured(stage: StageKind?, progress: ProgressUpdate)
+    /// A report a person will open: the registered blob `path` and its HTML file (the eval report).
+    case report(stage: StageKind, path: String, html: String)
 }
 
 /// The outcome of a run.

@@ -60,9 +60,15 @@ public enum PrepareStage {
             progress(.reading(file: path, role: role))
             var out: [Candidate] = []
             var rows = 0, total = 0
+            // Lines read of the file, to whoever bound `ProgressSink` (the runner passes no `progress`).
+            var meter: ProgressMeter?
             let (blank, sha) = try JSONLReader.scan(path: path, format: config.format) { line, lines in
                 rows += 1
                 total = lines
+                if meter == nil {
+                    meter = ProgressMeter(task: "prepare", subject: (path as NSString).lastPathComponent, total: Double(lines), unit: "lines")
+                }
+                if let u = meter?.tick(Double(min(rows, lines))) { ProgressSink.report(.prepare, u) }
                 if rows % 1000 == 0 { progress(.progress(file: path, rows: rows, total: lines)) }
                 switch line.result {
                 case .failure(let issue): try drop(issue)
@@ -85,6 +91,7 @@ public enum PrepareStage {
                     }
                 }
             }
+            if let meter, let u = meter.tick(meter.total ?? Double(rows)) { ProgressSink.report(.prepare, u) }
             files.append(.init(path: path, role: role, sha256: sha, rows: rows, blankLines: blank))
             progress(.progress(file: path, rows: rows, total: max(total, rows)))
             return out

@@ -31,12 +31,33 @@ public final class FileHashCache: @unchecked Sendable {
         lock.lock()
         if let e = entries[key], e.stamp == stamp { lock.unlock(); return e.sha256 }
         lock.unlock()
-        let hex = try SHA256.hashFile(path)
+        let hex = st.st_size >= Self.progressThreshold ? try Self.hashShowingProgress(path, size: Int64(st.st_size)) : try SHA256.hashFile(path)
         lock.lock()
         entries[key] = Entry(stamp: stamp, sha256: hex)
         dirty = true
         lock.unlock()
         return hex
+    }
+
+    /// Files at least this large report their hashing to `ProgressSink` (a 100 MB base takes a while on a slow disk).
+    public static let progressThreshold: Int64 = 16 << 20
+
+    /// sha256 of a large file in 1 MiB chunks, reporting `hash` progress (bytes) to `ProgressSink`.
+    static func hashShowingProgress(_ path: String, size: Int64) throws -> String {
+        guard let input = FileHandle(forReadingAtPath: path) else { throw TuneError(.io, "\(path): cannot open for reading") }
+        defer { try? input.close() }
+        let meter = ProgressMeter(task: "hash", subject: (path as NSString).lastPathComponent, total: Double(size), unit: "bytes")
+        func tick(_ n: Int64) { if let u = meter.tick(Double(n)) { ProgressSink.report(nil, u) } }
+        tick(0)
+        var h = SHA256()
+        var done: Int64 = 0
+        while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty {
+            h.update(chunk)
+            done += Int64(chunk.count)
+            tick(min(done, size))
+        }
+        if done < size { tick(size) } // the file shrank while it was read: still close the line
+        return h.finalize().hex
     }
 
     /// Writes the cache file (atomically) if anything was added.

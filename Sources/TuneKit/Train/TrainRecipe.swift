@@ -240,7 +240,7 @@ public struct TrainRecipe: Codable, Hashable, Sendable {
         /// `loss 1.2345  lr 2.00e-04  950 tok/s  epoch 0.50  ETA 4m10s` (the progress bar's detail).
         public static func stepDetail(_ p: TrainProgress) -> String {
             String(format: "loss %.4f  lr %.2e  %.0f tok/s  epoch %.2f  ETA ", p.record.loss, p.record.learningRate,
-                   p.tokensPerSecond, p.epoch) + HumanDuration.text(p.etaSeconds)
+                   p.tokensPerSecond, p.epoch) + humanDuration(p.etaSeconds)
         }
 
         /// `step 12/40  ` + `stepDetail`.
@@ -280,13 +280,3 @@ public struct TrainRecipe: Codable, Hashable, Sendable {
     }
 }
 
-/// A duration for people: `1h02m`, `4m10s`, `12s` (`?` when unknown).
-public enum HumanDuration {
-    public static func text(_ seconds: Double) -> String {
-        guard seconds.isFinite, seconds >= 0, seconds < 1e12 else { return "?" }
-        let t = Int(seconds.rounded())
-        if t >= 3600 { return String(format: "%dh%02dm", t / 3600, t % 3600 / 60) }
-        if t >= 60 { return String(format: "%dm%02ds", t / 60, t % 60) }
-        return "\(t)s"
-    }
-}

@@ -41,28 +41,28 @@ struct RunCommand: ParsableCommand {
             opts.blobRoot = blobs
             opts.shouldStop = { StopSignal.requested }
             StopSignal.install()
-            let render: (RunEvent) -> Void = { event in
-                if global.json { return }
-                let line: String
-                switch event {
-                case .planned(let s, let action, let reason): line = "plan  \(s.rawValue): \(action) — \(reason)"
-                case .started(let s): line = "run   \(s.rawValue) …"
-                case .finished(let s, let secs, let outs):
-                    line = "done  \(s.rawValue) in \(String(format: "%.2f", secs)) s → \(outs.joined(separator: ", "))"
-                case .skipped(let s, let reason, let outs): line = "skip  \(s.rawValue): \(reason) → \(outs.joined(separator: ", "))"
-                case .progress(let s, let message): line = "      \(s.rawValue): \(message)"
-                }
-                FileHandle.standardError.write(Data((line + "\n").utf8))
-            }
+            // Progress goes to stderr: lines for a person, or NDJSON events with --json (stdout keeps only the summary).
+            let stream = RunEventStream(json: global.json)
+            let render: (RunEvent) -> Void = { stream.write($0) }
+            stream.begin(pipeline: spec.name, overrides: spec.overrides.map { "\($0.key)=\($0.value)" }, dryRun: dryRun)
             let summary: RunSummary
-            switch executor ?? spec.executor {
-            case "local": summary = try PipelineRunner(spec: spec, options: opts).run(render)
-            case "slurm":
-                try SlurmCLI.checkInstalled()
-                summary = try SlurmExecutor(spec: spec, pipelinePath: pipeline, options: opts, control: SlurmCLI(),
-                                            tuneExecutable: Bundle.main.executablePath ?? CommandLine.arguments[0]).run(render)
-            case let other: throw ValidationError("--executor: expected local or slurm, got \"\(other)\"")
+            do {
+                // Work the runner does without a callback (hashing a base, the prepare stage) reports here.
+                summary = try ProgressSink.$current.withValue({ stage, update in stream.write(.measured(stage: stage, progress: update)) }) {
+                    switch executor ?? spec.executor {
+                    case "local": return try PipelineRunner(spec: spec, options: opts).run(render)
+                    case "slurm":
+                        try SlurmCLI.checkInstalled()
+                        return try SlurmExecutor(spec: spec, pipelinePath: pipeline, options: opts, control: SlurmCLI(),
+                                                 tuneExecutable: Bundle.main.executablePath ?? CommandLine.arguments[0]).run(render)
+                    case let other: throw ValidationError("--executor: expected local or slurm, got \"\(other)\"")
+                    }
+                }
+            } catch {
+                stream.end(pipeline: spec.name, error: (error as? TuneError)?.message ?? "\(error)")
+                throw error
             }
+            stream.end(pipeline: spec.name, error: nil)
             if global.json { try Output.json(summary) } else if !dryRun {
                 Output.text("\(spec.name): \(summary.stages.map { "\($0.stage.rawValue) \($0.status)" }.joined(separator: ", "))")
             }

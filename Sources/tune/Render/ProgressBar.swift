@@ -37,6 +37,6 @@ final class ProgressBar {
         if drawn { FileHandle.standardError.write(Data("\n".utf8)); drawn = false }
     }
 
-    /// `1h02m`, `3m05s`, `12s` (TuneKit's HumanDuration, shared with the pipeline's progress lines).
-    static func duration(_ s: Double) -> String { HumanDuration.text(s) }
+    /// `1h02m`, `3m05s`, `12s` (TuneKit's `humanDuration`).
+    static func duration(_ s: Double) -> String { humanDuration(s) }
 }
