@@ -63,7 +63,6 @@ extension Stages.Eval {
         var subjects = ["base": baseName]
         var evals: [ModelEvaluation] = []
         let evalItems = Evaluator.items(examples).count   // what the Evaluator counts (one per assistant turn)
-        let evalItems = Evaluator.items(examples).count   // what the Evaluator counts (one per assistant turn)
         func evaluate(_ m: LlamaModel, _ role: ModelRole, _ name: String) throws {
             // Examples done / total per model, with rate and ETA (the first batch, then ≤ 1 a second, then the last).
             let meter = ProgressMeter(task: "eval", subject: role.rawValue, total: Double(evalItems), unit: "examples")
