@@ -27,7 +27,25 @@ public struct RunOptions: Sendable {
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// HTTP for the managed backend (libcurl by default).
     public var transport: any HTTPTransport = CurlHTTPTransport()
+    /// `--no-wait`: when another process is running a stage this run needs, fail naming it instead of waiting.
+    public var noWait = false
+    /// Stage claims (StageClaim.swift): nil takes TUNE_CLAIM_STALE_SECONDS / TUNE_CLAIM_HEARTBEAT_SECONDS /
+    /// TUNE_CLAIM_POLL_SECONDS from `environment`, else 120 / 15 / 1 seconds.
+    public var claimStaleAfter: TimeInterval?
+    public var claimHeartbeatInterval: TimeInterval?
+    public var claimPollInterval: TimeInterval?
     public init() {}
+
+    /// The claim policy these options ask for; a malformed value is an error naming it.
+    public func claimPolicy() throws -> StageClaimPolicy {
+        var p = try StageClaimPolicy.fromEnvironment(environment)
+        p.wait = !noWait
+        if let v = claimStaleAfter { p.staleAfter = v }
+        if let v = claimHeartbeatInterval { p.heartbeatInterval = v }
+        if let v = claimPollInterval { p.pollInterval = v }
+        try p.validate()
+        return p
+    }
 }
 
 /// A base model resolved to a file: from the registry's bases (family and version set) or a plain path.
@@ -50,6 +68,8 @@ public enum RunEvent: Sendable, Equatable {
     case skipped(stage: StageKind, reason: String, outputs: [String])
     /// A progress line from inside a long stage (training steps, evaluations).
     case progress(stage: StageKind, message: String)
+    /// Another process holds the stage's claim: "waiting for <stage>: held by pid P on HOST since T".
+    case waiting(stage: StageKind, message: String)
 }
 
 /// The outcome of a run.
@@ -140,6 +160,7 @@ public struct PipelineRunner {
         }
         let registry = try Registry.open(path: registryPath,
                                          blobRoot: options.blobRoot)
+        let claimPolicy = try options.claimPolicy()
         var summary = RunSummary(pipeline: spec.name, runID: nil, stages: [], overrides: spec.overrides.isEmpty ? nil : spec.overrides)
         var runID: RunID?
         var upstream: [Artifact] = []
@@ -183,6 +204,17 @@ public struct PipelineRunner {
                 wouldRun = wouldRun ?? stage
                 continue
             }
+            // One run per cache key across processes: hold the stage's claim while adopting or executing it.
+            try withStageClaim(stage: stage, key: key, pipeline: spec.name, registry: registry, policy: claimPolicy,
+                               shouldStop: options.shouldStop, onEvent: onEvent) {
+            // Holding the claim: another run may have finished the stage while this one checked or waited.
+            if !options.force.contains(stage), let cached = try registry.findStageRun(cacheKey: key) {
+                let outs = try cached.outputs.map { try registry.artifact($0) }
+                onEvent(.skipped(stage: stage, reason: "cached (run \(cached.runID))", outputs: outs.map(\.ref)))
+                summary.stages.append(.init(stage: stage, status: "cached", cacheKey: key, outputs: outs.map(\.ref), seconds: 0))
+                if !outs.isEmpty { upstream = outs; earlier += outs }
+                return
+            }
             if runID == nil { runID = try registry.startRun(pipeline: spec.name, config: try JSONValue(encoding: spec)) }
             // A crash after a stage's outputs were registered but before its stage run was recorded:
             // adopt those outputs instead of producing (and registering) them a second time.
@@ -196,7 +228,7 @@ public struct PipelineRunner {
                 if stage == .train { // a crash between registering and recording left the checkpoints behind
                     try? FileManager.default.removeItem(atPath: trainWorkDirectory(key: key, registryPath: registryPath))
                 }
-                continue
+                return
             }
             onEvent(.started(stage: stage))
             let t0 = Date()
@@ -216,6 +248,7 @@ public struct PipelineRunner {
             onEvent(.finished(stage: stage, seconds: secs, outputs: outs.map(\.ref)))
             summary.stages.append(.init(stage: stage, status: "ran", cacheKey: key, outputs: outs.map(\.ref), seconds: secs))
             if !outs.isEmpty { upstream = outs; earlier += outs }
+            }
         }
         if let runID { try registry.finishRun(runID, status: .succeeded) }
         summary.runID = runID?.rawValue
