@@ -104,9 +104,11 @@ struct RunConcurrencyCLITests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let (registry, drop) = try backend.registry(in: dir)
         defer { drop() }
-        let runs = try runConcurrently(4, p, dir: dir, registry: registry)
+        // Whoever claims prepare holds it 3 s, so the other three are certainly running meanwhile.
+        let runs = try runConcurrently(4, p, dir: dir, registry: registry, env: ["TUNE_FAULT_PAUSE": "run.after-prepare:3"])
         for (status, stderr) in runs { #expect(status == 0, "\(stderr)") }
         #expect(try artifactNames(registry: registry, blobs: dir.appendingPathComponent("blobs").path) == ["racy-dataset"])
+        #expect(runs.filter { $0.1.contains("waiting for prepare: held by pid ") }.count == 3, "\(runs.map(\.1))")
         // Each stage ran in exactly one process; the others found it finished (after waiting, or not).
         for stage in ["prepare", "register"] {
             #expect(runs.filter { $0.1.contains("done  \(stage)") }.count == 1, "\(runs.map(\.1))")
@@ -121,9 +123,12 @@ struct RunConcurrencyCLITests {
         let (dir, p) = try makePipeline("racy-train", tinyPrepareAndTrainYAML(steps: 8, evalEvery: 4))
         defer { try? FileManager.default.removeItem(at: dir) }
         let registry = dir.appendingPathComponent("reg.sqlite").path
-        let runs = try runConcurrently(4, p, dir: dir, registry: registry)
+        // Whoever runs a stage holds it 2 s more before recording it, so the others wait at prepare, then at train.
+        let runs = try runConcurrently(4, p, dir: dir, registry: registry, env: ["TUNE_FAULT_PAUSE": "run.before-stage-record:2"])
         for (status, stderr) in runs { #expect(status == 0, "\(stderr)") }
         #expect(try artifactNames(registry: registry, blobs: dir.appendingPathComponent("blobs").path) == ["racy-train-adapter", "racy-train-dataset"])
+        #expect(runs.filter { $0.1.contains("waiting for train: held by pid ") }.count == 3, "\(runs.map(\.1))")
+        #expect(runs.filter { $0.1.contains("done  prepare") }.count == 1, "\(runs.map(\.1))")
         #expect(runs.filter { $0.1.contains("done  train") }.count == 1, "\(runs.map(\.1))")
         #expect(runs.filter { $0.1.contains("skip  train: cached") }.count == 3, "\(runs.map(\.1))")
     }
