@@ -197,6 +197,21 @@ final class FakeSlurm: SlurmControl, @unchecked Sendable {
         #expect(FileManager.default.fileExists(atPath: journalPath.path))
     }
 
+    @Test func noWaitReachesTheStageJobs() throws {
+        let (dir, path, _, opts) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let spec = try PipelineSpec.load(path: path)
+        var o = opts
+        o.noWait = true
+        let fake = FakeSlurm()
+        #expect(try Self.executor(spec, path, o, fake).run().stages.map(\.status) == ["ran", "ran"])
+        #expect(!fake.submissions.isEmpty)
+        for job in fake.submissions { #expect(job.script.contains("'--executor' 'local'") && job.script.contains("'--no-wait'"), "\(job.script)") }
+        let waiting = FakeSlurm()   // without it, the jobs wait for a claimed stage
+        _ = try Self.executor(try PipelineSpec.load(path: path, overrides: [try PipelineOverride(argument: "register.notes=x")]), path, opts, waiting).run()
+        #expect(!waiting.submissions.isEmpty && waiting.submissions.allSatisfy { !$0.script.contains("--no-wait") })
+    }
+
     @Test func stageJobsGetTheRunsOverrides() throws {
         let (dir, path, _, opts) = try Self.setUp()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -167,6 +167,7 @@ public struct SlurmExecutor {
         var args = [tuneExecutable, "run", pipelinePath, "--from", stage.rawValue, "--until", stage.rawValue,
                     "--executor", "local", "--registry", RegistryLocation.withoutPassword(registryPath), "--blobs", blobRoot]
         if options.force.contains(stage) { args += ["--force", stage.rawValue] }
+        if options.noWait { args.append("--no-wait") }   // a stage another run holds fails the job instead of idling the node
         // The job reads the same file, so it needs the same overrides to compute the same cache keys.
         for o in spec.overrides { args += ["--set", o.argument] }
         return """

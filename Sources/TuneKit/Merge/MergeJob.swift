@@ -42,6 +42,18 @@ public struct MergeSpec: Sendable, Hashable, Codable {
         self.base = base
         self.inputs = inputs
     }
+
+    /// Whether `path` is a full model (HF directory, .safetensors, .gguf) rather than a PEFT adapter directory.
+    public static func isFullModel(_ path: String) -> Bool {
+        !FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(LoRAAdapter.configFile))
+    }
+
+    /// The inputs that are full models, in order.
+    public var fullModelInputs: [String] { inputs.map(\.path).filter(Self.isFullModel) }
+
+    /// The output when none is asked for: a model when any input is a full model (mergekit's only mode:
+    /// a full model's task vector is dense and cannot be stored as an adapter), else an adapter.
+    public var defaultOutput: Output { fullModelInputs.isEmpty ? .adapter : .model }
 }
 
 /// What a merge did.

@@ -41,6 +41,17 @@ public enum MergeCLI {
         return spec
     }
 
+    /// The output kind: `requested` (`--output`), else the spec's default (a model when any input is a full
+    /// model, as mergekit does; else an adapter). An adapter asked for over full-model inputs is an error.
+    public static func output(_ requested: MergeSpec.Output?, for spec: MergeSpec) throws -> MergeSpec.Output {
+        guard let requested else { return spec.defaultOutput }
+        if requested == .adapter, let full = spec.fullModelInputs.first {
+            throw TuneError(.invalidArgument, "--output adapter: \(full) is a full model, and a full model cannot be merged into an adapter "
+                                + "(use --output model, or leave --output out: full-model inputs give a model, as in mergekit)")
+        }
+        return requested
+    }
+
     /// Human summary of a finished merge.
     public static func summary(_ r: MergeReport) -> String {
         var lines = ["merged \(r.inputs.count) inputs with \(r.method) → \(r.directory) (\(r.output)\(r.format.map { ", \($0)" } ?? "")\(r.dtype.map { " \($0)" } ?? ""))"]

@@ -113,6 +113,7 @@ public enum MergekitConfig {
         var spec = MergeSpec(method: method, base: base, inputs: inputs)
         spec.options = options
         spec.dtype = dtype
+        spec.output = spec.defaultOutput   // as mergekit: full models in, a model out
         return spec
     }
 

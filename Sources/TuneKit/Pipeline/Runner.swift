@@ -27,7 +27,25 @@ public struct RunOptions: Sendable {
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// HTTP for the managed backend (libcurl by default).
     public var transport: any HTTPTransport = CurlHTTPTransport()
+    /// `--no-wait`: when another process is running a stage this run needs, fail naming it instead of waiting.
+    public var noWait = false
+    /// Stage claims (StageClaim.swift): nil takes TUNE_CLAIM_STALE_SECONDS / TUNE_CLAIM_HEARTBEAT_SECONDS /
+    /// TUNE_CLAIM_POLL_SECONDS from `environment`, else 120 / 15 / 1 seconds.
+    public var claimStaleAfter: TimeInterval?
+    public var claimHeartbeatInterval: TimeInterval?
+    public var claimPollInterval: TimeInterval?
     public init() {}
+
+    /// The claim policy these options ask for; a malformed value is an error naming it.
+    public func claimPolicy() throws -> StageClaimPolicy {
+        var p = try StageClaimPolicy.fromEnvironment(environment)
+        p.wait = !noWait
+        if let v = claimStaleAfter { p.staleAfter = v }
+        if let v = claimHeartbeatInterval { p.heartbeatInterval = v }
+        if let v = claimPollInterval { p.pollInterval = v }
+        try p.validate()
+        return p
+    }
 }
 
 /// A base model resolved to a file: from the registry's bases (family and version set) or a plain path.
@@ -55,6 +73,8 @@ public enum RunEvent: Sendable, Equatable {
     case measured(stage: StageKind?, progress: ProgressUpdate)
     /// A report a person will open: the registered blob `path` and its HTML file (the eval report).
     case report(stage: StageKind, path: String, html: String)
+    /// Another process holds the stage's claim: "waiting for <stage>: held by pid P on HOST since T".
+    case waiting(stage: StageKind, message: String)
 }
 
 /// The outcome of a run.
@@ -140,7 +160,7 @@ public struct PipelineRunner {
         defer { if !options.dryRun { hashes.save() } }
         guard !stages.isEmpty else { throw TuneError(.invalidArgument, "\(spec.name): no stages selected by --from/--until") }
         let registry = try Registry.open(path: registryPath, blobRoot: options.blobRoot)
-        var walk = StageWalk(runner: self, registry: registry, selected: stages,
+        var walk = StageWalk(runner: self, registry: registry, selected: stages, claimPolicy: try options.claimPolicy(),
                              summary: RunSummary(pipeline: spec.name, runID: nil, stages: [],
                                                  overrides: spec.overrides.isEmpty ? nil : spec.overrides))
         try withoutActuallyEscaping(onEvent) { emit in
@@ -179,6 +199,8 @@ struct StageWalk {
     let runner: PipelineRunner
     let registry: Registry
     let selected: [StageKind]
+    /// How a stage's cache key is claimed across processes (StageClaim.swift).
+    let claimPolicy: StageClaimPolicy
     var summary: RunSummary
     var emit: (RunEvent) -> Void = { _ in }
     var outputs = StageOutputs()
@@ -189,10 +211,11 @@ struct StageWalk {
     var spec: PipelineSpec { runner.spec }
     var options: RunOptions { runner.options }
 
-    init(runner: PipelineRunner, registry: Registry, selected: [StageKind], summary: RunSummary) {
+    init(runner: PipelineRunner, registry: Registry, selected: [StageKind], claimPolicy: StageClaimPolicy, summary: RunSummary) {
         self.runner = runner
         self.registry = registry
         self.selected = selected
+        self.claimPolicy = claimPolicy
         self.summary = summary
     }
 
@@ -233,6 +256,23 @@ struct StageWalk {
             emit(.planned(stage: S.kind, action: "run", reason: why))
             summary.stages.append(.init(stage: S.kind, status: "would-run", cacheKey: key, outputs: [], seconds: 0))
             wouldRun = wouldRun ?? S.kind
+            return
+        }
+        // One run per cache key across processes: hold the stage's claim while adopting or running it.
+        try withStageClaim(stage: S.kind, key: key, pipeline: spec.name, registry: registry, policy: claimPolicy,
+                           shouldStop: options.shouldStop, onEvent: emit) {
+            try claimed(S.self, section, key: key, plan: plan)
+        }
+    }
+
+    /// Runs (or adopts) a stage whose cache key this process holds.
+    private mutating func claimed<S: Stage>(_ stage: S.Type, _ section: S.Section, key: String, plan: StagePlan) throws {
+        // Another run may have finished the stage while this one checked or waited.
+        if !options.force.contains(S.kind), let cached = try registry.findStageRun(cacheKey: key) {
+            let outs = try cached.outputs.map { try registry.artifact($0) }
+            emit(.skipped(stage: S.kind, reason: "cached (run \(cached.runID))", outputs: outs.map(\.ref)))
+            summary.stages.append(.init(stage: S.kind, status: "cached", cacheKey: key, outputs: outs.map(\.ref), seconds: 0))
+            try outputs.record(S.self, outs, registry: registry)
             return
         }
         if runID == nil { runID = try registry.startRun(pipeline: spec.name, config: try JSONValue(encoding: spec)) }

@@ -16,6 +16,7 @@ enum Schema {
         ("v1 artifacts, lineage, aliases, runs", v1),
         ("v2 artifact_bases: the base versions each artifact is exposed to", v2),
         ("v3 bases, schedules, jobs (durable queue) and job history", v3),
+        ("v4 stage_claims: one run per stage cache key, across processes", v4),
     ]
 
     static var currentVersion: Int { migrations.count }
@@ -236,6 +237,24 @@ enum Schema {
         CREATE INDEX IF NOT EXISTS job_history_job ON job_history(job_id, id);
         """
 
+    // MARK: - v4
+
+    /// Stage claims (Registry+Claims.swift, docs/concurrency.md): the run executing a stage holds the row
+    /// for its cache key, refreshes `heartbeat_at` while it runs and deletes the row when done; other runs
+    /// of the same key wait, or take over a stale row. Times are UTC ISO 8601 text (they sort as text).
+    static let v4 = """
+        CREATE TABLE IF NOT EXISTS stage_claims (
+            cache_key TEXT NOT NULL PRIMARY KEY,
+            stage TEXT NOT NULL,
+            pipeline TEXT NOT NULL,
+            owner_pid INTEGER NOT NULL,
+            owner_host TEXT NOT NULL,
+            owner_token TEXT NOT NULL,              -- random per claim: refresh and release match on it
+            started_at TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+
     // MARK: - PostgreSQL
 
     /// The same tables in PostgreSQL's dialect (see the SQLite steps above for what each column means).
@@ -243,6 +262,7 @@ enum Schema {
         (migrations[0].name, pg(v1)),
         (migrations[1].name, pg(v2Postgres)),
         (migrations[2].name, pg(v3)),
+        (migrations[3].name, pg(v4)),
     ]
 
     /// SQLite DDL → PostgreSQL DDL for the constructs the steps use: row-id keys become identity

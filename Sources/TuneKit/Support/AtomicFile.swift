@@ -61,10 +61,17 @@ public enum AtomicFile {
 
 /// Named crash points for crash-consistency tests: when the environment variable `TUNE_FAULT`
 /// equals a point's name, the process kills itself there with SIGKILL (no cleanup, like a power cut
-/// for the process). Unset in normal use; costs one environment lookup per point.
+/// for the process). `TUNE_FAULT_PAUSE=NAME:SECONDS` sleeps there instead (concurrency tests: a stage
+/// held long enough that other processes must wait for it). Unset in normal use; costs one or two
+/// environment lookups per point.
 enum FaultPoint {
     static func hit(_ name: String) {
-        guard let v = ProcessInfo.processInfo.environment["TUNE_FAULT"], v == name else { return }
+        let env = ProcessInfo.processInfo.environment
+        if let p = env["TUNE_FAULT_PAUSE"], let colon = p.lastIndex(of: ":"), p[..<colon] == name,
+           let seconds = Double(p[p.index(after: colon)...]), seconds > 0 {
+            Thread.sleep(forTimeInterval: seconds)
+        }
+        guard let v = env["TUNE_FAULT"], v == name else { return }
         kill(getpid(), SIGKILL)
     }
 }

@@ -18,7 +18,8 @@ struct MergeCommand: ParsableCommand {
     @Option(help: "Density per input in (0, 1] (repeat once per --adapter, or once for all).") var density: [Double] = []
     @Option(help: "normalize: true or false (default: the method's).") var normalize: Bool?
     @Option(help: "Scale of the merged task vector.") var lambda: Double?
-    @Option(help: "Output kind: adapter (re-factored by truncated SVD) or model.") var output: MergeSpec.Output = .adapter
+    @Option(help: "Output kind: adapter (re-factored by truncated SVD) or model. Default: model when any input is a full model (as mergekit), else adapter.")
+    var output: MergeSpec.Output?
     @Option(help: "Model file format: safetensors (HF layout) or gguf.") var format: MergeSpec.ModelFormat = .safetensors
     @Option(help: "Element type: float32|float16|bfloat16 (safetensors); f32|f16|bf16|q8_0|q4_0|q4_1 (gguf).") var dtype: String?
     @Option(help: "Rank of a merged adapter (default: sum of the input ranks).") var rank: Int?
@@ -31,7 +32,7 @@ struct MergeCommand: ParsableCommand {
             try global.apply()
             var spec = try MergeCLI.spec(config: config, base: base, inputs: adapter, method: method, weights: weight,
                                          densities: density, normalize: normalize, lambda: lambda)
-            spec.output = output
+            spec.output = try MergeCLI.output(output, for: spec)
             spec.format = format
             if let dtype { spec.dtype = dtype }
             spec.rank = rank

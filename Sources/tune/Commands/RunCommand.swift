@@ -20,6 +20,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a pipeline field, as if written in the file (repeatable).",
                                                          valueName: "key.path=yaml-value"))
     var overrides: [String] = []
+    @Flag(name: .customLong("no-wait"),
+          help: "When another process is running a stage this run needs, fail naming it (pid, host, since) instead of waiting.")
+    var noWait = false
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
@@ -39,6 +42,7 @@ struct RunCommand: ParsableCommand {
             opts.until = until
             opts.registryPath = registry
             opts.blobRoot = blobs
+            opts.noWait = noWait
             opts.shouldStop = { StopSignal.requested }
             StopSignal.install()
             // Progress goes to stderr: lines for a person, or NDJSON events with --json (stdout keeps only the summary).

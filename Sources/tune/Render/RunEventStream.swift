@@ -99,6 +99,7 @@ final class RunEventStream: @unchecked Sendable { // writes serialized by `lock`
         case .progress(let s, let message): "      \(s.rawValue): \(message)"
         case .measured(let s, let p): "      \(s?.rawValue ?? p.task): \(p.text)"
         case .report(let s, let path, let html): "      \(s.rawValue): report \(path) — open \(html)"
+        case .waiting(_, let message): message
         }
     }
 
@@ -132,6 +133,9 @@ final class RunEventStream: @unchecked Sendable { // writes serialized by `lock`
         case .report(let s, let path, let html):
             l = RunEventLine(event: "eval", t: t)
             l.stage = s.rawValue; l.report = path; l.html = html
+        case .waiting(let s, let message):
+            l = RunEventLine(event: "stage", t: t)
+            l.stage = s.rawValue; l.status = "waiting"; l.message = message
         }
         return l
     }
