@@ -1,5 +1,5 @@
 // TuneKit — orchestration: pipelines, stages, registry. Grows from issue 4 on.
-@_exported import Engine
+import Engine
 
 /// tune's on-disk format version; part of every stage cache key.
 public enum TuneKitInfo {

@@ -1,6 +1,7 @@
 // ForwardBench — `tune bench forward`: prompt-processing and generation speed of the real model,
 // with the fast kernels and the naive reference kernels measured in the same run.
 
+import Engine
 import Foundation
 
 /// Measured speeds for one kernel path.

@@ -2,6 +2,7 @@
 // reference tokenizer is built from the model itself (GGUF vocab + merges + control tokens with
 // SmolLM2's pre-tokenizer, as in scripts/reference/tokenizer_fixtures.py; an HF dir's tokenizer.json).
 
+import Engine
 import Foundation
 
 struct HFReference {

@@ -2,6 +2,7 @@
 // real tokenizer, plus tokenizer-only speed beside HF `tokenizers` on the same texts (measured in the
 // same run through a small Python subprocess, when that library is installed — never estimated).
 
+import Engine
 import Foundation
 
 /// One measured tokenizer: seconds for all texts and tokens/s.

@@ -3,6 +3,7 @@
 // memory) with a realistic mix of kinds and lineage, then times show NAME@N, alias lookup and exposure
 // one call at a time, in process.
 
+import Engine
 import Foundation
 
 /// Latency percentiles of one operation, in microseconds.

@@ -3,6 +3,7 @@
 // and PyTorch + PEFT on the same config (scripts/reference/train_bench.py) when a Python with torch
 // and peft is available — the ratio is only meaningful side by side, in one invocation.
 
+import Engine
 import Foundation
 
 public struct TrainBench: Sendable {

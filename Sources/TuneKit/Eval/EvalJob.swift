@@ -1,6 +1,7 @@
 // EvalJob — `tune eval` as a library call: load base / adapter / merged, prepare the data (a prepared
 // dataset's eval split, or a JSONL file prepared on the fly), evaluate each, assemble the report.
 
+import Engine
 import Foundation
 
 public struct EvalJob: Sendable {

@@ -1,6 +1,7 @@
 // EvalReport — base vs adapter vs merged on one eval set, the gate, costs and the training curve:
 // the value behind report.json (schema in docs/eval.md, `schema_version`), report.md and report.html.
 
+import Engine
 import Foundation
 
 public struct EvalReport: Codable, Sendable {

@@ -3,6 +3,7 @@
 // report (JSON + Markdown + HTML) is registered and linked to what it evaluates; a failed gate stops
 // the pipeline before register (exit 1) and is never cached, so a re-run evaluates again.
 
+import Engine
 import Foundation
 
 extension StageKind {

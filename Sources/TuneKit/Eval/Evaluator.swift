@@ -12,6 +12,7 @@
 //     let tuned = try Evaluator.evaluate(model: m.loadingAdapter(directory: dir), role: .adapter, …)
 //     let report = EvalReport(models: [base, tuned], config: cfg, …)   // gate, costs, JSON/Markdown/HTML
 
+import Engine
 import Foundation
 
 public enum ModelRole: String, Codable, Sendable, CaseIterable { case base, adapter, merged }

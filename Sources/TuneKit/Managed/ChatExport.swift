@@ -4,6 +4,7 @@
 // with: ChatML and Llama-3 by their turn markers; without a template the untrained text is the user
 // turn and the trained text (minus EOS) the assistant turn, exactly as the loss mask marks them.
 
+import Engine
 import Foundation
 
 public enum ChatExport {

@@ -8,6 +8,7 @@
 // Time comes from an injected `RetryClock`, and jitter from a seeded SplitMix64, so tests neither
 // wait for real nor depend on chance.
 
+import Engine
 import Foundation
 
 /// Time for retries and polling: a monotonic `now` and a `sleep`. Tests inject a fake one.

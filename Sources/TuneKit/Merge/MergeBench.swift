@@ -2,6 +2,7 @@
 // into the real model, written as GGUF; wall seconds and peak RSS measured in a child process so the
 // RSS is the merge's alone.
 
+import Engine
 import Foundation
 
 public struct MergeBench: Sendable {

@@ -2,6 +2,7 @@
 // tensors under HF names in HF row order, and PEFT LoRA adapters as dense ΔW = scale·B·A per target
 // matrix. One tensor is materialized at a time.
 
+import Engine
 import Foundation
 
 // MARK: - Full models

@@ -7,6 +7,7 @@
 //     spec.output = .model; spec.format = .gguf; spec.dtype = "q8_0"
 //     let report = try MergeJob.run(spec, outputDirectory: "out/merged")
 
+import Engine
 import Foundation
 
 /// Everything one merge needs; paths are resolved by the caller.

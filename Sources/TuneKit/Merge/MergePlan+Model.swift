@@ -2,6 +2,7 @@
 // tokenizer files) or GGUF (the base's metadata and tokenizer; merged tensors re-encoded in the chosen
 // type with ggml's block layout, untouched tensors copied byte for byte). Streamed tensor by tensor.
 
+import Engine
 import Foundation
 
 extension MergePlan {

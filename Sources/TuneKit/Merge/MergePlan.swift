@@ -1,6 +1,7 @@
 // MergePlan — opened inputs and the per-tensor loop: task vectors of every input for one tensor →
 // TaskArithmetic.merge → base + λΔ (model output) or a rank-r LoRA factorization (adapter output).
 
+import Engine
 import Foundation
 
 struct MergePlan {

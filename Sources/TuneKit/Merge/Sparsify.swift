@@ -2,6 +2,8 @@
 // drop with 1/density rescale. Pure functions on a flat [Float]; randomness is the caller's seeded RNG.
 
 /// Sparsification of one task vector.
+import Engine
+
 public enum Sparsify {
     /// Keeps the `k = ⌊density·n⌋` entries of largest magnitude and zeroes the rest (mergekit's
     /// `magnitude`). Ties at the threshold are kept in index order. `density >= 1` returns `tau` unchanged.

@@ -3,6 +3,8 @@
 // at a time, so memory stays at (models + 1) copies of the largest matrix.
 
 /// The merge core (mergekit's `GTATask.execute`, one tensor at a time).
+import Engine
+
 public enum TaskArithmetic {
     /// Statistics of one merged tensor.
     public struct Stats: Sendable, Equatable {

@@ -8,6 +8,7 @@
 // rounding; for dense ΔW (TIES) the power iterations make it close to the optimal rank-r truncation.
 // The kept energy Σᵢ<r σᵢ² / ‖M‖²_F is exact for the returned factors (M_r is an orthogonal projection of M).
 
+import Engine
 import Foundation
 
 /// A rank-r factorization M ≈ U·diag(σ)·Vᵀ.

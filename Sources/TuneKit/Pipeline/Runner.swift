@@ -9,6 +9,7 @@
 // A stage's outputs are registered (blob first, then one transaction) together with its stage-run
 // record, so after `kill -9` either the stage is recorded with its outputs or it runs again.
 
+import Engine
 import Foundation
 
 /// Options of one `tune run`.

@@ -2,6 +2,7 @@
 // (splits, shards + hashes, token totals), what was dropped and why (with file:line examples), and
 // the template, tokenizer hash and config that produced it. No timestamps: same inputs ⇒ same bytes.
 
+import Engine
 import Foundation
 
 /// `manifest.json` of a prepared dataset.

@@ -1,6 +1,7 @@
 // Dedup — exact deduplication (SHA-256 of the rendered text) and near-deduplication with MinHash
 // signatures over word n-gram shingles, bucketed by LSH bands and confirmed by estimated Jaccard.
 
+import Engine
 import Foundation
 
 /// Remembers kept rows and says whether a new one duplicates an earlier one. The first occurrence

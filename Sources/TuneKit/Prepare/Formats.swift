@@ -1,6 +1,7 @@
 // Formats — the four JSONL row shapes (chat `messages`, alpaca `instruction/input/output`,
 // `prompt/completion`, plain `text`), per-row detection, validation, and the reasons a row is dropped.
 
+import Engine
 import Foundation
 
 // MARK: - Format

@@ -1,6 +1,7 @@
 // JSONLReader — splits a JSONL file into numbered lines, checks UTF-8, decodes JSON, and parses each
 // line as a `DatasetRow`. Every failure becomes a `RowIssue` with file:line; nothing is dropped silently.
 
+import Engine
 import Foundation
 
 /// One line of a JSONL file, parsed or not.

@@ -8,6 +8,7 @@
 //                                         tokenizer: tok, outputDir: "out/data") { event in … }
 //     let train = try DatasetShardReader(path: manifest.shardPaths(split: "train", directory: "out/data")[0])
 
+import Engine
 import Foundation
 
 /// What the stage reports while it runs. The library never prints.

@@ -1,6 +1,7 @@
 // PreparedDataset — a prepare stage's output directory opened for reading: the manifest, and each
 // split's sequences loaded from its shards with every shard's SHA-256 checked against the manifest.
 
+import Engine
 import Foundation
 
 /// A prepared dataset on disk, as the trainer and evaluator use it.

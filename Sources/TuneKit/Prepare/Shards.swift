@@ -13,6 +13,7 @@
 //                            u32 ids[n_tokens], u8 mask[n_tokens]
 
 import CZlib
+import Engine
 import Foundation
 
 /// The shard format's constants.

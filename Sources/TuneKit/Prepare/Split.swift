@@ -2,6 +2,8 @@
 // and both splits keep their input order.
 
 /// Seeded hold-out selection.
+import Engine
+
 public enum DatasetSplit {
     /// Indices (into `0..<count`) of the rows held out for eval: round(count × fraction) of them,
     /// chosen by a Fisher–Yates shuffle with `SplitMix64(seed:)`, returned sorted.

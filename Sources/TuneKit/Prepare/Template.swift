@@ -1,6 +1,7 @@
 // Template — turns a parsed row into text spans (trainable or not) with the base model's chat template,
 // then into token ids plus a loss mask that is 1 exactly on assistant/completion tokens.
 
+import Engine
 import Foundation
 
 /// A piece of rendered text and whether its tokens carry loss.

@@ -2,6 +2,7 @@
 // (single files or directories), written atomically and verified by hash. FileBlobStore is the
 // real one; InMemoryBlobStore serves tests and the registry benchmark.
 
+import Engine
 import Foundation
 
 // MARK: - Blob

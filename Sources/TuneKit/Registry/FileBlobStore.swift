@@ -2,6 +2,7 @@
 // read-only file or a directory tree. Writes go to `tmp/` in the same root, are fsynced, then
 // renamed into place, so a crash leaves a whole blob or a stray temporary (which gc removes).
 
+import Engine
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -6,6 +6,7 @@
 //     let added = try BaseCatalog.add(BaseCatalog.Request(family: "smollm2", version: "2", model: "models/v2.gguf",
 //                                                         license: "apache-2.0"), to: registry)
 
+import Engine
 import Foundation
 
 public enum BaseCatalog {

@@ -3,6 +3,7 @@
 // decide (ProductionGate). The decision is returned, not applied: the worker moves `production` in the
 // same transaction that completes the job, and only while it still holds the job's lease.
 
+import Engine
 import Foundation
 
 /// The outcome of one re-tune, before it is committed.

@@ -2,6 +2,7 @@
 // memoized per process and persisted beside the registry, keyed by path + size + mtime + inode (as
 // DVC and make decide "unchanged"). A stale or unreadable cache file only costs a re-hash.
 
+import Engine
 import Foundation
 
 public final class FileHashCache: @unchecked Sendable {

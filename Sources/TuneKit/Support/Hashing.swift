@@ -1,5 +1,6 @@
 // Hashing — helpers around Engine's SHA256 that only TuneKit needs.
 
+import Engine
 import Foundation
 
 /// True when `s` is non-empty lowercase hexadecimal.

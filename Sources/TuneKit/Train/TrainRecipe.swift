@@ -4,6 +4,7 @@
 // pipeline's `train:` section (TrainSection), `tune train` flags (TrainCommand) and `tune serve`'s
 // OpenAI hyperparameters (`init(openAIHyperparameters:…)`) — only translate their input into a recipe.
 
+import Engine
 import Foundation
 
 /// `train.method`: LoRA over a float copy of the base, or QLoRA over quantized base weights.

@@ -1,5 +1,6 @@
 // TrainSection — the pipeline's `train:` section, read from YAML with defaults (docs/pipeline.md).
 
+import Engine
 import Foundation
 
 /// `train:` — fit a LoRA / QLoRA adapter. The local settings live in `recipe` (TrainRecipe: one set

@@ -3,6 +3,7 @@
 // with its loss curve. The trainer's work directory is keyed by the stage's cache key, so an
 // interrupted or killed run resumes from its last checkpoint.
 
+import Engine
 import Foundation
 
 extension StageKind {

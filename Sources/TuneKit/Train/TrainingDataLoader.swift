@@ -2,6 +2,7 @@
 // shards, checked against the model's tokenizer) or raw JSONL file(s), which are prepared first with
 // the prepare stage's defaults (plus packing to the training seq-len when asked).
 
+import Engine
 import Foundation
 
 public enum TrainingDataLoader {

@@ -2,6 +2,7 @@
 // 1, 4 and 16 concurrent clients, against the engine's direct generation of the same prompt measured
 // in the same run (the reference).
 
+import Engine
 import Foundation
 import TuneKit
 

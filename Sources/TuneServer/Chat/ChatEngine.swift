@@ -2,6 +2,7 @@
 // sampling options mapped onto the engine's generation, stop strings, and the text as a stream of pieces
 // produced on a thread of its own (generation is synchronous and CPU-bound).
 
+import Engine
 import Foundation
 import TuneKit
 

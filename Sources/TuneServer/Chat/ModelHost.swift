@@ -2,6 +2,7 @@
 // finished jobs and (with --registry) the registry's adapters trained on this base, loaded on first
 // use over the same (shared) base weights and kept in a small LRU cache.
 
+import Engine
 import Foundation
 import TuneKit
 

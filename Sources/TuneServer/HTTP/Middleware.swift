@@ -2,6 +2,7 @@
 // any error into OpenAI's error shape), bearer-token auth (constant-time, 401 bodies say nothing),
 // the request-size limit (413) and the per-key token-bucket rate limit (429 + Retry-After).
 
+import Engine
 import Foundation
 import Hummingbird
 import TuneKit

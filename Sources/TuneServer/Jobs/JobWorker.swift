@@ -2,6 +2,7 @@
 // local LoRA trainer on each (the prepare stage's chat formatting, then LoRATrainer with checkpoints),
 // writes events and checkpoints, honours cancel, and on shutdown checkpoints and requeues the running job.
 
+import Engine
 import Foundation
 import ServiceLifecycle
 import TuneKit

@@ -1,5 +1,6 @@
 // tune bench train — LoRA / QLoRA training tokens/s and peak RSS, PyTorch + PEFT side by side.
 import ArgumentParser
+import Engine
 import Foundation
 import TuneKit
 

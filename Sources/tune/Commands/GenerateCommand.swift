@@ -1,5 +1,6 @@
 // tune generate — complete a prompt with a model, streaming tokens to the terminal.
 import ArgumentParser
+import Engine
 import Foundation
 import TuneKit
 

@@ -1,5 +1,6 @@
 // tune model inspect|export-tensor — look inside a model file or directory.
 import ArgumentParser
+import Engine
 import Foundation
 import TuneKit
 

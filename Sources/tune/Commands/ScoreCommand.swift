@@ -1,5 +1,6 @@
 // tune score — per-token log-probabilities of a text under a model.
 import ArgumentParser
+import Engine
 import Foundation
 import TuneKit
 

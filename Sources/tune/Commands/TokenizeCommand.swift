@@ -1,5 +1,6 @@
 // tune tokenize — text to token ids with the model's own tokenizer.
 import ArgumentParser
+import Engine
 import TuneKit
 
 struct TokenizeCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 // tune train — LoRA / QLoRA training of a PEFT adapter on the local kernels, with a live progress
 // bar (or --json event lines), checkpoints, resume, and Ctrl-C that stops after a checkpoint.
 import ArgumentParser
+import Engine
 import Foundation
 import TuneKit
 

@@ -1,5 +1,6 @@
 // BackendOptions — `--backend` for the commands that run the training kernels (train, bench train).
 import ArgumentParser
+import Engine
 import Foundation
 import TuneKit
 

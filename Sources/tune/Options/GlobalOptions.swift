@@ -1,5 +1,6 @@
 // GlobalOptions — flags every command shares.
 import ArgumentParser
+import Engine
 import TuneKit
 
 struct GlobalOptions: ParsableArguments {

@@ -1,5 +1,6 @@
 // TextInput — text given inline or from a file, with optional chat templating.
 import ArgumentParser
+import Engine
 import Foundation
 import TuneKit
 

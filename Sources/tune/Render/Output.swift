@@ -1,5 +1,6 @@
 // Output — the CLI's only ways to print: text to stdout, JSON to stdout, errors to stderr with exit codes.
 import ArgumentParser
+import Engine
 import Foundation
 import TuneKit
 
