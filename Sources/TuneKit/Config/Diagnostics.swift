@@ -1,5 +1,7 @@
 // Diagnostics — config problems with file:line:column positions, collected so all are reported at once.
 
+import Yams
+
 /// One problem in a config file: where, which field, what was wrong, and how to fix it when known.
 public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
     public var file: String
@@ -16,6 +18,18 @@ public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
         let field = path.isEmpty ? "" : "\(path): "
         let at = line > 0 ? "\(file):\(line):\(column)" : file
         return "\(at): \(field)\(message)" + (hint.map { "\n  hint: \($0)" } ?? "")
+    }
+}
+
+extension Diagnostic {
+    /// A YAML syntax error (Yams) at its position.
+    init(yaml e: YamlError, file: String) {
+        switch e {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            self.init(file: file, line: mark.line, column: mark.column, path: "", message: "YAML syntax: \(problem)", hint: nil)
+        default:
+            self.init(file: file, line: 1, column: 1, path: "", message: "YAML: \(e)", hint: nil)
+        }
     }
 }
 

@@ -112,6 +112,6 @@ func composeYAML(file path: String) throws -> Node? {
         throw TuneError(.notFound, "\(path): cannot read (\(error.localizedDescription))")
     }
     do { return try Yams.compose(yaml: text) } catch let e as YamlError {
-        throw ConfigError(diagnostics: [PipelineSpec.diagnostic(for: e, file: path)])
+        throw ConfigError(diagnostics: [Diagnostic(yaml: e, file: path)])
     }
 }

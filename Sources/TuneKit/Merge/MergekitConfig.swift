@@ -47,7 +47,7 @@ public enum MergekitConfig {
         let sink = DiagnosticSink(file: file)
         let node: Node?
         do { node = try Yams.compose(yaml: yaml) } catch let e as YamlError {
-            throw ConfigError(diagnostics: [PipelineSpec.diagnostic(for: e, file: file)])
+            throw ConfigError(diagnostics: [Diagnostic(yaml: e, file: file)])
         }
         guard let node else {
             throw ConfigError(diagnostics: [Diagnostic(file: file, line: 1, column: 1, path: "", message: "the file is empty; expected a mergekit config",

@@ -60,7 +60,7 @@ extension PipelineOverride {
                 let padded = String(repeating: "\n", count: line - 1)
                 value = try Yams.compose(yaml: padded + o.value) ?? marked("", line: line)
             } catch let e as YamlError {
-                let d = PipelineSpec.diagnostic(for: e, file: o.source)
+                let d = Diagnostic(yaml: e, file: o.source)
                 sink.add(Diagnostic(file: o.source, line: 0, column: 0, path: o.key, message: "the value is not YAML: \(d.message)", hint: nil))
                 continue
             } catch {

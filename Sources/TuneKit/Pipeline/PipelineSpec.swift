@@ -70,7 +70,7 @@ public struct PipelineSpec: Encodable, Hashable, Sendable {
         do {
             node = try Yams.compose(yaml: yaml)
         } catch let e as YamlError {
-            throw ConfigError(diagnostics: [Self.diagnostic(for: e, file: file)])
+            throw ConfigError(diagnostics: [Diagnostic(yaml: e, file: file)])
         }
         guard var node else {
             throw ConfigError(diagnostics: [Diagnostic(file: file, line: 1, column: 1, path: "",
@@ -119,15 +119,6 @@ public struct PipelineSpec: Encodable, Hashable, Sendable {
 
     static func isValidName(_ s: String) -> Bool {
         !s.isEmpty && s.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)) }
-    }
-
-    static func diagnostic(for e: YamlError, file: String) -> Diagnostic {
-        switch e {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
-            return Diagnostic(file: file, line: mark.line, column: mark.column, path: "", message: "YAML syntax: \(problem)", hint: nil)
-        default:
-            return Diagnostic(file: file, line: 1, column: 1, path: "", message: "YAML: \(e)", hint: nil)
-        }
     }
 }
 
