@@ -1,4 +1,5 @@
 // PipelineSpecTests — golden validation messages: every problem at once, with positions and hints.
+import Engine
 import Testing
 import TuneKit
 
