@@ -46,7 +46,7 @@ public struct RowRenderer: Sendable {
         switch setting.lowercased() {
         case "auto":
             if let t = tokenizer.chatTemplate, !t.isEmpty {
-                do { template = try ChatTemplate.detect(template: t) } catch let e as EngineError {
+                do { template = try ChatTemplate.forModel(tokenizer) } catch let e as EngineError {
                     throw TuneError(.invalidArgument, "template auto: \(e.message)")
                 }
                 templateSource = "model"
@@ -109,17 +109,17 @@ public struct RowRenderer: Sendable {
     func chatSpans(_ messages: [ChatMessage], template: ChatTemplate) throws -> [TextSpan] {
         var spans: [TextSpan] = []
         var doneBytes = 0
-        let stop = template.stopStrings[0]
+        let stop = template.stopStrings.first
         for (i, m) in messages.enumerated() where m.role == "assistant" {
-            let prefix = template.render(Array(messages[..<i]), addGenerationPrompt: true)
-            let full = template.render(Array(messages[...i]), addGenerationPrompt: false)
+            let prefix = try render(template, Array(messages[..<i]), addGenerationPrompt: true)
+            let full = try render(template, Array(messages[...i]), addGenerationPrompt: false)
             let p = prefix.utf8.count
             guard full.utf8.count >= p, full.utf8.starts(with: prefix.utf8) else {
                 throw TuneError(.internal, "template \(templateName): the generation prompt is not a prefix of the rendered turn")
             }
             spans.append(TextSpan(Self.utf8Slice(prefix, from: doneBytes), trainable: false))
             let answer = Self.utf8Slice(full, from: p)
-            if let r = answer.range(of: stop, options: [.backwards, .literal]) {
+            if let stop, let r = answer.range(of: stop, options: [.backwards, .literal]) {
                 spans.append(TextSpan(String(answer[..<r.upperBound]), trainable: true))
                 spans.append(TextSpan(String(answer[r.upperBound...]), trainable: false))
             } else {
@@ -127,9 +127,15 @@ public struct RowRenderer: Sendable {
             }
             doneBytes = full.utf8.count
         }
-        let whole = template.render(messages, addGenerationPrompt: false)
+        let whole = try render(template, messages, addGenerationPrompt: false)
         spans.append(TextSpan(Self.utf8Slice(whole, from: doneBytes), trainable: false))
         return spans.filter { !$0.text.isEmpty }
+    }
+
+    private func render(_ template: ChatTemplate, _ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
+        do { return try template.render(messages, addGenerationPrompt: addGenerationPrompt) } catch let e as EngineError {
+            throw TuneError(.invalidArgument, "template \(templateName): \(e.message)")
+        }
     }
 
     private static func utf8Slice(_ s: String, from offset: Int) -> String {
