@@ -245,7 +245,7 @@ extension JinjaInterpreter {
                     default: return .bool(s.contains(where: \.isLowercase) && s.lowercased() == s)
                     }
                 }
-            case "format": throw JinjaFailure.unsupported("str.format() is not supported")
+            case "format": return m { args, kw in .string(try pyFormat(s, args, kw)) }
             default: return nil
             }
         case .dict(let d):
@@ -487,7 +487,7 @@ extension JinjaInterpreter {
         case "wordcount":
             return .int(try pySplit(value.pyStr, sep: nil, maxsplit: -1).count)
         case "map":
-            let items = try iterate(value)
+            let items = value.truthy ? try iterate(value) : []  // Jinja: `if value:` before iterating
             if let attr = kwargs.first(where: { $0.0 == "attribute" })?.1 {
                 let fallback = kwargs.first { $0.0 == "default" }?.1
                 return .list(try items.map { v in
@@ -512,7 +512,7 @@ extension JinjaInterpreter {
             if let testName, !JinjaBuiltins.supportedTests.contains(testName) {
                 throw JinjaFailure.unsupported("test '\(testName)' is not supported")
             }
-            return .list(try iterate(value).filter { item in
+            return .list(try (value.truthy ? iterate(value) : []).filter { item in
                 let subject = try attr.map { try attributePath(item, $0) } ?? item
                 let ok = try testName.map { try applyTest($0, subject, rest) } ?? subject.truthy
                 return ok == keep
@@ -589,6 +589,52 @@ extension JinjaInterpreter {
         default: throw JinjaFailure.unsupported("test '\(name)' is not supported")
         }
     }
+}
+
+/// Python `str.format` for plain `{}`, `{0}` and `{name}` fields and `{{`/`}}` escapes (no format specs).
+func pyFormat(_ s: String, _ args: [JinjaValue], _ kwargs: [(String, JinjaValue)]) throws -> String {
+    var out = ""
+    var auto = 0
+    var chars = Array(s)[...]
+    while let c = chars.first {
+        chars = chars.dropFirst()
+        if c == "}" {
+            guard chars.first == "}" else { throw JinjaFailure.runtime("Single '}' encountered in format string") }
+            chars = chars.dropFirst()
+            out.append("}")
+            continue
+        }
+        guard c == "{" else { out.append(c); continue }
+        if chars.first == "{" {
+            chars = chars.dropFirst()
+            out.append("{")
+            continue
+        }
+        guard let close = chars.firstIndex(of: "}") else { throw JinjaFailure.runtime("Single '{' encountered in format string") }
+        let field = String(chars[..<close])
+        chars = chars[chars.index(after: close)...]
+        if field.contains(":") || field.contains("!") || field.contains(".") || field.contains("[") {
+            throw JinjaFailure.unsupported("str.format() field '{\(field)}' is not supported")
+        }
+        let value: JinjaValue?
+        if field.isEmpty || Int(field) != nil {
+            if (field.isEmpty && auto < 0) || (!field.isEmpty && auto > 0) {
+                throw JinjaFailure.runtime("cannot switch between manual field specification and automatic field numbering")
+            }
+        }
+        if field.isEmpty {
+            value = auto < args.count ? args[auto] : nil
+            auto += 1
+        } else if let i = Int(field) {
+            auto = -1
+            value = i < args.count ? args[i] : nil
+        } else {
+            value = kwargs.first { $0.0 == field }?.1
+        }
+        guard let value else { throw JinjaFailure.runtime("str.format(): no argument for field '{\(field)}'") }
+        out += value.pyStr
+    }
+    return out
 }
 
 /// Python `str.replace(old, new, count)`.

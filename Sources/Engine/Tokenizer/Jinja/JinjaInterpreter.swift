@@ -68,6 +68,16 @@ final class JinjaInterpreter {
             case .macro(let name, let params, let body, let l):
                 line = l
                 frames[frames.count - 1][name] = .function(makeMacro(name: name, params: params, body: body))
+            case .filterBlock(let name, let args, let kwargs, let body, let l):
+                line = l
+                let saved = out
+                out = ""
+                let flow = try exec(body)
+                let captured = out
+                out = saved
+                line = l
+                out += try applyFilter(name, .string(captured), try args.map(eval), try kwargs.map { ($0.0, try eval($0.1)) }).pyStr
+                if flow != .normal { return flow }
             case .breakLoop(let l):
                 line = l
                 return .breakLoop

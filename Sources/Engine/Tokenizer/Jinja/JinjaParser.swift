@@ -38,6 +38,7 @@ indirect enum JinjaNode: Sendable {
     case set(Target, JinjaExpr, line: Int)
     case setBlock(String, [JinjaNode], line: Int)
     case macro(name: String, params: [(String, JinjaExpr?)], body: [JinjaNode], line: Int)
+    case filterBlock(String, [JinjaExpr], [(String, JinjaExpr)], [JinjaNode], line: Int)
     case breakLoop(line: Int)
     case continueLoop(line: Int)
     case group([JinjaNode])
@@ -50,6 +51,8 @@ struct JinjaParser {
     // Expression state.
     var toks: [JinjaToken] = []
     var t = 0
+    /// Inside an `if` body or condition, Jinja reports an unknown filter or test only when it runs.
+    var conditionalDepth = 0
 
     static func parse(_ source: String) throws -> [JinjaNode] {
         var parser = JinjaParser(pieces: try JinjaLexer.pieces(source))
@@ -99,6 +102,8 @@ struct JinjaParser {
     mutating func statement(_ keyword: String, line l: Int) throws -> JinjaNode {
         switch keyword {
         case "if":
+            conditionalDepth += 1
+            defer { conditionalDepth -= 1 }
             var branches: [(JinjaExpr, [JinjaNode])] = []
             var condition = try expression()
             try expectEnd()
@@ -183,13 +188,24 @@ struct JinjaParser {
         case "continue":
             try expectEnd()
             return .continueLoop(line: l)
+        case "filter":
+            let filterName = try name()
+            guard JinjaBuiltins.supportedFilters.contains(filterName) else {
+                throw JinjaFailure.unsupported("filter '\(filterName)' is not supported")
+            }
+            var args: [JinjaExpr] = [], kwargs: [(String, JinjaExpr)] = []
+            if accept("(") { (args, kwargs) = try callArguments() }
+            try expectEnd()
+            let (body, _) = try block(until: ["endfilter"])
+            try expectEnd()
+            return .filterBlock(filterName, args, kwargs, body, line: l)
         case "generation":
             // transformers' AssistantTracker: renders its body (the assistant mask is not tracked here).
             try expectEnd()
             let (body, _) = try block(until: ["endgeneration"])
             try expectEnd()
             return .group(body)
-        case "elif", "else", "endif", "endfor", "endset", "endmacro", "endgeneration":
+        case "elif", "else", "endif", "endfor", "endset", "endmacro", "endgeneration", "endfilter":
             throw JinjaFailure.syntax("unexpected '\(keyword)'")
         default:
             throw JinjaFailure.unsupported("the '{% \(keyword) %}' statement is not supported")
@@ -450,7 +466,7 @@ struct JinjaParser {
             if accept("|") {
                 var filterName = try name()
                 while accept(".") { filterName += "." + (try name()) }
-                guard JinjaBuiltins.supportedFilters.contains(filterName) else {
+                guard JinjaBuiltins.supportedFilters.contains(filterName) || conditionalDepth > 0 else {
                     throw JinjaFailure.unsupported("filter '\(filterName)' is not supported")
                 }
                 var args: [JinjaExpr] = [], kwargs: [(String, JinjaExpr)] = []
@@ -460,7 +476,7 @@ struct JinjaParser {
                 let negated = acceptName("not")
                 var testName = try name()
                 while accept(".") { testName += "." + (try name()) }
-                guard JinjaBuiltins.supportedTests.contains(testName) else {
+                guard JinjaBuiltins.supportedTests.contains(testName) || conditionalDepth > 0 else {
                     throw JinjaFailure.unsupported("test '\(testName)' is not supported")
                 }
                 var args: [JinjaExpr] = []
