@@ -153,6 +153,24 @@ struct ChatTemplateFixture {
         #expect(throws: EngineError.self) { try ChatTemplate.forModel(template: nil, bosToken: "", eosToken: "") }
     }
 
+    /// The tokenizer fixture's renders came from transformers' own `apply_chat_template`: the
+    /// interpreter matches them too, and `forModel` keeps the native renderer for those templates.
+    @Test func matchesTransformersApplyChatTemplateRenders() throws {
+        let tf = try TokenizerFixture.load()
+        let smol = try ChatTemplate(jinja: tf.chat_template, bosToken: "<|im_start|>", eosToken: "<|im_end|>")
+        for chat in tf.chats {
+            #expect(try smol.render(chat.messages, addGenerationPrompt: chat.add_generation_prompt) == chat.text)
+        }
+        for t in tf.templates {
+            let bos = t.name == "llama3" ? "<|begin_of_text|>" : ""
+            let jinja = try ChatTemplate(jinja: t.template, bosToken: bos, eosToken: "")
+            for r in t.renders {
+                #expect(try jinja.render(r.messages, addGenerationPrompt: r.add_generation_prompt) == r.text, "\(t.name)")
+            }
+            #expect(try ChatTemplate.forModel(template: t.template, bosToken: bos, eosToken: "").kind.rawValue == t.name)
+        }
+    }
+
     // MARK: - Lexer
 
     @Test func whitespaceControlMatchesJinja() throws {
