@@ -78,6 +78,8 @@ TEMPLATES = {
     "mistral-nemo": ("mistralai-Mistral-Nemo-Instruct-2407.jinja", "<s>", "</s>"),
     "smollm3": ("HuggingFaceTB-SmolLM3-3B.jinja", "", "<|im_end|>"),
     "deepseek-r1-qwen": ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"),
+    "hermes-2-pro": ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", "<|begin_of_text|>", "<|im_end|>"),
+    "kimi-k2": ("Kimi-K2-Instruct.jinja", "[BOS]", "[EOS]"),
 }
 
 
@@ -133,6 +135,10 @@ EXTRA = {
     "mistral-nemo": [("tools", [SYS, U1], True, {"tools": TOOLS})],
     "smollm3": [("no-think", [U1, A1], False, {"enable_thinking": False}),
                 ("system-no-think", [m("system", "Be kind /no_think"), U1], True, {})],
+    "hermes-2-pro": [("tools", [U1], True, {"tools": TOOLS}),
+                     ("tool-call-round", [SYS, U1, CALL, TOOL_RESULT], True, {"tools": TOOLS})],
+    "kimi-k2": [("tools", [U1], True, {"tools": TOOLS}),
+                ("tool-call-round", [SYS, U1, CALL, TOOL_RESULT], True, {"tools": TOOLS})],
     "deepseek-r1-qwen": [("think-stripped", [U1, m("assistant", "<think>x</think>4"), U2], True, {"enable_thinking": True})],
 }
 
