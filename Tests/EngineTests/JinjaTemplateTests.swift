@@ -256,6 +256,9 @@ struct ChatTemplateFixture {
         }
         // Inside an `if`, Jinja reports an unknown filter only when it runs (so does the interpreter).
         #expect(try Self.render("{% if false %}{{ x | from_json }}{% endif %}ok") == "ok")
+        #expect(try Self.render("{{ 1 if true else x | from_json }}{% set a = x | nope if false else 2 %}{{ a }}") == "12")
+        #expect(throws: EngineError.self) { try JinjaTemplate("{{ (x | nope if y else 1) ~ z | nope2 }}") }
+        #expect(throws: EngineError.self) { try JinjaTemplate("{% for a in b if a | nope %}{% endfor %}") }
         do {
             _ = try Self.render("{% if true %}\n{{ 'x' | from_json }}{% endif %}")
             Issue.record("no error")

@@ -53,6 +53,8 @@ struct JinjaParser {
     var t = 0
     /// Inside an `if` body or condition, Jinja reports an unknown filter or test only when it runs.
     var conditionalDepth = 0
+    /// How many unknown filter/test names were let through because of `conditionalDepth`.
+    var deferredNames = 0
 
     static func parse(_ source: String) throws -> [JinjaNode] {
         var parser = JinjaParser(pieces: try JinjaLexer.pieces(source))
@@ -253,11 +255,24 @@ struct JinjaParser {
     // MARK: - Expressions
 
     mutating func expression(allowConditional: Bool = true) throws -> JinjaExpr {
-        let e = try orExpr()
-        guard allowConditional, acceptName("if") else { return e }
+        guard allowConditional else { return try orExpr() }
+        // Jinja reports unknown filters/tests inside an inline if-expression only when they run, so
+        // parse the first operand leniently; if no `if` follows, parse it again strictly.
+        // (A strict error is also a lenient one, and without unknown names both parses agree.)
+        let start = t, deferredBefore = deferredNames
+        conditionalDepth += 1
+        defer { conditionalDepth -= 1 }
+        let lenient = try orExpr()
+        guard acceptName("if") else {
+            if deferredNames == deferredBefore { return lenient }
+            t = start
+            conditionalDepth -= 1
+            defer { conditionalDepth += 1 }
+            return try orExpr()
+        }
         let condition = try orExpr()
         let otherwise: JinjaExpr? = acceptName("else") ? try expression() : nil
-        return .conditional(e, condition: condition, otherwise: otherwise)
+        return .conditional(lenient, condition: condition, otherwise: otherwise)
     }
 
     mutating func orExpr() throws -> JinjaExpr {
@@ -466,8 +481,9 @@ struct JinjaParser {
             if accept("|") {
                 var filterName = try name()
                 while accept(".") { filterName += "." + (try name()) }
-                guard JinjaBuiltins.supportedFilters.contains(filterName) || conditionalDepth > 0 else {
-                    throw JinjaFailure.unsupported("filter '\(filterName)' is not supported")
+                if !JinjaBuiltins.supportedFilters.contains(filterName) {
+                    guard conditionalDepth > 0 else { throw JinjaFailure.unsupported("filter '\(filterName)' is not supported") }
+                    deferredNames += 1
                 }
                 var args: [JinjaExpr] = [], kwargs: [(String, JinjaExpr)] = []
                 if accept("(") { (args, kwargs) = try callArguments() }
@@ -476,8 +492,9 @@ struct JinjaParser {
                 let negated = acceptName("not")
                 var testName = try name()
                 while accept(".") { testName += "." + (try name()) }
-                guard JinjaBuiltins.supportedTests.contains(testName) || conditionalDepth > 0 else {
-                    throw JinjaFailure.unsupported("test '\(testName)' is not supported")
+                if !JinjaBuiltins.supportedTests.contains(testName) {
+                    guard conditionalDepth > 0 else { throw JinjaFailure.unsupported("test '\(testName)' is not supported") }
+                    deferredNames += 1
                 }
                 var args: [JinjaExpr] = []
                 if accept("(") {
