@@ -93,6 +93,7 @@ public struct ModelInfo: Codable, Sendable {
 extension ModelInfo.TokenizerFacts {
     init(_ tok: BPETokenizer?, template: String?) {
         self.init(vocabSize: tok?.vocabSize ?? 0, bosID: tok?.bosID, eosID: tok?.eosID, addBOS: tok?.addBOS ?? false,
-                  chatTemplate: (try? ChatTemplate.detect(template: template))?.kind.rawValue)
+                  chatTemplate: (try? ChatTemplate.forModel(template: template, bosToken: tok.flatMap { t in t.bosID.map { t.token($0) } } ?? "",
+                                                            eosToken: tok.flatMap { t in t.eosID.map { t.token($0) } } ?? ""))?.kind.rawValue)
     }
 }

@@ -1,5 +1,6 @@
 // ChatTemplate — renders chat messages the way HF `apply_chat_template` renders the model's own Jinja
-// template, for the template families Engine knows (ChatML incl. SmolLM2, Llama-3).
+// template: natively for the two families Engine knows (ChatML incl. SmolLM2, Llama-3), and through
+// the Jinja interpreter (Jinja/) for any other template the model ships.
 
 import Foundation
 
@@ -13,10 +14,16 @@ public struct ChatMessage: Sendable, Codable, Equatable {
     }
 }
 
-/// A known chat format, detected from the model's `tokenizer.chat_template` or chosen by name.
+/// A chat format: a known one (detected from the model's `tokenizer.chat_template` or chosen by
+/// name) or the model's own Jinja template.
 public struct ChatTemplate: Sendable {
-    public enum Kind: String, Sendable { case chatml, llama3 }
+    public enum Kind: String, Sendable { case chatml, llama3, jinja }
     public let kind: Kind
+    /// `.jinja` only: the parsed template and the special-token strings it is rendered with.
+    public let jinja: JinjaTemplate?
+    public let bosToken: String
+    public let eosToken: String
+    private let jinjaRendersBOS: Bool
     /// ChatML only: system prompt inserted when the first message is not a system one (SmolLM2's
     /// "You are a helpful AI assistant named SmolLM, trained by Hugging Face"); nil for plain ChatML.
     public let defaultSystemPrompt: String?
@@ -26,9 +33,29 @@ public struct ChatTemplate: Sendable {
     /// Names accepted by `named(_:)`.
     public static let knownNames = ["chatml", "smollm", "smollm2", "llama3"]
 
+    /// A built-in format (`.chatml` or `.llama3`).
     public init(kind: Kind, defaultSystemPrompt: String? = nil) {
+        precondition(kind != .jinja, "use init(jinja:bosToken:eosToken:) for Jinja templates")
         self.kind = kind
         self.defaultSystemPrompt = kind == .chatml ? defaultSystemPrompt : nil
+        jinja = nil
+        bosToken = ""
+        eosToken = ""
+        jinjaRendersBOS = false
+    }
+
+    /// A model's own Jinja template, rendered with `bos_token` / `eos_token` set to these strings.
+    /// Throws `EngineError(.unsupported, "chat template line N: …")` for constructs outside the subset.
+    public init(jinja source: String, bosToken: String = "", eosToken: String = "") throws {
+        kind = .jinja
+        defaultSystemPrompt = nil
+        let template = try JinjaTemplate(source)
+        jinja = template
+        self.bosToken = bosToken
+        self.eosToken = eosToken
+        let probe = try? Self.renderJinja(template, [ChatMessage(role: "user", content: "Hello")], addGenerationPrompt: true,
+                                          bosToken: bosToken, eosToken: eosToken, extra: [:])
+        jinjaRendersBOS = !bosToken.isEmpty && (probe?.hasPrefix(bosToken) ?? false)
     }
 
     // MARK: - Selection
@@ -51,6 +78,44 @@ public struct ChatTemplate: Sendable {
         }
         throw EngineError(.unsupported,
             "unrecognised chat template (neither ChatML '<|im_start|>' nor Llama-3 '<|start_header_id|>'); choose one of: \(knownNames.joined(separator: ", "))")
+    }
+
+    /// The template to use for a model: the built-in format when the model's template is one of the
+    /// two Engine knows (detected, then confirmed by rendering probe conversations both ways), else
+    /// the model's own template through the Jinja interpreter.
+    public static func forModel(template: String?, bosToken: String, eosToken: String) throws -> ChatTemplate {
+        let builtin = try? detect(template: template)
+        guard let template, !template.isEmpty else { return try detect(template: template) }
+        let jinja: ChatTemplate
+        do {
+            jinja = try ChatTemplate(jinja: template, bosToken: bosToken, eosToken: eosToken)
+        } catch {
+            if let builtin { return builtin }
+            throw error
+        }
+        if let builtin, builtin.rendersLike(jinja) { return builtin }
+        return jinja
+    }
+
+    /// `forModel(template:bosToken:eosToken:)` with the tokenizer's template and special tokens.
+    public static func forModel(_ tokenizer: BPETokenizer) throws -> ChatTemplate {
+        try forModel(template: tokenizer.chatTemplate, bosToken: tokenizer.bosID.map { tokenizer.token($0) } ?? "",
+                     eosToken: tokenizer.eosID.map { tokenizer.token($0) } ?? "")
+    }
+
+    /// Whether this template renders the probe conversations exactly as `other` does.
+    func rendersLike(_ other: ChatTemplate) -> Bool {
+        let s = ChatMessage(role: "system", content: "Be brief.")
+        let u = ChatMessage(role: "user", content: " Hi there\n")
+        let a = ChatMessage(role: "assistant", content: "Hello! ")
+        let u2 = ChatMessage(role: "user", content: "Why?")
+        for messages in [[u], [s, u], [u, a, u2], [s, u, a, u2], [u, a]] {
+            for agp in [true, false] {
+                guard let x = try? render(messages, addGenerationPrompt: agp),
+                      let y = try? other.render(messages, addGenerationPrompt: agp), x == y else { return false }
+            }
+        }
+        return true
     }
 
     /// A format by name: "chatml" (no default system prompt), "smollm"/"smollm2", "llama3".
@@ -82,22 +147,48 @@ public struct ChatTemplate: Sendable {
 
     // MARK: - Rendering
 
-    /// Strings that end an assistant turn.
+    /// End-of-turn markers that Jinja templates commonly use, in the order they are preferred.
+    static let knownTurnEnds = ["<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>", "<|endoftext|>"]
+
+    /// Strings that end an assistant turn. For a Jinja template: the known end-of-turn markers it
+    /// contains, then the EOS token.
     public var stopStrings: [String] {
         switch kind {
-        case .chatml: ["<|im_end|>"]
-        case .llama3: ["<|eot_id|>"]
+        case .chatml: return ["<|im_end|>"]
+        case .llama3: return ["<|eot_id|>"]
+        case .jinja:
+            var stops = Self.knownTurnEnds.filter { jinja?.source.contains($0) ?? false }
+            if !eosToken.isEmpty, !stops.contains(eosToken) { stops.append(eosToken) }
+            return stops
         }
     }
 
-    /// Whether `render` output already begins with BOS (Llama-3's "<|begin_of_text|>"); when true, do
-    /// not prepend BOS again when tokenizing.
-    public var rendersBOS: Bool { kind == .llama3 }
+    /// Whether `render` output already begins with BOS (Llama-3's "<|begin_of_text|>", or a Jinja
+    /// template that renders `bos_token`); when true, do not prepend BOS again when tokenizing.
+    public var rendersBOS: Bool {
+        switch kind {
+        case .chatml: false
+        case .llama3: true
+        case .jinja: jinjaRendersBOS
+        }
+    }
 
     /// The prompt text, exactly as HF `apply_chat_template(tokenize=False)` renders the template.
-    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
+    /// Only a Jinja template throws: `raise_exception` in it (e.g. roles out of order), or a
+    /// runtime error, as `EngineError` naming the template line.
+    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
+        try render(messages, addGenerationPrompt: addGenerationPrompt, extra: [:])
+    }
+
+    /// `render` with extra template variables (`tools`, `date_string`, `enable_thinking`, …); built-in
+    /// formats ignore them.
+    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool, extra: [String: JinjaValue],
+                       now: Date = Date(), timeZone: TimeZone = .current) throws -> String {
         var out = ""
         switch kind {
+        case .jinja:
+            return try Self.renderJinja(jinja!, messages, addGenerationPrompt: addGenerationPrompt, bosToken: bosToken,
+                                        eosToken: eosToken, extra: extra, now: now, timeZone: timeZone)
         case .chatml:
             if let defaultSystemPrompt, let first = messages.first, first.role != "system" {
                 out += "<|im_start|>system\n\(defaultSystemPrompt)<|im_end|>\n"
@@ -112,6 +203,18 @@ public struct ChatTemplate: Sendable {
             if addGenerationPrompt { out += "<|start_header_id|>assistant<|end_header_id|>\n\n" }
         }
         return out
+    }
+
+    static func renderJinja(_ template: JinjaTemplate, _ messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String,
+                            eosToken: String, extra: [String: JinjaValue], now: Date = Date(), timeZone: TimeZone = .current) throws -> String {
+        var context: [String: JinjaValue] = [
+            "messages": .list(messages.map { .object(["role": .string($0.role), "content": .string($0.content)]) }),
+            "add_generation_prompt": .bool(addGenerationPrompt),
+            "bos_token": .string(bosToken),
+            "eos_token": .string(eosToken),
+        ]
+        for (k, v) in extra { context[k] = v }
+        return try template.render(context, now: now, timeZone: timeZone)
     }
 
     /// Jinja's `trim` filter (Python `str.strip()`): strips Unicode whitespace and U+001C…U+001F.

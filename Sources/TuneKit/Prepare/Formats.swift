@@ -41,6 +41,8 @@ public enum DropReason: String, Codable, Sendable, Hashable, CaseIterable, Compa
     case wrongType = "wrong_type"
     case invalidRole = "invalid_role"
     case emptyContent = "empty_content"
+    /// The model's chat template raised for the row (`raise_exception`, e.g. roles out of order).
+    case templateError = "template_error"
     case tooShort = "too_short"
     case tooLong = "too_long"
     case duplicate = "duplicate"
@@ -50,7 +52,8 @@ public enum DropReason: String, Codable, Sendable, Hashable, CaseIterable, Compa
     /// Whether the row itself is malformed (subject to `on_error: fail`), as opposed to filtered.
     public var isMalformed: Bool {
         switch self {
-        case .invalidUTF8, .invalidJSON, .notAnObject, .unknownFormat, .missingField, .wrongType, .invalidRole, .emptyContent: true
+        case .invalidUTF8, .invalidJSON, .notAnObject, .unknownFormat, .missingField, .wrongType, .invalidRole, .emptyContent,
+             .templateError: true
         case .tooShort, .tooLong, .duplicate, .nearDuplicate, .evalOverlap: false
         }
     }

@@ -74,7 +74,11 @@ public enum PrepareStage {
                 switch line.result {
                 case .failure(let issue): try drop(issue)
                 case .success(let row):
-                    let (enc, text) = try renderer.encode(row)
+                    let enc: EncodedRow, text: String
+                    do { (enc, text) = try renderer.encode(row) } catch let e as TuneError where e.kind == .badData {
+                        try drop(RowIssue(source: line.source, reason: .templateError, detail: e.message))
+                        return
+                    }
                     if enc.ids.count > maxTokens {
                         let limit = maxTokens < config.maxTokens ? "pack.seq_len \(maxTokens)" : "max_tokens \(maxTokens)"
                         try drop(RowIssue(source: line.source, reason: .tooLong, detail: "\(enc.ids.count) tokens > \(limit)"))

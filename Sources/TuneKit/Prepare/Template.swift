@@ -31,7 +31,7 @@ public struct EncodedRow: Sendable, Equatable {
 public struct RowRenderer: Sendable {
     /// The chat template, or nil for plain concatenation.
     public let template: ChatTemplate?
-    /// "chatml", "llama3" or "none".
+    /// "chatml", "llama3", "jinja" (the model's own template) or "none".
     public let templateName: String
     /// Where the template came from: "model" (its `chat_template`), "config" (named) or "none".
     public let templateSource: String
@@ -47,7 +47,7 @@ public struct RowRenderer: Sendable {
         switch setting.lowercased() {
         case "auto":
             if let t = tokenizer.chatTemplate, !t.isEmpty {
-                do { template = try ChatTemplate.detect(template: t) } catch let e as EngineError {
+                do { template = try ChatTemplate.forModel(tokenizer) } catch let e as EngineError {
                     throw TuneError(.invalidArgument, "template auto: \(e.message)")
                 }
                 templateSource = "model"
@@ -104,37 +104,59 @@ public struct RowRenderer: Sendable {
         return m
     }
 
-    /// Renders the conversation piecewise: for each assistant turn, the prefix up to its content
-    /// (`render(before, addGenerationPrompt: true)`, untrained), then its content through the stop
-    /// string (trained), then what the template puts after the stop string (untrained).
+    /// Splits the rendered conversation into trained and untrained spans, for any template. The text is
+    /// the whole conversation rendered once (what inference sees). Each assistant turn starts where
+    /// `render(before, addGenerationPrompt: true)` ends (that must be a prefix of the whole); it ends
+    /// where `render(through it)` ends when that is a prefix too, and is trained through its stop
+    /// string. Templates that render a turn differently once later messages follow (Qwen3 drops the
+    /// `<think>` block of earlier turns) are not prefix-consistent; there the turn is trained up to and
+    /// including the first stop string after its start.
     func chatSpans(_ messages: [ChatMessage], template: ChatTemplate) throws -> [TextSpan] {
+        let whole = try render(template, messages, addGenerationPrompt: false)
+        let bytes = Array(whole.utf8)
+        let stop = template.stopStrings.first.map { Array($0.utf8) }
         var spans: [TextSpan] = []
-        var doneBytes = 0
-        let stop = template.stopStrings[0]
-        for (i, m) in messages.enumerated() where m.role == "assistant" {
-            let prefix = template.render(Array(messages[..<i]), addGenerationPrompt: true)
-            let full = template.render(Array(messages[...i]), addGenerationPrompt: false)
-            let p = prefix.utf8.count
-            guard full.utf8.count >= p, full.utf8.starts(with: prefix.utf8) else {
-                throw TuneError(.internal, "template \(templateName): the generation prompt is not a prefix of the rendered turn")
-            }
-            spans.append(TextSpan(Self.utf8Slice(prefix, from: doneBytes), trainable: false))
-            let answer = Self.utf8Slice(full, from: p)
-            if let r = answer.range(of: stop, options: [.backwards, .literal]) {
-                spans.append(TextSpan(String(answer[..<r.upperBound]), trainable: true))
-                spans.append(TextSpan(String(answer[r.upperBound...]), trainable: false))
-            } else {
-                spans.append(TextSpan(answer, trainable: true))
-            }
-            doneBytes = full.utf8.count
+        var cursor = 0
+        func text(_ r: Range<Int>) -> String { String(decoding: bytes[r], as: UTF8.self) }
+        func find(_ needle: [UInt8], in r: Range<Int>, last: Bool) -> Range<Int>? {
+            guard !needle.isEmpty, r.count >= needle.count else { return nil }
+            let starts = stride(from: r.lowerBound, through: r.upperBound - needle.count, by: 1)
+            let hit = last ? starts.reversed().first { bytes[$0..<$0 + needle.count].elementsEqual(needle) }
+                : starts.first { bytes[$0..<$0 + needle.count].elementsEqual(needle) }
+            return hit.map { $0..<$0 + needle.count }
         }
-        let whole = template.render(messages, addGenerationPrompt: false)
-        spans.append(TextSpan(Self.utf8Slice(whole, from: doneBytes), trainable: false))
+        for (i, m) in messages.enumerated() where m.role == "assistant" {
+            let prefix = Array(try render(template, Array(messages[..<i]), addGenerationPrompt: true).utf8)
+            guard bytes.starts(with: prefix), prefix.count >= cursor else {
+                throw TuneError(.invalidArgument, "template \(templateName): the generation prompt before message \(i) is not a prefix of the rendered conversation, so its assistant span cannot be found")
+            }
+            let p = prefix.count
+            spans.append(TextSpan(text(cursor..<p), trainable: false))
+            let full = Array(try render(template, Array(messages[...i]), addGenerationPrompt: false).utf8)
+            if full.count >= p, bytes.starts(with: full) {
+                if let stop, let r = find(stop, in: p..<full.count, last: true) {
+                    spans.append(TextSpan(text(p..<r.upperBound), trainable: true))
+                    spans.append(TextSpan(text(r.upperBound..<full.count), trainable: false))
+                } else {
+                    spans.append(TextSpan(text(p..<full.count), trainable: true))
+                }
+                cursor = full.count
+            } else if let stop, let r = find(stop, in: p..<bytes.count, last: false) {
+                spans.append(TextSpan(text(p..<r.upperBound), trainable: true))
+                cursor = r.upperBound
+            } else {
+                throw TuneError(.invalidArgument, "template \(templateName): message \(i) renders differently once later messages follow and the template has no stop string, so its assistant span cannot be found")
+            }
+        }
+        spans.append(TextSpan(text(cursor..<bytes.count), trainable: false))
         return spans.filter { !$0.text.isEmpty }
     }
 
-    private static func utf8Slice(_ s: String, from offset: Int) -> String {
-        String(decoding: s.utf8.dropFirst(offset), as: UTF8.self)
+    private func render(_ template: ChatTemplate, _ messages: [ChatMessage], addGenerationPrompt: Bool) throws -> String {
+        do { return try template.render(messages, addGenerationPrompt: addGenerationPrompt) } catch let e as EngineError {
+            // The template rejected this row's messages (raise_exception or a runtime error): bad data.
+            throw TuneError(.badData, "template \(templateName): \(e.message)")
+        }
     }
 
     // MARK: - Encode

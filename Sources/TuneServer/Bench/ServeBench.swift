@@ -56,8 +56,8 @@ public struct ServeBench: Sendable {
 
         // Reference: the engine directly, same chat-templated prompt, greedy, no stop at EOS (fixed length).
         let model = try LlamaModel.load(path: modelPath)
-        let template = try ChatTemplate.detect(template: model.tokenizer.chatTemplate)
-        let ids = model.tokenizer.encodeAddingBOS(template.render([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true))
+        let template = try ChatTemplate.forModel(model.tokenizer)
+        let ids = model.tokenizer.encodeAddingBOS(try template.render([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true))
         let stops = Set(template.stopStrings.compactMap { model.tokenizer.id(of: $0) })
         var directSeconds = 0.0, directTokens = 0
         let reps = 4

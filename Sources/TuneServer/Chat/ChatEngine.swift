@@ -55,10 +55,13 @@ enum ChatEngine {
         guard stops.count <= 4 else { throw APIError.invalid("stop: at most 4 sequences.", param: "stop") }
 
         let template: ChatTemplate
-        do { template = try ChatTemplate.detect(template: model.tokenizer.chatTemplate) } catch {
+        do { template = try ChatTemplate.forModel(model.tokenizer) } catch {
             throw APIError.invalid("The model '\(r.model)' has no chat template tune understands.", param: "model")
         }
-        let rendered = template.render(messages, addGenerationPrompt: true)
+        let rendered: String
+        do { rendered = try template.render(messages, addGenerationPrompt: true) } catch let e as EngineError {
+            throw APIError.invalid("messages: \(e.message)", param: "messages")
+        }
         let ids = template.rendersBOS ? model.tokenizer.encode(rendered) : model.tokenizer.encodeAddingBOS(rendered)
         let context = model.config.contextLength
         guard ids.count < context else {

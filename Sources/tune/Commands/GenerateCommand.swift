@@ -35,7 +35,7 @@ struct GenerateCommand: ParsableCommand {
             var m = try LlamaModel.load(path: model)
             if let adapter { m = try m.loadingAdapter(directory: adapter) }
             var stops = Set<Int32>()
-            if input.chat, let t = try? ChatTemplate.detect(template: m.tokenizer.chatTemplate) {
+            if input.chat, let t = try? ChatTemplate.forModel(m.tokenizer) {
                 stops.formUnion(t.stopStrings.compactMap { m.tokenizer.id(of: $0) })
             }
             let ids = try input.encode(prompt, tokenizer: m.tokenizer)

@@ -14,17 +14,17 @@ struct TextInput: ParsableArguments {
     /// The string to tokenize: `text` itself, or its chat-templated form.
     func render(_ text: String, tokenizer: BPETokenizer) throws -> String {
         guard chat else { return text }
-        let template = try ChatTemplate.detect(template: tokenizer.chatTemplate)
+        let template = try ChatTemplate.forModel(tokenizer)
         var messages = [ChatMessage(role: "user", content: text)]
         if let system { messages.insert(ChatMessage(role: "system", content: system), at: 0) }
-        return template.render(messages, addGenerationPrompt: true)
+        return try template.render(messages, addGenerationPrompt: true)
     }
 
     /// Token ids for `text` (chat-templated with --chat). BOS is added when the model asks for it,
     /// unless the template already renders it (Llama-3's `<|begin_of_text|>`).
     func encode(_ text: String, tokenizer: BPETokenizer) throws -> [Int32] {
         let rendered = try render(text, tokenizer: tokenizer)
-        if chat, try ChatTemplate.detect(template: tokenizer.chatTemplate).rendersBOS {
+        if chat, try ChatTemplate.forModel(tokenizer).rendersBOS {
             return tokenizer.encode(rendered)
         }
         return tokenizer.encodeAddingBOS(rendered)
