@@ -1,6 +1,7 @@
 // CronTests — the cron parser and next-fire calculator against known schedules (expected instants
 // computed independently by a brute-force minute walk with Python's zoneinfo), the day-of-month /
 // day-of-week OR rule, names, ranges, steps and lists, DST gaps and overlaps, and catch-up.
+import Engine
 import Foundation
 import Testing
 import TuneKit

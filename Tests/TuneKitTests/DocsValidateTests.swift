@@ -7,6 +7,7 @@
 //     inside of SECTION (`pipeline` = top-level keys), wrapped into a minimal pipeline; a block whose first
 //     line is `# mergekit config` goes through MergekitConfig's parser. No block is skipped.
 // (c) every pipelines/*.yaml file parses (merge.yaml, a mergekit config, through MergekitConfig).
+import Engine
 import Foundation
 import Testing
 import TuneKit

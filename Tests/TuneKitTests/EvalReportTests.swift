@@ -1,6 +1,7 @@
 // EvalReportTests — report.json keeps its schema, report.md its table, and report.html is one
 // well-formed, self-contained page with its SVG charts; then a real headless Chromium loads it
 // (skipped, with a message, where chromium is not installed).
+import Engine
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML

@@ -2,6 +2,7 @@
 // events; a second run finds the job by its metadata and creates nothing; a create whose reply was
 // lost is found instead of repeated; failed jobs fail with the provider's message; stopping leaves
 // the job running.
+import Engine
 import Foundation
 import LoopbackHTTP
 import Testing

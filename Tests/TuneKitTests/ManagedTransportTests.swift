@@ -1,6 +1,7 @@
 // ManagedTransportTests — CurlHTTPTransport against the loopback server: methods, headers, JSON and
 // multipart bodies arrive as sent; streamed bodies reach the callback and can be stopped; transport
 // failures have the right kind and a URL without credentials.
+import Engine
 import Foundation
 import LoopbackHTTP
 import Testing

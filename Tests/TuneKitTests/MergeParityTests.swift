@@ -1,6 +1,7 @@
 // MergeParityTests — tune's merges equal mergekit 0.1.5's on the committed fixtures
 // (scripts/reference/merge_fixtures.py): linear, task arithmetic and TIES over full models, and TIES
 // over two LoRA adapters (mergekit: `base+adapter`), every tensor within 1e-6.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,6 +1,7 @@
 // NotifierTests — `notify.command`: the summary arrives on stdin in the pipeline's directory, a failing
 // command is reported with its exit status and stderr, a hung one is stopped at the deadline, and one
 // that never reads its stdin cannot take the process down (SIGPIPE).
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,5 +1,6 @@
 // PipelineOverrideTests — `--set KEY=VALUE`: applied to the YAML before validation, so values, errors
 // (naming the `--set` argument) and cache keys are exactly those of the same value written in the file.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,4 +1,5 @@
 // RegistryConcurrencyTests — two connections (as two processes would have) registering and promoting at once.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,6 +1,7 @@
 // RegistryPostgresTests — what is particular to the PostgreSQL backend: URLs select it and are never
 // shown with their password, placeholders are numbered outside literals, and two processes opening a
 // fresh database at once migrate it once. (Every other registry suite runs on both backends.)
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -4,6 +4,7 @@
 // PostgreSQL case needs a server: TUNE_TEST_POSTGRES, a connection URL (scripts/test starts one with
 // scripts/pg-local and sets it). Each case gets a fresh database, dropped when the test is done; when
 // TUNE_TEST_POSTGRES is unset the PostgreSQL case is cancelled with a message saying so.
+import Engine
 import Foundation
 import Testing
 import TuneKit

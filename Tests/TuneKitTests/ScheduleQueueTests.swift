@@ -2,6 +2,7 @@
 // per base version, cron catch-up once, lease expiry and takeover, heartbeats and lost leases,
 // retries with exponential backoff up to max attempts, concurrent leasers never sharing a job, the
 // append-only history, and the in-place v2 → v3 migration.
+import Engine
 import Foundation
 import Testing
 import TuneKit

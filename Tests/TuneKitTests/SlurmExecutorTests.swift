@@ -2,6 +2,7 @@
 // running its stage in-process: the submitted chain (resources, afterok), re-attaching to journaled
 // jobs, failure reasons and cancellation of the rest, Ctrl-C, a refused submission, a job that
 // completed without recording its stage, and `resources:` kept out of cache keys.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,6 +1,7 @@
 // StageClaimTests — stage claims on both backends: claim / refresh / release by token, stale and
 // dead-process takeover, one winner among racing claimers, and `withStageClaim`'s wait / --no-wait /
 // heartbeat / release policy. The cross-process behaviour through `tune run` is in tuneTests.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,5 +1,6 @@
 // CurlSend — one HTTP exchange through TuneKit's libcurl transport, kept in its own file because
 // TuneKit's HTTPRequest/HTTPResponse share their names with Hummingbird's.
+import Engine
 import Foundation
 import TuneKit
 

@@ -2,6 +2,7 @@
 // over HTTP by libcurl (TuneKit's CurlHTTPTransport, see CurlSend.swift). Same call shape as
 // HummingbirdTesting's router client, without its dependencies (AsyncHTTPClient, NIOSSL/BoringSSL
 // would add many minutes to every clean build).
+import Engine
 import Foundation
 import Hummingbird
 @testable import TuneServer

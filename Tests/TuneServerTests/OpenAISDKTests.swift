@@ -1,6 +1,7 @@
 // OpenAISDKTests — the official `openai` Python SDK (from PyPI, in a venv cached under
 // ~/.cache/tune/openai-sdk-venv or $TUNE_OPENAI_VENV) drives a live `tune serve` through
 // scripts/openai_sdk_check.py. Skipped, with the reason, only when the venv cannot be made.
+import Engine
 import Foundation
 import Testing
 @testable import TuneServer

@@ -1,5 +1,6 @@
 // ServeUnitTests — the pure pieces: multipart parsing, stop strings over streamed text, the JSONL
 // validator, the token bucket, the fine-tuned model id.
+import Engine
 import Foundation
 import Testing
 @testable import TuneServer
