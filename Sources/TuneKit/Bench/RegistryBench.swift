@@ -100,7 +100,7 @@ public struct RegistryBench: Sendable {
                 let e = try reg.exposure(.deprecated)
                 return e.artifacts.count + e.aliases.count
             })
-            rows.append(try time("exposure --base SHA256-PREFIX", &rng, calls: governanceCalls) { r in
+            rows.append(try time("exposure --base SHA", &rng, calls: governanceCalls) { r in
                 let b = baseModels[Int(r.next() % UInt64(baseModels.count))]
                 let e = try reg.exposure(.base(String(b.sha256.prefix(12))))
                 return e.artifacts.count + e.aliases.count
