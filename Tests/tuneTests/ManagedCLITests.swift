@@ -55,6 +55,15 @@ private func answer(_ messages: [[String: String]]) -> String {
         #expect(eval.stdout.contains(#""exact_match":1"#), "\(eval.stdout)")
         let lineage = try tune(["artifacts", "lineage", "tiny-managed-eval@1", "--registry", reg, "--blobs", blobs])
         #expect(lineage.stdout.contains("tiny-managed-adapter") && lineage.stdout.contains("tiny-managed-dataset"), "\(lineage.stdout)")
+        // The provider's model is a managed-model artifact (redacted provider, model id) the adapter descends from.
+        let managed = try tune(["artifacts", "exposure", "--managed-model", "gpt-4o-mini", "--registry", reg, "--blobs", blobs, "--json"])
+        #expect(managed.status == 0, "\(managed.stderr)")
+        #expect(managed.stdout.contains(#""kind":"managed-model""#) && managed.stdout.contains(#""name":"gpt-4o-mini""#), "\(managed.stdout)")
+        #expect(managed.stdout.contains(#""name":"tiny-managed-adapter""#) && managed.stdout.contains(#""name":"tiny-managed-eval""#)
+                && managed.stdout.contains("tiny-managed-adapter@staging"), "\(managed.stdout)")
+        #expect(!managed.stdout.contains(#""name":"tiny-managed-dataset""#), "the dataset does not derive from the managed model")
+        let none = try tune(["artifacts", "exposure", "--managed-model", "gpt-4o-2024-08-06", "--registry", reg, "--blobs", blobs, "--json"])
+        #expect(none.stdout.contains(#""artifacts":[]"#), "\(none.stdout)")
 
         let jobs = try tune(["jobs", "list", "--base-url", provider.url, "--api-key-env", "TUNE_TEST_PROVIDER_KEY", "--json"], env: env)
         #expect(jobs.status == 0 && jobs.stdout.contains(#""status":"succeeded""#), "\(jobs.stderr)")
@@ -65,7 +74,7 @@ private func answer(_ messages: [[String: String]]) -> String {
         #expect(wrongKey.status == 69 && wrongKey.stderr.contains("HTTP 401") && wrongKey.stderr.contains("Incorrect API key"), "\(wrongKey.stderr)")
 
         // The key is nowhere: outputs, errors, and every file under the run's directory (registry, WAL, blobs).
-        for out in [r, again, show, eval, lineage, jobs, events, wrongKey] {
+        for out in [r, again, show, eval, lineage, managed, jobs, events, wrongKey] {
             #expect(!out.stdout.contains(key) && !out.stderr.contains(key))
         }
         let files = FileManager.default.enumerator(atPath: dir.path)!.compactMap { $0 as? String }

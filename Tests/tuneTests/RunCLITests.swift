@@ -37,8 +37,11 @@ private func makePipeline() throws -> (dir: URL, pipeline: String) {
                              "--blobs", blobs, "--json"])
         #expect(list.status == 0, "\(list.stderr)")
         let items = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
-        #expect(items.count == 1, "exactly one dataset version after a crash and a resume, got \(items.count)")
-        #expect(items.first?["name"] as? String == "crashy-dataset")
+        // The dataset and the base model it was tokenized with (a base-model artifact, found again by sha256 on resume).
+        let datasets = items.filter { $0["kind"] as? String == "dataset" }
+        #expect(datasets.count == 1, "exactly one dataset version after a crash and a resume, got \(datasets.count)")
+        #expect(datasets.first?["name"] as? String == "crashy-dataset")
+        #expect(items.filter { $0["kind"] as? String == "base-model" }.count == 1 && items.count == 2, "\(items)")
         let verify = try tune(["artifacts", "verify", "--registry", dir.appendingPathComponent("reg.sqlite").path, "--blobs", blobs])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
     }

@@ -86,6 +86,26 @@ public struct RegistryBench: Sendable {
             let e = try reg.exposure(base: b)
             return e.artifacts.count + e.aliases.count
         })
+        // Governance questions: a recursive walk of lineage per call. Deprecate two base versions and one
+        // dataset (each reaching hundreds of adapters, merged models and eval reports), then time
+        // `exposure --deprecated` and `exposure --base <sha256 prefix>` (the issue asks < 100 ms at 100k).
+        let baseModels = try reg.list(kind: .baseModel)
+        let datasetArtifacts = try reg.list(kind: .dataset)
+        if baseModels.count >= 2, let d = datasetArtifacts.first {
+            try reg.deprecate(baseModels[0].id, reason: "bench: license withdrawn", by: "bench")
+            try reg.deprecate(baseModels[baseModels.count / 2].id, reason: "bench: superseded", by: "bench")
+            try reg.deprecate(d.id, reason: "bench: data terms changed", by: "bench")
+            let governanceCalls = max(1, min(calls, 100))
+            rows.append(try time("exposure --deprecated", &rng, calls: governanceCalls) { _ in
+                let e = try reg.exposure(.deprecated)
+                return e.artifacts.count + e.aliases.count
+            })
+            rows.append(try time("exposure --base SHA", &rng, calls: governanceCalls) { r in
+                let b = baseModels[Int(r.next() % UInt64(baseModels.count))]
+                let e = try reg.exposure(.base(String(b.sha256.prefix(12))))
+                return e.artifacts.count + e.aliases.count
+            })
+        }
         return RegistryBenchReport(backend: backend, artifacts: shape.count, baseVersions: shape.bases.count, aliases: shape.aliased.count,
                                    fillSeconds: fillSeconds, rows: rows)
     }
@@ -156,7 +176,8 @@ public struct RegistryBench: Sendable {
 
     // MARK: - Timing
 
-    private func time(_ op: String, _ rng: inout SplitMix64, _ body: (inout SplitMix64) throws -> Int) throws -> RegistryBenchRow {
+    private func time(_ op: String, _ rng: inout SplitMix64, calls: Int? = nil, _ body: (inout SplitMix64) throws -> Int) throws -> RegistryBenchRow {
+        let calls = calls ?? self.calls
         for _ in 0..<min(200, calls) { _ = try body(&rng) }  // warm caches
         var us: [Double] = [], cpu: [Double] = []
         var results = 0

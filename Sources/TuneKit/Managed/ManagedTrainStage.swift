@@ -79,9 +79,16 @@ extension StageContext {
         ]
         if let n = job.trainedTokens { meta["trained_tokens"] = .number(Double(n)) }
         if let l = result.events.compactMap({ Self.trainLoss($0) }).last { meta["final_loss"] = .number(l) }
-        let new = NewArtifact(kind: .adapter, name: outputName, source: staging, metadata: meta,
-                              governance: Governance(baseFamily: m.model))
-        return try registry.register(new, inputs: lineage(outputs.latest, role: "input"), run: run)
+        // The provider's model is this adapter's base: a `managed-model` artifact (id, snapshot, redacted provider).
+        let managed = try managedModelArtifact(model: m.model, provider: record.baseURL)
+        var gov = managed.governance
+        gov.license = spec.register?.license
+        gov.createdBy = Governance.currentUser
+        gov.createdWith = "tune \(TuneKitInfo.version)"
+        let new = NewArtifact(kind: .adapter, name: outputName, source: staging, metadata: meta, governance: gov)
+        var inputs = lineage(outputs.latest, role: "input")
+        inputs[managed.id] = "base"
+        return try registry.register(new, inputs: inputs, run: run)
     }
 
     static func trainLoss(_ e: FineTuningEvent) -> Double? {

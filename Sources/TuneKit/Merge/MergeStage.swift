@@ -123,9 +123,11 @@ extension Stages.Merge {
         if let r = report.rank { meta["rank"] = .number(Double(r)) }
         if let e = report.energyKept { meta["energy_kept"] = .number(e) }
         if let d = report.dtype { meta["dtype"] = .string(d) }
+        if let notes = c.spec.register?.notes, c.spec.register?.name == nil { meta["notes"] = .string(notes) }
+        let base = try c.baseArtifact()
         let new = NewArtifact(kind: s.output == .model ? .mergedModel : .adapter, name: c.outputName, source: work,
-                              metadata: meta, governance: Governance(baseFamily: c.baseFamily, baseVersion: c.options.base?.version))
-        var lineage: [ArtifactID: String] = [:]
+                              metadata: meta, governance: c.modelGovernance(base: base))
+        var lineage: [ArtifactID: String] = [base.id: "base"]
         for i in inputs { if let a = i.artifact { lineage[a.id] = "merged" } }
         return [try c.registry.register(new, inputs: lineage, run: c.run)]
     }

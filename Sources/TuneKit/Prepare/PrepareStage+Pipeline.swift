@@ -33,11 +33,14 @@ extension Stages {
         public static func keyParts(_ p: PrepareSection, _ c: StagePlan) throws -> [String: JSONValue] {
             var files = p.train.map(c.resolve)
             if let e = p.config.split.evalFile { files.append(c.resolve(e)) }
-            return [
+            var parts: [String: JSONValue] = [
                 "config": try JSONValue(encoding: p.config),
                 "inputs": .array(try files.map { .string(try c.sha256($0)) }),
                 "tokenizer": .string(try DatasetTokenizer.load(modelPath: c.basePath).sha256),
             ]
+            // Licenses and terms are recorded on the dataset: changing them makes a new one (absent: keys as before).
+            if !p.data.isEmpty { parts["data"] = .array(p.data.map(\.json)) }
+            return parts
         }
 
         public static func run(_ p: PrepareSection, _ c: StageContext) throws -> [Artifact] {
@@ -54,10 +57,29 @@ extension Stages {
                 "kept": .number(Double(manifest.counts.kept)),
                 "dropped": .number(Double(manifest.counts.droppedTotal)),
             ]
-            let new = NewArtifact(kind: .dataset, name: c.outputName, source: work,
-                                  metadata: ["counts": .object(counts), "pipeline": .string(c.spec.name), "cache_key": .string(c.key)],
-                                  governance: Governance(datasetSource: p.train.joined(separator: ", ")))
-            return [try c.registry.register(new, inputs: c.lineage(c.outputs.latest, role: "input"), run: c.run)]
+            var meta: [String: JSONValue] = ["counts": .object(counts), "pipeline": .string(c.spec.name), "cache_key": .string(c.key)]
+            var gov = Governance(datasetSource: p.train.joined(separator: ", "))
+            if !p.data.isEmpty {
+                // Per file: path, sha256, license, terms, source; the columns summarize them (license when all files agree).
+                meta["data"] = .array(try p.data.map { d in
+                    guard case .object(var o) = d.json else { return d.json }
+                    o["sha256"] = .string(try c.plan.sha256(c.resolve(d.path)))
+                    return .object(o)
+                })
+                let sources = p.data.map { d in d.source.map { "\(d.path) (\($0))" } ?? d.path }
+                gov.datasetSource = sources.joined(separator: ", ")
+                var terms: [String] = []
+                for t in p.data.compactMap(\.summary) where !terms.contains(t) { terms.append(t) }
+                gov.dataTerms = terms.isEmpty ? nil : terms.joined(separator: "; ")
+                let licenses = Set(p.data.map(\.license))
+                if licenses.count == 1, let l = licenses.first ?? nil { gov.license = l }
+            }
+            // The base's tokenizer and template shaped every row: the dataset descends from the base artifact.
+            let base = try c.baseArtifact()
+            var inputs = c.lineage(c.outputs.latest, role: "input")
+            inputs[base.id] = "tokenizer"
+            let new = NewArtifact(kind: .dataset, name: c.outputName, source: work, metadata: meta, governance: gov)
+            return [try c.registry.register(new, inputs: inputs, run: c.run)]
         }
 
         public static func output(_ artifacts: [Artifact], registry: Registry) throws -> DatasetArtifact? {

@@ -15,6 +15,8 @@ public enum ArtifactKind: String, Codable, CaseIterable, Sendable {
     case mergedModel = "merged-model"
     case evalReport = "eval-report"
     case baseModel = "base-model"
+    /// A model at a managed fine-tuning provider (`train.backend: openai`): its id, snapshot and provider (schema v5).
+    case managedModel = "managed-model"
 }
 
 /// A row id in one registry table, tagged with the table it belongs to, so an artifact id cannot be
@@ -86,7 +88,9 @@ public struct Governance: Codable, Hashable, Sendable {
 // MARK: - Artifact
 
 /// How a blob is stored: one file, or a directory (e.g. a PEFT adapter) hashed through its manifest.
-public enum BlobLayout: String, Codable, Sendable { case file, directory }
+/// `reference`: content that stays where it is (a base model file or directory, often 100 MB and up): the
+/// artifact records its sha256 and `file://` path, and `verify` re-hashes it there (schema v5).
+public enum BlobLayout: String, Codable, Sendable { case file, directory, reference }
 
 /// A registered artifact.
 public struct Artifact: Codable, Hashable, Sendable {

@@ -35,7 +35,25 @@ extension Registry {
     public func blob(of a: Artifact) -> Blob { Blob(sha256: a.sha256, size: a.size, layout: a.layout) }
 
     /// Filesystem path of an artifact's content (nil for stores without paths).
-    public func path(of a: Artifact) -> String? { blobs.path(of: blob(of: a)) }
+    /// For a `reference` artifact (a base model recorded where it is), the referenced path.
+    public func path(of a: Artifact) -> String? {
+        if a.layout == .reference { return Registry.referencedPath(a) }
+        return blobs.path(of: blob(of: a))
+    }
+
+    /// The path of a `reference` artifact's `file://` uri.
+    static func referencedPath(_ a: Artifact) -> String? {
+        a.uri.hasPrefix("file://") ? String(a.uri.dropFirst(7)) : nil
+    }
+
+    /// Re-hashes a referenced file or directory where it is.
+    func checkReference(_ a: Artifact) throws -> BlobCheck {
+        guard let p = Registry.referencedPath(a) else { return .missing }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { return .missing }
+        let actual = try FileBlobStore.address(of: p, directory: isDir.boolValue).sha256
+        return actual == a.sha256 ? .ok : .mismatch(actual: actual)
+    }
 
     // MARK: - Verify
 
@@ -44,7 +62,7 @@ extension Registry {
         let artifacts = try ids.map { try $0.map(artifact) } ?? list()
         var checked: [String: BlobCheck] = [:]
         return try artifacts.map { a in
-            let result = try checked[a.sha256] ?? blobs.check(blob(of: a))
+            let result = try checked[a.sha256] ?? (a.layout == .reference ? checkReference(a) : blobs.check(blob(of: a)))
             checked[a.sha256] = result
             switch result {
             case .ok: return VerifyResult(artifact: a.ref, id: a.id, sha256: a.sha256, status: .ok)
@@ -79,6 +97,13 @@ extension Registry {
 
     /// Copies an artifact's content to `destination` (a new file or directory), verifying its hash.
     public func export(_ a: Artifact, to destination: URL) throws {
+        if a.layout == .reference {
+            guard let p = Registry.referencedPath(a), try checkReference(a) == .ok else {
+                throw TuneError(.integrity, "\(a.ref): the referenced content at \(a.uri) is missing or no longer hashes to \(a.sha256)")
+            }
+            try FileManager.default.copyItem(atPath: p, toPath: destination.path)
+            return
+        }
         try blobs.export(blob(of: a), to: destination)
     }
 }

@@ -86,8 +86,13 @@ public final class Registry: Sendable {
     }
 
     /// Inserts one artifact row and its lineage edges; the caller holds a write transaction.
+    /// Data governance (where the training data came from, its terms, the per-file `data` metadata) is
+    /// inherited from the inputs when the new artifact does not state its own, so it reaches every
+    /// descendant (adapter, merged model, eval report, registered version).
+    /// - Parameter uri: where the content is, for a `reference` blob (`file:///…`); default the store's address.
     func insert(_ db: any SQLConnection, kind: ArtifactKind, name: String, blob: Blob, metadata: [String: JSONValue],
-                governance: Governance, inputs: [ArtifactID: String], run: RunID?) throws -> Artifact {
+                governance: Governance, inputs: [ArtifactID: String], run: RunID?, uri: String? = nil) throws -> Artifact {
+        var metadata = metadata
         let last = try db.queryOne("SELECT kind, version FROM artifacts WHERE name = ? ORDER BY version DESC LIMIT 1", [name])
         if let last, let k: String = try last["kind"], k != kind.rawValue {
             throw TuneError(.conflict, "'\(name)' is registered as \(k); cannot add a version of kind \(kind.rawValue)")
@@ -106,6 +111,24 @@ public final class Registry: Sendable {
                 if bases.count == 1 { (gov.baseFamily, gov.baseVersion) = (try bases[0][0], try bases[0][1]) }
             }
         }
+        if !inputs.isEmpty, gov.datasetSource == nil || gov.dataTerms == nil || metadata["data"] == nil {
+            let ids = inputs.keys.map(\.rawValue).sorted()
+            let rows = try db.query("SELECT dataset_source, data_terms, metadata FROM artifacts WHERE id IN (\(sqlPlaceholders(ids.count))) ORDER BY id",
+                                    ids.map { $0 as (any SQLBindable)? })
+            var sources: [String] = [], terms: [String] = [], data: [JSONValue] = []
+            for r in rows {
+                if let v: String = try r[0], !sources.contains(v) { sources.append(v) }
+                if let v: String = try r[1], !terms.contains(v) { terms.append(v) }
+                let text: String = try r[2]
+                if text.contains("\"data\""), let m = try? JSONValue.decoder.decode([String: JSONValue].self, from: Data(text.utf8)),
+                   case .array(let items)? = m["data"] {
+                    for i in items where !data.contains(i) { data.append(i) }
+                }
+            }
+            if gov.datasetSource == nil, !sources.isEmpty { gov.datasetSource = sources.joined(separator: "; ") }
+            if gov.dataTerms == nil, !terms.isEmpty { gov.dataTerms = terms.joined(separator: "; ") }
+            if metadata["data"] == nil, !data.isEmpty { metadata["data"] = .array(data) }
+        }
         if let run, try db.scalar(Int.self, "SELECT 1 FROM runs WHERE id = ?", [run.rawValue]) == nil {
             throw TuneError(.notFound, "registering '\(name)': no run \(run)")
         }
@@ -115,7 +138,7 @@ public final class Registry: Sendable {
             INSERT INTO artifacts (kind, name, version, sha256, size, layout, uri, metadata, base_family, base_version,
                 license, dataset_source, data_terms, created_by, created_with, run_id, created_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
-            """, [kind.rawValue, name, version, blob.sha256, blob.size, blob.layout.rawValue, blob.uri, meta,
+            """, [kind.rawValue, name, version, blob.sha256, blob.size, blob.layout.rawValue, uri ?? blob.uri, meta,
                   gov.baseFamily, gov.baseVersion, gov.license, gov.datasetSource, gov.dataTerms,
                   gov.createdBy, gov.createdWith, run?.rawValue, createdAt]) else {
             throw TuneError(.internal, "registering '\(name)': INSERT returned no id")
@@ -142,7 +165,7 @@ public final class Registry: Sendable {
                 """, ([id.rawValue] + parents).map { $0 as (any SQLBindable)? })
         }
         return Artifact(id: id, kind: kind, name: name, version: version, sha256: blob.sha256, size: blob.size,
-                        layout: blob.layout, uri: blob.uri, metadata: metadata, governance: gov, runID: run,
+                        layout: blob.layout, uri: uri ?? blob.uri, metadata: metadata, governance: gov, runID: run,
                         createdAt: createdAt)
     }
 

@@ -17,18 +17,28 @@ enum Schema {
         ("v2 artifact_bases: the base versions each artifact is exposed to", v2),
         ("v3 bases, schedules, jobs (durable queue) and job history", v3),
         ("v4 stage_claims: one run per stage cache key, across processes", v4),
+        ("v5 governance: managed-model kind, reference blobs, deprecations", v5),
     ]
 
     static var currentVersion: Int { migrations.count }
 
     /// Brings `db` up to `currentVersion`; refuses a registry written by a newer tune.
     static func migrateSQLite(_ db: Database, path: String) throws {
+        // v5 rebuilds `artifacts` (SQLite cannot alter a CHECK constraint): SQLite's documented 12-step
+        // procedure needs foreign keys off while the old table is dropped and the new one renamed; they
+        // are checked (`foreign_key_check`) before the commit and switched back on afterwards. The pragma
+        // is a no-op inside a transaction, so it is set around it.
+        try db.execute(sql: "PRAGMA foreign_keys = OFF")
+        defer { try? db.execute(sql: "PRAGMA foreign_keys = ON") }
         try db.inTransaction(.immediate) {
             let have = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
             guard have <= currentVersion else {
                 throw TuneError(.conflict, "\(path): registry schema version \(have) is newer than this tune understands (\(currentVersion)); upgrade tune")
             }
             for step in migrations.dropFirst(have) { try db.execute(sql: step.sql) }
+            if have < currentVersion, try Row.fetchOne(db, sql: "PRAGMA foreign_key_check") != nil {
+                throw TuneError(.database, "\(path): migration left dangling references (PRAGMA foreign_key_check); nothing was changed")
+            }
             if have < currentVersion { try db.execute(sql: "PRAGMA user_version = \(currentVersion)") }
             return .commit
         }
@@ -255,6 +265,66 @@ enum Schema {
         ) WITHOUT ROWID;
         """
 
+    // MARK: - v5
+
+    /// Governance (docs/governance.md): the `managed-model` kind and the `reference` layout (a base model
+    /// recorded by path + sha256, not copied) need wider CHECK constraints, which SQLite can only get by
+    /// rebuilding `artifacts` (same columns, same rows, same ids; its indexes recreated); and
+    /// `deprecations`, one row per deprecated artifact. Everything depending on a deprecated artifact
+    /// is found by a recursive walk of `lineage` (Registry+Governance.swift).
+    static let v5 = """
+        CREATE TABLE artifacts_v5 (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN (\(kinds))),
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+            size INTEGER NOT NULL,
+            layout TEXT NOT NULL CHECK (layout IN (\(layouts))),
+            uri TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            base_family TEXT,
+            base_version TEXT,
+            license TEXT,
+            dataset_source TEXT,
+            data_terms TEXT,
+            created_by TEXT NOT NULL,
+            created_with TEXT NOT NULL,
+            run_id INTEGER REFERENCES runs(id),
+            created_at TEXT NOT NULL,
+            UNIQUE (name, version)
+        );
+        INSERT INTO artifacts_v5 SELECT id, kind, name, version, sha256, size, layout, uri, metadata, base_family, base_version,
+            license, dataset_source, data_terms, created_by, created_with, run_id, created_at FROM artifacts;
+        DROP TABLE artifacts;
+        ALTER TABLE artifacts_v5 RENAME TO artifacts;
+        CREATE INDEX artifacts_sha256 ON artifacts(sha256);
+        CREATE INDEX artifacts_base ON artifacts(base_family, base_version);
+        CREATE INDEX artifacts_kind ON artifacts(kind, name);
+        \(deprecations)
+        """
+
+    private static let layouts = "'file', 'directory', 'reference'"
+
+    static let deprecations = """
+        CREATE TABLE IF NOT EXISTS deprecations (
+            artifact_id INTEGER NOT NULL PRIMARY KEY REFERENCES artifacts(id),
+            reason TEXT NOT NULL,
+            effective TEXT NOT NULL,                -- the date it takes effect (as given, e.g. 2026-12-31)
+            deprecated_by TEXT NOT NULL,
+            deprecated_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+
+    /// v5 on PostgreSQL: constraints are altered in place (their default names), no rebuild.
+    static let v5Postgres = """
+        ALTER TABLE artifacts DROP CONSTRAINT IF EXISTS artifacts_kind_check;
+        ALTER TABLE artifacts ADD CONSTRAINT artifacts_kind_check CHECK (kind IN (\(kinds)));
+        ALTER TABLE artifacts DROP CONSTRAINT IF EXISTS artifacts_layout_check;
+        ALTER TABLE artifacts ADD CONSTRAINT artifacts_layout_check CHECK (layout IN (\(layouts)));
+        \(deprecations)
+        """
+
     // MARK: - PostgreSQL
 
     /// The same tables in PostgreSQL's dialect (see the SQLite steps above for what each column means).
@@ -263,6 +333,7 @@ enum Schema {
         (migrations[1].name, pg(v2Postgres)),
         (migrations[2].name, pg(v3)),
         (migrations[3].name, pg(v4)),
+        (migrations[4].name, pg(v5Postgres)),
     ]
 
     /// SQLite DDL → PostgreSQL DDL for the constructs the steps use: row-id keys become identity

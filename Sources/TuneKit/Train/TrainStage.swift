@@ -123,9 +123,13 @@ extension Stages {
             ]
             if let l = result.finalLoss { meta["final_loss"] = .number(l) }
             if let l = result.finalEvalLoss { meta["final_eval_loss"] = .number(l) }
+            let base = try c.baseArtifact()
+            if let notes = c.spec.register?.notes, c.spec.register?.name == nil { meta["notes"] = .string(notes) }
             let new = NewArtifact(kind: .adapter, name: c.outputName, source: staging, metadata: meta,
-                                  governance: Governance(baseFamily: c.baseFamily, baseVersion: c.options.base?.version))
-            let artifact = try c.registry.register(new, inputs: c.lineage(c.outputs.latest, role: "input"), run: c.run)
+                                  governance: c.modelGovernance(base: base))
+            var inputs = c.lineage(c.outputs.latest, role: "input")
+            inputs[base.id] = "base"
+            let artifact = try c.registry.register(new, inputs: inputs, run: c.run)
             try? FileManager.default.removeItem(atPath: work)   // registered: checkpoints are no longer needed
             return [artifact]
         }

@@ -9,7 +9,7 @@ struct ArtifactsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "artifacts", abstract: "Registered artifacts: versions, aliases, lineage, content.",
         subcommands: [Add.self, List.self, Show.self, Lineage.self, Promote.self, Path.self, Verify.self, GC.self,
-                      Export.self, Exposure.self])
+                      Export.self, Exposure.self, Deprecate.self])
 
     // MARK: - Shared options
 
@@ -39,7 +39,7 @@ struct ArtifactsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a file or directory as a new version of NAME.")
         @Argument(help: "File or directory to store.") var source: String
         @Option(help: "Artifact name.") var name: String
-        @Option(help: "dataset | adapter | merged-model | eval-report | base-model") var kind: String
+        @Option(help: "dataset | adapter | merged-model | eval-report | base-model | managed-model") var kind: String
         @Option(help: "Metadata as a JSON object.") var metadata: String?
         @Option(help: "License identifier.") var license: String?
         @Option(help: "Base model FAMILY@VERSION (inherited from parents when omitted).") var base: String?
@@ -111,6 +111,7 @@ struct ArtifactsCommand: ParsableCommand {
             var artifact: Artifact
             var aliases: [String]
             var inputs: [Input]
+            var deprecation: Deprecation?
             struct Input: Encodable { var ref: String; var role: String; var id: ArtifactID }
         }
 
@@ -118,14 +119,17 @@ struct ArtifactsCommand: ParsableCommand {
             try reportingErrors {
                 let (reg, a) = try location.resolve(ref)
                 let shown = Shown(artifact: a, aliases: try reg.aliases(pointingAt: a.id).map(\.alias),
-                                  inputs: try reg.inputs(of: a.id).map { .init(ref: $0.artifact.ref, role: $0.role, id: $0.artifact.id) })
+                                  inputs: try reg.inputs(of: a.id).map { .init(ref: $0.artifact.ref, role: $0.role, id: $0.artifact.id) },
+                                  deprecation: try reg.deprecation(of: a.id))
                 if global.json { try Output.json(shown); return }
                 let g = a.governance
                 var lines = ["\(a.ref) (\(a.kind.rawValue))", "  sha256   \(a.sha256)", "  size     \(a.size) bytes (\(a.layout.rawValue))",
                              "  uri      \(a.uri)", "  created  \(a.createdAt) by \(g.createdBy) with \(g.createdWith)"]
                 if let f = g.baseFamily { lines.append("  base     \(f)@\(g.baseVersion ?? "?")") }
                 if let l = g.license { lines.append("  license  \(l)") }
-                if let s = g.datasetSource { lines.append("  data     \(s)\(g.dataTerms.map { " (\($0))" } ?? "")") }
+                if let s = g.datasetSource { lines.append("  data     \(s)") }
+                if let t = g.dataTerms { lines.append("  terms    \(t)") }
+                if let d = shown.deprecation { lines.append("  DEPRECATED from \(d.effective): \(d.reason) (by \(d.deprecatedBy))") }
                 if let r = a.runID { lines.append("  run      \(r)") }
                 if !shown.aliases.isEmpty { lines.append("  aliases  \(shown.aliases.joined(separator: ", "))") }
                 for i in shown.inputs { lines.append("  input    \(i.ref) as \(i.role)") }
