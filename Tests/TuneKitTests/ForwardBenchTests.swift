@@ -1,4 +1,5 @@
 // ForwardBenchTests — the forward benchmark runs both kernel paths and reports consistent numbers.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -2,6 +2,7 @@
 // dropped connections, slow responses, malformed JSON, insufficient_quota, 400 validation errors and
 // the total deadline, each as the retry policy specifies. Waits go through a fake clock, so the
 // tests measure the waits the client chose without waiting for them.
+import Engine
 import Foundation
 import LoopbackHTTP
 import Testing

@@ -1,5 +1,6 @@
 // ManagedSpecTests — `train.openai:` parsing with positioned diagnostics, and the managed train
 // stage's cache key: model and provider URL are in it, the API key and polling settings are not.
+import Engine
 import Foundation
 import Testing
 import TuneKit

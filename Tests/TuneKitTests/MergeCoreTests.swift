@@ -1,5 +1,6 @@
 // MergeCoreTests — the pure merge core: magnitude top-k, DARE statistics, TIES sign election and
 // normalization on hand-worked numbers, λ, the truncated SVD against known singular values.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,6 +1,7 @@
 // MergeJobTests — end to end on the tiny model: adapters merged into a GGUF model give the same logits
 // as base + adapter (Q/K row order survives the round trip), a merged adapter re-factored by SVD equals
 // the weighted sum of the inputs' ΔW, mergekit YAML problems are reported with positions.
+import Engine
 import Foundation
 import Testing
 import TuneKit

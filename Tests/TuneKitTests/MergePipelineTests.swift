@@ -1,6 +1,7 @@
 // MergePipelineTests — the pipeline's merge stage runs MergeJob: adapters from paths merged into an
 // adapter (kind adapter) or a GGUF model (kind merged-model), cached on re-run, clear errors for inputs
 // that are neither files nor registry artifacts.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,5 +1,6 @@
 // MergeSupport — fixtures for the merge tests: the committed mergekit fixtures, random PEFT adapters
 // on the tiny model, temp dirs.
+import Engine
 import Foundation
 import TuneKit
 

@@ -1,4 +1,5 @@
 // PipelineRunnerTests — cache keys skip finished stages; changed inputs re-run; unimplemented stages say so.
+import Engine
 import Foundation
 import Testing
 import TuneKit

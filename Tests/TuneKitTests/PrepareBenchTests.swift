@@ -1,5 +1,6 @@
 // PrepareBenchTests — the prepare benchmark measures the stage and says plainly when the HF reference
 // is missing (it never invents a reference number).
+import Engine
 import Foundation
 import Testing
 import TuneKit

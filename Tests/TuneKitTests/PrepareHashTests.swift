@@ -1,4 +1,5 @@
 // PrepareHashTests — the in-tree SHA-256 against FIPS 180-4 test vectors and the tokenizer hash.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,5 +1,6 @@
 // ProgressTests — human ETAs ("4m10s", not "250s"), the progress arithmetic, the meter's throttling,
 // and base hashing reporting to ProgressSink.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,4 +1,5 @@
 // RegistryBlobTests — directory blobs, verify catching tampering, gc, export, crash leftovers.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,6 +1,7 @@
 // RegistryExposureTests — exposure reads `artifact_bases` (schema v2), which registration keeps as the
 // closure of the lineage walk: on random lineage graphs it equals the recursive walk over the edges,
 // and a v1 registry (no such table) is filled by the migration to the same answer.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,4 +1,5 @@
 // RegistryHashingTests — SHA-256 against the FIPS 180-4 vectors, streaming in odd chunk sizes.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,4 +1,5 @@
 // RegistryTests — registering, versions, references, aliases with history, lineage, exposure, runs.
+import Engine
 import Foundation
 import Testing
 import TuneKit

@@ -1,6 +1,7 @@
 // TrainRecipeTests — the one train recipe: its defaults (the pipeline's), errors that name the YAML key,
 // the train section's encoding that train cache keys hash (unchanged by the recipe), the event lines,
 // and the axolotl / torchtune / PEFT key names that the config reader maps to tune's keys.
+import Engine
 import Foundation
 import Testing
 import TuneKit

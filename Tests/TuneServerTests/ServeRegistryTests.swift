@@ -1,5 +1,6 @@
 // ServeRegistryTests — with --registry, the registry's adapters trained on the served base are listed
 // and servable by their reference (NAME@VERSION, NAME); adapters of another base are refused.
+import Engine
 import Foundation
 import Hummingbird
 import Testing

@@ -1,5 +1,6 @@
 // ServeCLITests — the built `tune serve` on 127.0.0.1 with port 0: it prints where it listens, answers
 // with and without a key, stops cleanly on SIGTERM, and refuses a public address without keys.
+import Engine
 import Foundation
 import Testing
 import TuneKit

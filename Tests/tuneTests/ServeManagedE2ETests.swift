@@ -2,6 +2,7 @@
 // model, API key from the environment), then `tune run` of a pipeline with `train.backend: openai`
 // pointing at it: the job trains on the server's local trainer, the tuned model is evaluated through
 // the server's chat completions, and the result is registered with lineage. A re-run creates no job.
+import Engine
 import Foundation
 import Testing
 import TuneKit
