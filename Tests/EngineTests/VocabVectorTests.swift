@@ -210,3 +210,80 @@ private func show(_ s: String) -> String {
         #expect(ids.first == tok.id(of: "<|user|>"))
     }
 }
+
+// MARK: - Hand-built SentencePiece vocab (no files needed)
+
+/// <unk>, <s>, </s>, the 256 byte tokens, a few pieces with scores, a user-defined and a control token.
+private func tinySPMMetadata(addSpacePrefix: Bool = true, pre: String? = nil) -> [String: GGUFValue] {
+    var tokens = ["<unk>", "<s>", "</s>"]
+    var types: [Int32] = [2, 3, 3]
+    var scores: [Float] = [0, 0, 0]
+    for b in 0..<256 {
+        tokens.append(String(format: "<0x%02X>", b))
+        types.append(6)
+        scores.append(0)
+    }
+    let pieces: [(String, Float)] = [
+        ("▁", -1), ("a", -2), ("b", -2), ("c", -2), ("ab", -5), ("bc", -4), ("aa", -3), ("▁a", -6), ("▁b", -6),
+    ]
+    for (p, s) in pieces { tokens.append(p); types.append(1); scores.append(s) }
+    tokens.append("<tool>"); types.append(4); scores.append(0)
+    tokens.append("<|ctl|>"); types.append(3); scores.append(0)
+    func strings(_ a: [String]) -> GGUFValue { .array(elementType: 8, a.map { .string($0) }) }
+    var meta: [String: GGUFValue] = [
+        "tokenizer.ggml.model": .string("llama"),
+        "tokenizer.ggml.tokens": strings(tokens),
+        "tokenizer.ggml.scores": .array(elementType: 6, scores.map { .float32($0) }),
+        "tokenizer.ggml.token_type": .array(elementType: 5, types.map { .int32($0) }),
+        "tokenizer.ggml.add_space_prefix": .bool(addSpacePrefix),
+    ]
+    if let pre { meta["tokenizer.ggml.pre"] = .string(pre) }
+    return meta
+}
+
+@Suite struct TokenizerSentencePieceTinyTests {
+    let tok = try! BPETokenizer(ggufMetadata: tinySPMMetadata(addSpacePrefix: false))
+
+    func pieces(_ s: String, parseSpecial: Bool = true) -> [String] { tok.encode(s, parseSpecial: parseSpecial).map(tok.token) }
+
+    @Test func highestScoreMergesFirstLeftmostOnTies() {
+        #expect(pieces("abc") == ["a", "bc"])      // bc (-4) beats ab (-5)
+        #expect(pieces("ab") == ["ab"])
+        #expect(pieces("aaa") == ["aa", "a"])      // equal scores: the leftmost pair
+        #expect(pieces("a b") == ["a", "▁b"])      // spaces are ▁ and merge like any character
+    }
+
+    @Test func missingCharactersFallBackToBytes() {
+        #expect(pieces("é") == ["<0xC3>", "<0xA9>"])
+        #expect(tok.decode(tok.encode("é a")) == "é a")
+    }
+
+    @Test func spacePrefixAtStartAndAfterSpecialTokens() throws {
+        let prefixed = try BPETokenizer(ggufMetadata: tinySPMMetadata())
+        #expect(prefixed.encode("a").map(prefixed.token) == ["▁a"])
+        #expect(prefixed.encode("a<|ctl|>b").map(prefixed.token) == ["▁a", "<|ctl|>", "▁b"])
+        #expect(prefixed.encode("a<tool>b").map(prefixed.token) == ["▁a", "<tool>", "▁b"])
+        #expect(prefixed.decode(prefixed.encode("a b")) == "a b")
+        #expect(prefixed.encode("").isEmpty)
+        #expect(prefixed.encode("a", addSpecial: true) == [1] + prefixed.encode("a"))  // add_bos default true
+    }
+
+    @Test func controlTokensNeedParseSpecialUserDefinedDoNot() {
+        #expect(pieces("<|ctl|>a", parseSpecial: false).contains("<|ctl|>") == false)
+        #expect(pieces("<|ctl|>a", parseSpecial: true) == ["<|ctl|>", "a"])
+        #expect(pieces("a<tool>a", parseSpecial: false) == ["a", "<tool>", "a"])
+        #expect(tok.isSpecial(tok.id(of: "<|ctl|>")!) && !tok.isSpecial(tok.id(of: "<tool>")!))
+    }
+
+    @Test func preTokenizerOtherThanDefaultIsRefused() {
+        do {
+            _ = try BPETokenizer(ggufMetadata: tinySPMMetadata(pre: "qwen2"))
+            Issue.record("a SentencePiece vocab with tokenizer.ggml.pre 'qwen2' loaded")
+        } catch let e as EngineError {
+            #expect(e.kind == .unsupported && e.message.contains("'qwen2'"))
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+        #expect((try? BPETokenizer(ggufMetadata: tinySPMMetadata(pre: "default"))) != nil)
+    }
+}
