@@ -1,8 +1,21 @@
 // BPETokenizer — byte-level BPE with id-for-id parity with HF `tokenizers` (GPT-2 / SmolLM / Llama-3
 // style vocabularies): added-token splitting, pre-tokenization, rank-ordered merges, byte decoding.
+// The same type also runs SentencePiece-style BPE (GGUF `tokenizer.ggml.model = llama`: score-ordered
+// merges with `<0xNN>` byte fallback, SentencePiece+BPETokenizer.swift) so every caller holds one type.
 
-/// A byte-level BPE tokenizer. Build it with `init(ggufMetadata:)` or `init(tokenizerJSON:)`.
+/// A BPE tokenizer: byte-level (GPT-2 family) or SentencePiece-style (Llama-2 family). Build it with
+/// `init(ggufMetadata:)` or `init(tokenizerJSON:)`.
 public struct BPETokenizer: Sendable {
+    /// Which BPE algorithm runs.
+    public enum Model: String, Sendable {
+        /// GPT-2 byte-level BPE: pre-tokenizer regex, merges by rank, bytes spelled as printable scalars.
+        case byteLevel
+        /// SentencePiece BPE as llama.cpp's `llm_tokenizer_spm`: spaces escaped to U+2581, merges by
+        /// token score, characters missing from the vocab as `<0xNN>` byte tokens.
+        case sentencePiece
+    }
+
+    public let model: Model
     /// Number of ids (highest id + 1).
     public var vocabSize: Int
     public var bosID: Int32?
@@ -11,6 +24,11 @@ public struct BPETokenizer: Sendable {
     public var paddingID: Int32?
     /// Whether the model expects BOS in front of a prompt. `encode` never adds it; callers do.
     public var addBOS: Bool
+    /// Whether the model expects EOS after a sequence (GGUF `tokenizer.ggml.add_eos_token`).
+    public var addEOS: Bool
+    /// SentencePiece: a space is put in front of text that starts the input or follows a special token
+    /// (GGUF `tokenizer.ggml.add_space_prefix`, default true); `decode` drops it again.
+    public let addSpacePrefix: Bool
     /// The raw chat template string shipped with the model, if any.
     public var chatTemplate: String?
     /// How text is cut into words before BPE.
@@ -27,6 +45,8 @@ public struct BPETokenizer: Sendable {
     /// (left id << 32 | right id) → merge rank and merged id.
     let merges: [UInt64: Merge]
     let added: AddedTokens
+    /// SentencePiece state (nil for byte-level BPE).
+    let spm: SentencePieceVocab?
 
     struct Merge: Sendable {
         var rank: UInt32
@@ -46,7 +66,8 @@ public struct BPETokenizer: Sendable {
     /// tokens. Merges whose parts or result are missing from the vocab are ignored.
     init(tokens: [String], merges mergePairs: [(String, String)], added addedTokens: [AddedToken],
          preTokenizer: PreTokenizer, ignoreMerges: Bool, bosID: Int32?, eosID: Int32?,
-         unknownID: Int32?, paddingID: Int32?, addBOS: Bool, chatTemplate: String?) throws {
+         unknownID: Int32?, paddingID: Int32?, addBOS: Bool, chatTemplate: String?,
+         addEOS: Bool = false, sentencePiece: SentencePieceVocab? = nil) throws {
         guard !tokens.isEmpty else { throw EngineError(.format, "tokenizer: the vocabulary is empty") }
         self.tokens = tokens
         vocabSize = tokens.count
@@ -54,11 +75,20 @@ public struct BPETokenizer: Sendable {
         toID.reserveCapacity(tokens.count)
         for (i, t) in tokens.enumerated() where toID[t] == nil { toID[t] = Int32(i) }
         tokenToID = toID
-        tokenBytes = tokens.map { ByteLevel.decode($0) ?? Array($0.utf8) }
-
-        var bytes = [Int32](repeating: -1, count: 256)
-        for b in 0..<256 { bytes[b] = toID[ByteLevel.encode([UInt8(b)])] ?? -1 }
-        byteIDs = bytes
+        if let sp = sentencePiece {
+            model = .sentencePiece
+            tokenBytes = sp.pieceBytes
+            byteIDs = sp.byteIDs
+            addSpacePrefix = sp.addSpacePrefix
+        } else {
+            model = .byteLevel
+            tokenBytes = tokens.map { ByteLevel.decode($0) ?? Array($0.utf8) }
+            var bytes = [Int32](repeating: -1, count: 256)
+            for b in 0..<256 { bytes[b] = toID[ByteLevel.encode([UInt8(b)])] ?? -1 }
+            byteIDs = bytes
+            addSpacePrefix = false
+        }
+        spm = sentencePiece
 
         var table: [UInt64: Merge] = [:]
         table.reserveCapacity(mergePairs.count)
@@ -75,7 +105,7 @@ public struct BPETokenizer: Sendable {
             }
             if t.special { isSpecial[Int(t.id)] = true }
         }
-        special = isSpecial
+        special = sentencePiece?.control ?? isSpecial
         added = AddedTokens(addedTokens)
 
         for (name, id) in [("bos", bosID), ("eos", eosID), ("unknown", unknownID), ("padding", paddingID)] {
@@ -90,6 +120,7 @@ public struct BPETokenizer: Sendable {
         self.unknownID = unknownID
         self.paddingID = paddingID
         self.addBOS = addBOS
+        self.addEOS = addEOS
         self.chatTemplate = chatTemplate
     }
 
@@ -112,6 +143,7 @@ public struct BPETokenizer: Sendable {
     /// (e.g. "<|im_end|>") become their ids; otherwise they are tokenized as plain text.
     /// Non-special added tokens are always split out, as in HF.
     public func encode(_ text: String, parseSpecial: Bool = true) -> [Int32] {
+        if let spm { return encodeSentencePiece(text, spm, parseSpecial: parseSpecial) }
         var out: [Int32] = []
         let utf8 = Array(text.utf8)
         out.reserveCapacity(utf8.count / 3 + 1)
@@ -202,8 +234,27 @@ public struct BPETokenizer: Sendable {
         return out
     }
 
-    /// The text of `ids`, special tokens included; invalid UTF-8 becomes U+FFFD.
-    public func decode(_ ids: [Int32]) -> String { String(decoding: decodeBytes(ids), as: UTF8.self) }
+    /// The text of `ids`, special tokens included; invalid UTF-8 becomes U+FFFD. SentencePiece with
+    /// `addSpacePrefix` drops one leading space of the first piece, as llama.cpp's detokenizer does
+    /// (`decodeBytes` keeps it: it is for streaming pieces that continue earlier text).
+    public func decode(_ ids: [Int32]) -> String {
+        var bytes = decodeBytes(ids)
+        if model == .sentencePiece && addSpacePrefix, let first = ids.first, first >= 0, Int(first) < tokenBytes.count,
+           tokenBytes[Int(first)].first == 0x20 {
+            bytes.removeFirst()
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Token ids for `text` as llama.cpp's `tokenize(text, add_special: true)`: BOS in front when the model
+    /// asks for it (`addBOS`), EOS at the end when it asks for that (`addEOS`).
+    public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool = true) -> [Int32] {
+        var ids = encode(text, parseSpecial: parseSpecial)
+        guard addSpecial else { return ids }
+        if addBOS, let bosID { ids.insert(bosID, at: 0) }
+        if addEOS, let eosID { ids.append(eosID) }
+        return ids
+    }
 }
 
 // MARK: - Added tokens

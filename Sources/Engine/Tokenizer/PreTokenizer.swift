@@ -1,5 +1,6 @@
 // PreTokenizer — splits text into BPE words exactly like HF `tokenizers` (Digits + ByteLevel regex,
-// or the Llama-3 Split regex), with a hand-written scanner over unicode scalars instead of a regex.
+// or the Llama-3 / Qwen2 / Qwen3.5 Split regexes), with a hand-written scanner over unicode scalars
+// instead of a regex.
 
 /// How text is cut into words before BPE. Matches the HF pre-tokenizers byte for byte.
 public struct PreTokenizer: Sendable, Equatable {
@@ -11,6 +12,12 @@ public struct PreTokenizer: Sendable, Equatable {
         /// Llama-3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
         /// ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
         case llama3
+        /// Qwen2 / Qwen2.5 / Qwen3: the Llama-3 pattern with single digits (`\p{N}` instead of `\p{N}{1,3}`).
+        case qwen2
+        /// Qwen3.5: the Qwen2 pattern with marks joining letters: `[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+` and
+        /// ` ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*` (scanned as Qwen2 with \p{M} classed as a letter, which matches
+        /// the same spans: \p{M} only ever appears next to \p{L} in that regex).
+        case qwen35
     }
 
     /// HF `Digits(individual_digits: true)` first: every \p{N} scalar becomes its own piece.
@@ -23,14 +30,20 @@ public struct PreTokenizer: Sendable, Equatable {
     }
 
     /// The GGUF `tokenizer.ggml.pre` names this scanner implements.
-    public static let knownGGUFNames = ["smollm", "gpt-2", "llama-bpe", "llama3", "llama-v3"]
+    public static let knownGGUFNames = [
+        "smollm", "starcoder", "refact", "command-r", "gpt-2", "mpt", "llama-bpe", "llama3", "llama-v3",
+        "qwen2", "deepseek-r1-qwen", "qwen35",
+    ]
 
     /// The pre-tokenizer for a GGUF `tokenizer.ggml.pre` value; unknown names throw.
     public static func gguf(_ name: String) throws -> PreTokenizer {
         switch name {
-        case "smollm": return PreTokenizer(splitDigits: true, pattern: .gpt2)
-        case "gpt-2": return PreTokenizer(splitDigits: false, pattern: .gpt2)
+        // llama.cpp: `\p{N}` then the GPT-2 regex (LLAMA_VOCAB_PRE_TYPE_STARCODER / REFACT / COMMAND_R / SMOLLM).
+        case "smollm", "starcoder", "refact", "command-r": return PreTokenizer(splitDigits: true, pattern: .gpt2)
+        case "gpt-2", "mpt": return PreTokenizer(splitDigits: false, pattern: .gpt2)
         case "llama-bpe", "llama3", "llama-v3": return PreTokenizer(splitDigits: false, pattern: .llama3)
+        case "qwen2", "deepseek-r1-qwen": return PreTokenizer(splitDigits: false, pattern: .qwen2)
+        case "qwen35": return PreTokenizer(splitDigits: false, pattern: .qwen35)
         default:
             throw EngineError.unsupported(
                 "tokenizer.ggml.pre '\(name)' is not supported; known: \(knownGGUFNames.joined(separator: ", "))")
@@ -52,7 +65,7 @@ public struct PreTokenizer: Sendable, Equatable {
     /// Calls `body` with the byte range of every word of `bytes[range]` (valid UTF-8), in order.
     func split(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
         var scalars = ScalarTable()
-        scalars.decode(bytes, range)
+        scalars.decode(bytes, range, marksAreLetters: pattern == .qwen35)
         let n = scalars.count
         guard n > 0 else { return }
         if splitDigits {
@@ -72,7 +85,12 @@ public struct PreTokenizer: Sendable, Equatable {
     private func scan(_ t: ScalarTable, _ start: Int, _ end: Int, _ body: (Range<Int>) -> Void) {
         var i = start
         while i < end {
-            let j = pattern == .gpt2 ? matchGPT2(t, i, end) : matchLlama3(t, i, end)
+            let j: Int
+            switch pattern {
+            case .gpt2: j = matchGPT2(t, i, end)
+            case .llama3: j = matchLlama3(t, i, end, maxDigits: 3)
+            case .qwen2, .qwen35: j = matchLlama3(t, i, end, maxDigits: 1)
+            }
             body(t.offsets[i]..<t.offsets[j])
             i = j
         }
@@ -92,8 +110,8 @@ public struct PreTokenizer: Sendable, Equatable {
         return whitespace(t, i, end)
     }
 
-    /// End of the match starting at `i` for the Llama-3 pattern (always > i).
-    private func matchLlama3(_ t: ScalarTable, _ i: Int, _ end: Int) -> Int {
+    /// End of the match starting at `i` for the Llama-3 pattern (always > i); `maxDigits` 1 is Qwen2's `\p{N}`.
+    private func matchLlama3(_ t: ScalarTable, _ i: Int, _ end: Int, maxDigits: Int) -> Int {
         if let j = contraction(t, i, end, caseInsensitive: true) { return j }
         let c = t.cls[i]
         // [^\r\n\p{L}\p{N}]?\p{L}+
@@ -101,10 +119,10 @@ public struct PreTokenizer: Sendable, Equatable {
         if c != .number && c != .newline && i + 1 < end && t.cls[i + 1] == .letter {
             return t.run(.letter, from: i + 1, end)
         }
-        // \p{N}{1,3}
+        // \p{N}{1,3} (Qwen2: \p{N})
         if c == .number {
             var j = i + 1
-            while j < end && j < i + 3 && t.cls[j] == .number { j += 1 }
+            while j < end && j < i + maxDigits && t.cls[j] == .number { j += 1 }
             return j
         }
         // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
@@ -154,8 +172,9 @@ enum ScalarClass: UInt8 {
     case letter, number, space, newline, other  // newline = \r or \n (also whitespace)
     var isSpace: Bool { self == .space || self == .newline }
 
-    /// \p{L} → letter, \p{N} → number, White_Space → space/newline, anything else → other.
-    static func of(_ v: UInt32) -> ScalarClass {
+    /// \p{L} → letter, \p{N} → number, White_Space → space/newline, anything else → other;
+    /// with `marksAreLetters`, \p{M} → letter too (Qwen3.5).
+    static func of(_ v: UInt32, marksAreLetters: Bool = false) -> ScalarClass {
         if v < 128 { return ascii[Int(v)] }
         guard let s = Unicode.Scalar(v) else { return .other }
         let p = s.properties
@@ -163,6 +182,7 @@ enum ScalarClass: UInt8 {
         switch p.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return .letter
         case .decimalNumber, .letterNumber, .otherNumber: return .number
+        case .nonspacingMark, .spacingMark, .enclosingMark: return marksAreLetters ? .letter : .other
         default: return .other
         }
     }
@@ -186,7 +206,7 @@ struct ScalarTable {
     var count: Int { cls.count }
 
     /// Decodes valid UTF-8 `bytes[range]`.
-    mutating func decode(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) {
+    mutating func decode(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, marksAreLetters: Bool = false) {
         cls.reserveCapacity(range.count)
         values.reserveCapacity(range.count)
         offsets.reserveCapacity(range.count + 1)
@@ -202,7 +222,7 @@ struct ScalarTable {
             for k in 1..<max(len, 1) { v = (v << 6) | (UInt32(bytes[i + k]) & 0x3F) }
             offsets.append(i)
             values.append(v)
-            cls.append(ScalarClass.of(v))
+            cls.append(ScalarClass.of(v, marksAreLetters: marksAreLetters))
             i += len
         }
         offsets.append(range.upperBound)

@@ -8,7 +8,8 @@ extension BPETokenizer {
 
     /// Builds the tokenizer from GGUF metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`).
     /// Supports `tokenizer.ggml.model` "gpt2" (byte-level BPE) with the pre-tokenizers in
-    /// `PreTokenizer.knownGGUFNames`; SentencePiece ("llama") and others throw `.unsupported`.
+    /// `PreTokenizer.knownGGUFNames`, and "llama" (SentencePiece BPE with byte fallback, as llama.cpp);
+    /// any other model or pre-tokenizer throws `.unsupported` naming it.
     public init(ggufMetadata meta: [String: GGUFValue]) throws {
         let source = "GGUF tokenizer metadata"
         guard let model = meta["tokenizer.ggml.model"]?.stringValue else {
@@ -17,29 +18,21 @@ extension BPETokenizer {
         switch model {
         case "gpt2": break
         case "llama":
-            throw EngineError.unsupported(
-                "tokenizer.ggml.model 'llama' (SentencePiece) is not supported; only byte-level BPE ('gpt2') is")
+            try self.init(sentencePieceGGUF: meta)
+            return
         default:
-            throw EngineError.unsupported("tokenizer.ggml.model '\(model)' is not supported; only byte-level BPE ('gpt2') is")
+            throw EngineError.unsupported(
+                "tokenizer.ggml.model '\(model)' is not supported; supported: 'gpt2' (byte-level BPE), 'llama' (SentencePiece BPE)")
         }
         guard let pre = meta["tokenizer.ggml.pre"]?.stringValue else {
-            throw EngineError.format(
-                source, "missing tokenizer.ggml.pre; expected one of \(PreTokenizer.knownGGUFNames.joined(separator: ", "))")
+            throw EngineError.unsupported(
+                "tokenizer.ggml.pre is missing (llama.cpp's 'default' pre-tokenizer is not supported); expected one of \(PreTokenizer.knownGGUFNames.joined(separator: ", "))")
         }
         let preTokenizer = try PreTokenizer.gguf(pre)
 
         let tokens = try Self.strings(meta, "tokenizer.ggml.tokens", source)
         let mergeStrings = try Self.strings(meta, "tokenizer.ggml.merges", source)
-        var types = [Int](repeating: GGUFTokenType.normal.rawValue, count: tokens.count)
-        if let raw = meta["tokenizer.ggml.token_type"] {
-            guard let arr = raw.arrayValue, arr.count == tokens.count else {
-                throw EngineError.format(source, "tokenizer.ggml.token_type must be an integer array of \(tokens.count) entries")
-            }
-            for (i, v) in arr.enumerated() {
-                guard let t = v.intValue else { throw EngineError.format(source, "tokenizer.ggml.token_type[\(i)] is not an integer") }
-                types[i] = t
-            }
-        }
+        let types = try Self.tokenTypes(meta, count: tokens.count, source)
 
         var merges: [(String, String)] = []
         merges.reserveCapacity(mergeStrings.count)
@@ -75,7 +68,70 @@ extension BPETokenizer {
             bosID: bos, eosID: try id("tokenizer.ggml.eos_token_id"),
             unknownID: try id("tokenizer.ggml.unknown_token_id"), paddingID: try id("tokenizer.ggml.padding_token_id"),
             addBOS: meta["tokenizer.ggml.add_bos_token"]?.boolValue ?? false,
-            chatTemplate: meta["tokenizer.chat_template"]?.stringValue)
+            chatTemplate: meta["tokenizer.chat_template"]?.stringValue,
+            addEOS: meta["tokenizer.ggml.add_eos_token"]?.boolValue ?? false)
+    }
+
+    /// SentencePiece BPE (`tokenizer.ggml.model = llama`) with llama.cpp's defaults: BOS 1, EOS 2, unknown 0,
+    /// add_bos true, add_eos false, add_space_prefix true — each overridden by its GGUF key.
+    private init(sentencePieceGGUF meta: [String: GGUFValue]) throws {
+        let source = "GGUF tokenizer metadata"
+        if let pre = meta["tokenizer.ggml.pre"]?.stringValue, pre != "default" {
+            throw EngineError.unsupported(
+                "tokenizer.ggml.pre '\(pre)' with tokenizer.ggml.model 'llama' is not supported; SentencePiece runs without a pre-tokenizer ('default')")
+        }
+        let tokens = try Self.strings(meta, "tokenizer.ggml.tokens", source)
+        let types = try Self.tokenTypes(meta, count: tokens.count, source)
+        var scores = [Float](repeating: 0, count: tokens.count)
+        if let raw = meta["tokenizer.ggml.scores"] {
+            guard let arr = raw.arrayValue, arr.count >= tokens.count else {
+                throw EngineError.format(source, "tokenizer.ggml.scores must be a number array of at least \(tokens.count) entries")
+            }
+            for i in 0..<tokens.count {
+                guard let v = arr[i].doubleValue else { throw EngineError.format(source, "tokenizer.ggml.scores[\(i)] is not a number") }
+                scores[i] = Float(v)
+            }
+        }
+        func id(_ key: String, default fallback: Int32?) throws -> Int32? {
+            guard let v = meta[key] else { return fallback.flatMap { Int($0) < tokens.count ? $0 : nil } }
+            guard let i = v.intValue, let i32 = Int32(exactly: i) else { throw EngineError.format(source, "\(key) is not an integer id") }
+            return i32
+        }
+        func flag(_ key: String, default fallback: Bool) throws -> Bool {
+            guard let v = meta[key] else { return fallback }
+            guard let b = v.boolValue else { throw EngineError.format(source, "\(key) is not a bool") }
+            return b
+        }
+        let unknownID = try id("tokenizer.ggml.unknown_token_id", default: 0)
+        // llama.cpp sets RSTRIP on Phi-3's special tokens by model name.
+        let name = (meta["general.name"]?.stringValue ?? "").lowercased()
+        let vocab = SentencePieceVocab(
+            tokens: tokens, scores: scores, types: types,
+            addSpacePrefix: try flag("tokenizer.ggml.add_space_prefix", default: true), unknownID: unknownID,
+            rstripSpecials: name.contains("phi-3") || name.contains("phi3"))
+        try self.init(
+            tokens: tokens, merges: [], added: [], preTokenizer: PreTokenizer(splitDigits: false, pattern: .gpt2),
+            ignoreMerges: false,
+            bosID: try id("tokenizer.ggml.bos_token_id", default: 1), eosID: try id("tokenizer.ggml.eos_token_id", default: 2),
+            unknownID: unknownID, paddingID: try id("tokenizer.ggml.padding_token_id", default: nil),
+            addBOS: try flag("tokenizer.ggml.add_bos_token", default: true),
+            chatTemplate: meta["tokenizer.chat_template"]?.stringValue,
+            addEOS: try flag("tokenizer.ggml.add_eos_token", default: false), sentencePiece: vocab)
+    }
+
+    /// `tokenizer.ggml.token_type` (all normal when absent).
+    private static func tokenTypes(_ meta: [String: GGUFValue], count: Int, _ source: String) throws -> [Int] {
+        var types = [Int](repeating: GGUFTokenType.normal.rawValue, count: count)
+        if let raw = meta["tokenizer.ggml.token_type"] {
+            guard let arr = raw.arrayValue, arr.count == count else {
+                throw EngineError.format(source, "tokenizer.ggml.token_type must be an integer array of \(count) entries")
+            }
+            for (i, v) in arr.enumerated() {
+                guard let t = v.intValue else { throw EngineError.format(source, "tokenizer.ggml.token_type[\(i)] is not an integer") }
+                types[i] = t
+            }
+        }
+        return types
     }
 
     /// A required string-array metadata value.

@@ -19,7 +19,8 @@ extension BPETokenizer {
         let type = model["type"] as? String ?? "BPE"
         guard type == "BPE" else { throw EngineError.unsupported("\(file): model.type '\(type)' is not supported; only 'BPE' is") }
         if model["byte_fallback"] as? Bool == true {
-            throw EngineError.unsupported("\(file): byte_fallback BPE (SentencePiece-style) is not supported; only byte-level BPE is")
+            throw EngineError.unsupported(
+                "\(file): byte_fallback BPE (SentencePiece-style) is not supported from tokenizer.json; use the model's GGUF (tokenizer.ggml.model 'llama')")
         }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let s = model[key] as? String, !s.isEmpty { throw EngineError.unsupported("\(file): model.\(key) '\(s)' is not supported") }
