@@ -62,7 +62,7 @@ private final class Collected: @unchecked Sendable {
         try "{}\n".write(toFile: small, atomically: true, encoding: .utf8)
         let got = Collected()
         let cache = FileHashCache(file: nil)
-        let hex = try ProgressSink.$current.withValue({ got.add($0, $1) }) {
+        let hex = try ProgressSink.withSink({ got.add($0, $1) }) {
             _ = try cache.sha256(small)                 // small: no progress
             return try cache.sha256(big)
         }
@@ -73,7 +73,7 @@ private final class Collected: @unchecked Sendable {
         #expect(updates.first?.1.done == 0 && updates.last?.1.done == Double(size) && updates.last?.1.total == Double(size))
         // Memoized: the second look-up reads nothing and reports nothing.
         let again = Collected()
-        _ = try ProgressSink.$current.withValue({ again.add($0, $1) }) { try cache.sha256(big) }
+        _ = try ProgressSink.withSink({ again.add($0, $1) }) { try cache.sha256(big) }
         #expect(again.all.isEmpty)
     }
 }

@@ -52,11 +52,11 @@ private func json(_ text: String) throws -> [String: Any] {
         let reg = dir.appendingPathComponent("reg.sqlite").path, blobs = dir.appendingPathComponent("blobs").path
         let loc = ["--registry", reg, "--blobs", blobs]
         let r = try tune(["run", p, "--blobs", blobs])
-        #expect(r.status == 0, "\(r.stderr)")
+        try #require(r.status == 0, "\(r.stderr)")
 
         // The base: one base-model artifact, by reference (the blob store holds no copy of the model).
         let bases = try #require(try JSONSerialization.jsonObject(with: Data(try tune(["artifacts", "list", "--kind", "base-model", "--json"] + loc).stdout.utf8)) as? [[String: Any]])
-        #expect(bases.count == 1)
+        try #require(bases.count == 1)
         let base = bases[0]
         let sha = try #require(base["sha256"] as? String)
         let modelSHA = try tune(["artifacts", "verify", "--json"] + loc)

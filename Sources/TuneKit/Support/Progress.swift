@@ -59,7 +59,24 @@ public struct ProgressUpdate: Codable, Hashable, Sendable {
 /// Where progress goes when no `onEvent` reaches the code (base hashing, the prepare stage): bound by
 /// the caller of `PipelineRunner.run` (`ProgressSink.$current.withValue(…) { … }`); nil drops it.
 public enum ProgressSink {
-    @TaskLocal public static var current: (@Sendable (StageKind?, ProgressUpdate) -> Void)?
+    public typealias Sink = @Sendable (StageKind?, ProgressUpdate) -> Void
+    private static let key = "tune.progress-sink"
+    private final class Box: @unchecked Sendable { let sink: Sink?; init(_ s: Sink?) { sink = s } }
+
+    /// The sink bound on this thread, if any.
+    public static var current: Sink? { (Thread.current.threadDictionary[key] as? Box)?.sink }
+
+    /// Runs `body` with `sink` receiving the progress reported on this thread (the runner's work is
+    /// synchronous on the caller's thread); the previous sink is restored afterwards. A thread-local
+    /// rather than a `@TaskLocal`: the synchronous `TaskLocal.withValue` crashed (SIGSEGV in
+    /// swift_task_localValuePush) when `tune run` called it from ArgumentParser's async main.
+    public static func withSink<T>(_ sink: Sink?, _ body: () throws -> T) rethrows -> T {
+        let dict = Thread.current.threadDictionary
+        let previous = dict[key]
+        dict[key] = Box(sink)
+        defer { dict[key] = previous }
+        return try body()
+    }
 
     public static func report(_ stage: StageKind?, _ update: ProgressUpdate) { current?(stage, update) }
 }

@@ -52,7 +52,7 @@ struct RunCommand: ParsableCommand {
             let summary: RunSummary
             do {
                 // Work the runner does without a callback (hashing a base, the prepare stage) reports here.
-                summary = try ProgressSink.$current.withValue({ stage, update in stream.write(.measured(stage: stage, progress: update)) }) {
+                summary = try ProgressSink.withSink({ stage, update in stream.write(.measured(stage: stage, progress: update)) }) {
                     switch executor ?? spec.executor {
                     case "local": return try PipelineRunner(spec: spec, options: opts).run(render)
                     case "slurm":
