@@ -1,5 +1,5 @@
 // LoRAReference — an independent float64 Llama + LoRA forward and loss, written naively from the
-// HF definitions (rotate_half RoPE, causal GQA, SwiGLU, tied head), for gradient checks by central
+// HF definitions (rotate_half RoPE, causal GQA, SwiGLU, tied head, q/k/v biases when the weights have them), for gradient checks by central
 // finite differences. It reads TinyLlama's HF-order float weights directly, not the engine's loader.
 
 import Foundation
@@ -24,7 +24,8 @@ struct LoRAReference {
     private func linear(_ x: [[Double]], _ name: String, layer: Int, target: LoRATarget, params: [Double]) -> [[Double]] {
         let W = w["model.layers.\(layer).\(target.module).weight"]!
         let (out, inF) = target.shape(c)
-        var y = x.map { row in (0..<out).map { o in (0..<inF).reduce(0.0) { $0 + row[$1] * W[o * inF + $1] } } }
+        let b = w["model.layers.\(layer).\(target.module).bias"]   // qwen2's q/k/v biases
+        var y = x.map { row in (0..<out).map { o in (0..<inF).reduce(b?[o] ?? 0.0) { $0 + row[$1] * W[o * inF + $1] } } }
         if let s = slots.first(where: { $0.layer == layer && $0.target == target }) {
             for (t, row) in x.enumerated() {
                 let u = (0..<rank).map { j in (0..<inF).reduce(0.0) { $0 + row[$1] * params[s.aOffset + j * inF + $1] } }

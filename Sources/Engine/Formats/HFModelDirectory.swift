@@ -1,4 +1,4 @@
-// HFModelDirectory — a Hugging Face model directory: config.json (Llama/Mistral), tokenizer.json,
+// HFModelDirectory — a Hugging Face model directory: config.json (Llama/Mistral/Qwen2), tokenizer.json,
 // and weights in model.safetensors or shards listed by model.safetensors.index.json.
 // Also holds the small helpers the Formats readers/writers share: a JSON value, an mmap wrapper,
 // and an atomic file writer.
@@ -12,7 +12,7 @@ import Glibc
 
 // MARK: - Model directory
 
-/// A local HF model directory holding a Llama-architecture model in safetensors.
+/// A local HF model directory holding a Llama-family model (llama, mistral, qwen2) in safetensors.
 public struct HFModelDirectory: Sendable {
     public let url: URL
     public let config: LlamaConfig
@@ -114,24 +114,35 @@ public struct HFModelDirectory: Sendable {
 
         let archs = c["architectures"]?.array?.compactMap(\.string)
         let modelType = c["model_type"]?.string
-        let known: Set<String> = ["LlamaForCausalLM", "MistralForCausalLM"]
+        // HF class / model_type → family. mistral is llama's math (plus a sliding window, below).
+        let classes: [String: ModelArchitecture] = ["LlamaForCausalLM": .llama, "MistralForCausalLM": .llama,
+                                                    "Qwen2ForCausalLM": .qwen2]
+        let types: [String: ModelArchitecture] = ["llama": .llama, "mistral": .llama, "qwen2": .qwen2]
+        var arch: ModelArchitecture?
         if c["architectures"] != nil, c["architectures"] != .null {
-            guard let archs, archs.contains(where: known.contains) else {
-                throw EngineError(.unsupported, "\(file): field \"architectures\" is \(archs ?? []), expected LlamaForCausalLM or MistralForCausalLM")
+            guard let archs, let hit = archs.compactMap({ classes[$0] }).first else {
+                throw EngineError(.unsupported, "\(file): field \"architectures\" is \(archs ?? []), expected one of \(classes.keys.sorted().joined(separator: ", "))")
             }
+            arch = hit
         }
         if let modelType {
-            guard ["llama", "mistral"].contains(modelType) else {
-                throw EngineError(.unsupported, "\(file): field \"model_type\" is \"\(modelType)\", expected \"llama\" or \"mistral\"")
+            guard let t = types[modelType] else {
+                throw EngineError(.unsupported, "\(file): field \"model_type\" is \"\(modelType)\", expected one of \(types.keys.sorted().map { "\"\($0)\"" }.joined(separator: ", "))")
             }
+            if let arch, arch != t {
+                throw EngineError.format(file, "field \"model_type\" \"\(modelType)\" contradicts \"architectures\" \(archs ?? [])")
+            }
+            arch = t
         } else if archs == nil {
             throw EngineError.format(file, "missing field \"model_type\" (and no \"architectures\")")
         }
+        let family = arch ?? .llama
         if let act = c["hidden_act"], act != .null, act.string != "silu" {
             throw EngineError(.unsupported, "\(file): field \"hidden_act\" must be \"silu\"")
         }
+        // Llama's attention_bias also puts a bias on o_proj; Qwen2's q/k/v biases are implicit.
         for key in ["attention_bias", "mlp_bias"] where c[key]?.bool == true {
-            throw EngineError(.unsupported, "\(file): field \"\(key)\" is true; biases are not supported")
+            throw EngineError(.unsupported, "\(file): field \"\(key)\" is true; biases are not supported for \(modelType ?? "llama")")
         }
         // rope_theta: top level (transformers 4) or inside rope_parameters (transformers 5).
         var ropeTheta = 10000.0
@@ -153,7 +164,9 @@ public struct HFModelDirectory: Sendable {
             throw bad("hidden_size", "a multiple of num_attention_heads when head_dim is absent")
         }
         var context = try int("max_position_embeddings", default: 2048)
-        if let sw = c["sliding_window"], sw != .null {   // Mistral: exact only within the window
+        // Qwen2 carries sliding_window but applies it only with use_sliding_window.
+        let windowed = family != .qwen2 || c["use_sliding_window"]?.bool == true
+        if windowed, let sw = c["sliding_window"], sw != .null {   // exact only within the window
             guard let w = sw.int, w > 0 else { throw bad("sliding_window", "a positive integer or null") }
             context = min(context, w)
         }
@@ -167,10 +180,10 @@ public struct HFModelDirectory: Sendable {
             numLayers: try int("num_hidden_layers"), numHeads: heads, numKVHeads: kvHeads,
             headDim: try int("head_dim", default: hidden / heads), ropeTheta: Float(ropeTheta),
             rmsNormEps: Float(try number(c["rms_norm_eps"], "rms_norm_eps", default: 1e-6)),
-            contextLength: context, tiedEmbeddings: tied)
+            contextLength: context, tiedEmbeddings: tied, architecture: family)
     }
 
-    /// Writes a config.json that `transformers` loads as LlamaForCausalLM (creating `dir` if needed).
+    /// Writes a config.json that `transformers` loads as LlamaForCausalLM or Qwen2ForCausalLM (creating `dir` if needed).
     public static func writeConfig(_ config: LlamaConfig, to dir: String) throws {
         guard config.ropeTheta.isFinite, config.rmsNormEps.isFinite else {
             throw EngineError(.invalidArgument, "writeConfig: rope_theta and rms_norm_eps must be finite")
@@ -181,31 +194,62 @@ public struct HFModelDirectory: Sendable {
             throw EngineError(.io, "\(dir): cannot create directory (\(error.localizedDescription))")
         }
         let theta = "\(config.ropeTheta)", eps = "\(config.rmsNormEps)"
-        let fields: [(String, String)] = [
-            ("architectures", "[\"LlamaForCausalLM\"]"),
-            ("attention_bias", "false"),
-            ("attention_dropout", "0.0"),
-            ("head_dim", "\(config.headDim)"),
-            ("hidden_act", "\"silu\""),
-            ("hidden_size", "\(config.hiddenSize)"),
-            ("initializer_range", "0.02"),
-            ("intermediate_size", "\(config.intermediateSize)"),
-            ("max_position_embeddings", "\(config.contextLength)"),
-            ("mlp_bias", "false"),
-            ("model_type", "\"llama\""),
-            ("num_attention_heads", "\(config.numHeads)"),
-            ("num_hidden_layers", "\(config.numLayers)"),
-            ("num_key_value_heads", "\(config.numKVHeads)"),
-            ("pretraining_tp", "1"),
-            ("rms_norm_eps", eps),
-            ("rope_parameters", "{\"rope_theta\": \(theta), \"rope_type\": \"default\"}"),
-            ("rope_scaling", "null"),
-            ("rope_theta", theta),
-            ("tie_word_embeddings", config.tiedEmbeddings ? "true" : "false"),
-            ("torch_dtype", "\"float32\""),
-            ("use_cache", "true"),
-            ("vocab_size", "\(config.vocabSize)"),
-        ]
+        let fields: [(String, String)]
+        switch config.architecture {
+        case .llama:
+            fields = [
+                ("architectures", "[\"LlamaForCausalLM\"]"),
+                ("attention_bias", "false"),
+                ("attention_dropout", "0.0"),
+                ("head_dim", "\(config.headDim)"),
+                ("hidden_act", "\"silu\""),
+                ("hidden_size", "\(config.hiddenSize)"),
+                ("initializer_range", "0.02"),
+                ("intermediate_size", "\(config.intermediateSize)"),
+                ("max_position_embeddings", "\(config.contextLength)"),
+                ("mlp_bias", "false"),
+                ("model_type", "\"llama\""),
+                ("num_attention_heads", "\(config.numHeads)"),
+                ("num_hidden_layers", "\(config.numLayers)"),
+                ("num_key_value_heads", "\(config.numKVHeads)"),
+                ("pretraining_tp", "1"),
+                ("rms_norm_eps", eps),
+                ("rope_parameters", "{\"rope_theta\": \(theta), \"rope_type\": \"default\"}"),
+                ("rope_scaling", "null"),
+                ("rope_theta", theta),
+                ("tie_word_embeddings", config.tiedEmbeddings ? "true" : "false"),
+                ("torch_dtype", "\"float32\""),
+                ("use_cache", "true"),
+                ("vocab_size", "\(config.vocabSize)"),
+            ]
+        case .qwen2:
+            guard config.headDim * config.numHeads == config.hiddenSize else {
+                throw EngineError(.invalidArgument, "writeConfig: qwen2 requires head_dim × heads = hidden_size")
+            }
+            fields = [
+                ("architectures", "[\"Qwen2ForCausalLM\"]"),
+                ("attention_dropout", "0.0"),
+                ("hidden_act", "\"silu\""),
+                ("hidden_size", "\(config.hiddenSize)"),
+                ("initializer_range", "0.02"),
+                ("intermediate_size", "\(config.intermediateSize)"),
+                ("max_position_embeddings", "\(config.contextLength)"),
+                ("max_window_layers", "\(config.numLayers)"),
+                ("model_type", "\"qwen2\""),
+                ("num_attention_heads", "\(config.numHeads)"),
+                ("num_hidden_layers", "\(config.numLayers)"),
+                ("num_key_value_heads", "\(config.numKVHeads)"),
+                ("rms_norm_eps", eps),
+                ("rope_scaling", "null"),
+                ("rope_theta", theta),
+                ("sliding_window", "null"),
+                ("tie_word_embeddings", config.tiedEmbeddings ? "true" : "false"),
+                ("torch_dtype", "\"float32\""),
+                ("use_cache", "true"),
+                ("use_sliding_window", "false"),
+                ("vocab_size", "\(config.vocabSize)"),
+            ]
+        }
         let body = fields.map { "  \(hfJSONString($0.0)): \($0.1)" }.joined(separator: ",\n")
         let path = URL(fileURLWithPath: dir).appendingPathComponent("config.json").path
         try HFAtomicWriter.write(path: path, chunks: [Array("{\n\(body)\n}\n".utf8)])

@@ -1,6 +1,10 @@
-// TinyLlama — deterministic random Llama weights (HF names) and a real llama GGUF written
-// the way llama.cpp's convert_hf_to_gguf does (GGUF names, Q/K row permutation, llama.*
-// metadata, a small byte-level GPT-2 tokenizer with ChatML specials). For tests and demos.
+// TinyLlama — deterministic random Llama-family weights (HF names) and a real GGUF written the way
+// llama.cpp's convert_hf_to_gguf does (GGUF names, Q/K row permutation for llama only, `<arch>.*`
+// metadata, a small byte-level GPT-2 tokenizer with ChatML specials), or the same weights as an HF
+// directory (config.json, model.safetensors, tokenizer.json). Two families: llama (`.tiny`) and
+// qwen2 (`.tinyQwen2`: q/k/v biases, tied embeddings, rope θ 1e6). For tests and demos.
+
+import Foundation
 
 // MARK: - Config
 
@@ -11,6 +15,12 @@ extension LlamaConfig {
         vocabSize: TinyLlama.tokens.count, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
         numHeads: 4, numKVHeads: 2, ropeTheta: 100_000, rmsNormEps: 1e-5, contextLength: 512,
         tiedEmbeddings: true)
+
+    /// The same shapes as a Qwen2: q/k/v biases, tied embeddings, rope θ 1e6, RMSNorm eps 1e-6.
+    public static let tinyQwen2 = LlamaConfig(
+        vocabSize: TinyLlama.tokens.count, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
+        numHeads: 4, numKVHeads: 2, ropeTheta: 1_000_000, rmsNormEps: 1e-6, contextLength: 512,
+        tiedEmbeddings: true, architecture: .qwen2)
 }
 
 // MARK: - TinyLlama
@@ -35,6 +45,12 @@ public enum TinyLlama {
             w[p + "self_attn.q_proj.weight"] = matrix(q, c.hiddenSize)
             w[p + "self_attn.k_proj.weight"] = matrix(kv, c.hiddenSize)
             w[p + "self_attn.v_proj.weight"] = matrix(kv, c.hiddenSize)
+            if c.attentionBias {   // large enough to matter (after RoPE, through attention)
+                func bias(_ n: Int) -> (shape: [Int], values: [Float]) { ([n], (0 ..< n).map { _ in 0.5 * rng.symmetric() }) }
+                w[p + "self_attn.q_proj.bias"] = bias(q)
+                w[p + "self_attn.k_proj.bias"] = bias(kv)
+                w[p + "self_attn.v_proj.bias"] = bias(kv)
+            }
             w[p + "self_attn.o_proj.weight"] = matrix(c.hiddenSize, q)
             w[p + "post_attention_layernorm.weight"] = norm(c.hiddenSize)
             w[p + "mlp.gate_proj.weight"] = matrix(c.intermediateSize, c.hiddenSize)
@@ -63,7 +79,7 @@ public enum TinyLlama {
         return out
     }
 
-    /// HF tensor name → GGUF tensor name (llama architecture).
+    /// HF tensor name → GGUF tensor name (llama and qwen2 share the names).
     public static func ggufName(_ hf: String) -> String {
         let fixed = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
                      "lm_head.weight": "output.weight"]
@@ -73,34 +89,41 @@ public enum TinyLlama {
         let rest = parts[3...].joined(separator: ".")
         let map = ["self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
                    "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
+                   "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
+                   "self_attn.v_proj.bias": "attn_v.bias",
                    "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
                    "mlp.down_proj.weight": "ffn_down.weight", "input_layernorm.weight": "attn_norm.weight",
                    "post_attention_layernorm.weight": "ffn_norm.weight"]
         return "blk.\(parts[2])." + (map[rest] ?? rest)
     }
 
-    /// Writes a llama GGUF of `weights(config:seed:)`: 2-D matrices in `weightType`
-    /// (token_embd in q8_0 when `weightType` is a 4-bit type, as in the real SmolLM2 Q4_1
-    /// file), 1-D norms in f32, Q/K rows permuted, full llama/tokenizer metadata.
-    public static func writeGGUF(to path: String, config c: LlamaConfig, seed: UInt64, weightType: GGMLType = .q4_1) throws {
+    /// Writes a GGUF of `weights(config:seed:)` for the config's architecture: 2-D matrices in
+    /// `weightType` (token_embd in q8_0 when `weightType` is a 4-bit type, as in the real SmolLM2 Q4_1
+    /// file), 1-D norms and biases in f32, Q/K rows permuted for llama only, full `<arch>.*`/tokenizer metadata.
+    /// `extraMetadata` is set after the standard keys (tests use it to add a key the loader must refuse).
+    public static func writeGGUF(to path: String, config c: LlamaConfig, seed: UInt64, weightType: GGMLType = .q4_1,
+                                 extraMetadata: [(String, GGUFValue)] = []) throws {
         guard c.vocabSize == tokens.count else {
             throw EngineError(.invalidArgument, "TinyLlama: vocabSize \(c.vocabSize) must equal the tokenizer size \(tokens.count)")
         }
         let w = weights(config: c, seed: seed)
         var g = GGUFWriter()
-        metadata(c, weightType: weightType).forEach { g.set($0.0, $0.1) }
+        (metadata(c, weightType: weightType) + extraMetadata).forEach { g.set($0.0, $0.1) }
         var order = ["model.embed_tokens.weight"]
         for l in 0 ..< c.numLayers {
             order += ["input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                       "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
                 .map { "model.layers.\(l).\($0).weight" }
+            if c.attentionBias { order += ["q", "k", "v"].map { "model.layers.\(l).self_attn.\($0)_proj.bias" } }
         }
         order.append("model.norm.weight")
         if !c.tiedEmbeddings { order.append("lm_head.weight") }
         for hf in order {
             guard let (shape, values0) = w[hf] else { continue }
             var values = values0
-            if hf.hasSuffix("q_proj.weight") {
+            if !c.architecture.ggufPermutesQK {
+                // qwen2: llama.cpp stores Q/K as HF does (NEOX RoPE)
+            } else if hf.hasSuffix("q_proj.weight") {
                 values = permuteRows(values, rows: shape[0], cols: shape[1], heads: c.numHeads)
             } else if hf.hasSuffix("k_proj.weight") {
                 values = permuteRows(values, rows: shape[0], cols: shape[1], heads: c.numKVHeads)
@@ -110,6 +133,44 @@ public enum TinyLlama {
             try g.addTensor(name: ggufName(hf), shape: shape.reversed(), values: values, type: type)
         }
         try g.write(to: path)
+    }
+
+    /// Writes the same model as an HF directory: config.json (`writeConfig`), model.safetensors of
+    /// `weights(config:seed:)` in `dtype` (f32: exactly the GGUF's f32 values), and a tokenizer.json
+    /// equivalent to the GGUF's tokenizer metadata.
+    public static func writeHF(to dir: String, config c: LlamaConfig, seed: UInt64,
+                               dtype: SafetensorsDType = .f32) throws {
+        guard c.vocabSize == tokens.count else {
+            throw EngineError(.invalidArgument, "TinyLlama: vocabSize \(c.vocabSize) must equal the tokenizer size \(tokens.count)")
+        }
+        try HFModelDirectory.writeConfig(c, to: dir)
+        var st = SafetensorsWriter()
+        for (name, t) in weights(config: c, seed: seed).sorted(by: { $0.key < $1.key }) {
+            try st.add(name: name, shape: t.shape, values: t.values, dtype: dtype)
+        }
+        try st.write(to: URL(fileURLWithPath: dir).appendingPathComponent("model.safetensors").path)
+        try tokenizerJSON().write(to: URL(fileURLWithPath: dir).appendingPathComponent("tokenizer.json"))
+    }
+
+    /// An HF tokenizer.json with this tokenizer's vocabulary, merges and control tokens (SmolLM2's
+    /// pre-tokenizer: single digits, then GPT-2 byte-level).
+    public static func tokenizerJSON() throws -> Data {
+        var vocab: [String: Int] = [:]
+        for (i, t) in tokens.enumerated() { vocab[t] = i }
+        let added: [[String: Any]] = specials.indices.map {
+            ["id": $0, "content": tokens[$0], "special": true, "single_word": false, "lstrip": false,
+             "rstrip": false, "normalized": false]
+        }
+        let json: [String: Any] = [
+            "version": "1.0",
+            "added_tokens": added,
+            "pre_tokenizer": ["type": "Sequence", "pretokenizers": [
+                ["type": "Digits", "individual_digits": true],
+                ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true],
+            ]],
+            "model": ["type": "BPE", "vocab": vocab, "merges": merges],
+        ]
+        return try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
     }
 
     // MARK: - Metadata
@@ -128,23 +189,24 @@ public enum TinyLlama {
 
     static func metadata(_ c: LlamaConfig, weightType: GGMLType) -> [(String, GGUFValue)] {
         let types = tokens.indices.map { GGUFValue.int32($0 < specials.count ? 3 : 1) }
+        let a = c.architecture.rawValue
         return [
-            ("general.architecture", .string("llama")),
+            ("general.architecture", .string(a)),
             ("general.type", .string("model")),
-            ("general.name", .string("TinyLlama (random)")),
+            ("general.name", .string(c.architecture == .llama ? "TinyLlama (random)" : "Tiny \(a) (random)")),
             ("general.size_label", .string("tiny")),
             ("general.license", .string("apache-2.0")),
-            ("llama.block_count", .uint32(UInt32(c.numLayers))),
-            ("llama.context_length", .uint32(UInt32(c.contextLength))),
-            ("llama.embedding_length", .uint32(UInt32(c.hiddenSize))),
-            ("llama.feed_forward_length", .uint32(UInt32(c.intermediateSize))),
-            ("llama.attention.head_count", .uint32(UInt32(c.numHeads))),
-            ("llama.attention.head_count_kv", .uint32(UInt32(c.numKVHeads))),
-            ("llama.rope.freq_base", .float32(c.ropeTheta)),
-            ("llama.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps)),
+            (a + ".block_count", .uint32(UInt32(c.numLayers))),
+            (a + ".context_length", .uint32(UInt32(c.contextLength))),
+            (a + ".embedding_length", .uint32(UInt32(c.hiddenSize))),
+            (a + ".feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            (a + ".attention.head_count", .uint32(UInt32(c.numHeads))),
+            (a + ".attention.head_count_kv", .uint32(UInt32(c.numKVHeads))),
+            (a + ".rope.freq_base", .float32(c.ropeTheta)),
+            (a + ".attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps)),
             ("general.file_type", .uint32(fileType(weightType))),
-            ("llama.vocab_size", .uint32(UInt32(c.vocabSize))),
-            ("llama.rope.dimension_count", .uint32(UInt32(c.headDim))),
+            (a + ".vocab_size", .uint32(UInt32(c.vocabSize))),
+            (a + ".rope.dimension_count", .uint32(UInt32(c.headDim))),
             ("tokenizer.ggml.add_space_prefix", .bool(false)),
             ("tokenizer.ggml.add_bos_token", .bool(false)),
             ("tokenizer.ggml.model", .string("gpt2")),

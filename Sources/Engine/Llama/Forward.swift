@@ -1,7 +1,7 @@
 // Forward — the Llama decoder forward pass over one or more sequences, each with its own KV cache.
 //
 // Per layer (x is the residual stream [T, C]):
-//   xb = rmsnorm(x) · attn_norm;  q,k,v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ;  rope(q), rope(k);  append k,v to cache
+//   xb = rmsnorm(x) · attn_norm;  q,k,v = xb·Wqᵀ (+bq), xb·Wkᵀ (+bk), xb·Wvᵀ (+bv, qwen2);  rope(q), rope(k);  append k,v to cache
 //   att = causal GQA attention(q, K cache, V cache);  x += att·Woᵀ
 //   xb = rmsnorm(x) · ffn_norm;   x += (silu(xb·Wgateᵀ) ⊙ xb·Wupᵀ)·Wdownᵀ
 // then x = rmsnorm(x) · final_norm. The LM head is applied by the caller, only on the rows it needs.
@@ -55,21 +55,27 @@ final class Activations {
     }
 }
 
-/// y[T, N] = x[T, K] · Wᵀ through the kernel module; throws if the kernel rejects the weight type.
+/// y[T, N] = x[T, K] · Wᵀ (+ bias [N]) through the kernel module; throws if the kernel rejects the weight type.
 @inline(__always)
-func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: WeightMatrix, rows t: Int) throws {
-    let rc = ck_matmul_forward(out, inp, w.data, Int32(w.type.rawValue), nil, Int64(t), Int64(w.cols), Int64(w.rows))
+func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: WeightMatrix, rows t: Int,
+            bias: UnsafePointer<Float>? = nil) throws {
+    let rc = ck_matmul_forward(out, inp, w.data, Int32(w.type.rawValue), bias, Int64(t), Int64(w.cols), Int64(w.rows))
     guard rc == 0 else {
         throw EngineError(.unsupported, "matmul: weight type \(w.type.name) with \(w.cols) columns is not supported by the kernels")
     }
 }
 
 extension LlamaModel {
-    /// `out [rows, ·] = inp·Wᵀ` plus the adapter's LoRA path for (`layer`, `target`) when there is one.
+    /// `out [rows, ·] = inp·Wᵀ (+ bias)` plus the adapter's LoRA path for (`layer`, `target`) when there is one
+    /// (PEFT order: the base layer with its bias, then the LoRA term).
     @inline(__always)
     func linear(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: WeightMatrix, rows: Int,
-                layer: Int, target: LoRATarget, acts: Activations) throws {
-        try matmul(out, inp, w, rows: rows)
+                layer: Int, target: LoRATarget, acts: Activations, bias: [Float]? = nil) throws {
+        if let bias {
+            try bias.withUnsafeBufferPointer { try matmul(out, inp, w, rows: rows, bias: $0.baseAddress) }
+        } else {
+            try matmul(out, inp, w, rows: rows)
+        }
         if let adapter, let s = adapter.slot(layer: layer, target: target) {
             adapter.addForward(s, out: out, inp: inp, rows: rows, scratch: acts.lora)
         }
@@ -112,9 +118,9 @@ extension LlamaModel {
             w.attnNorm.withUnsafeBufferPointer {
                 ck_rmsnorm_forward(acts.xb, nil, acts.x, $0.baseAddress, c.rmsNormEps, Int64(total), Int64(C))
             }
-            try linear(acts.q, acts.xb, w.wq, rows: total, layer: l, target: .q, acts: acts)
-            try linear(acts.k, acts.xb, w.wk, rows: total, layer: l, target: .k, acts: acts)
-            try linear(acts.v, acts.xb, w.wv, rows: total, layer: l, target: .v, acts: acts)
+            try linear(acts.q, acts.xb, w.wq, rows: total, layer: l, target: .q, acts: acts, bias: w.bq)
+            try linear(acts.k, acts.xb, w.wk, rows: total, layer: l, target: .k, acts: acts, bias: w.bk)
+            try linear(acts.v, acts.xb, w.wv, rows: total, layer: l, target: .v, acts: acts, bias: w.bv)
             ck_rope_forward(acts.q, acts.pos, Int64(total), Int64(H), Int64(D), c.ropeTheta)
             ck_rope_forward(acts.k, acts.pos, Int64(total), Int64(Hkv), Int64(D), c.ropeTheta)
             row = 0

@@ -1,4 +1,4 @@
-// LlamaModel+HF — loading a Hugging Face Llama directory (config.json, tokenizer.json, safetensors).
+// LlamaModel+HF — loading a Hugging Face Llama-family directory (llama, mistral, qwen2) (config.json, tokenizer.json, safetensors).
 
 import Foundation
 
@@ -39,7 +39,7 @@ extension LlamaModel {
         var layers: [LayerWeights] = []
         for l in 0..<c.numLayers {
             let p = "model.layers.\(l)."
-            layers.append(LayerWeights(
+            var layer = LayerWeights(
                 attnNorm: try vector(p + "input_layernorm.weight", count: c.hiddenSize),
                 wq: try matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: c.hiddenSize),
                 wk: try matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: c.hiddenSize),
@@ -48,7 +48,19 @@ extension LlamaModel {
                 ffnNorm: try vector(p + "post_attention_layernorm.weight", count: c.hiddenSize),
                 wGate: try matrix(p + "mlp.gate_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize),
                 wUp: try matrix(p + "mlp.up_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize),
-                wDown: try matrix(p + "mlp.down_proj.weight", rows: c.hiddenSize, cols: c.intermediateSize)))
+                wDown: try matrix(p + "mlp.down_proj.weight", rows: c.hiddenSize, cols: c.intermediateSize))
+            if c.attentionBias {
+                layer.bq = try vector(p + "self_attn.q_proj.bias", count: qDim)
+                layer.bk = try vector(p + "self_attn.k_proj.bias", count: kvDim)
+                layer.bv = try vector(p + "self_attn.v_proj.bias", count: kvDim)
+            }
+            layers.append(layer)
+        }
+        // A bias the forward would not add changes the math: refuse it rather than drop it.
+        let biases: Set<String> = c.attentionBias
+            ? Set((0..<c.numLayers).flatMap { l in ["q", "k", "v"].map { "model.layers.\(l).self_attn.\($0)_proj.bias" } }) : []
+        if let extra = tensors.keys.sorted().first(where: { $0.hasSuffix(".bias") && !biases.contains($0) }) {
+            throw EngineError(.unsupported, "\(directory): tensor '\(extra)' is not part of the \(c.architecture.rawValue) forward tune implements (it would change the math)")
         }
         let embed = try matrix("model.embed_tokens.weight", rows: c.vocabSize, cols: c.hiddenSize)
         let hasHead = tensors["lm_head.weight"] != nil && !c.tiedEmbeddings

@@ -71,6 +71,7 @@ extension LlamaModel {
         let config = try LlamaConfig(gguf: file)
         let tokenizer = try BPETokenizer(ggufMetadata: file.metadata)
         var owned: [UnsafeMutableRawPointer] = []
+        var used: Set<String> = []
 
         func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
             guard let t = file.tensor(named: name) else {
@@ -82,6 +83,7 @@ extension LlamaModel {
             guard t.type.isSupported else {
                 throw EngineError.format(path, "tensor '\(name)': type \(t.type.name) is not supported")
             }
+            used.insert(name)
             return WeightMatrix(type: t.type, rows: rows, cols: cols, data: file.data(for: t).baseAddress!)
         }
         func vector(_ name: String, count: Int) throws -> [Float] {
@@ -89,79 +91,127 @@ extension LlamaModel {
             guard t.shape == [count] else {
                 throw EngineError.format(path, "tensor '\(name)': shape \(t.shape), expected [\(count)]")
             }
+            used.insert(name)
             return try file.dequantize(t)
+        }
+        /// Q/K rows in HF order: un-permuted where the family's converter permuted them.
+        func qk(_ name: String, rows: Int, heads: Int) throws -> WeightMatrix {
+            let m = try matrix(name, rows: rows, cols: config.hiddenSize)
+            guard config.architecture.ggufPermutesQK else { return m }
+            let (w, buf) = try unpermuteRowsFromGGUF(m, heads: heads)
+            owned.append(buf)
+            return w
         }
 
         let c = config, qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
         var layers: [LayerWeights] = []
         for l in 0..<c.numLayers {
             let p = "blk.\(l)."
-            let (wq, q) = try unpermuteRowsFromGGUF(matrix(p + "attn_q.weight", rows: qDim, cols: c.hiddenSize), heads: c.numHeads)
-            let (wk, k) = try unpermuteRowsFromGGUF(matrix(p + "attn_k.weight", rows: kvDim, cols: c.hiddenSize), heads: c.numKVHeads)
-            owned += [q, k]
-            layers.append(LayerWeights(
+            var layer = LayerWeights(
                 attnNorm: try vector(p + "attn_norm.weight", count: c.hiddenSize),
-                wq: wq, wk: wk,
+                wq: try qk(p + "attn_q.weight", rows: qDim, heads: c.numHeads),
+                wk: try qk(p + "attn_k.weight", rows: kvDim, heads: c.numKVHeads),
                 wv: try matrix(p + "attn_v.weight", rows: kvDim, cols: c.hiddenSize),
                 wo: try matrix(p + "attn_output.weight", rows: c.hiddenSize, cols: qDim),
                 ffnNorm: try vector(p + "ffn_norm.weight", count: c.hiddenSize),
                 wGate: try matrix(p + "ffn_gate.weight", rows: c.intermediateSize, cols: c.hiddenSize),
                 wUp: try matrix(p + "ffn_up.weight", rows: c.intermediateSize, cols: c.hiddenSize),
-                wDown: try matrix(p + "ffn_down.weight", rows: c.hiddenSize, cols: c.intermediateSize)))
+                wDown: try matrix(p + "ffn_down.weight", rows: c.hiddenSize, cols: c.intermediateSize))
+            if c.attentionBias {
+                layer.bq = try vector(p + "attn_q.bias", count: qDim)
+                layer.bk = try vector(p + "attn_k.bias", count: kvDim)
+                layer.bv = try vector(p + "attn_v.bias", count: kvDim)
+            }
+            layers.append(layer)
         }
         let embed = try matrix("token_embd.weight", rows: c.vocabSize, cols: c.hiddenSize)
         let head = file.tensor(named: "output.weight") != nil
             ? try matrix("output.weight", rows: c.vocabSize, cols: c.hiddenSize) : embed
         var cfg = config
         cfg.tiedEmbeddings = file.tensor(named: "output.weight") == nil
-        let weights = LlamaWeights(embed: embed, layers: layers,
-                                   finalNorm: try vector("output_norm.weight", count: c.hiddenSize),
+        let finalNorm = try vector("output_norm.weight", count: c.hiddenSize)
+        // A tensor the forward does not read (a bias, rope_freqs, …) would change the math: refuse it.
+        if let extra = file.tensors.map(\.name).first(where: { !used.contains($0) }) {
+            owned.forEach { $0.deallocate() }
+            throw EngineError(.unsupported, "\(path): tensor '\(extra)' is not part of the \(c.architecture.rawValue) forward tune implements (it would change the math)")
+        }
+        let weights = LlamaWeights(embed: embed, layers: layers, finalNorm: finalNorm,
                                    lmHead: head, owners: [file], owned: owned)
         return LlamaModel(config: cfg, tokenizer: tokenizer, weights: weights, source: path, format: .gguf)
     }
 }
 
 extension LlamaConfig {
-    /// Reads `general.architecture` and the `<arch>.*` hyperparameters of a GGUF file.
+    /// `<arch>.*` metadata keys that would change the forward's math; refused unless they hold the
+    /// neutral value (`{ _ in false }`: refused whenever present).
+    static let mathChangingKeys: [(key: String, neutral: @Sendable (GGUFValue) -> Bool)] = [
+        ("rope.scaling.type", { $0.stringValue == "none" }),
+        ("rope.scaling.factor", { $0.doubleValue == 1 }),
+        ("expert_count", { $0.intValue == 0 }),
+        ("attention.layer_norm_epsilon", { _ in false }),
+        ("attention.sliding_window", { _ in false }),
+        ("attention.clamp_kqv", { _ in false }),
+        ("attention.scale", { _ in false }),
+        ("attn_logit_softcapping", { _ in false }),
+        ("final_logit_softcapping", { _ in false }),
+        ("logit_scale", { $0.doubleValue == 1 }),
+        ("embedding_scale", { $0.doubleValue == 1 }),
+        ("residual_scale", { $0.doubleValue == 1 }),
+    ]
+
+    /// Reads `general.architecture` (llama or qwen2) and the `<arch>.*` hyperparameters of a GGUF file.
     public init(gguf file: GGUFFile) throws {
         let path = file.path
-        guard let arch = file.metadata["general.architecture"]?.stringValue else {
+        guard let archName = file.metadata["general.architecture"]?.stringValue else {
             throw EngineError.format(path, "missing metadata key 'general.architecture'")
         }
-        guard arch == "llama" else {
-            throw EngineError(.unsupported, "\(path): architecture '\(arch)' is not supported (supported: llama)")
+        guard let arch = ModelArchitecture(rawValue: archName) else {
+            throw EngineError(.unsupported, "\(path): architecture '\(archName)' is not supported (supported: \(ModelArchitecture.supportedList))")
         }
+        let prefix = arch.rawValue + "."
         func int(_ key: String, default def: Int? = nil) throws -> Int {
-            if let v = file.metadata["llama." + key] {
+            if let v = file.metadata[prefix + key] {
                 guard let i = v.intValue, i > 0 else {
-                    throw EngineError.format(path, "metadata 'llama.\(key)': expected a positive integer, got \(v)")
+                    throw EngineError.format(path, "metadata '\(prefix)\(key)': expected a positive integer, got \(v)")
                 }
                 return i
             }
             if let def { return def }
-            throw EngineError.format(path, "missing metadata key 'llama.\(key)'")
+            throw EngineError.format(path, "missing metadata key '\(prefix)\(key)'")
         }
         func float(_ key: String, default def: Float) throws -> Float {
-            guard let v = file.metadata["llama." + key] else { return def }
+            guard let v = file.metadata[prefix + key] else { return def }
             guard let d = v.doubleValue else {
-                throw EngineError.format(path, "metadata 'llama.\(key)': expected a number, got \(v)")
+                throw EngineError.format(path, "metadata '\(prefix)\(key)': expected a number, got \(v)")
             }
             return Float(d)
         }
+        for (key, neutral) in Self.mathChangingKeys {
+            if let v = file.metadata[prefix + key], !neutral(v) {
+                throw EngineError(.unsupported, "\(path): metadata '\(prefix)\(key)' = \(v) is not supported (it changes the \(arch.rawValue) forward)")
+            }
+        }
         let hidden = try int("embedding_length"), heads = try int("attention.head_count")
         let vocab: Int
-        if let v = file.metadata["llama.vocab_size"]?.intValue { vocab = v }
+        if let v = file.metadata[prefix + "vocab_size"]?.intValue { vocab = v }
         else if let toks = file.metadata["tokenizer.ggml.tokens"]?.arrayValue { vocab = toks.count }
-        else { throw EngineError.format(path, "missing metadata key 'llama.vocab_size'") }
+        else { throw EngineError.format(path, "missing metadata key '\(prefix)vocab_size'") }
+        let headDim = try int("attention.key_length", default: hidden / heads)
+        if let v = file.metadata[prefix + "attention.value_length"], v.intValue != headDim {
+            throw EngineError(.unsupported, "\(path): metadata '\(prefix)attention.value_length' = \(v) differs from the key length \(headDim)")
+        }
+        if let v = file.metadata[prefix + "rope.dimension_count"], v.intValue != headDim {
+            throw EngineError(.unsupported, "\(path): metadata '\(prefix)rope.dimension_count' = \(v): partial rotary embeddings are not supported (head dim \(headDim))")
+        }
         self.init(vocabSize: vocab, hiddenSize: hidden,
                   intermediateSize: try int("feed_forward_length"),
                   numLayers: try int("block_count"), numHeads: heads,
                   numKVHeads: try int("attention.head_count_kv", default: heads),
-                  headDim: try int("attention.key_length", default: hidden / heads),
+                  headDim: headDim,
                   ropeTheta: try float("rope.freq_base", default: 10000),
-                  rmsNormEps: try float("attention.layer_norm_rms_epsilon", default: 1e-5),
+                  rmsNormEps: try float("attention.layer_norm_rms_epsilon", default: arch == .qwen2 ? 1e-6 : 1e-5),
                   contextLength: try int("context_length", default: 2048),
-                  tiedEmbeddings: true)
+                  tiedEmbeddings: true, architecture: arch)
         try validate(source: path)
     }
 

@@ -40,7 +40,7 @@ public struct ModelInfo: Codable, Sendable {
                 Tensor(name: $0.info.name, type: $0.info.dtype.rawValue.lowercased(), shape: $0.info.shape,
                        offset: $0.info.byteRange.lowerBound)
             }.sorted { $0.name < $1.name }
-            return ModelInfo(path: path, format: "huggingface", architecture: "llama", name: nil, config: dir.config,
+            return ModelInfo(path: path, format: "huggingface", architecture: dir.config.architecture.rawValue, name: nil, config: dir.config,
                              tokenizer: .init(tok, template: tok?.chatTemplate),
                              parameters: tensors.reduce(0) { $0 + $1.shape.reduce(1, *) }, tensors: tensors)
         }
@@ -50,7 +50,7 @@ public struct ModelInfo: Codable, Sendable {
         let tensors = file.tensors.map { Tensor(name: $0.name, type: $0.type.name, shape: $0.shape, offset: $0.offset) }
         var cfg = config
         cfg.tiedEmbeddings = file.tensor(named: "output.weight") == nil
-        return ModelInfo(path: path, format: "gguf", architecture: "llama",
+        return ModelInfo(path: path, format: "gguf", architecture: cfg.architecture.rawValue,
                          name: file.metadata["general.name"]?.stringValue, config: cfg,
                          tokenizer: .init(tok, template: tok.chatTemplate),
                          parameters: file.tensors.reduce(0) { $0 + $1.elementCount }, tensors: tensors)

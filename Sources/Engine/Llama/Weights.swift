@@ -26,6 +26,10 @@ public struct LayerWeights: @unchecked Sendable {
     public let wGate: WeightMatrix   // [F, C]
     public let wUp: WeightMatrix     // [F, C]
     public let wDown: WeightMatrix   // [C, F]
+    /// q/k/v projection biases ([H*D], [Hkv*D], [Hkv*D], HF row order) when the model has them.
+    public var bq: [Float]? = nil
+    public var bk: [Float]? = nil
+    public var bv: [Float]? = nil
 }
 
 /// All weights of a Llama model. Keeps the files it points into alive and frees the buffers it owns.

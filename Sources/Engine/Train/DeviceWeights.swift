@@ -1,5 +1,5 @@
 // DeviceWeights — the frozen base model as the training graph's kernels see it: every matrix and
-// RMSNorm weight at a device address of the graph's `KernelTable`. On a host-addressable table (CPU)
+// RMSNorm weight (and q/k/v bias) at a device address of the graph's `KernelTable`. On a host-addressable table (CPU)
 // the matrices are the model's own memory (no copy); on a device they are uploaded once per graph
 // (a tied LM head shares the embedding's upload). The RMSNorm weights ([Float] arrays) are always
 // copied into table memory so every op gets a stable pointer of the right kind.
@@ -11,6 +11,8 @@ struct DeviceLayer {
     let attnNorm: FPtr, ffnNorm: FPtr
     let wq: WeightMatrix, wk: WeightMatrix, wv: WeightMatrix, wo: WeightMatrix
     let wGate: WeightMatrix, wUp: WeightMatrix, wDown: WeightMatrix
+    /// Frozen q/k/v biases in table memory (nil when the model has none).
+    var bq: FPtr? = nil, bk: FPtr? = nil, bv: FPtr? = nil
 }
 
 final class DeviceWeights {
@@ -60,11 +62,13 @@ final class DeviceWeights {
             h = try matrix(w.lmHead, "output (LM head)")
             fn = try norm(w.finalNorm)
             ls = try w.layers.enumerated().map { l, lw in
-                DeviceLayer(attnNorm: try norm(lw.attnNorm), ffnNorm: try norm(lw.ffnNorm),
+                var d = DeviceLayer(attnNorm: try norm(lw.attnNorm), ffnNorm: try norm(lw.ffnNorm),
                             wq: try matrix(lw.wq, "blk.\(l).attn_q"), wk: try matrix(lw.wk, "blk.\(l).attn_k"),
                             wv: try matrix(lw.wv, "blk.\(l).attn_v"), wo: try matrix(lw.wo, "blk.\(l).attn_output"),
                             wGate: try matrix(lw.wGate, "blk.\(l).ffn_gate"), wUp: try matrix(lw.wUp, "blk.\(l).ffn_up"),
                             wDown: try matrix(lw.wDown, "blk.\(l).ffn_down"))
+                d.bq = try lw.bq.map(norm); d.bk = try lw.bk.map(norm); d.bv = try lw.bv.map(norm)
+                return d
             }
         } catch {
             owned.forEach { k.free($0) }

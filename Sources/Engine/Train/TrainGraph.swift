@@ -10,6 +10,9 @@
 // Saved per layer (N rows): residual input, RMSNorm rstd ×2, normed inputs ×2, q/k (after RoPE), v,
 // attention output + logsumexp, mid residual, gate, up. SwiGLU's output is recomputed in backward.
 // The LM head + cross-entropy run in chunks of rows, so the [N, V] logits never exist at once.
+// Qwen2's frozen q/k/v biases are added inside the base GEMMs (the kernels' bias argument): they need
+// no gradient and do not change dX, so backward is unchanged. A tied head is the embedding matrix
+// itself (no copy) on the bf16 path; the packed f32 path packs it once (V·C floats), as for any head.
 
 import CKernels
 
@@ -252,8 +255,8 @@ final class TrainGraph {
 
     // MARK: - Forward
 
-    private func base(_ out: FPtr, _ inp: CFPtr, _ w: WeightMatrix, _ n: Int) throws {
-        let rc = (bf16Products ? k.matmulForwardBF16 : k.matmulForward)(out, inp, w.data, Int32(w.type.rawValue), nil,
+    private func base(_ out: FPtr, _ inp: CFPtr, _ w: WeightMatrix, _ n: Int, bias: FPtr? = nil) throws {
+        let rc = (bf16Products ? k.matmulForwardBF16 : k.matmulForward)(out, inp, w.data, Int32(w.type.rawValue), bias.map { CFPtr($0) },
                                                                      Int64(n), Int64(w.cols), Int64(w.rows))
         guard rc == 0 else {
             throw EngineError(.unsupported, "matmul: weight type \(w.type.name) with \(w.cols) columns is not supported by the kernels")
@@ -272,9 +275,10 @@ final class TrainGraph {
         return CFPtr(dropped)
     }
 
+    /// out = x·Wᵀ (+ frozen bias) + the LoRA path. The bias needs no gradient and leaves dX unchanged.
     private func forwardLinear(_ out: FPtr, _ x: CFPtr, _ w: WeightMatrix,
-                               layer: Int, target: LoRATarget, rows n: Int, step: Int) throws {
-        try base(out, x, w, n)
+                               layer: Int, target: LoRATarget, rows n: Int, step: Int, bias: FPtr? = nil) throws {
+        try base(out, x, w, n, bias: bias)
         guard let s = lora.slot(layer: layer, target: target), let si = lora.slotIndex[layer][target] else { return }
         let inp = try loraInput(x, s, rows: n, step: step)
         try lora.addForward(s, k: k, params: params, out: out, inp: inp, rows: n, scratch: scratch, saveU: loraU[si])
@@ -310,9 +314,9 @@ final class TrainGraph {
         for l in 0..<c.numLayers {
             let lw = w.layers[l]
             k.rmsnormForward(xb1[l], rstd1[l], xIn[l], lw.attnNorm, c.rmsNormEps, Int64(n), Int64(C))
-            try forwardLinear(q[l], xb1[l], lw.wq, layer: l, target: .q, rows: n, step: step)
-            try forwardLinear(kk[l], xb1[l], lw.wk, layer: l, target: .k, rows: n, step: step)
-            try forwardLinear(v[l], xb1[l], lw.wv, layer: l, target: .v, rows: n, step: step)
+            try forwardLinear(q[l], xb1[l], lw.wq, layer: l, target: .q, rows: n, step: step, bias: lw.bq)
+            try forwardLinear(kk[l], xb1[l], lw.wk, layer: l, target: .k, rows: n, step: step, bias: lw.bk)
+            try forwardLinear(v[l], xb1[l], lw.wv, layer: l, target: .v, rows: n, step: step, bias: lw.bv)
             rope(q[l], heads: H, rows: n, backward: false)
             rope(kk[l], heads: Hkv, rows: n, backward: false)
             for seg in batch.segments {

@@ -32,7 +32,7 @@ extension LlamaModel {
         let layers = try w.layers.map { l in
             LayerWeights(attnNorm: l.attnNorm, wq: try convert(l.wq), wk: try convert(l.wk), wv: try convert(l.wv),
                          wo: try convert(l.wo), ffnNorm: l.ffnNorm, wGate: try convert(l.wGate),
-                         wUp: try convert(l.wUp), wDown: try convert(l.wDown))
+                         wUp: try convert(l.wUp), wDown: try convert(l.wDown), bq: l.bq, bk: l.bk, bv: l.bv)
         }
         let head = type == .nf4 ? w.lmHead : try convert(w.lmHead)
         let converted = LlamaWeights(embed: w.embed, layers: layers, finalNorm: w.finalNorm, lmHead: head,

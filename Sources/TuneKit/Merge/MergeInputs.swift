@@ -77,6 +77,7 @@ public final class ModelTensors: @unchecked Sendable {
         for l in 0..<c.numLayers {
             names += ["input_layernorm", "post_attention_layernorm"].map { "model.layers.\(l).\($0).weight" }
             names += LoRATarget.allCases.map { "model.layers.\(l).\($0.module).weight" }
+            if c.attentionBias { names += ["q", "k", "v"].map { "model.layers.\(l).self_attn.\($0)_proj.bias" } }
         }
         return names
     }
@@ -102,7 +103,7 @@ public final class ModelTensors: @unchecked Sendable {
         if let (file, info) = st[name] { return try file.floats(info) }
         guard let g = gguf, let t = ggufTensors[name] else { throw TuneError(.internal, "\(path): no tensor '\(name)'") }
         var v = try g.dequantize(t)
-        if let c = config, t.shape.count == 2 {
+        if let c = config, c.architecture.ggufPermutesQK, t.shape.count == 2 {   // qwen2 GGUFs keep HF order
             if t.name.hasSuffix("attn_q.weight") { v = QKOrder.fromGGUF(v, rows: t.shape[1], cols: t.shape[0], heads: c.numHeads) }
             if t.name.hasSuffix("attn_k.weight") { v = QKOrder.fromGGUF(v, rows: t.shape[1], cols: t.shape[0], heads: c.numKVHeads) }
         }

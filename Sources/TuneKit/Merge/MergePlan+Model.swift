@@ -145,7 +145,7 @@ extension MergePlan {
             defer { if let u = meter.tick(Double(i + 1)) { measured(u) } }
             let info = layout.ggufInfo(e.name)!
             if changed.contains(e.name), var merged = try mergedTensor(e.name, layout: layout) {
-                if info.shape.count == 2 {
+                if info.shape.count == 2, c.architecture.ggufPermutesQK {   // qwen2 GGUFs keep HF Q/K order
                     let rows = info.shape[1], cols = info.shape[0]
                     if info.name.hasSuffix("attn_q.weight") { merged = QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numHeads) }
                     if info.name.hasSuffix("attn_k.weight") { merged = QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numKVHeads) }
