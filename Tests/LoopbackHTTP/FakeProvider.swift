@@ -18,6 +18,11 @@ public final class FakeProvider: @unchecked Sendable {
     public var failWith: String?
     /// The assistant's answer to a chat (the messages as role/content pairs).
     public var answer: @Sendable ([[String: String]]) -> String = { _ in "ok" }
+    /// A scripted chat completion, by requested model and messages: its text and the `usage` it reports.
+    /// When set it replaces `answer` (whose usage is always 10 prompt + 2 completion tokens).
+    public var chat: (@Sendable (_ model: String, _ messages: [[String: String]]) -> (text: String, promptTokens: Int, completionTokens: Int))?
+    /// The models chat completions were asked of, in arrival order.
+    public private(set) var chatModels: [String] = []
     /// This many job creations succeed at the provider but their reply is lost (connection dropped).
     public var dropCreateReplies = 0
     /// The key every request must present (`Authorization: Bearer …`); nil accepts any.
@@ -105,10 +110,12 @@ public final class FakeProvider: @unchecked Sendable {
         case ("POST", ["v1", "chat", "completions"]):
             let body = (try? JSONSerialization.jsonObject(with: r.body)) as? [String: Any]
             let messages = (body?["messages"] as? [[String: Any]] ?? []).map { m in m.compactMapValues { $0 as? String } }
-            let text = answer(messages)
-            return ok(["id": "chatcmpl-1", "object": "chat.completion", "model": body?["model"] ?? "",
+            let model = body?["model"] as? String ?? ""
+            chatModels.append(model)
+            let (text, pt, ct) = chat?(model, messages) ?? (answer(messages), 10, 2)
+            return ok(["id": "chatcmpl-1", "object": "chat.completion", "model": model,
                        "choices": [["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": "stop"]],
-                       "usage": ["prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12]])
+                       "usage": ["prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct]])
         default:
             return .json(404, #"{"error":{"message":"no route \#(route)","type":"invalid_request_error"}}"#)
         }

@@ -26,9 +26,14 @@ public struct CostReport: Codable, Sendable, Equatable {
     /// it never does (the open model costs as much or more per request) or prices are missing.
     public var breakEvenMonthlyRequests: Double?
     public var breakEvenNote: String
+    /// $ per request and per correct answer of every evaluated model (open ones from hardware time, API
+    /// ones from usage × prices).
+    public var models: [ModelCost] = []
+    /// The served open model against each reference, per correct answer (quality-adjusted break-even, payback).
+    public var references: [ReferenceBreakEven] = []
 
     enum CodingKeys: String, CodingKey {
-        case inputs, role, accuracy
+        case inputs, role, accuracy, models, references
         case trainSeconds = "train_seconds", trainingCost = "training_cost", avgPromptTokens = "avg_prompt_tokens"
         case avgOutputTokens = "avg_output_tokens", tokensPerSecond = "tokens_per_second", servingPer1k = "serving_per_1k_requests"
         case managedPer1k = "managed_per_1k_requests", accuracyMetric = "accuracy_metric", costPerCorrect = "cost_per_correct"
@@ -39,7 +44,9 @@ public struct CostReport: Codable, Sendable, Equatable {
     ///   - model: the evaluation whose throughput and token counts are used.
     ///   - trainSeconds: measured training time, when known.
     ///   - accuracyMetric: the metric "correct" means (choice when declared, else exact match).
-    public static func compute(_ c: CostConfig, model m: ModelEvaluation, trainSeconds: Double?, accuracyMetric: String?) -> CostReport {
+    ///   - all: every evaluated model (references included), for the per-model and per-reference figures.
+    public static func compute(_ c: CostConfig, model m: ModelEvaluation, trainSeconds: Double?, accuracyMetric: String?,
+                               all: [ModelEvaluation] = [], references refs: [ReferenceModel] = []) -> CostReport {
         let n = Double(max(1, m.examples))
         let prompt = Double(m.promptTokens) / n
         // Output tokens: what the model generated when it generated, else the reference answer's length.
@@ -68,10 +75,126 @@ public struct CostReport: Codable, Sendable, Equatable {
         } else {
             note = "needs hardware_per_hour and a managed price (managed_input_per_million / managed_output_per_million)"
         }
-        return CostReport(inputs: c, role: m.role, trainSeconds: trainSeconds, trainingCost: training, avgPromptTokens: prompt,
-                          avgOutputTokens: output, tokensPerSecond: tps, servingPer1k: serving, managedPer1k: managed,
-                          accuracyMetric: acc == nil ? nil : accuracyMetric, accuracy: acc, costPerCorrect: perCorrect,
-                          breakEvenMonthlyRequests: breakEven, breakEvenNote: note)
+        var report = CostReport(inputs: c, role: m.role, trainSeconds: trainSeconds, trainingCost: training, avgPromptTokens: prompt,
+                                avgOutputTokens: output, tokensPerSecond: tps, servingPer1k: serving, managedPer1k: managed,
+                                accuracyMetric: acc == nil ? nil : accuracyMetric, accuracy: acc, costPerCorrect: perCorrect,
+                                breakEvenMonthlyRequests: breakEven, breakEvenNote: note)
+        report.models = all.map { ModelCost.of($0, costs: c, references: refs, accuracyMetric: accuracyMetric) }
+        let open = ModelCost.of(m, costs: c, references: refs, accuracyMetric: accuracyMetric)
+        report.references = report.models.filter { $0.role == .reference }.map {
+            ReferenceBreakEven.compute(open: open, reference: $0, costs: c, trainingCost: training)
+        }
+        return report
+    }
+}
+
+/// One model's price per request and per correct answer.
+public struct ModelCost: Codable, Sendable, Equatable {
+    public var role: ModelRole
+    public var model: String
+    /// `hardware` (measured throughput × $/hour) or `usage` (API usage × $/1M tokens).
+    public var basis: String
+    public var avgPromptTokens: Double
+    public var avgOutputTokens: Double
+    /// $ per request; nil when the prices it needs are not configured.
+    public var perRequest: Double?
+    public var accuracy: Double?
+    /// $ per correct answer = per request / accuracy (nil when accuracy is 0 or unknown).
+    public var costPerCorrect: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case role, model, basis, accuracy
+        case avgPromptTokens = "avg_prompt_tokens", avgOutputTokens = "avg_output_tokens"
+        case perRequest = "per_request", costPerCorrect = "cost_per_correct"
+    }
+
+    /// Open models: (p + o) / r / 3600 × hardware $/hour with the model's own measured r; API models
+    /// (references, a managed adapter): (p × in + o × out) / 10⁶ with p, o from the API's usage.
+    public static func of(_ m: ModelEvaluation, costs c: CostConfig, references: [ReferenceModel], accuracyMetric: String?) -> ModelCost {
+        let n = Double(max(1, m.examples))
+        let acc = accuracyMetric.flatMap { m.metrics[$0] }
+        if m.apiModel != nil || m.role == .reference {
+            let p = Double(m.promptTokens) / n, o = Double(m.generatedTokens) / n
+            let prices: (Double?, Double?) = m.role == .reference
+                ? references.first { $0.name == m.model }.map { ($0.inputPerMillion, $0.outputPerMillion) } ?? (nil, nil)
+                : (c.managedInputPerMillion, c.managedOutputPerMillion)
+            let per = prices.0 == nil && prices.1 == nil ? nil : (p * (prices.0 ?? 0) + o * (prices.1 ?? 0)) / 1e6
+            return ModelCost(role: m.role, model: m.model, basis: "usage", avgPromptTokens: p, avgOutputTokens: o, perRequest: per,
+                             accuracy: acc, costPerCorrect: zip2(per, acc).flatMap { $1 > 0 ? $0 / $1 : nil })
+        }
+        let outTokens = Double(m.generatedTokens > 0 ? m.generatedTokens : m.targetTokens)
+        let p = Double(m.promptTokens) / n, o = outTokens / n
+        let tps = (Double(m.promptTokens) + outTokens) / max(m.seconds, 1e-9)
+        let per = c.hardwarePerHour.map { (p + o) / tps / 3600 * $0 }
+        return ModelCost(role: m.role, model: m.model, basis: "hardware", avgPromptTokens: p, avgOutputTokens: o, perRequest: per,
+                         accuracy: acc, costPerCorrect: zip2(per, acc).flatMap { $1 > 0 ? $0 / $1 : nil })
+    }
+}
+
+/// The served open model against one reference, per correct answer (docs/eval.md, "Break-even per correct answer").
+public struct ReferenceBreakEven: Codable, Sendable, Equatable {
+    public var reference: String
+    public var open: ModelRole
+    /// $ per request of the open model (c_o) and of the reference (c_r); accuracies a_o, a_r.
+    public var openPerRequest: Double?
+    public var referencePerRequest: Double?
+    public var openAccuracy: Double?
+    public var referenceAccuracy: Double?
+    /// q = c_r × a_o / a_r: what the reference costs for as many correct answers as one open request gives.
+    public var referenceEquivalentPerRequest: Double?
+    /// $/month independent of volume: monthly_fixed + training / amortize_months.
+    public var fixedMonthly: Double?
+    /// V* = fixed / (q − c_o): above V* requests/month the open model is cheaper per correct answer.
+    public var breakEvenMonthlyRequests: Double?
+    /// At `costs.monthly_requests` V: months until the training cost is paid back, T / (V × (q − c_o) − monthly_fixed).
+    public var paybackMonths: Double?
+    public var note: String
+
+    enum CodingKeys: String, CodingKey {
+        case reference, open, note
+        case openPerRequest = "open_per_request", referencePerRequest = "reference_per_request"
+        case openAccuracy = "open_accuracy", referenceAccuracy = "reference_accuracy"
+        case referenceEquivalentPerRequest = "reference_equivalent_per_request", fixedMonthly = "fixed_monthly"
+        case breakEvenMonthlyRequests = "break_even_monthly_requests", paybackMonths = "payback_months"
+    }
+
+    public static func compute(open o: ModelCost, reference r: ModelCost, costs c: CostConfig, trainingCost: Double?) -> ReferenceBreakEven {
+        var b = ReferenceBreakEven(reference: r.model, open: o.role, openPerRequest: o.perRequest, referencePerRequest: r.perRequest,
+                                   openAccuracy: o.accuracy, referenceAccuracy: r.accuracy, note: "")
+        guard let co = o.perRequest, let cr = r.perRequest, let ao = o.accuracy, let ar = r.accuracy else {
+            b.note = o.perRequest == nil ? "needs costs.hardware_per_hour (the open model's price)"
+                   : r.perRequest == nil ? "needs the reference's input_per_million / output_per_million" : "needs an accuracy metric"
+            return b
+        }
+        let fixed = (c.monthlyFixed ?? 0) + (trainingCost ?? 0) / c.amortizeMonths
+        b.fixedMonthly = fixed
+        guard ao > 0 else { b.note = "never: the open model answers nothing correctly"; return b }
+        guard ar > 0 else {
+            b.breakEvenMonthlyRequests = 0
+            b.note = "the reference answers nothing correctly: the open model is cheaper per correct answer at any volume"
+            return b
+        }
+        let q = cr * ao / ar, saving = q - co
+        b.referenceEquivalentPerRequest = q
+        guard saving > 0 else {
+            b.note = String(format: "never: per correct answer the open model costs $%.6f, the reference $%.6f", co / ao, cr / ar)
+            return b
+        }
+        b.breakEvenMonthlyRequests = fixed / saving
+        b.note = String(format: "open model cheaper per correct answer above %.0f requests/month ($%.2f/month fixed ÷ $%.6f saved per request)",
+                        fixed / saving, fixed, saving)
+        if let v = c.monthlyRequests {
+            let margin = v * saving - (c.monthlyFixed ?? 0)
+            if let t = trainingCost, margin > 0 {
+                b.paybackMonths = t / margin
+                b.note += String(format: "; at %.0f requests/month training pays back in %.2f months", v, t / margin)
+            } else if trainingCost == nil {
+                b.note += "; payback needs the training cost (train seconds and a hardware price)"
+            } else {
+                b.note += String(format: "; at %.0f requests/month the open model never pays back its training", v)
+            }
+        }
+        return b
     }
 }
 

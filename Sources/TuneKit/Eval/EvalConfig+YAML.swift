@@ -30,8 +30,10 @@ extension EvalConfig {
         if metrics.contains("json_fields"), jsonFields.isEmpty {
             r.report(r.value("metrics"), "metrics", "metric \"json_fields\" needs the fields to compare", hint: "add json_fields: [label]")
         }
+        references = r.objects("reference").map { ReferenceModel($0) }
         if let g = r.object("gate") { gate = Self.gateRules(g, config: self) }
         if let c = r.object("costs") { costs = CostConfig(c) }
+        for p in referenceProblems() { r.report(r.value(p.hasPrefix("gate") ? "gate" : "reference"), p.hasPrefix("gate") ? "gate" : "reference", p) }
         r.finish()
     }
 
@@ -57,7 +59,11 @@ extension EvalConfig {
             }
             var rule = GateRule(metric: name)
             for b in GateRule.boundNames where sub.has(b) { rule.set(b, sub.double(b, default: 0)) }
-            if GateRule.boundNames.allSatisfy({ !sub.has($0) }), sub.node?.mapping != nil {
+            for (bk, _) in sub.node?.mapping ?? [:] {
+                guard let b = bk.string, GateRule.versusTarget(b) != nil else { continue }
+                rule.set(b, sub.double(b, default: 0))
+            }
+            if GateRule.boundNames.allSatisfy({ !sub.has($0) }), rule.versus.isEmpty, sub.node?.mapping != nil {
                 sub.report(sub.node, nil, "a gate rule needs at least one bound", hint: "one of \(GateRule.boundNames.joined(separator: ", "))")
             }
             sub.finish()
@@ -88,7 +94,8 @@ extension CostConfig {
         self.init(hardwarePerHour: price("hardware_per_hour"), trainHardwarePerHour: price("train_hardware_per_hour"),
                   monthlyFixed: price("monthly_fixed"), managedInputPerMillion: price("managed_input_per_million"),
                   managedOutputPerMillion: price("managed_output_per_million"),
-                  amortizeMonths: r.double("amortize_months", default: 1, range: 0...1200, exclusiveLower: true))
+                  amortizeMonths: r.double("amortize_months", default: 1, range: 0...1200, exclusiveLower: true),
+                  monthlyRequests: price("monthly_requests"))
         r.finish()
     }
 

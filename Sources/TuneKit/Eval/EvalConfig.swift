@@ -21,8 +21,14 @@ public struct EvalConfig: Codable, Hashable, Sendable {
     public var jsonFields: [String] = []
     public var gate: [GateRule] = []
     public var costs: CostConfig?
+    /// Models reached through an OpenAI-compatible chat-completions API, evaluated beside base/adapter/merged
+    /// (`eval.reference`, docs/eval.md "Reference models").
+    public var references: [ReferenceModel] = []
 
     public init() {}
+
+    /// Metrics a reference (or managed) model reports: the declared ones a chat API can give.
+    public var apiMetrics: [String] { reportedMetrics.filter { !ManagedEvaluator.unavailableMetrics.contains($0) } }
 
     /// `examples` cut to `limit` (order kept: the prepared eval split is already a deterministic sample).
     public func limited<T>(_ examples: [T]) -> [T] {
@@ -67,7 +73,25 @@ public struct EvalConfig: Codable, Hashable, Sendable {
         for g in gate where resolve(gateMetric: g.metric) == nil {
             problems.append("gate metric \(g.metric) is not computed (computed: \((reportedMetrics + ["accuracy"]).joined(separator: ", ")))")
         }
+        problems += referenceProblems()
         guard problems.isEmpty else { throw TuneError(.invalidArgument, problems.joined(separator: "; ")) }
+    }
+
+    /// Duplicate reference names, and gate bounds against a reference that is not declared or on a metric a
+    /// chat API cannot give.
+    func referenceProblems() -> [String] {
+        var problems: [String] = [], seen = Set<String>()
+        for r in references where !seen.insert(r.name).inserted { problems.append("eval reference \"\(r.name)\" is declared twice") }
+        for g in gate {
+            for name in g.versus.keys.compactMap(GateRule.versusTarget) {
+                if !references.contains(where: { $0.name == name }) {
+                    problems.append("gate rule \(g.metric): no eval reference named \"\(name)\" (declared: \(references.map(\.name).joined(separator: ", ")))")
+                } else if let m = resolve(gateMetric: g.metric), ManagedEvaluator.unavailableMetrics.contains(m) {
+                    problems.append("gate rule \(g.metric) vs \(name): a reference is evaluated through a chat API, which gives no \(m)")
+                }
+            }
+        }
+        return problems
     }
 
     /// The metric a gate name reads: `accuracy` is `choice` when declared, else `exact_match`.
@@ -90,6 +114,9 @@ public struct GateRule: Codable, Hashable, Sendable {
     public var minRatioVsBase: Double?
     /// tuned / base ≤ this.
     public var maxRatioVsBase: Double?
+    /// Bounds against a reference model, by bound name: `min_delta_vs_NAME`, `max_delta_vs_NAME`,
+    /// `min_ratio_vs_NAME`, `max_ratio_vs_NAME` (NAME an `eval.reference` name) → limit.
+    public var versus: [String: Double] = [:]
 
     public init(metric: String, min: Double? = nil, max: Double? = nil, minDeltaVsBase: Double? = nil,
                 maxDeltaVsBase: Double? = nil, minRatioVsBase: Double? = nil, maxRatioVsBase: Double? = nil) {
@@ -106,6 +133,16 @@ public struct GateRule: Codable, Hashable, Sendable {
         case metric, min, max
         case minDeltaVsBase = "min_delta_vs_base", maxDeltaVsBase = "max_delta_vs_base"
         case minRatioVsBase = "min_ratio_vs_base", maxRatioVsBase = "max_ratio_vs_base"
+        case versus = "vs_reference"
+    }
+
+    /// The reference a `{min,max}_{delta,ratio}_vs_NAME` bound names (nil for other bounds and for `_vs_base`).
+    public static func versusTarget(_ bound: String) -> String? {
+        for prefix in ["min_delta_vs_", "max_delta_vs_", "min_ratio_vs_", "max_ratio_vs_"] where bound.hasPrefix(prefix) {
+            let name = String(bound.dropFirst(prefix.count))
+            return name == "base" || !ReferenceModel.isValidName(name) ? nil : name
+        }
+        return nil
     }
 
     public static let boundNames = ["min", "max", "min_delta_vs_base", "max_delta_vs_base", "min_ratio_vs_base", "max_ratio_vs_base"]
@@ -123,7 +160,8 @@ public struct GateRule: Codable, Hashable, Sendable {
         case "min_delta_vs_base": minDeltaVsBase = v
         case "max_delta_vs_base": maxDeltaVsBase = v
         case "min_ratio_vs_base": minRatioVsBase = v
-        default: maxRatioVsBase = v
+        case "max_ratio_vs_base": maxRatioVsBase = v
+        default: versus[bound] = v
         }
     }
 
@@ -136,8 +174,8 @@ public struct GateRule: Codable, Hashable, Sendable {
         var rule = GateRule(metric: parts[0])
         for kv in parts[1].split(separator: ",") {
             let p = kv.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard p.count == 2, boundNames.contains(p[0]), let v = Double(p[1]), v.isFinite else {
-                throw TuneError(.invalidArgument, "gate rule \"\(s)\": \"\(kv)\" is not BOUND=NUMBER with BOUND one of \(boundNames.joined(separator: ", "))")
+            guard p.count == 2, boundNames.contains(p[0]) || versusTarget(p[0]) != nil, let v = Double(p[1]), v.isFinite else {
+                throw TuneError(.invalidArgument, "gate rule \"\(s)\": \"\(kv)\" is not BOUND=NUMBER with BOUND one of \(boundNames.joined(separator: ", ")) or min_delta_vs_REF, max_delta_vs_REF, min_ratio_vs_REF, max_ratio_vs_REF")
             }
             rule.set(p[0], v)
         }
@@ -157,6 +195,8 @@ public struct CostConfig: Codable, Hashable, Sendable {
     public var managedOutputPerMillion: Double?
     /// Months over which the training cost is spread in the break-even (default 1: all in the first month).
     public var amortizeMonths: Double = 1
+    /// Expected requests per month: the volume at which the payback period against each reference is given.
+    public var monthlyRequests: Double?
 
     public init(hardwarePerHour: Double? = nil, trainHardwarePerHour: Double? = nil, monthlyFixed: Double? = nil,
                 managedInputPerMillion: Double? = nil, managedOutputPerMillion: Double? = nil, amortizeMonths: Double = 1) {
@@ -168,9 +208,18 @@ public struct CostConfig: Codable, Hashable, Sendable {
         self.amortizeMonths = amortizeMonths
     }
 
+    public init(hardwarePerHour: Double? = nil, trainHardwarePerHour: Double? = nil, monthlyFixed: Double? = nil,
+                managedInputPerMillion: Double? = nil, managedOutputPerMillion: Double? = nil, amortizeMonths: Double = 1,
+                monthlyRequests: Double?) {
+        self.init(hardwarePerHour: hardwarePerHour, trainHardwarePerHour: trainHardwarePerHour, monthlyFixed: monthlyFixed,
+                  managedInputPerMillion: managedInputPerMillion, managedOutputPerMillion: managedOutputPerMillion, amortizeMonths: amortizeMonths)
+        self.monthlyRequests = monthlyRequests
+    }
+
     enum CodingKeys: String, CodingKey {
         case hardwarePerHour = "hardware_per_hour", trainHardwarePerHour = "train_hardware_per_hour"
         case monthlyFixed = "monthly_fixed", managedInputPerMillion = "managed_input_per_million"
         case managedOutputPerMillion = "managed_output_per_million", amortizeMonths = "amortize_months"
+        case monthlyRequests = "monthly_requests"
     }
 }

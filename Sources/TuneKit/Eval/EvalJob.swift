@@ -13,6 +13,11 @@ public struct EvalJob: Sendable {
     public var config: EvalConfig
     public var includeBase = true
     public var trainSeconds: Double?
+    /// Where `config.references` read their API keys (and base URL variables) from, and how they are reached.
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
+    public var transport: any HTTPTransport = CurlHTTPTransport()
+    /// Progress lines (reference retries, reference summaries).
+    public var log: @Sendable (String) -> Void = { _ in }
 
     public init(model: String, adapter: String? = nil, merged: String? = nil, data: String, config: EvalConfig) {
         self.model = model
@@ -28,7 +33,8 @@ public struct EvalJob: Sendable {
             throw TuneError(.invalidArgument, "nothing to evaluate: skipping the base needs --adapter or --merged")
         }
         let base = try LlamaModel.load(path: model)
-        let examples = config.limited(try loadExamples())
+        let (all, template) = try loadExamplesAndTemplate()
+        let examples = config.limited(all)
         var evals: [ModelEvaluation] = []
         var subjects: [String: String] = [:]
         func run(_ m: LlamaModel, _ role: ModelRole, _ path: String) throws {
@@ -42,16 +48,29 @@ public struct EvalJob: Sendable {
             let isAdapter = FileManager.default.fileExists(atPath: (merged as NSString).appendingPathComponent("adapter_config.json"))
             try run(isAdapter ? try base.loadingAdapter(directory: merged) : try LlamaModel.load(path: merged), .merged, merged)
         }
+        if !config.references.isEmpty {
+            let tok = try DatasetTokenizer.load(modelPath: model)
+            let conversations = ChatExport.conversations(examples, tokenizer: tok.tokenizer, template: template)
+            for ref in config.references {
+                let e = try ref.evaluate(conversations: conversations, config: config, environment: environment, transport: transport, onRetry: log)
+                log(String(format: "reference %@ (%@): %d examples in %.1f s", ref.name, ref.model, e.examples, e.seconds))
+                evals.append(e)
+                subjects["reference:\(ref.name)"] = "\(ref.model) at \(ref.shownURL(environment: environment))"
+            }
+        }
         let curve = try adapter.flatMap { try TrainingCurve.load(adapterDirectory: $0) }
         return try EvalReport(models: evals, config: config, subjects: subjects, dataset: (data as NSString).lastPathComponent,
                               training: curve, trainSeconds: trainSeconds)
     }
 
     /// The prepared dataset's eval split (its train split when it has none), or every row of a JSONL file.
-    public func loadExamples() throws -> [DatasetExample] {
+    public func loadExamples() throws -> [DatasetExample] { try loadExamplesAndTemplate().examples }
+
+    /// The examples and the chat template they were rendered with (references get them back as chat turns).
+    func loadExamplesAndTemplate() throws -> (examples: [DatasetExample], template: String) {
         if TrainingDataLoader.isPreparedDataset(data) {
             let p = try PreparedDataset(directory: data)
-            return try p.examples(split: p.manifest.splits["eval"] != nil ? "eval" : "train")
+            return (try p.examples(split: p.manifest.splits["eval"] != nil ? "eval" : "train"), p.manifest.template.name)
         }
         // A JSONL file: prepared in a temp dir, every row kept (no split, no dedup), all of it evaluated.
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("tune-eval-\(UUID().uuidString)").path
@@ -60,7 +79,7 @@ public struct EvalJob: Sendable {
         cfg.split.evalFraction = 0
         cfg.dedup.exact = false
         cfg.dedup.near = nil
-        let (d, _) = try TrainingDataLoader.load(data: [data], modelPath: model, workDir: work, config: cfg)
-        return d.train
+        let (d, prepared) = try TrainingDataLoader.load(data: [data], modelPath: model, workDir: work, config: cfg)
+        return (d.train, prepared.manifest.template.name)
     }
 }

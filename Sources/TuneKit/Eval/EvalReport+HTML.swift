@@ -4,7 +4,7 @@
 import Foundation
 
 extension EvalReport {
-    static let colors: [ModelRole: String] = [.base: "#94a3b8", .adapter: "#2563eb", .merged: "#16a34a"]
+    static let colors: [ModelRole: String] = [.base: "#94a3b8", .adapter: "#2563eb", .merged: "#16a34a", .reference: "#a855f7"]
 
     static func esc(_ s: String) -> String {
         var o = ""
@@ -114,10 +114,14 @@ extension EvalReport {
 
     private func table() -> String {
         let ms = config.reportedMetrics
-        var t = "<table><tr><th>model</th>" + ms.map { "<th>\(Self.esc($0))</th>" }.joined() + "<th>examples/s</th><th>tokens/s</th></tr>"
+        let latency = models.contains { $0.latencyP50 != nil }
+        var t = "<table><tr><th>model</th>" + ms.map { "<th>\(Self.esc($0))</th>" }.joined() + "<th>examples/s</th><th>tokens/s</th>"
+            + (latency ? "<th>latency p50 / p95</th>" : "") + "</tr>"
         for m in models {
-            t += "<tr><td>\(m.role.rawValue)</td>" + ms.map { "<td>\(Self.fmt($0, m.metrics[$0]))</td>" }.joined()
-                + "<td>\(String(format: "%.2f", m.examplesPerSecond))</td><td>\(String(format: "%.0f", m.tokensPerSecond))</td></tr>"
+            let name = m.role == .reference ? "reference: \(Self.esc(m.model))" : m.role.rawValue
+            t += "<tr><td>\(name)</td>" + ms.map { "<td>\(Self.fmt($0, m.metrics[$0]))</td>" }.joined()
+                + "<td>\(String(format: "%.2f", m.examplesPerSecond))</td><td>\(String(format: "%.0f", m.tokensPerSecond))</td>"
+                + (latency ? "<td>\(Self.esc(Self.latency(m)))</td>" : "") + "</tr>"
         }
         return t + "</table>"
     }
@@ -179,6 +183,19 @@ extension EvalReport {
                                         ("cost per correct answer", Self.money(c.costPerCorrect))]
         rows.append(("break-even volume", c.breakEvenMonthlyRequests.map { String(format: "%.0f requests/month", $0) } ?? "–"))
         var out = "<table>" + rows.map { "<tr><td>\(Self.esc($0.0))</td><td>\(Self.esc($0.1))</td></tr>" }.joined() + "</table><p class=\"sub\">\(Self.esc(c.breakEvenNote))</p>"
+        if c.models.contains(where: { $0.role == .reference }) {
+            out += "<h3>Cost per correct answer</h3><table class=\"per-correct\"><tr><th>model</th><th>basis</th><th>$ per request</th><th>accuracy</th><th>$ per correct</th></tr>"
+            for m in c.models {
+                out += "<tr><td>\(m.role.rawValue): \(Self.esc(m.model))</td><td>\(m.basis)</td><td>\(Self.esc(Self.price(m.perRequest)))</td>"
+                    + "<td>\(Self.fmt("accuracy", m.accuracy))</td><td>\(Self.esc(Self.price(m.costPerCorrect)))</td></tr>"
+            }
+            out += "</table><h3>Break-even vs references (\(c.role.rawValue), per correct answer)</h3><table class=\"break-even\"><tr><th>reference</th><th>break-even</th><th>payback</th><th>note</th></tr>"
+            for b in c.references {
+                out += "<tr><td>\(Self.esc(b.reference))</td><td>\(b.breakEvenMonthlyRequests.map { String(format: "%.0f requests/month", $0) } ?? "–")</td>"
+                    + "<td>\(b.paybackMonths.map { String(format: "%.2f months", $0) } ?? "–")</td><td>\(Self.esc(b.note))</td></tr>"
+            }
+            out += "</table>"
+        }
         // Monthly cost against volume, open vs managed, up to twice the break-even (or 1M requests).
         if let s = c.servingPer1k, let g = c.managedPer1k {
             let fixed = (c.inputs.monthlyFixed ?? 0) + (c.trainingCost ?? 0) / c.inputs.amortizeMonths

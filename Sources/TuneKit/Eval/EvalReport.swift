@@ -32,12 +32,17 @@ public struct EvalReport: Codable, Sendable {
         self.models = models
         self.training = training
         gate = config.gate.isEmpty ? nil : try Gate.check(config.gate, config: config, models: models)
-        if let c = config.costs, let served = models.first(where: { $0.role == .merged }) ?? models.first(where: { $0.role == .adapter }) ?? models.first {
-            costs = CostReport.compute(c, model: served, trainSeconds: trainSeconds, accuracyMetric: config.resolve(gateMetric: "accuracy"))
+        if config.costs != nil || !config.references.isEmpty,
+           let served = models.first(where: { $0.role == .merged }) ?? models.first(where: { $0.role == .adapter })
+                        ?? models.first(where: { $0.role != .reference }) {
+            costs = CostReport.compute(config.costs ?? CostConfig(), model: served, trainSeconds: trainSeconds,
+                                       accuracyMetric: config.resolve(gateMetric: "accuracy"), all: models, references: config.references)
         }
     }
 
     public func model(_ role: ModelRole) -> ModelEvaluation? { models.first { $0.role == role } }
+    /// The evaluation of the reference named `name`.
+    public func reference(_ name: String) -> ModelEvaluation? { models.first { $0.role == .reference && $0.model == name } }
 
     public func jsonData() throws -> Data {
         let enc = JSONEncoder()
@@ -101,13 +106,26 @@ extension EvalReport {
         return v >= 100 ? String(format: "$%.0f", v) : v >= 1 ? String(format: "$%.2f", v) : String(format: "$%.4f", v)
     }
 
+    /// Money with enough digits for a fraction of a cent (per-request and per-correct figures).
+    static func price(_ v: Double?) -> String {
+        guard let v else { return "–" }
+        return v >= 0.01 ? money(v) : String(format: "$%.6f", v)
+    }
+
+    static func latency(_ m: ModelEvaluation) -> String {
+        guard let p50 = m.latencyP50, let p95 = m.latencyP95 else { return "–" }
+        return String(format: "%.0f / %.0f ms", p50 * 1000, p95 * 1000)
+    }
+
     public func markdown() -> String {
         let ms = config.reportedMetrics
         var out = ["# Evaluation: \(dataset)", ""]
-        out.append("| model | " + (["examples"] + ms + ["examples/s"]).joined(separator: " | ") + " |")
-        out.append("|---|" + String(repeating: "---:|", count: ms.count + 2))
+        let latency = models.contains { $0.latencyP50 != nil }
+        out.append("| model | " + (["examples"] + ms + ["examples/s"] + (latency ? ["latency p50 / p95"] : [])).joined(separator: " | ") + " |")
+        out.append("|---|" + String(repeating: "---:|", count: ms.count + 2 + (latency ? 1 : 0)))
         for m in models {
-            let cells = [String(m.examples)] + ms.map { Self.fmt($0, m.metrics[$0]) } + [String(format: "%.1f", m.examplesPerSecond)]
+            var cells = [String(m.examples)] + ms.map { Self.fmt($0, m.metrics[$0]) } + [String(format: "%.1f", m.examplesPerSecond)]
+            if latency { cells.append(Self.latency(m)) }
             out.append("| \(m.role.rawValue): \(m.model) | " + cells.joined(separator: " | ") + " |")
         }
         if let g = gate {
@@ -132,6 +150,19 @@ extension EvalReport {
                     "| cost per correct answer | \(Self.money(c.costPerCorrect)) |",
                     "| break-even volume | \(c.breakEvenMonthlyRequests.map { String(format: "%.0f requests/month", $0) } ?? "–") |",
                     "", c.breakEvenNote]
+            if !c.references.isEmpty || c.models.contains(where: { $0.role == .reference }) {
+                out += ["", "## Cost per correct answer", "", "| model | basis | $ per request | accuracy | $ per correct |", "|---|---|---:|---:|---:|"]
+                for m in c.models {
+                    out.append("| \(m.role.rawValue): \(m.model) | \(m.basis) | \(Self.price(m.perRequest)) | \(Self.fmt("accuracy", m.accuracy)) | \(Self.price(m.costPerCorrect)) |")
+                }
+                out += ["", "## Break-even vs references (\(c.role.rawValue), per correct answer)", "",
+                        "| reference | break-even | payback |", "|---|---:|---:|"]
+                for b in c.references {
+                    out.append("| \(b.reference) | \(b.breakEvenMonthlyRequests.map { String(format: "%.0f requests/month", $0) } ?? "–") | "
+                               + "\(b.paybackMonths.map { String(format: "%.2f months", $0) } ?? "–") |")
+                }
+                out += [""] + c.references.map { "- \($0.reference): \($0.note)" }
+            }
         }
         return out.joined(separator: "\n") + "\n"
     }

@@ -103,6 +103,23 @@ extension Stages.Eval {
             inputs[merged.artifact.id] = "evaluated"
             subjects["merged"] = merged.artifact.ref
         }
+        if !config.references.isEmpty {
+            // Reference models through their chat-completions APIs, on the same (limited) eval split.
+            let env = c.options.environment
+            let conversations = try c.referenceConversations(dataDir: dataDir, config: config)
+            for ref in config.references {
+                // Retries happen on worker threads: collected, then printed in order (also when the reference fails).
+                let retries = LineBuffer()
+                defer { for line in retries.drain() { c.progress(line) } }
+                let e = try ref.evaluate(conversations: conversations, config: config, environment: env, transport: c.options.transport,
+                                         shouldStop: c.options.shouldStop, onRetry: { retries.append($0) })
+                c.progress(String(format: "reference %@ (%@): %d examples in %.1f s (%.2f examples/s, latency p50 %.0f ms, p95 %.0f ms)",
+                                  ref.name, ref.model, e.examples, e.seconds, e.examplesPerSecond,
+                                  (e.latencyP50 ?? 0) * 1000, (e.latencyP95 ?? 0) * 1000))
+                evals.append(e)
+                subjects["reference:\(ref.name)"] = "\(ref.model) at \(ref.shownURL(environment: env))"
+            }
+        }
         let report = try EvalReport(models: evals, config: config, subjects: subjects, dataset: dataset.artifact.ref,
                                     training: curve, trainSeconds: trainSeconds)
         for line in report.markdown().split(separator: "\n").prefix(while: { !$0.hasPrefix("## ") }) where line.hasPrefix("|") {
@@ -116,8 +133,13 @@ extension Stages.Eval {
         var meta: [String: JSONValue] = ["pipeline": .string(spec.name), "gate_passed": .bool(passed),
                                          "schema_version": .number(Double(EvalReport.schemaVersion))]
         for e in evals {
-            for (k, v) in e.metrics where v.isFinite { meta[e.role == .adapter ? k : "\(e.role.rawValue)_\(k)"] = .number(v) }
-            meta["\(e.role.rawValue)_examples_per_second"] = .number(e.examplesPerSecond)
+            let prefix = e.role == .reference ? "reference_\(e.model)_" : e.role == .adapter ? "" : "\(e.role.rawValue)_"
+            for (k, v) in e.metrics where v.isFinite { meta[prefix + k] = .number(v) }
+            meta[(e.role == .adapter ? "adapter_" : prefix) + "examples_per_second"] = .number(e.examplesPerSecond)
+        }
+        for m in report.costs?.models ?? [] {
+            guard let v = m.costPerCorrect else { continue }
+            meta[m.role == .reference ? "reference_\(m.model)_cost_per_correct" : "\(m.role.rawValue)_cost_per_correct"] = .number(v)
         }
         if passed { meta["cache_key"] = .string(c.key) }   // a failed gate is never adopted as a finished stage
         let artifact = try registry.register(NewArtifact(kind: .evalReport, name: c.outputName, source: dir, metadata: meta),
@@ -130,6 +152,25 @@ extension Stages.Eval {
         }
         return [artifact]
     }
+}
+
+extension StageContext {
+    /// The eval split's chat conversations (cut to `config.limit`), rendered back with the dataset's own template.
+    func referenceConversations(dataDir: String, config: EvalConfig) throws -> [[ChatMessageBody]] {
+        let prepared = try PreparedDataset(directory: dataDir)
+        let tok = try DatasetTokenizer.load(modelPath: basePath)
+        try prepared.requireTokenizer(sha256: tok.sha256)
+        return ChatExport.conversations(config.limited(try prepared.examples(split: "eval")), tokenizer: tok.tokenizer,
+                                        template: prepared.manifest.template.name)
+    }
+}
+
+/// Lines appended from any thread, drained on the stage's thread.
+final class LineBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
+    func drain() -> [String] { lock.lock(); defer { lines = []; lock.unlock() }; return lines }
 }
 
 /// The token counts of a trainer_state.json log (snake_case on disk).

@@ -15,7 +15,8 @@
 import Engine
 import Foundation
 
-public enum ModelRole: String, Codable, Sendable, CaseIterable { case base, adapter, merged }
+/// `reference`: a model evaluated through a chat-completions API for comparison (`eval.reference`), never gated.
+public enum ModelRole: String, Codable, Sendable, CaseIterable { case base, adapter, merged, reference }
 
 /// One model's results on one eval set.
 public struct ModelEvaluation: Codable, Sendable, Equatable {
@@ -36,6 +37,12 @@ public struct ModelEvaluation: Codable, Sendable, Equatable {
     public var examplesPerSecond: Double
     /// (prompt + generated tokens) / seconds: the measured throughput the serving cost uses.
     public var tokensPerSecond: Double
+    /// Per-request latency, seconds (nearest-rank p50 / p95), for models evaluated through an API.
+    public var latencyP50: Double? = nil
+    public var latencyP95: Double? = nil
+    /// The provider's model id when evaluated through a chat-completions API (token counts are then the
+    /// API's `usage`, and its cost is usage × prices rather than hardware time).
+    public var apiModel: String? = nil
 
     public struct Sample: Codable, Sendable, Equatable {
         public var reference: String
@@ -47,6 +54,7 @@ public struct ModelEvaluation: Codable, Sendable, Equatable {
         case role, model, examples, metrics, confusion, samples, seconds
         case targetTokens = "target_tokens", promptTokens = "prompt_tokens", generatedTokens = "generated_tokens"
         case examplesPerSecond = "examples_per_second", tokensPerSecond = "tokens_per_second"
+        case latencyP50 = "latency_p50_s", latencyP95 = "latency_p95_s", apiModel = "api_model"
     }
 
     public var loss: Double? { metrics["loss"] }

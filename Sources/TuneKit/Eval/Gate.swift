@@ -34,7 +34,8 @@ public enum Gate {
     /// Checks `rules` for each non-base evaluation in `models` (against the `.base` one for `_vs_base` bounds).
     public static func check(_ rules: [GateRule], config: EvalConfig, models: [ModelEvaluation]) throws -> GateResult {
         let base = models.first { $0.role == .base }
-        let candidates = models.filter { $0.role != .base }
+        // References are compared against, never gated themselves.
+        let candidates = models.filter { $0.role == .adapter || $0.role == .merged }
         guard !rules.isEmpty else { return GateResult(passed: true, checks: []) }
         guard !candidates.isEmpty else {
             throw TuneError(.invalidArgument, "the gate needs a tuned model to check (an adapter or a merged model)")
@@ -47,11 +48,23 @@ public enum Gate {
             let bounds: [(String, Double?)] = [("min", rule.min), ("max", rule.max), ("min_delta_vs_base", rule.minDeltaVsBase),
                                                 ("max_delta_vs_base", rule.maxDeltaVsBase), ("min_ratio_vs_base", rule.minRatioVsBase),
                                                 ("max_ratio_vs_base", rule.maxRatioVsBase)]
+                + rule.versus.sorted { $0.key < $1.key }.map { ($0.key, Optional($0.value)) }
             for c in candidates {
                 guard let v = c.metrics[m] else { throw TuneError(.internal, "gate: metric \(m) missing from the \(c.role.rawValue) evaluation") }
                 for case let (bound, limit?) in bounds {
                     let actual: Double, what: String
-                    if bound.hasSuffix("_vs_base") {
+                    if let name = GateRule.versusTarget(bound) {
+                        guard let ref = models.first(where: { $0.role == .reference && $0.model == name }) else {
+                            throw TuneError(.invalidArgument, "gate rule \(rule.metric).\(bound) compares with eval reference \"\(name)\", which was not evaluated")
+                        }
+                        guard let b = ref.metrics[m] else {
+                            throw TuneError(.invalidArgument, "gate rule \(rule.metric).\(bound): reference \"\(name)\" has no \(m) (a chat API gives no log-likelihoods)")
+                        }
+                        if bound.contains("ratio") {
+                            guard b != 0 else { throw TuneError(.invalidArgument, "gate rule \(rule.metric).\(bound): the reference's \(m) is 0, a ratio is undefined") }
+                            actual = v / b; what = "\(c.role.rawValue)/\(name)"
+                        } else { actual = v - b; what = "\(c.role.rawValue) − \(name)" }
+                    } else if bound.hasSuffix("_vs_base") {
                         guard let b = base?.metrics[m] else {
                             throw TuneError(.invalidArgument, "gate rule \(rule.metric).\(bound) compares with the base model, which was not evaluated")
                         }

@@ -23,11 +23,15 @@ public enum ManagedEvaluator {
             do { return try NSRegularExpression(pattern: p) } catch { throw TuneError(.invalidArgument, "regex \"\(p)\": not a valid regular expression") }
         }
         let t0 = Date()
-        let outputs = try parallelMap(items.count, concurrency: concurrency) { i in
-            try client.chatCompletion(ChatCompletionRequest(model: model, messages: items[i].prompt,
-                                                            maxTokens: config.maxNewTokens, temperature: 0, seed: seed))
+        let timed = try parallelMap(items.count, concurrency: concurrency) { i in
+            let start = Date()
+            let r = try client.chatCompletion(ChatCompletionRequest(model: model, messages: items[i].prompt,
+                                                                    maxTokens: config.maxNewTokens, temperature: 0, seed: seed))
+            return (r, Date().timeIntervalSince(start))
         }
         let secs = Date().timeIntervalSince(t0)
+        let outputs = timed.map(\.0)
+        let latencies = timed.map(\.1).sorted()
         var counts: [String: Int] = [:], promptTokens = 0, generatedTokens = 0
         var confusion = config.choices.isEmpty ? nil : Confusion(labels: config.choices)
         var samples: [ModelEvaluation.Sample] = []
@@ -53,7 +57,15 @@ public enum ManagedEvaluator {
         return ModelEvaluation(role: role, model: name, examples: items.count, targetTokens: 0, promptTokens: promptTokens,
                                generatedTokens: generatedTokens, metrics: metrics, confusion: confusion, samples: samples,
                                seconds: secs, examplesPerSecond: n / max(secs, 1e-9),
-                               tokensPerSecond: Double(promptTokens + generatedTokens) / max(secs, 1e-9))
+                               tokensPerSecond: Double(promptTokens + generatedTokens) / max(secs, 1e-9),
+                               latencyP50: percentile(latencies, 0.5), latencyP95: percentile(latencies, 0.95), apiModel: model)
+    }
+
+    /// The nearest-rank percentile of sorted `xs` (`q` in (0, 1]): the value at rank ⌈q·n⌉.
+    public static func percentile(_ xs: [Double], _ q: Double) -> Double? {
+        guard !xs.isEmpty else { return nil }
+        let rank = Int((q * Double(xs.count)).rounded(.up))
+        return xs[min(xs.count, max(1, rank)) - 1]
     }
 
     /// `body(0..<count)` on at most `concurrency` threads, results in index order; the first error

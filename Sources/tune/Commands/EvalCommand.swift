@@ -44,6 +44,8 @@ struct EvalCommand: ParsableCommand {
             var job = EvalJob(model: model, adapter: adapter, merged: merged, data: data, config: cfg)
             job.includeBase = !noBase
             job.trainSeconds = trainSeconds
+            let quiet = global.json
+            job.log = { line in if !quiet { FileHandle.standardError.write(Data("eval: \(line)\n".utf8)) } }
             let bar = ProgressBar()
             let result = try job.run { role, done, total in if !global.json { bar.update(done: done, total: total, detail: role.rawValue) } }
             bar.finishLine()
