@@ -83,7 +83,10 @@ private func artifactNames(registry: String, blobs: String) throws -> [String] {
     let list = try tune(["artifacts", "list", "--registry", registry, "--blobs", blobs, "--json"])
     #expect(list.status == 0, "\(list.stderr)")
     let items = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
-    return items.compactMap { $0["name"] as? String }.sorted()
+    // The base the runs share is recorded once, by reference (docs/governance.md): exactly one base-model artifact.
+    let bases = items.filter { $0["kind"] as? String == "base-model" }
+    #expect(bases.count == 1, "one base-model artifact for the shared base, got \(bases.count)")
+    return items.filter { $0["kind"] as? String != "base-model" }.compactMap { $0["name"] as? String }.sorted()
 }
 
 /// Starts `n` `tune run` of `pipeline` at once and waits for all of them.

@@ -106,7 +106,8 @@ private func expectResumedLikeWhole(_ dir: URL, _ p: String, whole: URL) throws 
     let items = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
     let adapters = items.filter { $0["name"] as? String == "\(pipelineName)-adapter" }
     #expect(adapters.count == 1, "exactly one adapter version after a stop and a resume, got \(adapters.count)")
-    #expect(items.count == 2, "one dataset and one adapter, got \(items.map { "\($0["name"] ?? "?")" })")
+    #expect(items.count == 3 && items.filter({ $0["kind"] as? String == "base-model" }).count == 1,
+            "one dataset, one adapter and the base model they were made from, got \(items.map { "\($0["name"] ?? "?")" })")
 
     let a = try adapterPath(whole), b = try adapterPath(dir)
     for file in ["adapter_model.safetensors", "adapter_config.json"] {
