@@ -39,8 +39,8 @@ public enum BaseCatalog {
         enum CodingKeys: String, CodingKey { case base, previous, pipelines, sameShape = "same_shape" }
     }
 
-    /// Architectures tune can train (LoRA / QLoRA on the Llama graph).
-    public static let trainableArchitectures = ["llama"]
+    /// Architectures tune can train (LoRA / QLoRA through the Engine's model description).
+    public static let trainableArchitectures = ModelArchitecture.allCases.map(\.rawValue)
 
     public static func add(_ req: Request, to registry: Registry) throws -> Added {
         guard PipelineSpec.isValidName(req.family), req.family != "latest" else {
@@ -111,7 +111,8 @@ public enum BaseCatalog {
                 }
                 return (arch, try LlamaConfig(gguf: file))
             }
-            return ("llama", try HFModelDirectory(path: path).config)
+            let config = try HFModelDirectory(path: path).config
+            return (config.architecture.rawValue, config)
         } catch let e as EngineError {
             throw TuneError(.badData, "\(path): not a model tune can read: \(e.message); nothing registered")
         }
