@@ -47,29 +47,7 @@ struct LoRAGradientTests {
         let (loss, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
         let ref = LoRAReference(config: LoRATestModel.config,
                                 weights: TinyLlama.weights(config: LoRATestModel.config, seed: LoRATestModel.seed), lora: lora)
-        var p = (0..<lora.count).map { Double(lora.params[$0]) }
-        let refLoss = ref.loss(seqs, params: p)
-        #expect(abs(loss - refLoss) < 1e-4, "loss \(loss) vs float64 reference \(refLoss)")
-
-        // Every slot's A and B: a deterministic sample of entries.
-        var rng = SplitMix64(seed: 3)
-        var worst = 0.0
-        for s in lora.slots {
-            for (off, n) in [(s.aOffset, lora.rank * s.inFeatures), (s.bOffset, lora.rank * s.outFeatures)] {
-                for _ in 0..<2 {
-                    let i = off + Int(rng.next() % UInt64(n))
-                    let eps = 1e-5, keep = p[i]
-                    p[i] = keep + eps; let up = ref.loss(seqs, params: p)
-                    p[i] = keep - eps; let dn = ref.loss(seqs, params: p)
-                    p[i] = keep
-                    let fd = (up - dn) / (2 * eps)
-                    let err = abs(Double(grad[i]) - fd) / max(1e-3, abs(fd))
-                    worst = max(worst, err)
-                    #expect(err < 2e-3, "layer \(s.layer) \(s.target.rawValue) param \(i - off): grad \(grad[i]) vs FD \(fd)")
-                }
-            }
-        }
-        #expect(worst < 2e-3)
+        ref.expectFiniteDifferences(seqs, loss: loss, grad: grad, lora: lora)
     }
 
     @Test("training loss equals the inference forward with the adapter applied")

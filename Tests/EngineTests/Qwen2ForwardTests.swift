@@ -147,27 +147,7 @@ struct Qwen2ForwardTests {
         let seqs = LoRATestModel.sequences
         let (loss, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
         let ref = LoRAReference(config: c, weights: TinyLlama.weights(config: c, seed: Qwen2TestModel.seed), lora: lora)
-        var p = (0..<lora.count).map { Double(lora.params[$0]) }
-        let refLoss = ref.loss(seqs, params: p)
-        #expect(abs(loss - refLoss) < 1e-4, "loss \(loss) vs float64 reference \(refLoss)")
-        var sampler = SplitMix64(seed: 3)
-        var worst = 0.0
-        for s in lora.slots {
-            for (off, n) in [(s.aOffset, lora.rank * s.inFeatures), (s.bOffset, lora.rank * s.outFeatures)] {
-                for _ in 0..<2 {
-                    let i = off + Int(sampler.next() % UInt64(n))
-                    let eps = 1e-5, keep = p[i]
-                    p[i] = keep + eps; let up = ref.loss(seqs, params: p)
-                    p[i] = keep - eps; let dn = ref.loss(seqs, params: p)
-                    p[i] = keep
-                    let fd = (up - dn) / (2 * eps)
-                    let err = abs(Double(grad[i]) - fd) / max(1e-3, abs(fd))
-                    worst = max(worst, err)
-                    #expect(err < 2e-3, "layer \(s.layer) \(s.target.rawValue) param \(i - off): grad \(grad[i]) vs FD \(fd)")
-                }
-            }
-        }
-        #expect(worst < 2e-3)
+        ref.expectFiniteDifferences(seqs, loss: loss, grad: grad, lora: lora)
     }
 
     @Test("training loss equals the inference forward with the adapter (qwen2, Q8_0 base)")
