@@ -244,14 +244,7 @@ struct StageWalk {
             summary.stages.append(.init(stage: S.kind, status: "would-run", cacheKey: "", outputs: [], seconds: 0))
             return
         }
-        if let cached = options.force.contains(S.kind) ? nil : try registry.findStageRun(cacheKey: key) {
-            let outs = try cached.outputs.map { try registry.artifact($0) }
-            emit(options.dryRun ? .planned(stage: S.kind, action: "skip", reason: "cached (run \(cached.runID))")
-                                : .skipped(stage: S.kind, reason: "cached (run \(cached.runID))", outputs: outs.map(\.ref)))
-            summary.stages.append(.init(stage: S.kind, status: "cached", cacheKey: key, outputs: outs.map(\.ref), seconds: 0))
-            try outputs.record(S.self, outs, registry: registry)
-            return
-        }
+        if try reuseFinished(S.self, key: key) { return }
         if options.dryRun {
             let why = options.force.contains(S.kind) ? "forced" : "no finished stage with this cache key"
             emit(.planned(stage: S.kind, action: "run", reason: why))
@@ -266,16 +259,22 @@ struct StageWalk {
         }
     }
 
+    /// When a run already finished stage `S` with `key` (and it is not forced): takes its outputs (in a dry run,
+    /// plans to skip it) and returns true.
+    private mutating func reuseFinished<S: Stage>(_ stage: S.Type, key: String) throws -> Bool {
+        guard !options.force.contains(S.kind), let cached = try registry.findStageRun(cacheKey: key) else { return false }
+        let outs = try cached.outputs.map { try registry.artifact($0) }
+        emit(options.dryRun ? .planned(stage: S.kind, action: "skip", reason: "cached (run \(cached.runID))")
+                            : .skipped(stage: S.kind, reason: "cached (run \(cached.runID))", outputs: outs.map(\.ref)))
+        summary.stages.append(.init(stage: S.kind, status: "cached", cacheKey: key, outputs: outs.map(\.ref), seconds: 0))
+        try outputs.record(S.self, outs, registry: registry)
+        return true
+    }
+
     /// Runs (or adopts) a stage whose cache key this process holds.
     private mutating func claimed<S: Stage>(_ stage: S.Type, _ section: S.Section, key: String, plan: StagePlan) throws {
         // Another run may have finished the stage while this one checked or waited.
-        if !options.force.contains(S.kind), let cached = try registry.findStageRun(cacheKey: key) {
-            let outs = try cached.outputs.map { try registry.artifact($0) }
-            emit(.skipped(stage: S.kind, reason: "cached (run \(cached.runID))", outputs: outs.map(\.ref)))
-            summary.stages.append(.init(stage: S.kind, status: "cached", cacheKey: key, outputs: outs.map(\.ref), seconds: 0))
-            try outputs.record(S.self, outs, registry: registry)
-            return
-        }
+        if try reuseFinished(S.self, key: key) { return }
         if runID == nil { runID = try registry.startRun(pipeline: spec.name, config: try JSONValue(encoding: spec)) }
         let context = StageContext(plan: plan, kind: S.kind, key: key, run: runID!, emit: emit)
         // A crash after a stage's outputs were registered but before its stage run was recorded:
