@@ -9,6 +9,7 @@
  * results are bit-identical for any thread count (for a given ISA).
  * AVX-512: the same blocks and chunks with 16-lane dots, exp and P·V (attn512_task).
  * Invalid shapes (Hkv <= 0, H % Hkv != 0, Tkv < pos0 + T) leave out untouched.
+ * A sliding window (ck_attention_forward_window) only clips each query's first key.
  */
 #include "ck_internal.h"
 #include <math.h>
@@ -23,9 +24,14 @@ static int bad_shape(int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hk
 
 // ---- reference -------------------------------------------------------------------------
 
-/* out, q [T,H,D]; k, v [Tkv,Hkv,D]; query t sees keys 0 .. pos0+t. */
-void ck_attention_forward_ref(float *out, const float *q, const float *k, const float *v,
-                              int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D) {
+/* First key a query at position p (n = p + 1 keys up to it) may see under `window` (<= 0: none). */
+static inline int64_t window_lo(int64_t n, int64_t window) {
+    return window > 0 && n > window ? n - window : 0;
+}
+
+/* out, q [T,H,D]; k, v [Tkv,Hkv,D]; query t sees keys window_lo .. pos0+t. */
+static void attention_ref(float *out, const float *q, const float *k, const float *v,
+                          int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D, int64_t window) {
     if (bad_shape(T, Tkv, pos0, H, Hkv, D)) return;
     double *p = malloc((size_t)(pos0 + T) * sizeof(double));
     double *o = malloc((size_t)D * sizeof(double));
@@ -35,18 +41,18 @@ void ck_attention_forward_ref(float *out, const float *q, const float *k, const 
     for (int64_t t = 0; t < T; t++)
         for (int64_t h = 0; h < H; h++) {
             const float *qv = q + (t * H + h) * D;
-            const int64_t hk = h / group, n = pos0 + t + 1;
+            const int64_t hk = h / group, n = pos0 + t + 1, lo = window_lo(n, window);
             double m = -INFINITY, sum = 0.0;
-            for (int64_t j = 0; j < n; j++) {
+            for (int64_t j = lo; j < n; j++) {
                 const float *kv = k + (j * Hkv + hk) * D;
                 double s = 0.0;
                 for (int64_t d = 0; d < D; d++) s += (double)qv[d] * (double)kv[d];
                 p[j] = s * scale;
                 if (p[j] > m) m = p[j];
             }
-            for (int64_t j = 0; j < n; j++) { p[j] = exp(p[j] - m); sum += p[j]; }
+            for (int64_t j = lo; j < n; j++) { p[j] = exp(p[j] - m); sum += p[j]; }
             for (int64_t d = 0; d < D; d++) o[d] = 0.0;
-            for (int64_t j = 0; j < n; j++) {
+            for (int64_t j = lo; j < n; j++) {
                 const float *vv = v + (j * Hkv + hk) * D;
                 for (int64_t d = 0; d < D; d++) o[d] += p[j] * (double)vv[d];
             }
@@ -56,12 +62,24 @@ void ck_attention_forward_ref(float *out, const float *q, const float *k, const 
     free(o);
 }
 
+void ck_attention_forward_ref(float *out, const float *q, const float *k, const float *v,
+                              int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D) {
+    attention_ref(out, q, k, v, T, Tkv, pos0, H, Hkv, D, 0);
+}
+
+void ck_attention_forward_window_ref(float *out, const float *q, const float *k, const float *v,
+                                     int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D,
+                                     int64_t window) {
+    attention_ref(out, q, k, v, T, Tkv, pos0, H, Hkv, D, window);
+}
+
 // ---- fast --------------------------------------------------------------------------------
 
 typedef struct {
     float *out;
     const float *q, *k, *v;
     int64_t T, Tkv, pos0, H, Hkv, D;
+    int64_t window; // <= 0: none
 } attn_ctx;
 
 #if CK_X86
@@ -194,12 +212,15 @@ CK_AVX2 static void attn_task(void *vctx, int64_t task) {
         for (int64_t d = 0; d < D; d++) buf[qi * stride + d] = 0.0f;
     }
     const int64_t n_max = c->pos0 + t0 + nq; // keys seen by the block's last query
-    for (int64_t j0 = 0; j0 < n_max; j0 += CHUNK)
+    // Chunks start at multiples of CHUNK from the block's lowest visible key (0 without a window);
+    // each query clips them to its own keys lo .. n-1.
+    for (int64_t j0 = window_lo(c->pos0 + t0 + 1, c->window) / CHUNK * CHUNK; j0 < n_max; j0 += CHUNK)
         for (int64_t qi = 0; qi < nq; qi++) {
-            const int64_t n = c->pos0 + t0 + qi + 1;
-            if (j0 >= n) continue;
+            const int64_t n = c->pos0 + t0 + qi + 1, lo = window_lo(n, c->window);
+            const int64_t j_begin = j0 > lo ? j0 : lo, j_end = j0 + CHUNK < n ? j0 + CHUNK : n;
+            if (j_begin >= j_end) continue;
             float *acc = buf + qi * stride;
-            attn_chunk(c, c->q + ((t0 + qi) * H + h) * D, hk, j0, n - j0 < CHUNK ? n - j0 : CHUNK,
+            attn_chunk(c, c->q + ((t0 + qi) * H + h) * D, hk, j_begin, j_end - j_begin,
                        acc, acc + D, &m[qi], &l[qi]);
         }
     for (int64_t qi = 0; qi < nq; qi++) {
@@ -316,13 +337,16 @@ CK_AVX512 static void attn512_task(void *vctx, int64_t task) {
         l[qi] = 0.0f;
         for (int64_t d = 0; d < D; d++) buf[qi * stride + d] = 0.0f;
     }
-    const int64_t n_max = c->pos0 + t0 + nq;
-    for (int64_t j0 = 0; j0 < n_max; j0 += CHUNK)
+    const int64_t n_max = c->pos0 + t0 + nq; // keys seen by the block's last query
+    // Chunks start at multiples of CHUNK from the block's lowest visible key (0 without a window);
+    // each query clips them to its own keys lo .. n-1.
+    for (int64_t j0 = window_lo(c->pos0 + t0 + 1, c->window) / CHUNK * CHUNK; j0 < n_max; j0 += CHUNK)
         for (int64_t qi = 0; qi < nq; qi++) {
-            const int64_t n = c->pos0 + t0 + qi + 1;
-            if (j0 >= n) continue;
+            const int64_t n = c->pos0 + t0 + qi + 1, lo = window_lo(n, c->window);
+            const int64_t j_begin = j0 > lo ? j0 : lo, j_end = j0 + CHUNK < n ? j0 + CHUNK : n;
+            if (j_begin >= j_end) continue;
             float *acc = buf + qi * stride;
-            attn_chunk512(c, c->q + ((t0 + qi) * H + h) * D, hk, j0, n - j0 < CHUNK ? n - j0 : CHUNK,
+            attn_chunk512(c, c->q + ((t0 + qi) * H + h) * D, hk, j_begin, j_end - j_begin,
                           acc, acc + D, &m[qi], &l[qi]);
         }
     for (int64_t qi = 0; qi < nq; qi++) {
@@ -333,15 +357,21 @@ CK_AVX512 static void attn512_task(void *vctx, int64_t task) {
 }
 #endif
 
-void ck_attention_forward(float *out, const float *q, const float *k, const float *v,
-                          int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D) {
+void ck_attention_forward_window(float *out, const float *q, const float *k, const float *v,
+                                 int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D,
+                                 int64_t window) {
 #if CK_X86
     if (ck_use_simd()) {
         if (bad_shape(T, Tkv, pos0, H, Hkv, D)) return;
-        attn_ctx c = {out, q, k, v, T, Tkv, pos0, H, Hkv, D};
+        attn_ctx c = {out, q, k, v, T, Tkv, pos0, H, Hkv, D, window};
         ck_parallel_for((T + QB - 1) / QB * H, ck_use_avx512() ? attn512_task : attn_task, &c);
         return;
     }
 #endif
-    ck_attention_forward_ref(out, q, k, v, T, Tkv, pos0, H, Hkv, D);
+    attention_ref(out, q, k, v, T, Tkv, pos0, H, Hkv, D, window);
+}
+
+void ck_attention_forward(float *out, const float *q, const float *k, const float *v,
+                          int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D) {
+    ck_attention_forward_window(out, q, k, v, T, Tkv, pos0, H, Hkv, D, 0);
 }

@@ -1,5 +1,5 @@
 /*
- * elementwise.c — SwiGLU, in-place add and row-wise log-softmax (forward).
+ * elementwise.c — SwiGLU, GeGLU, in-place add and row-wise log-softmax (forward).
  * Fast paths use AVX2 with a vector exp (ck_exp8, ~2 ulp) and are threaded over
  * fixed-size chunks (elementwise) or rows (log-softmax); a row's reduction is never
  * split across threads. Log-softmax accumulates the exp-sum in double.
@@ -74,6 +74,32 @@ void ck_swiglu_forward(float *out, const float *gate, const float *up, int64_t n
     }
 #endif
     ck_swiglu_forward_ref(out, gate, up, n);
+}
+
+// ---- GeGLU ---------------------------------------------------------------------------------
+// PyTorch's tanh-approximated GELU in float32: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+
+static inline float gelu_tanh(float x) {
+    const float kBeta = 0.7978845608028654f, kKappa = 0.044715f;
+    const float inner = kBeta * (x + kKappa * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(inner));
+}
+
+void ck_geglu_forward_ref(float *out, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+static void geglu_task(void *vctx, int64_t task) {
+    const ew_ctx *c = vctx;
+    const int64_t i0 = task * EW_CHUNK, i1 = i0 + EW_CHUNK < c->n ? i0 + EW_CHUNK : c->n;
+    ck_geglu_forward_ref(c->out + i0, c->a + i0, c->b + i0, i1 - i0);
+}
+
+/* Threaded over chunks; each element's arithmetic is the reference's, so it is bit-identical. */
+void ck_geglu_forward(float *out, const float *gate, const float *up, int64_t n) {
+    if (n <= 0) return;
+    ew_ctx c = {out, gate, up, n};
+    ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, geglu_task, &c);
 }
 
 // ---- add ------------------------------------------------------------------------------------

@@ -88,6 +88,23 @@ static void rope_task(void *vctx, int64_t t) {
 }
 #endif
 
+#if CK_X86
+/* rope_task for explicit frequencies (c->theta unused): the same rotation; on allocation failure
+ * the position falls back to the explicit-frequency reference. */
+static void rope_freq_task(void *vctx, int64_t t) {
+    const rope_ctx *c = vctx;
+    const int64_t half = c->D / 2;
+    float *tab = ck_scratch((size_t)(2 * half));
+    if (!tab) {
+        ck_rope_forward_freq_ref(c->x + t * c->H * c->D, c->pos + t, 1, c->H, c->D, c->freq);
+        return;
+    }
+    float *cs = tab, *sn = tab + half;
+    for (int64_t i = 0; i < half; i++) rope_cs(c->pos[t], c->freq[i], &cs[i], &sn[i]);
+    for (int64_t h = 0; h < c->H; h++) rope_rotate(c->x + (t * c->H + h) * c->D, cs, sn, half);
+}
+#endif
+
 void ck_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta) {
 #if CK_X86
     if (ck_use_simd() && T > 0 && H > 0 && D >= 2) {
@@ -103,6 +120,45 @@ void ck_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t
     }
 #endif
     ck_rope_forward_ref(x, pos, T, H, D, theta);
+}
+
+// ---- explicit frequencies -----------------------------------------------------------------
+
+void ck_rope_inv_freq(float *freq, int64_t D, float theta) {
+    for (int64_t i = 0; i < D / 2; i++) freq[i] = inv_freq(i, D, theta);
+}
+
+void ck_rope_forward_freq_ref(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, const float *freq) {
+    const int64_t half = D / 2;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t h = 0; h < H; h++) {
+            float *v = x + (t * H + h) * D;
+            for (int64_t i = 0; i < half; i++) {
+                float c, s;
+                rope_cs(pos[t], freq[i], &c, &s);
+                const float x1 = v[i], x2 = v[i + half];
+                const float a = x1 * c, b = x2 * s, p = x2 * c, q = x1 * s;
+                v[i] = a - b;
+                v[i + half] = p + q;
+            }
+        }
+}
+
+void ck_rope_forward_freq(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, const float *freq) {
+#if CK_X86
+    if (ck_use_simd() && T > 0 && H > 0 && D >= 2) {
+        rope_ctx c = {x, pos, freq, T, H, D, 0.0f};
+        ck_parallel_for(T, rope_freq_task, &c);
+        return;
+    }
+#endif
+    ck_rope_forward_freq_ref(x, pos, T, H, D, freq);
+}
+
+void ck_rope_table_freq(float *tab, int64_t P, int64_t D, const float *freq) {
+    const int64_t half = D / 2;
+    for (int64_t i = 0; i < half; i++)
+        for (int64_t p = 0; p < P; p++) rope_cs((int32_t)p, freq[i], &tab[p * D + i], &tab[p * D + half + i]);
 }
 
 // ---- cached angles ------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // LoRAReference — an independent float64 Llama + LoRA forward and loss, written naively from the
-// HF definitions (rotate_half RoPE, causal GQA, SwiGLU, tied head, q/k/v biases when the weights have them), for gradient checks by central
+// HF definitions (rotate_half RoPE incl. llama3/linear scaling, causal GQA, SwiGLU, tied or untied head, q/k/v biases when the weights have them), for gradient checks by central
 // finite differences. It reads TinyLlama's HF-order float weights directly, not the engine's loader.
 
 import Foundation
@@ -46,10 +46,14 @@ struct LoRAReference {
 
     private func rope(_ x: inout [[Double]], heads: Int) {
         let D = c.headDim
+        // Scaled RoPE (llama3/linear): the float32 inverse frequencies transformers computes.
+        let scaled: [Double]? = c.ropeScaling.map { s in
+            s.apply(to: (0..<(D / 2)).map { Float(1 / pow(Double(c.ropeTheta), 2 * Double($0) / Double(D))) }).map(Double.init)
+        }
         for t in x.indices {
             for h in 0..<heads {
                 for i in 0..<(D / 2) {
-                    let f = pow(Double(c.ropeTheta), -2 * Double(i) / Double(D)), a = Double(t) * f
+                    let f = scaled?[i] ?? pow(Double(c.ropeTheta), -2 * Double(i) / Double(D)), a = Double(t) * f
                     let x0 = x[t][h * D + i], x1 = x[t][h * D + i + D / 2]
                     x[t][h * D + i] = x0 * cos(a) - x1 * sin(a)
                     x[t][h * D + i + D / 2] = x1 * cos(a) + x0 * sin(a)
@@ -90,9 +94,10 @@ struct LoRAReference {
             for t in 0..<n { for i in 0..<C { x[t][i] += dn[t][i] } }
         }
         let xf = rmsnorm(x, w["model.norm.weight"]!)
+        let head = w["lm_head.weight"] ?? E   // untied head (Llama 3.x tiny) or the embedding
         var sum = 0.0, count = 0
         for t in 0..<(n - 1) where mask[t + 1] != 0 {
-            let logits = (0..<V).map { vv in (0..<C).reduce(0.0) { $0 + xf[t][$1] * E[vv * C + $1] } }
+            let logits = (0..<V).map { vv in (0..<C).reduce(0.0) { $0 + xf[t][$1] * head[vv * C + $1] } }
             let m = logits.max()!
             let lse = m + log(logits.reduce(0.0) { $0 + exp($1 - m) })
             sum += lse - logits[Int(ids[t + 1])]

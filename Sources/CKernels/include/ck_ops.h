@@ -91,6 +91,15 @@ void ck_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const flo
 void ck_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta);
 void ck_rope_forward_ref(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, float theta);
 
+/* RoPE with explicit inverse frequencies freq [D/2] (rope scaling: Llama-3's `llama3`, linear, GGUF
+ * `rope_freqs.weight`): pair i is rotated by angle (float)pos * freq[i], same rounding as
+ * ck_rope_forward, which equals this with freq = ck_rope_inv_freq(D, theta). */
+void ck_rope_inv_freq(float *freq, int64_t D, float theta);
+void ck_rope_forward_freq(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, const float *freq);
+void ck_rope_forward_freq_ref(float *x, const int32_t *pos, int64_t T, int64_t H, int64_t D, const float *freq);
+/* ck_rope_table with explicit inverse frequencies. */
+void ck_rope_table_freq(float *tab, int64_t P, int64_t D, const float *freq);
+
 /* RoPE with cached angles. ck_rope_table fills tab [P, D]: tab[p*D + i] = cos, tab[p*D + D/2 + i]
  * = sin of position p's angle for pair i (the float32 angles of ck_rope_forward), p < P.
  * ck_rope_forward_cached rotates x [T, H, D] in place with it (every pos[t] < P); bit-identical
@@ -110,6 +119,21 @@ void ck_attention_forward(float *out, const float *q, const float *k, const floa
                           int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D);
 void ck_attention_forward_ref(float *out, const float *q, const float *k, const float *v,
                               int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D);
+
+/* ck_attention_forward with a sliding window (Gemma 3, Mistral): query at position p attends keys
+ * max(0, p - window + 1) .. p, i.e. key j is masked when p - j >= window (transformers' and
+ * llama.cpp's convention). window <= 0: no window (identical to ck_attention_forward). */
+void ck_attention_forward_window(float *out, const float *q, const float *k, const float *v,
+                                 int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D,
+                                 int64_t window);
+void ck_attention_forward_window_ref(float *out, const float *q, const float *k, const float *v,
+                                     int64_t T, int64_t Tkv, int64_t pos0, int64_t H, int64_t Hkv, int64_t D,
+                                     int64_t window);
+
+/* GeGLU (Gemma): out[i] = gelu_tanh(gate[i]) * up[i] with PyTorch's tanh approximation
+ * gelu_tanh(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (transformers' gelu_pytorch_tanh). */
+void ck_geglu_forward(float *out, const float *gate, const float *up, int64_t n);
+void ck_geglu_forward_ref(float *out, const float *gate, const float *up, int64_t n);
 
 /* SwiGLU: out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)).  All [n]. */
 void ck_swiglu_forward(float *out, const float *gate, const float *up, int64_t n);

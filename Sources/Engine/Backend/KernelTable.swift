@@ -72,6 +72,9 @@ public final class KernelTable: @unchecked Sendable { // immutable; the function
         public let table: (FPtr?, Int64, Int64, Float) -> Void
         public let forward: (FPtr?, IPtr?, CFPtr?, Int64, Int64, Int64) -> Void
         public let backward: (FPtr?, IPtr?, CFPtr?, Int64, Int64, Int64) -> Void
+        /// The table from explicit inverse frequencies [D/2] (host pointer; RoPE scaling). nil: this backend
+        /// cannot train a model with scaled RoPE yet.
+        public var tableFreq: ((FPtr?, Int64, Int64, CFPtr?) -> Void)? = nil
     }
     public let ropeCache: RopeCache?
 
@@ -196,6 +199,7 @@ extension KernelTable {
         swigluForward: ck_swiglu_forward, swigluBackward: ck_swiglu_backward,
         addInplace: ck_add_inplace, axpy: ck_axpy, scale: ck_scale, mulInplace: ck_mul_inplace,
         xentForwardBackward: ck_xent_forward_backward, adamwStep: ck_adamw_step, sumsq: ck_sumsq,
-        ropeCache: RopeCache(table: ck_rope_table, forward: ck_rope_forward_cached, backward: ck_rope_backward_cached),
+        ropeCache: RopeCache(table: ck_rope_table, forward: ck_rope_forward_cached, backward: ck_rope_backward_cached,
+                             tableFreq: ck_rope_table_freq),
         packed: PackedGEMM(size: ck_matmul_packed_size, pack: ck_matmul_pack, forward: ck_matmul_forward_packed))
 }

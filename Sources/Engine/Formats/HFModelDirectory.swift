@@ -116,8 +116,13 @@ public struct HFModelDirectory: Sendable {
         let modelType = c["model_type"]?.string
         // HF class / model_type → family. mistral is llama's math (plus a sliding window, below).
         let classes: [String: ModelArchitecture] = ["LlamaForCausalLM": .llama, "MistralForCausalLM": .llama,
-                                                    "Qwen2ForCausalLM": .qwen2]
-        let types: [String: ModelArchitecture] = ["llama": .llama, "mistral": .llama, "qwen2": .qwen2]
+                                                    "Qwen2ForCausalLM": .qwen2, "Qwen3ForCausalLM": .qwen3,
+                                                    "Gemma3ForCausalLM": .gemma3]
+        let types: [String: ModelArchitecture] = ["llama": .llama, "mistral": .llama, "qwen2": .qwen2, "qwen3": .qwen3,
+                                                  "gemma3_text": .gemma3]
+        if modelType == "gemma3" {
+            throw EngineError(.unsupported, "\(file): model_type \"gemma3\" is Gemma 3's multimodal model; tune reads the text model (model_type \"gemma3_text\", Gemma3ForCausalLM, as Gemma-3-270M/1B ship)")
+        }
         var arch: ModelArchitecture?
         if c["architectures"] != nil, c["architectures"] != .null {
             guard let archs, let hit = archs.compactMap({ classes[$0] }).first else {
@@ -137,25 +142,60 @@ public struct HFModelDirectory: Sendable {
             throw EngineError.format(file, "missing field \"model_type\" (and no \"architectures\")")
         }
         let family = arch ?? .llama
-        if let act = c["hidden_act"], act != .null, act.string != "silu" {
-            throw EngineError(.unsupported, "\(file): field \"hidden_act\" must be \"silu\"")
+        let wantAct = family == .gemma3 ? FFNActivation.geluTanh : .silu
+        for key in ["hidden_act", "hidden_activation"] {
+            if let act = c[key], act != .null, act.string != wantAct.rawValue {
+                throw EngineError(.unsupported, "\(file): field \"\(key)\" must be \"\(wantAct.rawValue)\" for \(family.rawValue)")
+            }
+        }
+        for key in ["attn_logit_softcapping", "final_logit_softcapping"] where c[key] != nil && c[key] != .null {
+            throw EngineError(.unsupported, "\(file): field \"\(key)\" is set; logit soft-capping is not supported")
+        }
+        if c["use_bidirectional_attention"]?.bool == true {
+            throw EngineError(.unsupported, "\(file): field \"use_bidirectional_attention\" is true; tune implements causal attention only")
         }
         // Llama's attention_bias also puts a bias on o_proj; Qwen2's q/k/v biases are implicit.
         for key in ["attention_bias", "mlp_bias"] where c[key]?.bool == true {
             throw EngineError(.unsupported, "\(file): field \"\(key)\" is true; biases are not supported for \(modelType ?? "llama")")
         }
-        // rope_theta: top level (transformers 4) or inside rope_parameters (transformers 5).
-        var ropeTheta = 10000.0
+        // RoPE: top-level rope_theta (transformers 4) or rope_parameters (transformers 5); either may hold
+        // one set of parameters or one per layer type (Gemma 3: full_attention / sliding_attention).
+        var ropeTheta = 10000.0, localTheta: Double?, scaling: RopeScaling?
+        func rope(_ rp: [String: HFJSON], _ key: String, theta: inout Double) throws -> RopeScaling? {
+            theta = try number(rp["rope_theta"], "\(key).rope_theta", default: theta)
+            let type = (rp["rope_type"] ?? rp["type"])?.string ?? "default"
+            switch type {
+            case "default": return nil
+            case "linear":
+                return RopeScaling(kind: .linear, factor: Float(try number(rp["factor"], "\(key).factor", default: 1)))
+            case "llama3":
+                return RopeScaling(kind: .llama3, factor: Float(try number(rp["factor"], "\(key).factor", default: 1)),
+                                   lowFreqFactor: Float(try number(rp["low_freq_factor"], "\(key).low_freq_factor", default: 1)),
+                                   highFreqFactor: Float(try number(rp["high_freq_factor"], "\(key).high_freq_factor", default: 4)),
+                                   originalContextLength: Int(try number(rp["original_max_position_embeddings"],
+                                                                         "\(key).original_max_position_embeddings", default: 8192)))
+            default:
+                throw EngineError(.unsupported, "\(file): field \"\(key)\" has rope_type \"\(type)\"; supported: default, linear, llama3")
+            }
+        }
+        ropeTheta = try number(c["rope_theta"], "rope_theta", default: ropeTheta)
+        if let v = c["rope_local_base_freq"], v != .null { localTheta = try number(v, "rope_local_base_freq", default: 10000) }
         for key in ["rope_scaling", "rope_parameters"] {
             guard let v = c[key], v != .null else { continue }
             guard case .object(let rp) = v else { throw bad(key, "an object or null") }
-            if let type = (rp["rope_type"] ?? rp["type"])?.string, type != "default" {
-                throw EngineError(.unsupported, "\(file): field \"\(key)\" has rope_type \"\(type)\"; only default RoPE is supported")
+            if case .object(let full)? = rp["full_attention"] {
+                scaling = try rope(full, "\(key).full_attention", theta: &ropeTheta) ?? scaling
+                if case .object(let local)? = rp["sliding_attention"] {
+                    var t = localTheta ?? 10000
+                    if try rope(local, "\(key).sliding_attention", theta: &t) != nil {
+                        throw EngineError(.unsupported, "\(file): field \"\(key).sliding_attention\" scales RoPE; only the global layers' scaling is supported")
+                    }
+                    localTheta = t
+                }
+            } else {
+                scaling = try rope(rp, key, theta: &ropeTheta) ?? scaling
             }
-            ropeTheta = try number(rp["rope_theta"], "\(key).rope_theta", default: ropeTheta)
         }
-        ropeTheta = try number(c["rope_theta"], "rope_theta", default: ropeTheta)
-
         let hidden = try int("hidden_size")
         let heads = try int("num_attention_heads")
         let kvHeads = try int("num_key_value_heads", default: heads)
@@ -164,26 +204,48 @@ public struct HFModelDirectory: Sendable {
             throw bad("hidden_size", "a multiple of num_attention_heads when head_dim is absent")
         }
         var context = try int("max_position_embeddings", default: 2048)
-        // Qwen2 carries sliding_window but applies it only with use_sliding_window.
-        let windowed = family != .qwen2 || c["use_sliding_window"]?.bool == true
-        if windowed, let sw = c["sliding_window"], sw != .null {   // exact only within the window
-            guard let w = sw.int, w > 0 else { throw bad("sliding_window", "a positive integer or null") }
-            context = min(context, w)
+        let layers = try int("num_hidden_layers")
+        var window = 0, sliding: [Bool] = []
+        if family == .gemma3 {   // per-layer sliding windows, as transformers' Gemma3 does them
+            window = try int("sliding_window", default: 4096)
+            if case .array(let types)? = c["layer_types"] {
+                guard types.count == layers, types.allSatisfy({ $0.string == "sliding_attention" || $0.string == "full_attention" }) else {
+                    throw bad("layer_types", "\(layers) entries of \"sliding_attention\" or \"full_attention\"")
+                }
+                sliding = types.map { $0.string == "sliding_attention" }
+            } else {
+                let period = c["sliding_window_pattern"]?.int ?? c["_sliding_window_pattern"]?.int ?? 6
+                sliding = LlamaConfig.slidingPattern(layers: layers, period: period)
+            }
+        } else {
+            // Qwen2/Qwen3 carry sliding_window but apply it only with use_sliding_window.
+            let windowed = (family != .qwen2 && family != .qwen3) || c["use_sliding_window"]?.bool == true
+            if windowed, let sw = c["sliding_window"], sw != .null {   // exact only within the window
+                guard let w = sw.int, w > 0 else { throw bad("sliding_window", "a positive integer or null") }
+                context = min(context, w)
+            }
         }
-        var tied = false
+        var queryScalar: Float?
+        if family == .gemma3, let v = c["query_pre_attn_scalar"], v != .null {
+            queryScalar = Float(try number(v, "query_pre_attn_scalar", default: 1))
+        }
+        var tied = family == .gemma3   // transformers' default for Gemma3TextConfig
         if let t = c["tie_word_embeddings"], t != .null {
             guard let b = t.bool else { throw bad("tie_word_embeddings", "true or false") }
             tied = b
         }
         return LlamaConfig(
             vocabSize: try int("vocab_size"), hiddenSize: hidden, intermediateSize: try int("intermediate_size"),
-            numLayers: try int("num_hidden_layers"), numHeads: heads, numKVHeads: kvHeads,
+            numLayers: layers, numHeads: heads, numKVHeads: kvHeads,
             headDim: try int("head_dim", default: hidden / heads), ropeTheta: Float(ropeTheta),
             rmsNormEps: Float(try number(c["rms_norm_eps"], "rms_norm_eps", default: 1e-6)),
-            contextLength: context, tiedEmbeddings: tied, architecture: family)
+            contextLength: context, tiedEmbeddings: tied, architecture: family,
+            slidingWindow: window, slidingLayers: sliding,
+            ropeLocalTheta: family == .gemma3 ? Float(localTheta ?? 10000) : nil, ropeScaling: scaling,
+            queryPreAttnScalar: queryScalar == Float(try int("head_dim", default: hidden / heads)) ? nil : queryScalar)
     }
 
-    /// Writes a config.json that `transformers` loads as LlamaForCausalLM or Qwen2ForCausalLM (creating `dir` if needed).
+    /// Writes a config.json that `transformers` loads as the family's `*ForCausalLM` (creating `dir` if needed).
     public static func writeConfig(_ config: LlamaConfig, to dir: String) throws {
         guard config.ropeTheta.isFinite, config.rmsNormEps.isFinite else {
             throw EngineError(.invalidArgument, "writeConfig: rope_theta and rms_norm_eps must be finite")
@@ -193,63 +255,69 @@ public struct HFModelDirectory: Sendable {
         } catch {
             throw EngineError(.io, "\(dir): cannot create directory (\(error.localizedDescription))")
         }
-        let theta = "\(config.ropeTheta)", eps = "\(config.rmsNormEps)"
-        let fields: [(String, String)]
-        switch config.architecture {
+        let c = config, theta = "\(c.ropeTheta)", eps = "\(c.rmsNormEps)"
+        var f: [String: String] = [
+            "architectures": "[\"\(c.architecture.hfClass)\"]",
+            "attention_dropout": "0.0",
+            "head_dim": "\(c.headDim)",
+            "hidden_size": "\(c.hiddenSize)",
+            "initializer_range": "0.02",
+            "intermediate_size": "\(c.intermediateSize)",
+            "max_position_embeddings": "\(c.contextLength)",
+            "num_attention_heads": "\(c.numHeads)",
+            "num_hidden_layers": "\(c.numLayers)",
+            "num_key_value_heads": "\(c.numKVHeads)",
+            "rms_norm_eps": eps,
+            "tie_word_embeddings": c.tiedEmbeddings ? "true" : "false",
+            "torch_dtype": "\"float32\"",
+            "use_cache": "true",
+            "vocab_size": "\(c.vocabSize)",
+        ]
+        func rope(_ theta: Float, _ scaling: RopeScaling?) -> String {
+            guard let s = scaling else { return "{\"rope_theta\": \(theta), \"rope_type\": \"default\"}" }
+            var r = "{\"factor\": \(s.factor), \"rope_theta\": \(theta), \"rope_type\": \"\(s.kind.rawValue)\""
+            if s.kind == .llama3 {
+                r += ", \"high_freq_factor\": \(s.highFreqFactor), \"low_freq_factor\": \(s.lowFreqFactor), \"original_max_position_embeddings\": \(s.originalContextLength)"
+            }
+            return r + "}"
+        }
+        switch c.architecture {
         case .llama:
-            fields = [
-                ("architectures", "[\"LlamaForCausalLM\"]"),
-                ("attention_bias", "false"),
-                ("attention_dropout", "0.0"),
-                ("head_dim", "\(config.headDim)"),
-                ("hidden_act", "\"silu\""),
-                ("hidden_size", "\(config.hiddenSize)"),
-                ("initializer_range", "0.02"),
-                ("intermediate_size", "\(config.intermediateSize)"),
-                ("max_position_embeddings", "\(config.contextLength)"),
-                ("mlp_bias", "false"),
-                ("model_type", "\"llama\""),
-                ("num_attention_heads", "\(config.numHeads)"),
-                ("num_hidden_layers", "\(config.numLayers)"),
-                ("num_key_value_heads", "\(config.numKVHeads)"),
-                ("pretraining_tp", "1"),
-                ("rms_norm_eps", eps),
-                ("rope_parameters", "{\"rope_theta\": \(theta), \"rope_type\": \"default\"}"),
-                ("rope_scaling", "null"),
-                ("rope_theta", theta),
-                ("tie_word_embeddings", config.tiedEmbeddings ? "true" : "false"),
-                ("torch_dtype", "\"float32\""),
-                ("use_cache", "true"),
-                ("vocab_size", "\(config.vocabSize)"),
-            ]
-        case .qwen2:
-            guard config.headDim * config.numHeads == config.hiddenSize else {
+            f["attention_bias"] = "false"
+            f["hidden_act"] = "\"silu\""
+            f["mlp_bias"] = "false"
+            f["model_type"] = "\"llama\""
+            f["pretraining_tp"] = "1"
+            f["rope_parameters"] = rope(c.ropeTheta, c.ropeScaling)
+            f["rope_theta"] = theta
+        case .qwen2, .qwen3:
+            if c.architecture == .qwen2, c.headDim * c.numHeads != c.hiddenSize {
                 throw EngineError(.invalidArgument, "writeConfig: qwen2 requires head_dim × heads = hidden_size")
             }
-            fields = [
-                ("architectures", "[\"Qwen2ForCausalLM\"]"),
-                ("attention_dropout", "0.0"),
-                ("hidden_act", "\"silu\""),
-                ("hidden_size", "\(config.hiddenSize)"),
-                ("initializer_range", "0.02"),
-                ("intermediate_size", "\(config.intermediateSize)"),
-                ("max_position_embeddings", "\(config.contextLength)"),
-                ("max_window_layers", "\(config.numLayers)"),
-                ("model_type", "\"qwen2\""),
-                ("num_attention_heads", "\(config.numHeads)"),
-                ("num_hidden_layers", "\(config.numLayers)"),
-                ("num_key_value_heads", "\(config.numKVHeads)"),
-                ("rms_norm_eps", eps),
-                ("rope_scaling", "null"),
-                ("rope_theta", theta),
-                ("sliding_window", "null"),
-                ("tie_word_embeddings", config.tiedEmbeddings ? "true" : "false"),
-                ("torch_dtype", "\"float32\""),
-                ("use_cache", "true"),
-                ("use_sliding_window", "false"),
-                ("vocab_size", "\(config.vocabSize)"),
-            ]
+            f["hidden_act"] = "\"silu\""
+            f["max_window_layers"] = "\(c.numLayers)"
+            f["model_type"] = "\"\(c.architecture.rawValue)\""
+            f["rope_scaling"] = "null"
+            f["rope_theta"] = theta
+            f["sliding_window"] = "null"
+            f["use_sliding_window"] = "false"
+            if c.architecture == .qwen3 { f["attention_bias"] = "false" }
+        case .gemma3:
+            f["attention_bias"] = "false"
+            f["attn_logit_softcapping"] = "null"
+            f["final_logit_softcapping"] = "null"
+            f["hidden_activation"] = "\"gelu_pytorch_tanh\""
+            f["layer_types"] = "[" + (0..<c.numLayers).map { c.isSliding(layer: $0) ? "\"sliding_attention\"" : "\"full_attention\"" }
+                .joined(separator: ", ") + "]"
+            f["model_type"] = "\"gemma3_text\""
+            f["query_pre_attn_scalar"] = "\(c.queryPreAttnScalar.map { Int($0) } ?? c.headDim)"
+            f["rope_parameters"] = "{\"full_attention\": \(rope(c.ropeTheta, c.ropeScaling)), \"sliding_attention\": \(rope(c.ropeLocalTheta ?? c.ropeTheta, nil))}"
+            f["sliding_window"] = "\(max(c.slidingWindow, 1))"
         }
+        if c.architecture != .llama, c.architecture != .gemma3, c.ropeScaling != nil {
+            throw EngineError(.invalidArgument, "writeConfig: rope scaling is written for llama and gemma3 only")
+        }
+        let fields = f.sorted { $0.key < $1.key }
         let body = fields.map { "  \(hfJSONString($0.0)): \($0.1)" }.joined(separator: ",\n")
         let path = URL(fileURLWithPath: dir).appendingPathComponent("config.json").path
         try HFAtomicWriter.write(path: path, chunks: [Array("{\n\(body)\n}\n".utf8)])

@@ -1,8 +1,8 @@
 // TinyLlama — deterministic random Llama-family weights (HF names) and a real GGUF written the way
 // llama.cpp's convert_hf_to_gguf does (GGUF names, Q/K row permutation for llama only, `<arch>.*`
 // metadata, a small byte-level GPT-2 tokenizer with ChatML specials), or the same weights as an HF
-// directory (config.json, model.safetensors, tokenizer.json). Two families: llama (`.tiny`) and
-// qwen2 (`.tinyQwen2`: q/k/v biases, tied embeddings, rope θ 1e6). For tests and demos.
+// directory (config.json, model.safetensors, tokenizer.json). Every family: llama (`.tiny`, `.tinyLlama3`
+// with llama3 rope scaling), qwen2 (`.tinyQwen2`), qwen3 (`.tinyQwen3`), gemma3 (`.tinyGemma3`). For tests and demos.
 
 import Foundation
 
@@ -21,6 +21,28 @@ extension LlamaConfig {
         vocabSize: TinyLlama.tokens.count, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
         numHeads: 4, numKVHeads: 2, ropeTheta: 1_000_000, rmsNormEps: 1e-6, contextLength: 512,
         tiedEmbeddings: true, architecture: .qwen2)
+
+    /// A tiny Qwen3: per-head q/k RMSNorm and a head dimension (32) other than C/H (16), untied head.
+    public static let tinyQwen3 = LlamaConfig(
+        vocabSize: TinyLlama.tokens.count, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
+        numHeads: 4, numKVHeads: 2, headDim: 32, ropeTheta: 1_000_000, rmsNormEps: 1e-6, contextLength: 512,
+        tiedEmbeddings: false, architecture: .qwen3)
+
+    /// A tiny Gemma 3: six layers in Gemma's pattern (five sliding with a window of 8 tokens and RoPE θ 10,000,
+    /// the sixth global with θ 1e6), (1 + w) norms, q/k norm, sandwich norms, GeGLU, embeddings × √C, tied head.
+    public static let tinyGemma3 = LlamaConfig(
+        vocabSize: TinyLlama.tokens.count, hiddenSize: 64, intermediateSize: 128, numLayers: 6,
+        numHeads: 4, numKVHeads: 2, headDim: 16, ropeTheta: 1_000_000, rmsNormEps: 1e-6, contextLength: 512,
+        tiedEmbeddings: true, architecture: .gemma3, slidingWindow: 8,
+        slidingLayers: LlamaConfig.slidingPattern(layers: 6, period: 6), ropeLocalTheta: 10_000)
+
+    /// A tiny Llama 3.x: `rope_type: llama3` scaling (factor 8, original context 64 so the head's 8 frequencies
+    /// fall in all three bands: kept, smoothed, scaled), θ 500,000, untied head.
+    public static let tinyLlama3 = LlamaConfig(
+        vocabSize: TinyLlama.tokens.count, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
+        numHeads: 4, numKVHeads: 2, ropeTheta: 500_000, rmsNormEps: 1e-5, contextLength: 512,
+        tiedEmbeddings: false,
+        ropeScaling: RopeScaling(kind: .llama3, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 64))
 }
 
 // MARK: - TinyLlama
@@ -35,7 +57,9 @@ public enum TinyLlama {
         func matrix(_ rows: Int, _ cols: Int) -> (shape: [Int], values: [Float]) {
             ([rows, cols], (0 ..< rows * cols).map { _ in rng.symmetric() * scale })
         }
-        func norm(_ n: Int) -> (shape: [Int], values: [Float]) { ([n], (0 ..< n).map { _ in 1 + 0.05 * rng.symmetric() }) }
+        // Gemma stores w of its (1 + w) norms: values near 0 (the others near 1).
+        let normBase: Float = c.architecture == .gemma3 ? 0 : 1
+        func norm(_ n: Int) -> (shape: [Int], values: [Float]) { ([n], (0 ..< n).map { _ in normBase + 0.05 * rng.symmetric() }) }
         let q = c.numHeads * c.headDim, kv = c.numKVHeads * c.headDim
         var w: [String: (shape: [Int], values: [Float])] = [:]
         w["model.embed_tokens.weight"] = matrix(c.vocabSize, c.hiddenSize)
@@ -56,6 +80,14 @@ public enum TinyLlama {
             w[p + "mlp.gate_proj.weight"] = matrix(c.intermediateSize, c.hiddenSize)
             w[p + "mlp.up_proj.weight"] = matrix(c.intermediateSize, c.hiddenSize)
             w[p + "mlp.down_proj.weight"] = matrix(c.hiddenSize, c.intermediateSize)
+            if c.qkNorm {
+                w[p + "self_attn.q_norm.weight"] = norm(c.headDim)
+                w[p + "self_attn.k_norm.weight"] = norm(c.headDim)
+            }
+            if c.sandwichNorms {
+                w[p + "pre_feedforward_layernorm.weight"] = norm(c.hiddenSize)
+                w[p + "post_feedforward_layernorm.weight"] = norm(c.hiddenSize)
+            }
         }
         w["model.norm.weight"] = norm(c.hiddenSize)
         if !c.tiedEmbeddings { w["lm_head.weight"] = matrix(c.vocabSize, c.hiddenSize) }
@@ -79,8 +111,9 @@ public enum TinyLlama {
         return out
     }
 
-    /// HF tensor name → GGUF tensor name (llama and qwen2 share the names).
-    public static func ggufName(_ hf: String) -> String {
+    /// HF tensor name → GGUF tensor name (the families share the names except Gemma's norms: its
+    /// `post_attention_layernorm` is the attention-output norm and `pre_feedforward_layernorm` the FFN norm).
+    public static func ggufName(_ hf: String, architecture: ModelArchitecture = .llama) -> String {
         let fixed = ["model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
                      "lm_head.weight": "output.weight"]
         if let f = fixed[hf] { return f }
@@ -93,8 +126,12 @@ public enum TinyLlama {
                    "self_attn.v_proj.bias": "attn_v.bias",
                    "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
                    "mlp.down_proj.weight": "ffn_down.weight", "input_layernorm.weight": "attn_norm.weight",
-                   "post_attention_layernorm.weight": "ffn_norm.weight"]
-        return "blk.\(parts[2])." + (map[rest] ?? rest)
+                   "post_attention_layernorm.weight": "ffn_norm.weight",
+                   "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight"]
+        let gemma = ["post_attention_layernorm.weight": "post_attention_norm.weight",
+                     "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+                     "post_feedforward_layernorm.weight": "post_ffw_norm.weight"]
+        return "blk.\(parts[2])." + ((architecture == .gemma3 ? gemma[rest] : nil) ?? map[rest] ?? rest)
     }
 
     /// Writes a GGUF of `weights(config:seed:)` for the config's architecture: 2-D matrices in
@@ -115,6 +152,10 @@ public enum TinyLlama {
                       "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
                 .map { "model.layers.\(l).\($0).weight" }
             if c.attentionBias { order += ["q", "k", "v"].map { "model.layers.\(l).self_attn.\($0)_proj.bias" } }
+            if c.qkNorm { order += ["q", "k"].map { "model.layers.\(l).self_attn.\($0)_norm.weight" } }
+            if c.sandwichNorms {
+                order += ["pre_feedforward_layernorm", "post_feedforward_layernorm"].map { "model.layers.\(l).\($0).weight" }
+            }
         }
         order.append("model.norm.weight")
         if !c.tiedEmbeddings { order.append("lm_head.weight") }
@@ -128,11 +169,31 @@ public enum TinyLlama {
             } else if hf.hasSuffix("k_proj.weight") {
                 values = permuteRows(values, rows: shape[0], cols: shape[1], heads: c.numKVHeads)
             }
+            // llama.cpp's Gemma converters store the norms as 1 + w.
+            if c.architecture == .gemma3, hf.hasSuffix("norm.weight") { values = values.map { 1 + $0 } }
             var type = shape.count == 1 ? GGMLType.f32 : weightType
             if hf == "model.embed_tokens.weight", [.q4_0, .q4_1].contains(weightType) { type = .q8_0 }
-            try g.addTensor(name: ggufName(hf), shape: shape.reversed(), values: values, type: type)
+            try g.addTensor(name: ggufName(hf, architecture: c.architecture), shape: shape.reversed(), values: values, type: type)
+        }
+        if let s = c.ropeScaling, s.kind == .llama3 {   // convert_hf_to_gguf writes llama3 scaling as rope_freqs
+            try g.addTensor(name: "rope_freqs.weight", shape: [c.headDim / 2], values: llama3RopeFactors(c, s), type: .f32)
         }
         try g.write(to: path)
+    }
+
+    /// The per-pair frequency divisors llama.cpp's converter (`LlamaModel.generate_extra_tensors`) computes from
+    /// `rope_scaling: llama3`: 1 for high frequencies, `factor` for low ones, smoothed in between.
+    static func llama3RopeFactors(_ c: LlamaConfig, _ s: RopeScaling) -> [Float] {
+        let old = Double(s.originalContextLength)
+        let lowWavelen = old / Double(s.lowFreqFactor), highWavelen = old / Double(s.highFreqFactor)
+        return (0..<(c.headDim / 2)).map { i in
+            let freq = 1 / pow(Double(c.ropeTheta), Double(2 * i) / Double(c.headDim))
+            let wavelen = 2 * Double.pi / freq
+            if wavelen < highWavelen { return 1 }
+            if wavelen > lowWavelen { return s.factor }
+            let smooth = (old / wavelen - Double(s.lowFreqFactor)) / Double(s.highFreqFactor - s.lowFreqFactor)
+            return Float(1 / ((1 - smooth) / Double(s.factor) + smooth))
+        }
     }
 
     /// Writes the same model as an HF directory: config.json (`writeConfig`), model.safetensors of
@@ -190,7 +251,8 @@ public enum TinyLlama {
     static func metadata(_ c: LlamaConfig, weightType: GGMLType) -> [(String, GGUFValue)] {
         let types = tokens.indices.map { GGUFValue.int32($0 < specials.count ? 3 : 1) }
         let a = c.architecture.rawValue
-        return [
+        let window: [(String, GGUFValue)] = c.slidingWindow > 0 ? [(a + ".attention.sliding_window", .uint32(UInt32(c.slidingWindow)))] : []
+        return window + [
             ("general.architecture", .string(a)),
             ("general.type", .string("model")),
             ("general.name", .string(c.architecture == .llama ? "TinyLlama (random)" : "Tiny \(a) (random)")),
@@ -207,6 +269,8 @@ public enum TinyLlama {
             ("general.file_type", .uint32(fileType(weightType))),
             (a + ".vocab_size", .uint32(UInt32(c.vocabSize))),
             (a + ".rope.dimension_count", .uint32(UInt32(c.headDim))),
+            (a + ".attention.key_length", .uint32(UInt32(c.headDim))),
+            (a + ".attention.value_length", .uint32(UInt32(c.headDim))),
             ("tokenizer.ggml.add_space_prefix", .bool(false)),
             ("tokenizer.ggml.add_bos_token", .bool(false)),
             ("tokenizer.ggml.model", .string("gpt2")),

@@ -1,10 +1,16 @@
-// Forward — the Llama decoder forward pass over one or more sequences, each with its own KV cache.
+// Forward — the decoder forward pass over one or more sequences, each with its own KV cache. One pass
+// for every family; the config switches the few places where families differ (see LlamaConfig):
 //
-// Per layer (x is the residual stream [T, C]):
-//   xb = rmsnorm(x) · attn_norm;  q,k,v = xb·Wqᵀ (+bq), xb·Wkᵀ (+bk), xb·Wvᵀ (+bv, qwen2);  rope(q), rope(k);  append k,v to cache
-//   att = causal GQA attention(q, K cache, V cache);  x += att·Woᵀ
-//   xb = rmsnorm(x) · ffn_norm;   x += (silu(xb·Wgateᵀ) ⊙ xb·Wupᵀ)·Wdownᵀ
-// then x = rmsnorm(x) · final_norm. The LM head is applied by the caller, only on the rows it needs.
+//   x = embed[ids] · embeddingScale                                   (Gemma: √C)
+//   per layer (x is the residual stream [T, C]):
+//     xb = rmsnorm(x) · attn_norm;  q,k,v = xb·Wqᵀ (+bq), xb·Wkᵀ (+bk), xb·Wvᵀ (+bv, qwen2)
+//     q, k = rmsnorm per head · q_norm, k_norm                         (qwen3, gemma3)
+//     rope(q), rope(k) with the layer's plan (θ, scaled frequencies, or the sliding layers' θ)
+//     append k,v to the cache;  att = causal GQA attention (within the window on sliding layers)
+//     o = att·Woᵀ;  o = rmsnorm(o) · post_attention_norm (gemma3);  x += o
+//     xb = rmsnorm(x) · ffn_norm;  f = (act(xb·Wgateᵀ) ⊙ xb·Wupᵀ)·Wdownᵀ   (act: silu, or gelu_tanh for gemma3)
+//     f = rmsnorm(f) · post_ffw_norm (gemma3);  x += f
+//   x = rmsnorm(x) · final_norm. The LM head is applied by the caller, only on the rows it needs.
 
 import CKernels
 
@@ -113,6 +119,7 @@ extension LlamaModel {
             guard rc == 0 else { throw EngineError(.unsupported, "embedding type \(weights.embed.type.name) is not supported") }
             row += toks.count
         }
+        if c.embeddingScale != 1 { scale(acts.x, count: total * C, by: c.embeddingScale) }
 
         for (l, w) in weights.layers.enumerated() {
             w.attnNorm.withUnsafeBufferPointer {
@@ -121,19 +128,37 @@ extension LlamaModel {
             try linear(acts.q, acts.xb, w.wq, rows: total, layer: l, target: .q, acts: acts, bias: w.bq)
             try linear(acts.k, acts.xb, w.wk, rows: total, layer: l, target: .k, acts: acts, bias: w.bk)
             try linear(acts.v, acts.xb, w.wv, rows: total, layer: l, target: .v, acts: acts, bias: w.bv)
-            ck_rope_forward(acts.q, acts.pos, Int64(total), Int64(H), Int64(D), c.ropeTheta)
-            ck_rope_forward(acts.k, acts.pos, Int64(total), Int64(Hkv), Int64(D), c.ropeTheta)
+            if let qn = w.qNorm, let kn = w.kNorm {
+                qn.withUnsafeBufferPointer {
+                    ck_rmsnorm_forward(acts.q, nil, acts.q, $0.baseAddress, c.rmsNormEps, Int64(total * H), Int64(D))
+                }
+                kn.withUnsafeBufferPointer {
+                    ck_rmsnorm_forward(acts.k, nil, acts.k, $0.baseAddress, c.rmsNormEps, Int64(total * Hkv), Int64(D))
+                }
+            }
+            let rope = ropePlan(layer: l)
+            rope.apply(acts.q, pos: acts.pos, rows: total, heads: H, headDim: D)
+            rope.apply(acts.k, pos: acts.pos, rows: total, heads: Hkv, headDim: D)
+            if let s = c.queryPreAttnScalar, s != Float(D) {   // the kernel scales by D^-½
+                scale(acts.q, count: total * H * D, by: (Float(D) / s).squareRoot())
+            }
+            let window = c.isSliding(layer: l) ? Int64(c.slidingWindow) : 0
             row = 0
             for (s, toks) in batch {
                 let n = toks.count, p0 = s.position
                 let kc = s.kCache[l], vc = s.vCache[l]
                 (kc + p0 * kvDim).update(from: acts.k + row * kvDim, count: n * kvDim)
                 (vc + p0 * kvDim).update(from: acts.v + row * kvDim, count: n * kvDim)
-                ck_attention_forward(acts.att + row * H * D, acts.q + row * H * D, kc, vc,
-                                     Int64(n), Int64(p0 + n), Int64(p0), Int64(H), Int64(Hkv), Int64(D))
+                ck_attention_forward_window(acts.att + row * H * D, acts.q + row * H * D, kc, vc,
+                                            Int64(n), Int64(p0 + n), Int64(p0), Int64(H), Int64(Hkv), Int64(D), window)
                 row += n
             }
             try linear(acts.xb2, acts.att, w.wo, rows: total, layer: l, target: .o, acts: acts)
+            if let pn = w.postAttnNorm {
+                pn.withUnsafeBufferPointer {
+                    ck_rmsnorm_forward(acts.xb2, nil, acts.xb2, $0.baseAddress, c.rmsNormEps, Int64(total), Int64(C))
+                }
+            }
             ck_add_inplace(acts.x, acts.xb2, Int64(total * C))
 
             w.ffnNorm.withUnsafeBufferPointer {
@@ -141,8 +166,16 @@ extension LlamaModel {
             }
             try linear(acts.gate, acts.xb, w.wGate, rows: total, layer: l, target: .gate, acts: acts)
             try linear(acts.up, acts.xb, w.wUp, rows: total, layer: l, target: .up, acts: acts)
-            ck_swiglu_forward(acts.gate, acts.gate, acts.up, Int64(total * c.intermediateSize))
+            switch c.activation {
+            case .silu: ck_swiglu_forward(acts.gate, acts.gate, acts.up, Int64(total * c.intermediateSize))
+            case .geluTanh: ck_geglu_forward(acts.gate, acts.gate, acts.up, Int64(total * c.intermediateSize))
+            }
             try linear(acts.xb2, acts.gate, w.wDown, rows: total, layer: l, target: .down, acts: acts)
+            if let pn = w.postFFNNorm {
+                pn.withUnsafeBufferPointer {
+                    ck_rmsnorm_forward(acts.xb2, nil, acts.xb2, $0.baseAddress, c.rmsNormEps, Int64(total), Int64(C))
+                }
+            }
             ck_add_inplace(acts.x, acts.xb2, Int64(total * C))
         }
         for (s, toks) in batch { s.position += toks.count }
@@ -156,4 +189,10 @@ extension LlamaModel {
     func lmHead(_ hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) throws {
         try matmul(out, hidden, weights.lmHead, rows: rows)
     }
+}
+
+/// x[i] *= s for i < count.
+@inline(__always)
+func scale(_ x: UnsafeMutablePointer<Float>, count: Int, by s: Float) {
+    for i in 0..<count { x[i] *= s }
 }

@@ -1,4 +1,4 @@
-// LlamaModel+HF — loading a Hugging Face Llama-family directory (llama, mistral, qwen2) (config.json, tokenizer.json, safetensors).
+// LlamaModel+HF — loading a Hugging Face Llama-family directory (llama, mistral, qwen2, qwen3, gemma3_text) (config.json, tokenizer.json, safetensors).
 
 import Foundation
 
@@ -34,18 +34,26 @@ extension LlamaModel {
             }
             return try file.floats(info)
         }
+        // Gemma's RMSNorm multiplies by (1 + w) (float32, as Gemma3RMSNorm); llama.cpp's converter stores 1 + w.
+        let gemma = c.architecture == .gemma3
+        func norm(_ name: String, count: Int) throws -> [Float] {
+            let w = try vector(name, count: count)
+            return gemma ? w.map { 1 + $0 } : w
+        }
 
         let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
         var layers: [LayerWeights] = []
         for l in 0..<c.numLayers {
             let p = "model.layers.\(l)."
+            // Gemma's post_attention_layernorm normalizes the attention output; its FFN norm is pre_feedforward_layernorm.
             var layer = LayerWeights(
-                attnNorm: try vector(p + "input_layernorm.weight", count: c.hiddenSize),
+                attnNorm: try norm(p + "input_layernorm.weight", count: c.hiddenSize),
                 wq: try matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: c.hiddenSize),
                 wk: try matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: c.hiddenSize),
                 wv: try matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: c.hiddenSize),
                 wo: try matrix(p + "self_attn.o_proj.weight", rows: c.hiddenSize, cols: qDim),
-                ffnNorm: try vector(p + "post_attention_layernorm.weight", count: c.hiddenSize),
+                ffnNorm: try norm(p + (gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"),
+                                  count: c.hiddenSize),
                 wGate: try matrix(p + "mlp.gate_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize),
                 wUp: try matrix(p + "mlp.up_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize),
                 wDown: try matrix(p + "mlp.down_proj.weight", rows: c.hiddenSize, cols: c.intermediateSize))
@@ -53,6 +61,14 @@ extension LlamaModel {
                 layer.bq = try vector(p + "self_attn.q_proj.bias", count: qDim)
                 layer.bk = try vector(p + "self_attn.k_proj.bias", count: kvDim)
                 layer.bv = try vector(p + "self_attn.v_proj.bias", count: kvDim)
+            }
+            if c.qkNorm {
+                layer.qNorm = try norm(p + "self_attn.q_norm.weight", count: c.headDim)
+                layer.kNorm = try norm(p + "self_attn.k_norm.weight", count: c.headDim)
+            }
+            if c.sandwichNorms {
+                layer.postAttnNorm = try norm(p + "post_attention_layernorm.weight", count: c.hiddenSize)
+                layer.postFFNNorm = try norm(p + "post_feedforward_layernorm.weight", count: c.hiddenSize)
             }
             layers.append(layer)
         }
@@ -66,7 +82,7 @@ extension LlamaModel {
         let hasHead = tensors["lm_head.weight"] != nil && !c.tiedEmbeddings
         let head = hasHead ? try matrix("lm_head.weight", rows: c.vocabSize, cols: c.hiddenSize) : embed
         let weights = LlamaWeights(embed: embed, layers: layers,
-                                   finalNorm: try vector("model.norm.weight", count: c.hiddenSize),
+                                   finalNorm: try norm("model.norm.weight", count: c.hiddenSize),
                                    lmHead: head, owners: Array(owners.values), owned: [])
         return LlamaModel(config: c, tokenizer: tokenizer, weights: weights, source: directory, format: .huggingface)
     }

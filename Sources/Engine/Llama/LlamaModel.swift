@@ -18,6 +18,8 @@ public final class LlamaModel: @unchecked Sendable {
     public let format: Format
     /// A LoRA adapter applied on the fly in every forward pass (nil: the base model).
     public let adapter: LoRAAdapter?
+    /// RoPE of global and sliding-window layers (see RoPE.swift).
+    let rope: (global: RoPEPlan, local: RoPEPlan)
 
     public enum Format: String, Sendable { case gguf, huggingface }
 
@@ -29,7 +31,11 @@ public final class LlamaModel: @unchecked Sendable {
         self.source = source
         self.format = format
         self.adapter = adapter
+        rope = config.ropePlans(freqFactors: weights.ropeFreqFactors)
     }
+
+    /// The RoPE of layer `l`.
+    func ropePlan(layer l: Int) -> RoPEPlan { config.isSliding(layer: l) ? rope.local : rope.global }
 
     /// The same base weights (shared, not copied) with `adapter` applied on the fly; nil removes it.
     public func with(adapter: LoRAAdapter?) -> LlamaModel {
@@ -122,7 +128,21 @@ extension LlamaModel {
                 layer.bk = try vector(p + "attn_k.bias", count: kvDim)
                 layer.bv = try vector(p + "attn_v.bias", count: kvDim)
             }
+            if c.qkNorm {
+                layer.qNorm = try vector(p + "attn_q_norm.weight", count: c.headDim)
+                layer.kNorm = try vector(p + "attn_k_norm.weight", count: c.headDim)
+            }
+            if c.sandwichNorms {   // llama.cpp's Gemma converters store these norms as 1 + w already
+                layer.postAttnNorm = try vector(p + "post_attention_norm.weight", count: c.hiddenSize)
+                layer.postFFNNorm = try vector(p + "post_ffw_norm.weight", count: c.hiddenSize)
+            }
             layers.append(layer)
+        }
+        // Llama 3.1+: the converter writes llama3 rope scaling as per-pair frequency divisors.
+        let ropeFactors = file.tensor(named: "rope_freqs.weight") != nil
+            ? try vector("rope_freqs.weight", count: c.headDim / 2) : nil
+        if ropeFactors != nil, c.ropeScaling != nil {
+            throw EngineError(.unsupported, "\(path): both rope_freqs.weight and rope.scaling metadata are present; which one applies is ambiguous")
         }
         let embed = try matrix("token_embd.weight", rows: c.vocabSize, cols: c.hiddenSize)
         let head = file.tensor(named: "output.weight") != nil
@@ -136,7 +156,7 @@ extension LlamaModel {
             throw EngineError(.unsupported, "\(path): tensor '\(extra)' is not part of the \(c.architecture.rawValue) forward tune implements (it would change the math)")
         }
         let weights = LlamaWeights(embed: embed, layers: layers, finalNorm: finalNorm,
-                                   lmHead: head, owners: [file], owned: owned)
+                                   lmHead: head, ropeFreqFactors: ropeFactors, owners: [file], owned: owned)
         return LlamaModel(config: cfg, tokenizer: tokenizer, weights: weights, source: path, format: .gguf)
     }
 }
@@ -145,11 +165,9 @@ extension LlamaConfig {
     /// `<arch>.*` metadata keys that would change the forward's math; refused unless they hold the
     /// neutral value (`{ _ in false }`: refused whenever present).
     static let mathChangingKeys: [(key: String, neutral: @Sendable (GGUFValue) -> Bool)] = [
-        ("rope.scaling.type", { $0.stringValue == "none" }),
-        ("rope.scaling.factor", { $0.doubleValue == 1 }),
+        ("rope.scaling.type", { ["none", "linear"].contains($0.stringValue ?? "") }),   // linear: read below
         ("expert_count", { $0.intValue == 0 }),
         ("attention.layer_norm_epsilon", { _ in false }),
-        ("attention.sliding_window", { _ in false }),
         ("attention.clamp_kqv", { _ in false }),
         ("attention.scale", { _ in false }),
         ("attn_logit_softcapping", { _ in false }),
@@ -159,7 +177,7 @@ extension LlamaConfig {
         ("residual_scale", { $0.doubleValue == 1 }),
     ]
 
-    /// Reads `general.architecture` (llama or qwen2) and the `<arch>.*` hyperparameters of a GGUF file.
+    /// Reads `general.architecture` (one of `ModelArchitecture`) and the `<arch>.*` hyperparameters of a GGUF file.
     public init(gguf file: GGUFFile) throws {
         let path = file.path
         guard let archName = file.metadata["general.architecture"]?.stringValue else {
@@ -191,7 +209,27 @@ extension LlamaConfig {
                 throw EngineError(.unsupported, "\(path): metadata '\(prefix)\(key)' = \(v) is not supported (it changes the \(arch.rawValue) forward)")
             }
         }
-        let hidden = try int("embedding_length"), heads = try int("attention.head_count")
+        var scaling: RopeScaling?
+        if file.metadata[prefix + "rope.scaling.type"]?.stringValue == "linear" {
+            let f = try float("rope.scaling.factor", default: 1)
+            guard f > 0 else { throw EngineError.format(path, "metadata '\(prefix)rope.scaling.factor': expected a positive number") }
+            if f != 1 { scaling = RopeScaling(kind: .linear, factor: f) }
+        }
+        // Gemma 3: every 6th layer global, the others slide (llama.cpp's set_swa_pattern(6)) with RoPE θ
+        // 10,000 (its rope_freq_base_train_swa); a window elsewhere would be silently ignored: refuse it.
+        var window = 0, sliding: [Bool] = [], localTheta: Float? = nil
+        if let v = file.metadata[prefix + "attention.sliding_window"] {
+            guard arch == .gemma3 else {
+                throw EngineError(.unsupported, "\(path): metadata '\(prefix)attention.sliding_window' = \(v) is not supported for \(arch.rawValue)")
+            }
+            guard let w = v.intValue, w > 0 else {
+                throw EngineError.format(path, "metadata '\(prefix)attention.sliding_window': expected a positive integer, got \(v)")
+            }
+            window = w
+            sliding = LlamaConfig.slidingPattern(layers: try int("block_count"), period: 6)
+            localTheta = 10_000
+        }
+        let hidden = try int("embedding_length"), heads = try int("attention.head_count"), blocks = try int("block_count")
         let vocab: Int
         if let v = file.metadata[prefix + "vocab_size"]?.intValue { vocab = v }
         else if let toks = file.metadata["tokenizer.ggml.tokens"]?.arrayValue { vocab = toks.count }
@@ -205,13 +243,16 @@ extension LlamaConfig {
         }
         self.init(vocabSize: vocab, hiddenSize: hidden,
                   intermediateSize: try int("feed_forward_length"),
-                  numLayers: try int("block_count"), numHeads: heads,
+                  numLayers: blocks, numHeads: heads,
                   numKVHeads: try int("attention.head_count_kv", default: heads),
                   headDim: headDim,
                   ropeTheta: try float("rope.freq_base", default: 10000),
-                  rmsNormEps: try float("attention.layer_norm_rms_epsilon", default: arch == .qwen2 ? 1e-6 : 1e-5),
+                  rmsNormEps: try float("attention.layer_norm_rms_epsilon", default: arch == .llama ? 1e-5 : 1e-6),
                   contextLength: try int("context_length", default: 2048),
-                  tiedEmbeddings: true, architecture: arch)
+                  tiedEmbeddings: true, architecture: arch,
+                  slidingWindow: window, slidingLayers: sliding, ropeLocalTheta: localTheta, ropeScaling: scaling,
+                  // llama.cpp scales Gemma 3 27B (62 layers) by (C/H)^-½ and the others by D^-½
+                  queryPreAttnScalar: arch == .gemma3 && blocks == 62 ? Float(hidden / heads) : nil)
         try validate(source: path)
     }
 

@@ -30,6 +30,12 @@ public struct LayerWeights: @unchecked Sendable {
     public var bq: [Float]? = nil
     public var bk: [Float]? = nil
     public var bv: [Float]? = nil
+    /// Per-head RMSNorm weights of q and k ([D] each; Qwen3, Gemma 3).
+    public var qNorm: [Float]? = nil
+    public var kNorm: [Float]? = nil
+    /// Gemma's norms of the attention output and of the FFN output, before each residual add ([C]).
+    public var postAttnNorm: [Float]? = nil
+    public var postFFNNorm: [Float]? = nil
 }
 
 /// All weights of a Llama model. Keeps the files it points into alive and frees the buffers it owns.
@@ -38,11 +44,14 @@ public final class LlamaWeights: @unchecked Sendable {
     public let layers: [LayerWeights]
     public let finalNorm: [Float]        // [C]
     public let lmHead: WeightMatrix      // [V, C] (the embedding when tied)
+    /// GGUF `rope_freqs.weight` ([D/2]): llama.cpp's per-pair RoPE frequency divisors (Llama 3.1+ scaling).
+    public let ropeFreqFactors: [Float]?
     private let owners: [AnyObject]
     private let owned: [UnsafeMutableRawPointer]
 
     init(embed: WeightMatrix, layers: [LayerWeights], finalNorm: [Float], lmHead: WeightMatrix,
-         owners: [AnyObject], owned: [UnsafeMutableRawPointer]) {
+         ropeFreqFactors: [Float]? = nil, owners: [AnyObject], owned: [UnsafeMutableRawPointer]) {
+        self.ropeFreqFactors = ropeFreqFactors
         self.embed = embed
         self.layers = layers
         self.finalNorm = finalNorm

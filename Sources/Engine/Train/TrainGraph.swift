@@ -110,6 +110,10 @@ final class TrainGraph {
     /// Builds the graph on `kernels`; throws when that backend cannot run this model or adapter
     /// (a weight type its GEMMs do not decode, dropout without `mul_inplace`), before any work.
     init(model: LlamaModel, lora: LoRAAdapter, dropoutSeed: UInt64, bf16Products: Bool = false, kernels k: KernelTable = .cpu) throws {
+        try model.config.checkTrainable(source: model.source)
+        if model.rope.global.invFreq != nil, k.ropeCache?.tableFreq == nil {
+            throw EngineError(.unsupported, "not supported on \(k.name) yet: scaled RoPE (rope_scaling / rope_freqs.weight); train with --backend cpu")
+        }
         if lora.config.dropout > 0, k.mulInplace == nil {
             throw EngineError(.unsupported, "not supported on \(k.name) yet: LoRA dropout (the library has no mul_inplace); train with --lora-dropout 0 or --backend cpu")
         }
@@ -183,7 +187,11 @@ final class TrainGraph {
         if let ropeTable { k.free(UnsafeMutableRawPointer(ropeTable)) }
         ropeTable = nil
         let t = try k.allocFloats(p * c.headDim)
-        cache.table(t, Int64(p), Int64(c.headDim), c.ropeTheta)
+        if let inv = model.rope.global.invFreq, let tableFreq = cache.tableFreq {   // checked at init
+            inv.withUnsafeBufferPointer { tableFreq(t, Int64(p), Int64(c.headDim), $0.baseAddress) }
+        } else {
+            cache.table(t, Int64(p), Int64(c.headDim), c.ropeTheta)
+        }
         ropeTable = t
         ropePositions = p
         return t

@@ -1,0 +1,100 @@
+// RealModelParityTests — the real Gemma-3-270M and Qwen2.5-Coder-0.5B GGUFs (Q4_K_M; `scripts/setup --model
+// gemma-3-270m|qwen2.5-coder-0.5b`) against transformers float32 reading the same files
+// (fixtures: scripts/reference/real_gguf_fixtures.py → Tests/Fixtures/forward/{gemma3_270m,qwen25_coder_05b}.json):
+// token ids of ≥ 50 strings, per-token log-probs within 1e-3 on ≥ 5 prompts incl. a chat-formatted one, and 16
+// greedy tokens identical. Each suite is skipped (saying why) when its model file has not been fetched.
+import Foundation
+import Testing
+import Engine
+
+private struct RealFixture: Decodable {
+    struct Model: Decodable { var file: String; var sha256: String }
+    struct Tokens: Decodable { var text: String; var ids: [Int32] }
+    struct Prompt: Decodable {
+        var name: String, text: String, ids: [Int32], tokenLogprobs: [Double], top5: [Int32]
+        enum CodingKeys: String, CodingKey { case name, text, ids, top5, tokenLogprobs = "token_logprobs" }
+    }
+    struct Greedy: Decodable {
+        var name: String, ids: [Int32], newIds: [Int32]
+        enum CodingKeys: String, CodingKey { case name, ids, newIds = "new_ids" }
+    }
+    var format: String
+    var model: Model
+    var tokens: [Tokens]
+    var prompts: [Prompt]
+    var greedy: [Greedy]
+
+    static func load(_ name: String) throws -> RealFixture {
+        let url = packageRoot.appendingPathComponent("Tests/Fixtures/forward/\(name)")
+        return try JSONDecoder().decode(RealFixture.self, from: Data(contentsOf: url))
+    }
+}
+
+private func modelPath(_ file: String) -> String { packageRoot.appendingPathComponent("models/\(file)").path }
+private let gemmaFile = "gemma-3-270m-q4_k_m.gguf", qwenFile = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+private let gemma: Result<LlamaModel, Error> = Result { try LlamaModel.load(path: modelPath(gemmaFile)) }
+private let qwen: Result<LlamaModel, Error> = Result { try LlamaModel.load(path: modelPath(qwenFile)) }
+
+/// The three checks of one model against its fixture.
+private enum Parity {
+    static func tokens(_ model: LlamaModel, _ f: RealFixture) {
+        #expect(f.tokens.count >= 50)
+        for t in f.tokens {
+            #expect(model.tokenizer.encode(t.text) == t.ids, "\(f.model.file): ids of \(String(reflecting: t.text)) differ")
+            #expect(model.tokenizer.decode(t.ids) == t.text, "\(f.model.file): \(String(reflecting: t.text)) does not round-trip")
+        }
+    }
+
+    static func logprobs(_ model: LlamaModel, _ f: RealFixture) throws {
+        #expect(f.prompts.count >= 5 && f.prompts.contains { $0.name == "chat" })
+        for p in f.prompts {
+            let ids = p.name == "chat" ? model.tokenizer.encode(p.text) : model.tokenizer.encodeAddingBOS(p.text)
+            let withBOS = p.name == "chat" && p.ids.first != ids.first ? [p.ids[0]] + ids : ids
+            #expect(withBOS == p.ids, "\(f.model.file) \(p.name): token ids differ")
+            let s = try model.score(ids: p.ids)
+            #expect(s.tokenLogprobs.count == p.tokenLogprobs.count)
+            let diffs = zip(s.tokenLogprobs, p.tokenLogprobs).map { abs($0 - $1) }
+            let maxDiff = diffs.max() ?? .infinity
+            #expect(maxDiff < 1e-3, "\(f.model.file) \(p.name): max |Δ log p| = \(maxDiff) at token \(diffs.firstIndex(of: maxDiff) ?? -1)")
+            let logits = try model.lastLogits(batch: [p.ids])[0]
+            let top5 = logits.indices.sorted { logits[$0] > logits[$1] }.prefix(5).map { Int32($0) }
+            #expect(top5 == p.top5, "\(f.model.file) \(p.name): top-5 ids at the last position differ")
+        }
+    }
+
+    static func greedy(_ model: LlamaModel, _ f: RealFixture) throws {
+        #expect(f.greedy.count >= 2)
+        for g in f.greedy {
+            // transformers stops after emitting EOS (and keeps it); tune stops before it.
+            let stopped = g.newIds.count < 16
+            let want = stopped ? Array(g.newIds.dropLast()) : g.newIds
+            let out = try model.generate(promptIDs: g.ids, options: GenerationOptions(maxTokens: 16))
+            #expect(out.ids == want, "\(f.model.file) \(g.name): greedy ids \(out.ids) vs transformers \(g.newIds)")
+        }
+    }
+}
+
+@Suite(.enabled(if: FileManager.default.fileExists(atPath: modelPath(gemmaFile)),
+                "needs models/gemma-3-270m-q4_k_m.gguf (scripts/setup --model gemma-3-270m)"))
+struct Gemma3ParityTests {
+    let fixture = "gemma3_270m.json"
+    @Test func tokenIDsMatchTransformers() throws { Parity.tokens(try gemma.get(), try .load(fixture)) }
+    @Test func tokenLogprobsMatchTransformers() throws { try Parity.logprobs(try gemma.get(), try .load(fixture)) }
+    @Test func greedyMatchesTransformers() throws { try Parity.greedy(try gemma.get(), try .load(fixture)) }
+    @Test func configIsGemma3() throws {
+        let c = try gemma.get().config
+        #expect(c.architecture == .gemma3 && c.qkNorm && c.sandwichNorms && c.activation == .geluTanh)
+        #expect(c.slidingWindow == 512 && c.slidingLayers.filter { !$0 }.count == 3)   // layers 5, 11, 17 are global
+        #expect(c.ropeLocalTheta == 10_000 && c.ropeTheta == 1_000_000)
+        #expect(throws: EngineError.self) { try c.checkTrainable(source: "gemma") }
+    }
+}
+
+@Suite(.enabled(if: FileManager.default.fileExists(atPath: modelPath(qwenFile)),
+                "needs models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf (scripts/setup --model qwen2.5-coder-0.5b)"))
+struct Qwen25ParityTests {
+    let fixture = "qwen25_coder_05b.json"
+    @Test func tokenIDsMatchTransformers() throws { Parity.tokens(try qwen.get(), try .load(fixture)) }
+    @Test func tokenLogprobsMatchTransformers() throws { try Parity.logprobs(try qwen.get(), try .load(fixture)) }
+    @Test func greedyMatchesTransformers() throws { try Parity.greedy(try qwen.get(), try .load(fixture)) }
+}
