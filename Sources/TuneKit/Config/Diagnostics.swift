@@ -3,7 +3,7 @@
 import Yams
 
 /// One problem in a config file: where, which field, what was wrong, and how to fix it when known.
-public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
+public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
     public var file: String
     public var line: Int
     public var column: Int
@@ -42,7 +42,11 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 /// Collects diagnostics while a config is read.
 final class DiagnosticSink {
     private(set) var items: [Diagnostic] = []
+    /// Problems worth saying that do not make the config invalid (e.g. a managed model id not pinned to a snapshot).
+    private(set) var warnings: [Diagnostic] = []
     let file: String
+    func warn(_ d: Diagnostic) { warnings.append(d) }
+
     /// Lines past the file's end that hold `--set` values, and the argument each came from.
     private var sources: [(lines: ClosedRange<Int>, name: String)] = []
 

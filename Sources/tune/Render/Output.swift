@@ -14,6 +14,11 @@ enum Output {
         FileHandle.standardOutput.write(Data("\n".utf8))
     }
 
+    /// A pipeline's validation warnings on stderr, one `warning: FILE:LINE:COL: FIELD: MESSAGE` each.
+    static func warnings(_ ws: [Diagnostic]) {
+        for w in ws { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+    }
+
     static func text(_ s: String, terminator: String = "\n") {
         FileHandle.standardOutput.write(Data((s + terminator).utf8))
     }
