@@ -49,7 +49,7 @@ private func notifications(_ dir: URL) -> [[String: Any]] {
 }
 
 /// Answers "c<i mod 3>" for doc i unless i is in `wrong` (a mutable script shared with the provider's thread).
-private final class Script: @unchecked Sendable {
+private final class DriftScript: @unchecked Sendable {
     private let lock = NSLock()
     private var wrongDocs: Set<Int> = []
     var wrong: Set<Int> { get { lock.withLock { wrongDocs } } set { lock.withLock { wrongDocs = newValue } } }
@@ -65,7 +65,7 @@ private final class Script: @unchecked Sendable {
     @Test func recheckReevaluatesUnchangedPipelineAndNotifiesOnlyBeyondMaxDrop() throws {
         let provider = try FakeProvider()
         provider.requiredKey = key
-        let script = Script()
+        let script = DriftScript()
         provider.chat = { _, messages in script.answer(messages) }
         let (dir, path, reg) = try driftFixture { _ in """
             name: tiny-drift
@@ -79,7 +79,7 @@ private final class Script: @unchecked Sendable {
               lora: {rank: 4, alpha: 8, dropout: 0.0}
               max_steps: 2
               batch_size: 4
-              seq_len: 64
+              seq_len: 128
             eval:
               metrics: [exact_match, contains, loss]
               max_new_tokens: 4
@@ -180,7 +180,7 @@ private final class Script: @unchecked Sendable {
     @Test func swappedManagedModelDriftsAndNotifies() throws {
         let provider = try FakeProvider()
         provider.requiredKey = key
-        let script = Script()
+        let script = DriftScript()
         provider.chat = { _, messages in script.answer(messages) }
         let (dir, path, reg) = try driftFixture { _ in """
             name: tiny-managed
@@ -250,6 +250,37 @@ private final class Script: @unchecked Sendable {
         #expect(Recheck.compare(current: ["production": ["loss": 0.5]], history: h, metrics: ["loss"], maxDrop: 0).allSatisfy { !$0.drifted })
     }
 
+    /// The history's SQL (the same content = the same model) on SQLite and PostgreSQL (skipped without TUNE_TEST_POSTGRES).
+    @Test(arguments: RegistryBackend.allCases) func historyFollowsTheModelsContentOnBothBackends(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
+        defer { try? FileManager.default.removeItem(at: t.dir) }
+        let data = try t.add(.dataset, "m-dataset", "rows")
+        let merged = try t.add(.mergedModel, "m-merged", "weights", inputs: [data.id: "input"])
+        let other = try t.add(.mergedModel, "other-merged", "other weights")
+        let registered = try t.registry.registerVersion(of: merged, as: "shipping", metadata: [:], governance: merged.governance, run: nil)
+        func report(_ subject: Artifact, _ meta: [String: JSONValue], _ value: Double, reference: Double?) throws -> Artifact {
+            var models = [#"{"role": "base", "model": "b", "metrics": {"exact_match": 0.1}}"#,
+                          #"{"role": "merged", "model": "\#(subject.ref)", "metrics": {"exact_match": \#(value), "loss": "nan"}}"#]
+            if let reference { models.append(#"{"role": "reference", "model": "g", "metrics": {"exact_match": \#(reference)}}"#) }
+            let dir = try t.directory(["report.json": #"{"subjects": {"merged": "\#(subject.ref)", "base": "b"}, "dataset": "\#(data.ref)", "models": [\#(models.joined(separator: ","))]}"#])
+            return try t.registry.register(NewArtifact(kind: .evalReport, name: "m-eval", source: dir, metadata: meta),
+                                           inputs: [data.id: "data", subject.id: "evaluated"])
+        }
+        let first = try report(merged, ["gate_passed": .bool(true)], 0.8, reference: nil)
+        _ = try report(other, ["gate_passed": .bool(true)], 0.2, reference: 0.5)
+        let recheck = try report(registered, ["recheck": .bool(true), "trigger": .string("manual"), "drifted": .bool(true)], 0.7, reference: 0.9)
+        for model in [merged, registered] {
+            let h = try t.registry.evalHistory(of: model)
+            #expect(h.points.map(\.report) == [first.ref, recheck.ref], "only reports of this content: \(h.points.map(\.report))")
+            #expect(h.points.map(\.kind) == ["eval", "recheck"] && h.points.map(\.role) == ["merged", "merged"])
+            #expect(h.points.map { $0.metrics } == [["exact_match": 0.8], ["exact_match": 0.7]], "the base's and nan are left out")
+            #expect(h.points.map { $0.references["g"]?["exact_match"] } == [nil, 0.9])
+            #expect(h.points.map(\.dataset) == [data.ref, data.ref] && h.points[1].trigger == "manual" && h.points[1].drifted == true)
+            #expect(h.columns == ["exact_match", "reference:g exact_match"] && MetricHistory.value(h.points[1], "reference:g exact_match") == 0.9)
+            #expect(h.accepted?.report == first.ref)
+        }
+    }
+
     @Test func unpinnedManagedModelsWarnAndDriftKeysValidate() throws {
         let yaml = """
             name: w
@@ -285,12 +316,12 @@ private final class Script: @unchecked Sendable {
             eval: {metrics: [exact_match]}
             drift: {max_drop: -1, metric: perplexity, max_dorp: 2}
             """)
-        #expect(bad.contains("drift.max_drop"), bad)
-        #expect(bad.contains("drift.metric: metric \"perplexity\" is not computed by eval.metrics"), bad)
-        #expect(bad.contains("drift.max_dorp: unknown field"), bad)
+        #expect(bad.contains("drift.max_drop"), "\(bad)")
+        #expect(bad.contains("drift.metric: metric \"perplexity\" is not computed by eval.metrics"), "\(bad)")
+        #expect(bad.contains("drift.max_dorp: unknown field"), "\(bad)")
         #expect(problems("name: w\nbase: tiny.gguf\nprepare: {train: d.jsonl}\ndrift: {max_drop: 0.1}\n").contains("drift: drift compares eval metrics"))
         let cron = problems("name: w\nbase: tiny@latest\nprepare: {train: d.jsonl}\neval: {metrics: [loss]}\nschedule: {recheck: \"61 6 * * 1\"}\n")
-        #expect(cron.contains("schedule.recheck: cron \"61 6 * * 1\""), cron)
+        #expect(cron.contains("schedule.recheck: cron \"61 6 * * 1\""), "\(cron)")
         #expect(problems("name: w\nbase: tiny@latest\nprepare: {train: d.jsonl}\neval: {metrics: [loss]}\nschedule: {recheck: \"0 6 * * 1\"}\nregister: {aliases: [production]}\n") == "ok",
                 "a recheck-only schedule moves nothing, so the pipeline may set production itself")
     }

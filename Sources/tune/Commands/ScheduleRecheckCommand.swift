@@ -17,7 +17,7 @@ struct ScheduleRecheckCommand: ParsableCommand {
         try reportingErrors {
             try global.apply()
             let spec = try PipelineSpec.load(path: pipeline)
-            Output.warnings(spec.warnings)
+            Output.warnings(spec.warnings, json: global.json)
             let env = ProcessInfo.processInfo.environment
             let registry = try Recheck.openRegistry(spec: spec, registry: location.registry,
                                                     blobs: location.blobs ?? env["TUNE_BLOBS"] ?? Registry.defaultBlobRoot)

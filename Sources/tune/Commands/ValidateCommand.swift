@@ -13,7 +13,7 @@ struct ValidateCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let spec = try PipelineSpec.load(path: pipeline)
-            Output.warnings(spec.warnings)
+            if !global.json { Output.warnings(spec.warnings) }
             let result = Result(name: spec.name, base: spec.base, stages: spec.stages, warnings: spec.warnings.map(\.description))
             if global.json { try Output.json(result) } else {
                 Output.text("\(pipeline): ok — \(spec.name): \(spec.stages.map(\.rawValue).joined(separator: " → "))")
