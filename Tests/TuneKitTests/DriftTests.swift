@@ -128,6 +128,9 @@ private final class DriftScript: @unchecked Sendable {
         let adapterEval = try #require(stored.models.first { $0.role == "adapter" })
         #expect(adapterEval.model == production.ref && stored.models.contains { $0.role == "reference" && $0.model == "closed" })
         #expect(!stored.models.contains { $0.role == "base" }, "a recheck evaluates production, not the base")
+        let page = try String(contentsOfFile: (try #require(reg.path(of: report)) as NSString).appendingPathComponent("history.html"), encoding: .utf8)
+        #expect(page.contains("<h2>reference:closed exact_match</h2>") && page.contains("tiny-drift-eval (this recheck)") && page.contains("<polyline"))
+        #expect(!page.contains("<script") && !page.contains("http"), "self-contained")
 
         // One answer of four wrong: exact_match drops 0.25 ≤ max_drop 0.3 — recorded, no hook.
         script.wrong = [3]

@@ -98,6 +98,11 @@ private final class Answers: @unchecked Sendable {
         #expect(lines.count == 5 && lines[1].contains("reference:closed exact_match"), "\(h.stdout)")
         #expect(lines[2].contains("tiny-drift-eval@1  eval") && lines[4].contains("tiny-drift-eval@3  recheck DRIFT"), "\(h.stdout)")
         #expect(lines[4].hasSuffix("0.5000"), "the reference's exact_match is the last column: \(h.stdout)")
+        let page = dir.appendingPathComponent("history.html").path
+        #expect(try tune(["artifacts", "history", "tiny-drift-adapter@production", "--registry", reg, "--blobs", blobs, "--html", page]).status == 0)
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        let charts = html.components(separatedBy: "<svg").count - 1, circles = html.components(separatedBy: "<circle").count - 1
+        #expect(charts >= 2 && circles == 3 * charts, "one point per report in every chart: \(charts) charts, \(circles) points")
         let hj = try tune(["artifacts", "history", "tiny-drift-adapter@production", "--registry", reg, "--blobs", blobs, "--json"])
         let points = (try JSONSerialization.jsonObject(with: Data(hj.stdout.utf8)) as? [String: Any])?["points"] as? [[String: Any]]
         #expect(points?.map { $0["kind"] as? String } == ["eval", "recheck", "recheck"], "\(hj.stdout)")

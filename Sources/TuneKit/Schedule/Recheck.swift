@@ -7,7 +7,8 @@
 //   2. evaluates production and each `eval.reference` on that split now — outside the runner, so no
 //      stage cache is consulted and nothing is trained;
 //   3. registers the result as a new eval report of the same model (lineage: dataset `data`, production
-//      `evaluated`; metadata `recheck: true`, `trigger`, `baseline`, `drifted`), in one transaction;
+//      `evaluated`; metadata `recheck: true`, `trigger`, `baseline`, `drifted`), in one transaction, with
+//      `history.html` (the metrics over time, this recheck last) beside report.json/.md/.html;
 //   4. compares each compared metric (drift.metric, else the gate's metrics, else loss) with the
 //      baseline, per model, and notifies (notify.command / notify.webhook) when one dropped by more
 //      than drift.max_drop. No notification otherwise.
@@ -241,6 +242,17 @@ public enum Recheck {
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tune-recheck-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         try report.write(to: dir.path)
+        let name = PipelineRunner(spec: spec, options: RunOptions()).outputName(.eval)
+        // The metrics over time, this recheck last, beside the report (history.html).
+        var overTime = history
+        overTime.points.append(MetricHistoryPoint(
+            report: "\(name) (this recheck)", reportID: ArtifactID(0), createdAt: Stamp.string(Date()), kind: "recheck", gatePassed: nil,
+            trigger: options.trigger, evaluated: production.ref, role: role.rawValue, dataset: dataset.ref, metrics: current["production"] ?? [:],
+            references: Dictionary(uniqueKeysWithValues: current.filter { $0.key.hasPrefix("reference:") }.map { (String($0.key.dropFirst(10)), $0.value) }),
+            drifted: drifted))
+        do { try Data(overTime.html(title: "Drift recheck · \(production.ref)").utf8).write(to: dir.appendingPathComponent("history.html")) } catch {
+            throw TuneError(.io, "\(dir.path)/history.html: cannot write (\(error.localizedDescription))")
+        }
         var meta: [String: JSONValue] = ["pipeline": .string(spec.name), "recheck": .bool(true), "trigger": .string(options.trigger),
                                          "subject": .string(production.ref), "baseline": .string(pinned.report), "drifted": .bool(drifted),
                                          "max_drop": .number(drift.maxDrop), "schema_version": .number(Double(EvalReport.schemaVersion))]
@@ -248,7 +260,6 @@ public enum Recheck {
             let prefix = x.role == .reference ? "reference_\(x.model)_" : x.role == .adapter ? "" : "\(x.role.rawValue)_"
             for (k, v) in x.metrics where v.isFinite { meta[prefix + k] = .number(v) }
         }
-        let name = PipelineRunner(spec: spec, options: RunOptions()).outputName(.eval)
         let artifact = try registry.register(NewArtifact(kind: .evalReport, name: name, source: dir, metadata: meta),
                                              inputs: [dataset.id: "data", production.id: "evaluated"])
         var result = RecheckResult(pipeline: spec.name, production: production.ref, report: artifact.ref, dataset: dataset.ref,

@@ -10,6 +10,7 @@ extension ArtifactsCommand {
             abstract: "A model's metrics over time, from its eval reports (incl. drift rechecks): NAME@production, NAME@N or NAME.")
         @Argument(help: "The model: NAME@production, NAME@N, NAME (latest) or sha256:PREFIX.") var ref: String
         @Option(help: "Only these metrics (comma-separated; reference columns are `reference:NAME METRIC`).") var metric: String?
+        @Option(help: "Also write the history as a self-contained HTML page (one chart per metric) to this file.") var html: String?
         @OptionGroup var location: Location
         @OptionGroup var global: GlobalOptions
 
@@ -17,6 +18,11 @@ extension ArtifactsCommand {
             try reportingErrors {
                 let (reg, model) = try location.resolve(ref)
                 let h = try reg.evalHistory(of: model)
+                if let html {
+                    do { try Data(h.html().utf8).write(to: URL(fileURLWithPath: html), options: .atomic) } catch {
+                        throw TuneError(.io, "\(html): cannot write (\(error.localizedDescription))")
+                    }
+                }
                 if global.json { try Output.json(h); return }
                 let wanted = metric.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
                 // `--metric exact_match` keeps production's and every reference's exact_match column.
