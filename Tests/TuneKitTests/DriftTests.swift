@@ -150,6 +150,9 @@ private final class DriftScript: @unchecked Sendable {
         #expect(hit?["model"] as? String == "reference:closed" && hit?["current"] as? Double == 0.5 && hit?["baseline"] as? Double == 1)
         #expect(hit?["baseline_report"] as? String == "tiny-drift-eval@1", "compared with the accepted eval, not the last recheck")
 
+        // The pipeline itself is still fully cached: a recheck report is never taken for the eval stage's output.
+        #expect(try PipelineRunner(spec: spec, options: runOptions(dir)).run().stages.map(\.status) == ["cached", "cached", "cached", "cached"])
+
         // History: the pipeline's eval, then three rechecks; the reference's exact_match over time.
         let h = try reg.evalHistory(of: production)
         #expect(h.points.map(\.kind) == ["eval", "recheck", "recheck", "recheck"])
@@ -176,6 +179,30 @@ private final class DriftScript: @unchecked Sendable {
         } else { Issue.record("job result missing: \(String(describing: job.result))") }
         #expect(try reg.resolve("tiny-drift-adapter@production").id == production.id, "a recheck never moves production")
         #expect(try reg.resolve("tiny-drift-eval@5").metadata["trigger"] == .string("recheck:2026-12-07T06:00:00.000Z"))
+    }
+
+    /// `cron` and `recheck` on one schedule: each fire time gives its own job once (keys `cron:` / `recheck:`), on both backends.
+    @Test(arguments: RegistryBackend.allCases) func tickEnqueuesRechecksBesideCronOnce(_ backend: RegistryBackend) throws {
+        let f = try ScheduleFixture(backend)
+        defer { try? FileManager.default.removeItem(at: f.dir) }
+        try f.base("tiny", "1", seed: 1)
+        let t0 = try #require(Stamp.date("2026-11-23T12:00:00Z"))   // a Monday
+        let p = try f.pipeline("both", schedule: "{cron: \"0 3 * * *\", recheck: \"0 6 * * 1\"}")
+        try f.registry.addSchedule(path: p, now: t0)
+        let clock = ManualClock(t0.addingTimeInterval(86_400))
+        let first = try Scheduler.tick(registry: f.registry, clock: clock)
+        #expect(first.enqueued.map(\.triggerKey) == ["cron:2026-11-24T03:00:00.000Z"], "no Monday 06:00 yet: \(first)")
+        #expect(first.enqueued.allSatisfy { !Recheck.isRecheck($0) })
+        clock.set(try #require(Stamp.date("2026-11-30T07:00:00Z")))   // past the next Monday 06:00
+        let second = try Scheduler.tick(registry: f.registry, clock: clock)
+        #expect(second.enqueued.map(\.triggerKey) == ["cron:2026-11-30T03:00:00.000Z", "recheck:2026-11-30T06:00:00.000Z"], "\(second)")
+        #expect(second.enqueued.map { Recheck.isRecheck($0) } == [false, true] && second.enqueued.allSatisfy { $0.trigger == .cron })
+        #expect(try Scheduler.tick(registry: f.registry, clock: clock).enqueued.isEmpty, "idempotent")
+        // The recheck cron is read from the file at each tick: removing it stops new recheck jobs.
+        try String(contentsOfFile: p, encoding: .utf8).replacingOccurrences(of: ", recheck: \"0 6 * * 1\"", with: "")
+            .write(toFile: p, atomically: true, encoding: .utf8)
+        clock.set(try #require(Stamp.date("2026-12-07T07:00:00Z")))
+        #expect(try Scheduler.tick(registry: f.registry, clock: clock).enqueued.map(\.triggerKey) == ["cron:2026-12-07T03:00:00.000Z"])
     }
 
     /// A managed fine-tune in production whose provider swaps the model behind the same id: the recheck sees
