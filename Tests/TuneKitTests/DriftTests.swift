@@ -335,6 +335,11 @@ private final class DriftScript: @unchecked Sendable {
         #expect(spec.drift == DriftSection(maxDrop: 0.05, metrics: ["accuracy"]))
         #expect(spec.drift?.resolvedMetrics(try #require(spec.eval?.config)) == ["exact_match"])
         #expect(ManagedModelID.isPinned("gpt-4-0613") && !ManagedModelID.isPinned("gpt-4o-mini"))
+        // A `--set` value is named by its argument; pinning it there removes that warning.
+        let set = try PipelineSpec.parse(yaml: yaml, file: "p.yaml", overrides: [try PipelineOverride(argument: "train.openai.model=o1")])
+        #expect(set.warnings.contains { $0.file.hasPrefix("--set train.openai.model=o1") && $0.path == "train.openai.model" }, "\(set.warnings)")
+        let pinned = try PipelineSpec.parse(yaml: yaml, file: "p.yaml", overrides: [try PipelineOverride(argument: "train.openai.model=o1-2024-12-17")])
+        #expect(pinned.warnings.map(\.path) == ["eval.reference[0].model"], "\(pinned.warnings)")
 
         func problems(_ y: String) -> String {
             do { _ = try PipelineSpec.parse(yaml: y, file: "p.yaml"); return "ok" } catch { return "\(error)" }

@@ -45,21 +45,24 @@ final class DiagnosticSink {
     /// Problems worth saying that do not make the config invalid (e.g. a managed model id not pinned to a snapshot).
     private(set) var warnings: [Diagnostic] = []
     let file: String
-    func warn(_ d: Diagnostic) { warnings.append(d) }
-
     /// Lines past the file's end that hold `--set` values, and the argument each came from.
     private var sources: [(lines: ClosedRange<Int>, name: String)] = []
 
     init(file: String) { self.file = file }
 
-    func add(_ d: Diagnostic) {
+    func add(_ d: Diagnostic) { items.append(located(d)) }
+
+    func warn(_ d: Diagnostic) { warnings.append(located(d)) }
+
+    /// `d`, naming its `--set` argument instead when it sits on one of their lines.
+    private func located(_ d: Diagnostic) -> Diagnostic {
         var d = d
         if d.file == file, let s = sources.first(where: { $0.lines.contains(d.line) }) {
             d.file = s.name
             d.line = 0
             d.column = 0
         }
-        items.append(d)
+        return d
     }
 
     /// Diagnostics on `lines` are reported as coming from `name` (a `--set` argument).
