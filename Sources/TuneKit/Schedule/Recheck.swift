@@ -105,7 +105,7 @@ public enum Recheck {
     public static func isRecheck(_ job: Job) -> Bool { job.triggerKey.hasPrefix(jobKeyPrefix) }
 
     /// The recheck cron of a scheduled pipeline, read from its file (nil: none).
-    static func scheduled(_ s: ScheduleRecord) throws -> (expression: String, timeZone: String?)? {
+    public static func scheduled(_ s: ScheduleRecord) throws -> (expression: String, timeZone: String?)? {
         let spec = try PipelineSpec.load(path: s.specPath)
         guard let r = spec.schedule?.recheck else { return nil }
         return (r, spec.schedule?.timeZone)
