@@ -74,7 +74,7 @@ private func problems(_ yaml: String) -> String {
         #expect(problems("name: x\nbase: m.gguf\ndistill:\n  steps: 3\n") == """
             pipeline.yaml:1:1: no stages: add at least one of prepare, train, merge, eval, register
             pipeline.yaml:3:1: distill: unknown field
-              hint: known fields here: base, eval, executor, merge, name, notify, prepare, register, registry, schedule, seed, slurm, train
+              hint: known fields here: base, drift, eval, executor, merge, name, notify, prepare, register, registry, schedule, seed, slurm, train
             """)
     }
 

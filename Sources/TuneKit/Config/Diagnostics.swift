@@ -3,7 +3,7 @@
 import Yams
 
 /// One problem in a config file: where, which field, what was wrong, and how to fix it when known.
-public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
+public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
     public var file: String
     public var line: Int
     public var column: Int
@@ -42,20 +42,27 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 /// Collects diagnostics while a config is read.
 final class DiagnosticSink {
     private(set) var items: [Diagnostic] = []
+    /// Problems worth saying that do not make the config invalid (e.g. a managed model id not pinned to a snapshot).
+    private(set) var warnings: [Diagnostic] = []
     let file: String
     /// Lines past the file's end that hold `--set` values, and the argument each came from.
     private var sources: [(lines: ClosedRange<Int>, name: String)] = []
 
     init(file: String) { self.file = file }
 
-    func add(_ d: Diagnostic) {
+    func add(_ d: Diagnostic) { items.append(located(d)) }
+
+    func warn(_ d: Diagnostic) { warnings.append(located(d)) }
+
+    /// `d`, naming its `--set` argument instead when it sits on one of their lines.
+    private func located(_ d: Diagnostic) -> Diagnostic {
         var d = d
         if d.file == file, let s = sources.first(where: { $0.lines.contains(d.line) }) {
             d.file = s.name
             d.line = 0
             d.column = 0
         }
-        items.append(d)
+        return d
     }
 
     /// Diagnostics on `lines` are reported as coming from `name` (a `--set` argument).

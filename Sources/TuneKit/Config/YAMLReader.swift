@@ -29,6 +29,13 @@ public final class YAMLReader {
                             path: field.map(fieldPath) ?? path, message: message, hint: hint))
     }
 
+    /// A warning: said by `tune validate` / `tune run`, never fails the config.
+    func warn(_ at: Node?, _ field: String? = nil, _ message: String, hint: String? = nil) {
+        let mark = at?.mark ?? node?.mark
+        sink.warn(Diagnostic(file: sink.file, line: mark?.line ?? 1, column: mark?.column ?? 1,
+                             path: field.map(fieldPath) ?? path, message: message, hint: hint))
+    }
+
     func fieldPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     static func describe(_ n: Node) -> String {

@@ -99,6 +99,7 @@ public struct ReferenceModel: Codable, Hashable, Sendable {
 extension ReferenceModel {
     init(_ r: YAMLReader) {
         self.init(name: r.string("name", required: true) ?? "", model: r.string("model", required: true) ?? "")
+        if let w = ManagedModelID.unpinnedWarning(model) { r.warn(r.value("model"), "model", w.message, hint: w.hint) }
         if !name.isEmpty, !Self.isValidName(name) {
             r.report(r.value("name"), "name", "expected letters, digits, \".\", \"_\" or \"-\" (it names the reference in gate bounds), got \"\(name)\"")
         }

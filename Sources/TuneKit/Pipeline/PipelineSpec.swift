@@ -26,6 +26,10 @@ public struct PipelineSpec: Encodable, Hashable, Sendable {
     public var schedule: ScheduleSection?
     /// Who hears about scheduled runs.
     public var notify: NotifySection?
+    /// When a recheck counts as drift (docs/governance.md, "Drift").
+    public var drift: DriftSection?
+    /// Problems that do not make the file invalid (e.g. a managed model id not pinned to a snapshot), said by validate and run.
+    public var warnings: [Diagnostic] = []
 
     /// Directory the pipeline file lives in; relative paths in the spec resolve against it.
     public var baseDirectory: String
@@ -106,14 +110,17 @@ public struct PipelineSpec: Encodable, Hashable, Sendable {
         for stage in Stages.all { read(stage) }
         spec.schedule = r.object("schedule").map(ScheduleSection.init)
         spec.notify = r.object("notify").map(NotifySection.init)
+        spec.drift = r.object("drift").map(DriftSection.init)
         spec.resources = resources
         spec.overrides = applied
         ScheduleSection.check(spec, r)
+        DriftSection.check(spec, r)
         r.finish()
         if spec.stages.isEmpty, node.mapping != nil {
             r.report(node, nil, "no stages: add at least one of \(StageKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         try sink.throwIfAny()
+        spec.warnings = sink.warnings
         return spec
     }
 
@@ -144,6 +151,7 @@ extension PipelineSpec {
         for (kind, section) in sections { try c.encode(section, forKey: Key(kind.rawValue)) }
         try c.encodeIfPresent(schedule, forKey: Key("schedule"))
         try c.encodeIfPresent(notify, forKey: Key("notify"))
+        try c.encodeIfPresent(drift, forKey: Key("drift"))
         try c.encode(baseDirectory, forKey: Key("baseDirectory"))
         try c.encode(overrides, forKey: Key("overrides"))
     }

@@ -173,6 +173,17 @@ public enum ManagedModelID {
 
     /// An artifact name for a model id (characters names do not allow become `-`).
     public static func artifactName(_ id: String) -> String { Registry.artifactName(id) }
+
+    /// Whether the id names one fixed model: a dated snapshot (`gpt-4o-mini-2024-07-18`, `gpt-4-0613`) or a
+    /// fine-tune (`ft:…`, which the provider never retrains). An alias such as `gpt-4o-mini` can move to a new snapshot.
+    public static func isPinned(_ id: String) -> Bool { id.hasPrefix("ft:") || split(id).snapshot != nil }
+
+    /// The validation warning for an id that is not pinned (nil when it is).
+    static func unpinnedWarning(_ id: String) -> (message: String, hint: String)? {
+        guard !id.isEmpty, !isPinned(id) else { return nil }
+        return ("model id \"\(id)\" is not pinned to a snapshot: the provider can change the model behind it, so results drift without any change here",
+                "name a dated snapshot (e.g. \(id)-2024-07-18); schedule: {recheck: \"0 6 * * 1\"} re-evaluates it and notifies on drift")
+    }
 }
 
 extension Registry {

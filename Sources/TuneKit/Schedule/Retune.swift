@@ -13,6 +13,8 @@ public struct RetuneDecision: Sendable {
     public var reason: String
     /// The JSON summary stored on the job and sent to the notification hooks.
     public var summary: [String: JSONValue]
+    /// Whether the hooks hear about it (a drift recheck notifies only on drift).
+    public var notify = true
 }
 
 public enum Retune {

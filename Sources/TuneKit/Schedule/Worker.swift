@@ -1,5 +1,5 @@
 // Worker — `tune schedule worker`: lease a due job, keep its lease alive from a heartbeat thread while
-// the re-tune runs, then complete it (moving `production` in the same transaction when the decision
+// the re-tune (or drift recheck: Recheck.swift) runs, then complete it (moving `production` in the same transaction when the decision
 // says so) or record the failure for a retry with backoff. A worker that loses its lease (it stalled
 // past expiry and another worker took the job) stops training and commits nothing.
 //
@@ -25,6 +25,8 @@ public struct Worker: Sendable {
     public let owner: String
     public let leaseDuration: TimeInterval
     public var notifier: Notifier
+    /// Environment and transport of drift rechecks (reference models' API keys and URLs).
+    public var recheck = RecheckOptions()
 
     public init(registry: Registry, clock: any ScheduleClock = SystemClock(), owner: String = Worker.defaultOwner,
                 leaseDuration: TimeInterval = 300, notifier: Notifier = Notifier()) {
@@ -49,7 +51,13 @@ public struct Worker: Sendable {
         var outcome = WorkerOutcome(job: job.id, pipeline: job.pipeline, base: job.base.description, status: "", promoted: false, message: "")
         let decision: RetuneDecision
         do {
-            decision = try Retune.run(job, registry: registry, shouldStop: { beat.lost }, onEvent: onEvent)
+            if Recheck.isRecheck(job) {
+                var options = recheck
+                options.shouldStop = { beat.lost }
+                decision = try Recheck.decision(job, registry: registry, options: options, onEvent: onEvent)
+            } else {
+                decision = try Retune.run(job, registry: registry, shouldStop: { beat.lost }, onEvent: onEvent)
+            }
             beat.stop()
         } catch {
             beat.stop()
@@ -68,7 +76,7 @@ public struct Worker: Sendable {
             return finish(&outcome, "lease-lost", e.message)
         }
         outcome.promoted = decision.promote != nil
-        if let spec = try? PipelineSpec.load(path: try registry.schedules().first { $0.pipeline == job.pipeline }?.specPath ?? ""),
+        if decision.notify, let spec = try? PipelineSpec.load(path: try registry.schedules().first { $0.pipeline == job.pipeline }?.specPath ?? ""),
            let n = spec.notify {
             let r = notifier.send(.object(decision.summary), notify: n, directory: spec.baseDirectory)
             try queue.annotate(job.id, key: "notify", value: r, detail: "notified: \((try? r.canonicalJSON()) ?? "")")

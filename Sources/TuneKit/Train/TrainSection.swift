@@ -131,6 +131,7 @@ public struct TrainSection: Codable, Hashable, Sendable {
     /// `train.openai:` (ManagedTrainConfig).
     static func managed(_ r: YAMLReader) -> ManagedTrainConfig {
         var m = ManagedTrainConfig(model: r.string("model", required: true) ?? "")
+        if let w = ManagedModelID.unpinnedWarning(m.model) { r.warn(r.value("model"), "model", w.message, hint: w.hint) }
         m.baseURL = r.string("base_url")
         if let u = m.baseURL, (try? OpenAIClient.apiRoot(u)) == nil {
             r.report(r.value("base_url"), "base_url", "expected an http(s) URL such as https://api.openai.com/v1, got \"\(redactedURL(u))\"")

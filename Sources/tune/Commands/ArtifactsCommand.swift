@@ -9,7 +9,7 @@ struct ArtifactsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "artifacts", abstract: "Registered artifacts: versions, aliases, lineage, content.",
         subcommands: [Add.self, List.self, Show.self, Lineage.self, Promote.self, Path.self, Verify.self, GC.self,
-                      Export.self, Exposure.self, Deprecate.self])
+                      Export.self, Exposure.self, Deprecate.self, History.self])
 
     // MARK: - Shared options
 

@@ -29,6 +29,7 @@ struct RunCommand: ParsableCommand {
         try reportingErrors {
             try global.apply()
             let spec = try PipelineSpec.load(path: pipeline, overrides: try overrides.map(PipelineOverride.init(argument:)))
+            Output.warnings(spec.warnings, json: global.json)
             if dryRun, !global.json {
                 for o in spec.overrides {
                     let was = o.previous.map { " (file: \($0))" } ?? " (not in the file)"

@@ -8,7 +8,7 @@ struct ScheduleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "schedule", abstract: "Scheduled re-tunes: on base upgrades and cron times, through a durable job queue.",
         subcommands: [Add.self, ScheduleTickCommand.self, ScheduleWorkerCommand.self, ScheduleStatusCommand.self,
-                      ScheduleHistoryCommand.self, ScheduleCancelCommand.self])
+                      ScheduleHistoryCommand.self, ScheduleCancelCommand.self, ScheduleRecheckCommand.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Record (or update) a pipeline's schedule: section in the registry.")

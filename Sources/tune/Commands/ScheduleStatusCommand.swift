@@ -17,7 +17,8 @@ struct ScheduleStatusCommand: ParsableCommand {
             let status = Status(schedules: try reg.schedules(), jobs: try JobQueue(registry: reg).jobs(limit: limit))
             if global.json { try Output.json(status); return }
             for s in status.schedules {
-                Output.text("schedule \(s.pipeline): \(s.baseFamily)@\(s.basePin ?? "latest")\(s.onBaseUpgrade ? ", on base upgrade" : "")\(s.cron.map { ", cron \"\($0)\"" } ?? "")")
+                let recheck = (try? Recheck.scheduled(s)).flatMap { $0 }.map { ", recheck \"\($0.expression)\"" } ?? ""
+                Output.text("schedule \(s.pipeline): \(s.baseFamily)@\(s.basePin ?? "latest")\(s.onBaseUpgrade ? ", on base upgrade" : "")\(s.cron.map { ", cron \"\($0)\"" } ?? "")\(recheck)")
             }
             for j in status.jobs {
                 let lease = j.leaseOwner.map { " lease \($0) until \(j.leaseExpiresAt ?? "?")" } ?? ""

@@ -8,12 +8,13 @@ struct ValidateCommand: ParsableCommand {
     @Argument(help: "The pipeline YAML file.") var pipeline: String
     @OptionGroup var global: GlobalOptions
 
-    struct Result: Encodable { var name: String; var base: String; var stages: [StageKind] }
+    struct Result: Encodable { var name: String; var base: String; var stages: [StageKind]; var warnings: [String] }
 
     func run() throws {
         try reportingErrors {
             let spec = try PipelineSpec.load(path: pipeline)
-            let result = Result(name: spec.name, base: spec.base, stages: spec.stages)
+            if !global.json { Output.warnings(spec.warnings) }
+            let result = Result(name: spec.name, base: spec.base, stages: spec.stages, warnings: spec.warnings.map(\.description))
             if global.json { try Output.json(result) } else {
                 Output.text("\(pipeline): ok — \(spec.name): \(spec.stages.map(\.rawValue).joined(separator: " → "))")
             }

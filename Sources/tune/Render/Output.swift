@@ -14,6 +14,16 @@ enum Output {
         FileHandle.standardOutput.write(Data("\n".utf8))
     }
 
+    /// A pipeline's validation warnings on stderr, one `warning: FILE:LINE:COL: FIELD: MESSAGE` each
+    /// (with `json`: one `{"event":"warning","message":…}` line each, so NDJSON on stderr stays NDJSON).
+    static func warnings(_ ws: [Diagnostic], json: Bool = false) {
+        for w in ws {
+            let line = json ? ((try? JSONValue.object(["event": .string("warning"), "message": .string(w.description)]).canonicalJSON()) ?? "")
+                            : "warning: \(w)"
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+
     static func text(_ s: String, terminator: String = "\n") {
         FileHandle.standardOutput.write(Data((s + terminator).utf8))
     }
