@@ -13,25 +13,45 @@ import TuneKit
 private let smolLMPath = packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
 private let smolLMAvailable = FileManager.default.fileExists(atPath: smolLMPath)
 
+/// The reply as lm-eval reads it. Decoded with JSONDecoder: Foundation's JSONSerialization on Linux can
+/// miss a Double's last bit, JSONDecoder (like Python's json) reads the printed value exactly.
+private struct Wire: Decodable {
+    var choices: [Choice]
+    struct Choice: Decodable {
+        var index: Int
+        var text: String
+        var logprobs: Logprobs?
+        var finish_reason: String?
+    }
+    struct Logprobs: Decodable {
+        var tokens: [String]
+        var token_logprobs: [Double?]
+        var top_logprobs: [[String: Double]?]
+        var text_offset: [Int]
+    }
+    /// Choices in `index` order, as lm-eval sorts them.
+    var sorted: [Choice] { choices.sorted { $0.index < $1.index } }
+}
+
 /// lm-eval's `parse_logprobs` on one choice: (Σ token_logprobs[ctxlen:-1], every one the top alternative).
-private func lmEvalParse(_ choice: [String: Any], ctxlen: Int) -> (Double, Bool)? {
-    guard let lp = choice["logprobs"] as? [String: Any], let tl = lp["token_logprobs"] as? [Any],
-          let top = lp["top_logprobs"] as? [Any], tl.count == top.count, ctxlen < tl.count else { return nil }
-    let toks = tl[ctxlen..<(tl.count - 1)].compactMap { $0 as? Double }
-    let tops = top[ctxlen..<(top.count - 1)].compactMap { $0 as? [String: Double] }
-    guard toks.count == tl.count - 1 - ctxlen, tops.count == toks.count else { return nil }
+private func lmEvalParse(_ choice: Wire.Choice, ctxlen: Int) -> (Double, Bool)? {
+    guard let lp = choice.logprobs, lp.token_logprobs.count == lp.top_logprobs.count, ctxlen < lp.token_logprobs.count else { return nil }
+    let toks = lp.token_logprobs[ctxlen..<(lp.token_logprobs.count - 1)].compactMap { $0 }
+    let tops = lp.top_logprobs[ctxlen..<(lp.top_logprobs.count - 1)].compactMap { $0 }
+    guard toks.count == lp.token_logprobs.count - 1 - ctxlen, tops.count == toks.count else { return nil }
     var greedy = true
     for (t, d) in zip(toks, tops) where t != d.values.max() { greedy = false; break }
     return (toks.reduce(0, +), greedy)
 }
 
+/// POSTs `body` to /v1/completions; the reply as a JSON object and, when it has choices, as `Wire`.
 private func post(_ client: some TestClientProtocol, _ f: ServeFixture, _ body: [String: Any],
-                  status: HTTPResponse.Status = .ok) async throws -> [String: Any] {
+                  status: HTTPResponse.Status = .ok) async throws -> ([String: Any], Wire?) {
     var h = f.auth
     h[.contentType] = "application/json"
     return try await client.execute(uri: "/v1/completions", method: .post, headers: h, body: try jsonBody(body)) { r in
         #expect(r.status == status, "\(String(buffer: r.body))")
-        return try json(r)
+        return (try json(r), try? JSONDecoder().decode(Wire.self, from: Data(r.body.readableBytesView)))
     }
 }
 
@@ -40,49 +60,48 @@ private func choices(_ o: [String: Any]) -> [[String: Any]] {
 }
 
 /// The log-likelihood requests of lm-eval against `model` served by `f`: each (context, continuation) as
-/// one token-id prompt; checks every echoed log-prob against `score(ids:)` and lm-eval's parse against
-/// the engine's teacher-forced sums and greedy flags.
+/// one token-id prompt; checks every echoed log-prob against `score(ids:)` (equal, bit for bit) and
+/// lm-eval's parse against the engine's teacher-forced scores.
 private func checkLoglikelihood(_ client: some TestClientProtocol, _ f: ServeFixture, model: String, engine m: LlamaModel,
                                 requests: [(ctx: [Int32], cont: [Int32])]) async throws {
     for maxTokens in [1, 0] {
         let body: [String: Any] = ["model": model, "prompt": requests.map { ($0.ctx + $0.cont).map(Int.init) },
                                    "temperature": 0, "max_tokens": maxTokens, "logprobs": 1, "seed": 1234, "echo": true]
-        let o = try await post(client, f, body)
+        let (o, wire) = try await post(client, f, body)
         #expect(o["object"] as? String == "text_completion")
         #expect(o["model"] as? String == model)
-        let cs = choices(o)
+        let cs = wire?.sorted ?? []
         #expect(cs.count == requests.count)
         for (i, (ctx, cont)) in requests.enumerated() {
             let ids = ctx + cont
-            guard i < cs.count, let lp = cs[i]["logprobs"] as? [String: Any], let tl = lp["token_logprobs"] as? [Any],
-                  let tokens = lp["tokens"] as? [String], let offsets = lp["text_offset"] as? [Int],
-                  let top = lp["top_logprobs"] as? [Any] else {
-                Issue.record("choice \(i): no logprobs object: \(cs)"); continue
-            }
-            #expect(tl.count == ids.count + maxTokens && tokens.count == tl.count && offsets.count == tl.count && top.count == tl.count)
-            #expect((tl.first as? NSNull) != nil, "the first token has nothing to condition on")
-            #expect((top.first as? NSNull) != nil)
-            #expect(offsets.first == 0 && zip(offsets, offsets.dropFirst()).allSatisfy { $0 <= $1 })
+            guard i < cs.count, let lp = cs[i].logprobs else { Issue.record("choice \(i): no logprobs object: \(o)"); continue }
+            let n = lp.token_logprobs.count
+            #expect(n == ids.count + maxTokens && lp.tokens.count == n && lp.text_offset.count == n && lp.top_logprobs.count == n)
+            #expect(lp.token_logprobs.first == .some(nil), "the first token has nothing to condition on")
+            #expect(lp.top_logprobs.first == .some(nil))
+            #expect(lp.text_offset.first == 0 && zip(lp.text_offset, lp.text_offset.dropFirst()).allSatisfy { $0 <= $1 })
+            #expect(Array(lp.tokens.prefix(ids.count)) == ids.map { CompletionEngine.tokenString(m.tokenizer, $0) })
             let exact = try m.score(ids: ids).tokenLogprobs
-            let served = tl[1..<ids.count].compactMap { $0 as? Double }
-            #expect(served.count == exact.count)
-            for (j, (a, b)) in zip(served, exact).enumerated() { #expect(a == b, "prompt \(i) token \(j + 1): served \(a), engine \(b)") }
-            for t in top.dropFirst() { #expect((t as? [String: Double])?.count == 1, "logprobs: 1 → one alternative") }
+            let served = lp.token_logprobs[1..<ids.count].compactMap { $0 }
+            #expect(served == exact, "prompt \(i): the served log-probs are score(ids:)'s")
+            for t in lp.top_logprobs.dropFirst() { #expect(t?.count == 1, "logprobs: 1 → one alternative") }
             if maxTokens == 1 {
                 // lm-eval's reading: the continuation's summed log-prob and whether greedy decoding would produce it.
-                let want = try m.scoreTargets([(ids, Array(ctx.count..<ids.count))])[0]
                 let got = lmEvalParse(cs[i], ctxlen: ctx.count)
                 #expect(got != nil)
                 if let got {
-                    #expect(abs(got.0 - want.logprobs.reduce(0, +)) < 1e-9, "prompt \(i): \(got.0) vs \(want.logprobs.reduce(0, +))")
+                    #expect(got.0 == exact[(ctx.count - 1)...].reduce(0, +), "prompt \(i)")
+                    // scoreTargets (the evaluator's path) runs the LM head over other row groups: equal within 1e-4.
+                    let want = try m.scoreTargets([(ids, Array(ctx.count..<ids.count))])[0]
+                    #expect(abs(got.0 - want.logprobs.reduce(0, +)) < 1e-4, "prompt \(i): \(got.0) vs \(want.logprobs.reduce(0, +))")
                     #expect(got.1 == want.greedyHits.allSatisfy { $0 }, "prompt \(i): is_greedy")
                 }
                 // The one generated token is greedy generate's first.
                 let g = try m.generate(promptIDs: ids, options: GenerationOptions(maxTokens: 1, stopAtEOS: false))
-                if let gid = g.ids.first { #expect(tokens.last == CompletionEngine.tokenString(m.tokenizer, gid)) }
+                if let gid = g.ids.first { #expect(lp.tokens.last == CompletionEngine.tokenString(m.tokenizer, gid)) }
             } else {
-                #expect(cs[i]["finish_reason"] as? String == "length")
-                #expect(cs[i]["text"] as? String == m.tokenizer.decode(ids), "echo returns the prompt")
+                #expect(cs[i].finish_reason == "length")
+                #expect(cs[i].text == m.tokenizer.decode(ids), "echo returns the prompt")
             }
         }
         let usage = o["usage"] as? [String: Any]
@@ -121,16 +140,14 @@ private func checkLoglikelihood(_ client: some TestClientProtocol, _ f: ServeFix
             try await checkLoglikelihood(client, f, model: f.config.modelID, engine: m, requests: reqs)
             // A text prompt is tokenized as `tune score --text` tokenizes it: the same numbers.
             let text = "Shipping documents: a packing list and a commercial invoice."
-            let o = try await post(client, f, ["model": f.config.modelID, "prompt": text, "echo": true, "logprobs": 3, "max_tokens": 0])
-            let c = choices(o).first
-            #expect(c?["text"] as? String == text)
-            let lp = c?["logprobs"] as? [String: Any]
-            let served = (lp?["token_logprobs"] as? [Any] ?? []).dropFirst().compactMap { $0 as? Double }
+            let (_, wire) = try await post(client, f, ["model": f.config.modelID, "prompt": text, "echo": true, "logprobs": 3, "max_tokens": 0])
+            let c = wire?.sorted.first
+            #expect(c?.text == text)
+            let served = (c?.logprobs?.token_logprobs ?? []).dropFirst().compactMap { $0 }
             let exact = try m.score(ids: tok.encodeAddingBOS(text)).tokenLogprobs
-            #expect(served.count == exact.count && !exact.isEmpty)
-            for (a, b) in zip(served, exact) { #expect(abs(a - b) < 1e-4) ; #expect(a == b) }
-            #expect((lp?["top_logprobs"] as? [Any] ?? []).dropFirst().allSatisfy { ($0 as? [String: Double])?.count == 3 })
-            #expect((lp?["text_offset"] as? [Int])?.last ?? 0 < text.unicodeScalars.count)
+            #expect(served == exact && !exact.isEmpty)
+            #expect((c?.logprobs?.top_logprobs ?? []).dropFirst().allSatisfy { $0?.count == 3 })
+            #expect((c?.logprobs?.text_offset.last ?? .max) < text.unicodeScalars.count)
         }
     }
 
@@ -144,7 +161,7 @@ private func checkLoglikelihood(_ client: some TestClientProtocol, _ f: ServeFix
         let g = try m.generate(promptIDs: ids, options: GenerationOptions(maxTokens: 6))
         try await f.live { client in
             // Plain greedy completion: generate's text; logprobs of the generated tokens only.
-            var o = try await post(client, f, ["model": "tiny", "prompt": prompt, "max_tokens": 6, "temperature": 0, "logprobs": 2])
+            var o = try await post(client, f, ["model": "tiny", "prompt": prompt, "max_tokens": 6, "temperature": 0, "logprobs": 2]).0
             var c = choices(o).first ?? [:]
             #expect(c["text"] as? String == g.text)
             #expect(c["finish_reason"] as? String == (g.finishReason == .stop ? "stop" : "length"))
@@ -154,7 +171,7 @@ private func checkLoglikelihood(_ client: some TestClientProtocol, _ f: ServeFix
             #expect((lp?["tokens"] as? [String]) == g.ids.map { CompletionEngine.tokenString(tok, $0) })
             #expect((o["usage"] as? [String: Any])?["completion_tokens"] as? Int == g.ids.count)
             // Echo without logprobs: prompt + completion, logprobs null.
-            o = try await post(client, f, ["model": "tiny", "prompt": [prompt, "x"], "max_tokens": 6, "temperature": 0, "echo": true])
+            o = try await post(client, f, ["model": "tiny", "prompt": [prompt, "x"], "max_tokens": 6, "temperature": 0, "echo": true]).0
             c = choices(o).first ?? [:]
             #expect(choices(o).count == 2)
             #expect(c["text"] as? String == prompt + g.text)
@@ -162,7 +179,7 @@ private func checkLoglikelihood(_ client: some TestClientProtocol, _ f: ServeFix
             // A stop string cuts the text before it.
             if g.text.count >= 3 {
                 let cut = String(g.text.dropFirst(1).prefix(2))
-                o = try await post(client, f, ["model": "tiny", "prompt": prompt, "max_tokens": 6, "temperature": 0, "stop": [cut]])
+                o = try await post(client, f, ["model": "tiny", "prompt": prompt, "max_tokens": 6, "temperature": 0, "stop": [cut]]).0
                 c = choices(o).first ?? [:]
                 let text = c["text"] as? String ?? "?"
                 #expect(g.text.hasPrefix(text) && !text.contains(cut), "\(text) vs \(g.text), stop \(cut)")
@@ -219,9 +236,8 @@ private func checkLoglikelihood(_ client: some TestClientProtocol, _ f: ServeFix
         #expect(zip(want, baseLP).contains { abs($0 - $1) > 1e-3 }, "the adapter changes the log-probs")
         try await f.live { client in
             for (model, engine) in [("helper", want), ("tiny", baseLP)] {
-                let o = try await post(client, f, ["model": model, "prompt": ids.map(Int.init), "echo": true, "logprobs": 1, "max_tokens": 0])
-                let lp = choices(o).first?["logprobs"] as? [String: Any]
-                let served = (lp?["token_logprobs"] as? [Any] ?? []).dropFirst().compactMap { $0 as? Double }
+                let (_, wire) = try await post(client, f, ["model": model, "prompt": ids.map(Int.init), "echo": true, "logprobs": 1, "max_tokens": 0])
+                let served = (wire?.sorted.first?.logprobs?.token_logprobs ?? []).dropFirst().compactMap { $0 }
                 #expect(served == engine, "\(model)")
             }
         }
@@ -232,7 +248,7 @@ private func checkLoglikelihood(_ client: some TestClientProtocol, _ f: ServeFix
         defer { f.cleanUp() }
         try await f.live { client in
             func expectError(_ body: [String: Any], status: HTTPResponse.Status = .badRequest, param: String?, code: String? = nil) async throws {
-                let o = try await post(client, f, body, status: status)
+                let o = try await post(client, f, body, status: status).0
                 let e = o["error"] as? [String: Any]
                 #expect(e?["message"] is String && e?["type"] is String)
                 if let param { #expect(e?["param"] as? String == param, "\(o)") }
