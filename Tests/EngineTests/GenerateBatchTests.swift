@@ -74,6 +74,10 @@ private func expectSameAsSequential(_ m: LlamaModel, _ prompts: [BatchPrompt], m
         defer { try? FileManager.default.removeItem(at: dir) }
         #expect(throws: EngineError.self) { try m.generateBatch([BatchPrompt(promptIDs: [], options: .init())]) }
         #expect(throws: EngineError.self) { try m.generateBatch([BatchPrompt(promptIDs: [1], options: .init())], maxBatch: 0) }
+        #expect(throws: EngineError.self) {
+            try m.generateBatch([BatchPrompt(promptIDs: [1, 2], options: .init(maxTokens: m.config.contextLength))])
+        }
+        #expect(throws: EngineError.self) { try m.generateBatch([BatchPrompt(promptIDs: [1, Int32(m.config.vocabSize)], options: .init())]) }
         #expect(try m.generateBatch([]).isEmpty)
     }
 }

@@ -86,6 +86,14 @@ extension LlamaModel {
             guard p.options.maxTokens >= 0 else {
                 throw EngineError(.invalidArgument, "generateBatch: prompt \(i): max tokens must be >= 0, got \(p.options.maxTokens)")
             }
+            // Checked up front: a failure inside a shared step would lose every sequence of the batch.
+            guard p.promptIDs.count + p.options.maxTokens <= config.contextLength else {
+                throw EngineError(.invalidArgument, "generateBatch: prompt \(i): \(p.promptIDs.count) tokens + max tokens \(p.options.maxTokens) "
+                                  + "exceed the context length \(config.contextLength)")
+            }
+            if let bad = p.promptIDs.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+                throw EngineError(.invalidArgument, "generateBatch: prompt \(i): token id \(bad) is outside the vocabulary [0, \(config.vocabSize))")
+            }
         }
         var results = [Generation?](repeating: nil, count: prompts.count)
         try decodeBatch(waiting: Array(prompts.indices), prompts: prompts, live: [], maxBatch: maxBatch, prefillRows: prefillRows) {
