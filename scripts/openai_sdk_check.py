@@ -102,6 +102,26 @@ def main():
     assert "".join(pieces) == whole.choices[0].message.content, ("".join(pieces), whole.choices[0].message.content)
     step(f"stream ({model}): {''.join(pieces)!r} == non-streamed")
 
+    # Legacy completions as lm-evaluation-harness's local-completions sends a log-likelihood request:
+    # token-id prompts, echo, logprobs=1, max_tokens=1, then its parse (sum of token_logprobs[ctxlen:-1]).
+    ctxs, conts = [[3, 5, 7, 9], [11, 12]], [[4, 6], [13]]
+    ll = client.completions.create(model=model, prompt=[c + d for c, d in zip(ctxs, conts)], echo=True, logprobs=1,
+                                   max_tokens=1, temperature=0, seed=1234)
+    assert ll.object == "text_completion" and len(ll.choices) == 2, ll
+    for choice, ctx, cont in zip(sorted(ll.choices, key=lambda c: c.index), ctxs, conts):
+        lp = choice.logprobs
+        assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None, lp
+        assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == len(ctx) + len(cont) + 1
+        part = lp.token_logprobs[len(ctx):-1]
+        assert len(part) == len(cont) and all(isinstance(x, float) and x <= 0 for x in part), part
+        greedy = all(t == max(top.values()) for t, top in zip(part, lp.top_logprobs[len(ctx):-1]))
+        step(f"completions log-likelihood: {sum(part):.4f}, greedy {greedy}")
+    text = client.completions.create(model=model, prompt="Say hi", max_tokens=6, temperature=0)
+    streamed = "".join(c.choices[0].text for c in client.completions.create(model=model, prompt="Say hi", max_tokens=6,
+                                                                             temperature=0, stream=True) if c.choices)
+    assert streamed == text.choices[0].text, (streamed, text.choices[0].text)
+    step(f"completions ({model}): {text.choices[0].text!r} == streamed")
+
     try:
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
         raise SystemExit("an unknown model was accepted")

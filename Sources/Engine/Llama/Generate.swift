@@ -94,15 +94,31 @@ extension LlamaModel {
             throw EngineError(.invalidArgument, "max tokens must be >= 0, got \(options.maxTokens)")
         }
         let session = makeSession(contextLength: min(config.contextLength, promptIDs.count + options.maxTokens + 1))
+        let t0 = DispatchTime.now()
+        let logits = try session.logits(for: promptIDs)
+        let t1 = DispatchTime.now()
+        var g = try generate(continuing: session, logits: logits, promptIDs: promptIDs, options: options, onText: onText)
+        g.promptSeconds = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
+        return g
+    }
+
+    /// Continues a generation from a session that already holds `promptIDs`, `logits` being the logits
+    /// after its last token. `onToken` sees each generated token with the logits it was chosen from
+    /// (before a stop token ends the generation, it is not called for that token).
+    public func generate(continuing session: LlamaSession, logits first: [Float], promptIDs: [Int32], options: GenerationOptions,
+                         onToken: (Int32, [Float]) -> Void = { _, _ in },
+                         onText: (String) -> Bool = { _ in true }) throws -> Generation {
+        guard options.maxTokens >= 0 else {
+            throw EngineError(.invalidArgument, "max tokens must be >= 0, got \(options.maxTokens)")
+        }
         var sampler = Sampler(temperature: options.temperature, topP: options.topP, seed: options.seed)
         var stops = options.stopTokens
         if options.stopAtEOS, let eos = tokenizer.eosID { stops.insert(eos) }
         var masked = stops
         if let eos = tokenizer.eosID { masked.insert(eos) }
 
-        let t0 = DispatchTime.now()
-        var logits = try session.logits(for: promptIDs)
         let t1 = DispatchTime.now()
+        var logits = first
         var out: [Int32] = [], pending: [UInt8] = [], text = ""
         var reason = FinishReason.length
         while out.count < options.maxTokens {
@@ -111,6 +127,7 @@ extension LlamaModel {
             }
             let next = sampler.sample(logits)
             if stops.contains(next) { reason = .stop; break }
+            onToken(next, logits)
             out.append(next)
             pending += tokenizer.decodeBytes([next])
             let (piece, rest) = UTF8Stream.split(pending)
@@ -128,16 +145,15 @@ extension LlamaModel {
             _ = onText(tail)
         }
         let t2 = DispatchTime.now()
-        return Generation(promptIDs: promptIDs, ids: out, text: text, finishReason: reason,
-                          promptSeconds: Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9,
+        return Generation(promptIDs: promptIDs, ids: out, text: text, finishReason: reason, promptSeconds: 0,
                           generateSeconds: Double(t2.uptimeNanoseconds - t1.uptimeNanoseconds) / 1e9)
     }
 }
 
 /// Splits a byte buffer into the longest prefix that is complete UTF-8 and the incomplete tail
 /// (at most 3 bytes of a multi-byte character still to come).
-enum UTF8Stream {
-    static func split(_ bytes: [UInt8]) -> (String, [UInt8]) {
+public enum UTF8Stream {
+    public static func split(_ bytes: [UInt8]) -> (String, [UInt8]) {
         var cut = bytes.count
         // Walk back over at most 3 continuation bytes to the last lead byte.
         var i = bytes.count - 1, back = 0

@@ -5,7 +5,8 @@
 //   prefill   all prompts in one batched forward → each prompt's cache + logits L0 after it
 //   score     each continuation runs from a copy of its prompt's cache (all copies in one forward);
 //             ln p(cont[j] | prompt, cont[..<j]) from L0 (j = 0) or the row after cont[j-1]
-//   generate  greedy, one row per unfinished sequence per step, all sequences in one forward
+//   generate  greedy, one row per unfinished sequence per step, all sequences in one forward and one
+//             LM-head call (`decodeBatch`, GenerateBatch.swift)
 //
 // Same numbers as scoring `prompt + continuation` from scratch (`score(ids:)`) and as `generate`
 // with temperature 0, without repeating the prompt's forward once per option.
@@ -67,7 +68,7 @@ extension LlamaModel {
         let longest = tasks.map { t in max(t.maxNewTokens + 1, t.continuations.map(\.ids.count).max() ?? 0) }
         let sessions = tasks.indices.map { makeSession(contextLength: tasks[$0].prompt.count + longest[$0]) }
         let acts = Activations()
-        var hidden = try forwardHidden(Array(zip(sessions, tasks.map(\.prompt))).map { ($0, $1) }, acts: acts)
+        let hidden = try forwardHidden(Array(zip(sessions, tasks.map(\.prompt))).map { ($0, $1) }, acts: acts)
         var l0 = [Float](repeating: 0, count: tasks.count * V)
         var row = 0
         try l0.withUnsafeMutableBufferPointer { buf in
@@ -123,35 +124,19 @@ extension LlamaModel {
             }
         }
 
-        // Greedy generation, all unfinished sequences in one forward per step.
-        var stops = stopTokens
-        if let eos = tokenizer.eosID { stops.insert(eos) }
+        // Greedy generation from the prefilled caches: generateBatch's loop, one forward per step.
         var generated = [[Int32]](repeating: [], count: tasks.count)
         var reason = [FinishReason](repeating: .length, count: tasks.count)
-        var next: [Int32] = tasks.indices.map { i in
-            l0.withUnsafeBufferPointer { buf in
-                var best = 0
-                for v in 1..<V where buf[i * V + v] > buf[i * V + best] { best = v }
-                return Int32(best)
-            }
+        let live = tasks.indices.filter { tasks[$0].maxNewTokens > 0 }.map { i -> DecodeSequence in
+            let s = DecodeSequence(index: i, promptIDs: tasks[i].prompt, session: sessions[i],
+                                   options: GenerationOptions(maxTokens: tasks[i].maxNewTokens, stopTokens: stopTokens),
+                                   eos: tokenizer.eosID)
+            s.logits = Array(l0[(i * V)..<((i + 1) * V)])
+            return s
         }
-        var active = tasks.indices.filter { tasks[$0].maxNewTokens > 0 }
-        while !active.isEmpty {
-            var feed: [Int] = []
-            for i in active {
-                if stops.contains(next[i]) { reason[i] = .stop; continue }
-                generated[i].append(next[i])
-                if generated[i].count < tasks[i].maxNewTokens { feed.append(i) }
-            }
-            active = feed
-            guard !active.isEmpty else { break }
-            hidden = try forwardHidden(active.map { (sessions[$0], [next[$0]]) }, acts: acts)
-            for (r, i) in active.enumerated() {
-                try lmHead(hidden + r * C, rows: 1, into: logits)
-                var best = 0
-                for v in 1..<V where logits[v] > logits[best] { best = v }
-                next[i] = Int32(best)
-            }
+        try decodeBatch(waiting: [], prompts: [], live: live, maxBatch: max(1, live.count), prefillRows: 0) { s in
+            generated[s.index] = s.out
+            reason[s.index] = s.reason
         }
         return tasks.indices.map { PromptResult(scores: scores[$0], generated: generated[$0], finishReason: reason[$0]) }
     }

@@ -13,6 +13,8 @@ final class ServeMetrics: @unchecked Sendable {
     private var tokensTrained = 0
     private var promptTokens = 0
     private var completionTokens = 0
+    private var textPromptTokens = 0
+    private var textCompletionTokens = 0
     private var rateLimited = 0
 
     func observe(method: String, route: String, status: Int, seconds: Double) {
@@ -27,6 +29,9 @@ final class ServeMetrics: @unchecked Sendable {
 
     func addTrained(tokens: Int) { lock.lock(); tokensTrained += tokens; lock.unlock() }
     func addChat(prompt: Int, completion: Int) { lock.lock(); promptTokens += prompt; completionTokens += completion; lock.unlock() }
+    func addCompletion(prompt: Int, completion: Int) {
+        lock.lock(); textPromptTokens += prompt; textCompletionTokens += completion; lock.unlock()
+    }
     func addRateLimited() { lock.lock(); rateLimited += 1; lock.unlock() }
 
     /// The exposition text. `jobs` are the counts by status read from the database at scrape time.
@@ -61,6 +66,10 @@ final class ServeMetrics: @unchecked Sendable {
         out += "tune_chat_prompt_tokens_total \(promptTokens)\n"
         out += "# HELP tune_chat_completion_tokens_total Generated tokens of chat completions.\n# TYPE tune_chat_completion_tokens_total counter\n"
         out += "tune_chat_completion_tokens_total \(completionTokens)\n"
+        out += "# HELP tune_completions_prompt_tokens_total Prompt tokens of legacy completions (/v1/completions).\n# TYPE tune_completions_prompt_tokens_total counter\n"
+        out += "tune_completions_prompt_tokens_total \(textPromptTokens)\n"
+        out += "# HELP tune_completions_completion_tokens_total Generated tokens of legacy completions.\n# TYPE tune_completions_completion_tokens_total counter\n"
+        out += "tune_completions_completion_tokens_total \(textCompletionTokens)\n"
         out += "# HELP tune_rate_limited_total Requests refused with 429.\n# TYPE tune_rate_limited_total counter\n"
         out += "tune_rate_limited_total \(rateLimited)\n"
         return out

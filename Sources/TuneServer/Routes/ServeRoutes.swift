@@ -1,4 +1,4 @@
-// ServeRoutes — the route table: files, fine-tuning jobs, models, chat completions and metrics.
+// ServeRoutes — the route table: files, fine-tuning jobs, models, chat and legacy completions, metrics.
 // Each group lives in its own `Routes+<Group>.swift`; the handlers only parse, call the store,
 // worker or model host, and render OpenAI's shapes.
 
@@ -32,6 +32,7 @@ struct ServeRoutes {
         addJobRoutes(to: router)
         addModelRoutes(to: router)
         addChatRoutes(to: router)
+        addCompletionRoutes(to: router)
         router.get("/metrics") { _, _ in
             let text = state.metrics.render(jobs: try state.store.countsByStatus())
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
