@@ -5,12 +5,14 @@
 //   prefill   all prompts in one batched forward → each prompt's cache + logits L0 after it
 //   score     each continuation runs from a copy of its prompt's cache (all copies in one forward);
 //             ln p(cont[j] | prompt, cont[..<j]) from L0 (j = 0) or the row after cont[j-1]
-//   generate  greedy, one row per unfinished sequence per step, all sequences in one forward
+//   generate  greedy, one row per unfinished sequence per step, all sequences in one forward;
+//             each chosen token's ln p is kept (an answer's confidence)
 //
 // Same numbers as scoring `prompt + continuation` from scratch (`score(ids:)`) and as `generate`
 // with temperature 0, without repeating the prompt's forward once per option.
 
 import CKernels
+import Foundation
 
 /// A prompt and what to do with it.
 public struct PromptTask: Sendable {
@@ -35,6 +37,9 @@ public struct PromptResult: Sendable, Equatable {
     /// Greedy continuation, without the stop token that ended it.
     public var generated: [Int32]
     public var finishReason: FinishReason
+    /// ln p of each greedy token as it was chosen: one per `generated` token, then (when a stop token
+    /// ended it, `finishReason == .stop`) that stop token's. The mean is the answer's confidence.
+    public var generatedLogprobs: [Double] = []
 }
 
 extension LlamaSession {
@@ -127,18 +132,24 @@ extension LlamaModel {
         var stops = stopTokens
         if let eos = tokenizer.eosID { stops.insert(eos) }
         var generated = [[Int32]](repeating: [], count: tasks.count)
+        var lps = [[Double]](repeating: [], count: tasks.count)
         var reason = [FinishReason](repeating: .length, count: tasks.count)
-        var next: [Int32] = tasks.indices.map { i in
-            l0.withUnsafeBufferPointer { buf in
-                var best = 0
-                for v in 1..<V where buf[i * V + v] > buf[i * V + best] { best = v }
-                return Int32(best)
-            }
+        /// The argmax of a logits row and its log-probability (row[best] − logsumexp(row)).
+        func greedy(_ row: UnsafePointer<Float>) -> (Int32, Double) {
+            var best = 0
+            for v in 1..<V where row[v] > row[best] { best = v }
+            let top = Double(row[best])
+            var sum = 0.0
+            for v in 0..<V { sum += exp(Double(row[v]) - top) }
+            return (Int32(best), -log(sum))
         }
         var active = tasks.indices.filter { tasks[$0].maxNewTokens > 0 }
+        var next = [Int32](repeating: 0, count: tasks.count), nextLP = [Double](repeating: 0, count: tasks.count)
+        for i in active { (next[i], nextLP[i]) = l0.withUnsafeBufferPointer { greedy($0.baseAddress! + i * V) } }
         while !active.isEmpty {
             var feed: [Int] = []
             for i in active {
+                lps[i].append(nextLP[i])
                 if stops.contains(next[i]) { reason[i] = .stop; continue }
                 generated[i].append(next[i])
                 if generated[i].count < tasks[i].maxNewTokens { feed.append(i) }
@@ -148,11 +159,11 @@ extension LlamaModel {
             hidden = try forwardHidden(active.map { (sessions[$0], [next[$0]]) }, acts: acts)
             for (r, i) in active.enumerated() {
                 try lmHead(hidden + r * C, rows: 1, into: logits)
-                var best = 0
-                for v in 1..<V where logits[v] > logits[best] { best = v }
-                next[i] = Int32(best)
+                (next[i], nextLP[i]) = greedy(logits)
             }
         }
-        return tasks.indices.map { PromptResult(scores: scores[$0], generated: generated[$0], finishReason: reason[$0]) }
+        return tasks.indices.map {
+            PromptResult(scores: scores[$0], generated: generated[$0], finishReason: reason[$0], generatedLogprobs: lps[$0])
+        }
     }
 }
