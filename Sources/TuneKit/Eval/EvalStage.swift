@@ -1,7 +1,8 @@
 // EvalStage — the pipeline's eval stage: base, base + the trained adapter and the merge stage's
 // output (when there is one) on the prepared eval split, as `eval:` declares (EvalConfig). The
 // report (JSON + Markdown + HTML) is registered and linked to what it evaluates; a failed gate stops
-// the pipeline before register (exit 1) and is never cached, so a re-run evaluates again.
+// the pipeline before register (exit 1) and is never cached, so a re-run evaluates again. With
+// `eval.routing` a passing eval also registers a `router` artifact (RouterArtifact.swift).
 
 import Engine
 import Foundation
@@ -61,6 +62,7 @@ extension Stages.Eval {
         let base = try LlamaModel.load(path: basePath)
         let baseName = (basePath as NSString).lastPathComponent
         var inputs: [ArtifactID: String] = [dataset.artifact.id: "data"]
+        var evaluated: [ModelRole: Artifact] = [:]   // the routed model becomes a router's `local` input
         var subjects = ["base": baseName]
         var evals: [ModelEvaluation] = []
         let evalItems = Evaluator.items(examples).count   // what the Evaluator counts (one per assistant turn)
@@ -88,6 +90,7 @@ extension Stages.Eval {
             let adapter = trained.artifact, dir = trained.directory
             try evaluate(try base.loadingAdapter(directory: dir), .adapter, adapter.ref)
             inputs[adapter.id] = "evaluated"
+            evaluated[.adapter] = adapter
             subjects["adapter"] = adapter.ref
             curve = try TrainingCurve.load(adapterDirectory: dir)
             // Measured: tokens trained ÷ the run's tokens/s.
@@ -101,6 +104,7 @@ extension Stages.Eval {
             let model = merged.isAdapter ? try base.loadingAdapter(directory: merged.path) : try LlamaModel.load(path: merged.modelPath)
             try evaluate(model, .merged, merged.artifact.ref)
             inputs[merged.artifact.id] = "evaluated"
+            evaluated[.merged] = merged.artifact
             subjects["merged"] = merged.artifact.ref
         }
         if !config.references.isEmpty {
@@ -150,7 +154,11 @@ extension Stages.Eval {
         if let g = report.gate, !g.passed {
             throw TuneError(.gateFailed, "\(spec.name): eval gate failed — \(g.summary); report \(artifact.ref)")
         }
-        return [artifact]
+        guard let routing = report.routing else { return [artifact] }
+        let router = try c.registerRouter(routing, config: config, report: artifact, models: evaluated)
+        c.progress("router \(router.ref): \(routing.chosenOn.label) (\(routing.rule)) → on the held-out half "
+                   + String(format: "%.1f%% accurate, %.1f%% escalated", 100 * routing.reportedOn.accuracy, 100 * routing.reportedOn.escalationRate))
+        return [artifact, router]
     }
 }
 

@@ -1,0 +1,83 @@
+// RoutingPipelineTests — `tune run` (PipelineRunner) with `eval.routing`: prepare → train (2 QLoRA
+// steps on the tiny model) → eval against a scripted loopback reference; the eval stage registers
+// `PIPELINE-router` (kind `router`) linked to its eval report and to the adapter, with τ and both
+// halves' figures in its metadata and router.json, and the API key nowhere in them.
+import Engine
+import Foundation
+import LoopbackHTTP
+import Testing
+@testable import TuneKit
+
+@Suite struct RoutingPipelineTests {
+    @Test func evalRegistersARouterWithLineage() throws {
+        let key = "sk-router-SECRET-9f"
+        let p = try FakeProvider(lifetime: 300)
+        p.requiredKey = key
+        // Right on even docs, wrong on odd ones; usage 40 + i prompt, 2 completion tokens.
+        p.chat = { _, messages in
+            let i = Int((messages.last { $0["role"] == "user" }?["content"] ?? "").filter(\.isNumber)) ?? 1
+            return (i % 2 == 0 ? "c\(i % 3)" : "nope", 40 + i, 2)
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tune-routing-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try TinyLlama.writeGGUF(to: dir.appendingPathComponent("tiny.gguf").path, config: .tiny, seed: 2, weightType: .q8_0)
+        func rows(_ r: Range<Int>) -> String { r.map { #"{"prompt": "doc \#($0)", "completion": "c\#($0 % 3)"}"# }.joined(separator: "\n") + "\n" }
+        try rows(100..<116).write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
+        try rows(0..<6).write(to: dir.appendingPathComponent("eval.jsonl"), atomically: true, encoding: .utf8)
+        let yaml = """
+            name: tiny-route
+            base: tiny.gguf
+            registry: reg.sqlite
+            seed: 5
+            prepare: {train: data.jsonl, eval: eval.jsonl}
+            train:
+              method: qlora
+              lora: {rank: 4, alpha: 8, dropout: 0.0}
+              max_steps: 2
+              batch_size: 4
+              lr: 0.01
+              seq_len: 128
+            eval:
+              metrics: [exact_match]
+              max_new_tokens: 3
+              reference:
+                - {name: closed, model: gpt-x, base_url: "\(p.url)", api_key_env: ROUTE_KEY, input_per_million: 10, output_per_million: 40}
+              costs: {hardware_per_hour: 2}
+              routing: {reference: closed, max_escalation: 0.5}
+            """
+        let path = dir.appendingPathComponent("p.yaml").path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        var opts = RunOptions()
+        opts.blobRoot = dir.appendingPathComponent("blobs").path
+        opts.environment = ["ROUTE_KEY": key]
+        let summary = try PipelineRunner(spec: try PipelineSpec.load(path: path), options: opts).run()
+        let eval = try #require(summary.stages.first { $0.stage == .eval })
+        #expect(eval.outputs == ["tiny-route-eval@1", "tiny-route-router@1"], "\(eval.outputs)")
+
+        let reg = try Registry.open(path: dir.appendingPathComponent("reg.sqlite").path, blobRoot: opts.blobRoot)
+        let router = try reg.resolve("tiny-route-router@1")
+        #expect(router.kind == .router)
+        let m = router.metadata
+        #expect(m["reference"] == .string("closed") && m["reference_model"] == .string("gpt-x") && m["reference_base_url"] == .string(p.url + "/v1"))
+        #expect(m["local"] == .string("adapter") && m["local_ref"] == .string("tiny-route-adapter@1") && m["confidence"] == .string("mean_token_logprob"))
+        #expect(m["rule"] == .string("max_escalation 0.5") && m["met"] == .bool(true) && m["eval_report"] == .string("tiny-route-eval@1"))
+        #expect(m["chosen_on_examples"] == .number(3) && m["reported_on_examples"] == .number(3))
+        let inputs = try reg.inputs(of: router.id).map { ($0.artifact.ref, $0.role) }
+        #expect(Set(inputs.map { "\($0.0) \($0.1)" }) == ["tiny-route-eval@1 measured_by", "tiny-route-adapter@1 local"], "\(inputs)")
+
+        // router.json agrees with the eval report's routing section; the key is in neither.
+        let file = try #require(reg.path(of: router))
+        let spec = try JSONDecoder().decode(RouterSpec.self, from: Data(contentsOf: URL(fileURLWithPath: file)))
+        let reportDir = try #require(reg.path(of: try reg.resolve("tiny-route-eval@1")))
+        let report = try JSONDecoder().decode(EvalReport.self, from: Data(contentsOf: URL(fileURLWithPath: reportDir + "/report.json")))
+        let routing = try #require(report.routing)
+        #expect(spec.chosenOn == routing.chosenOn && spec.reportedOn == routing.reportedOn && spec.tau == routing.tau && spec.apiKeyEnv == "ROUTE_KEY")
+        if let tau = spec.tau { #expect(m["tau"] == .number(tau)) } else { #expect(m["tau"] == nil) }
+        #expect(routing.reportedOn.escalationRate <= 1 && routing.curve.count >= 2)
+        for blob in [file, reportDir + "/report.json", reportDir + "/report.html"] {
+            #expect(!(try String(contentsOfFile: blob, encoding: .utf8)).contains(key), "\(blob)")
+        }
+        #expect(!"\(m)".contains(key))
+    }
+}
