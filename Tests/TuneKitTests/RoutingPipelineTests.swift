@@ -1,7 +1,8 @@
 // RoutingPipelineTests — `tune run` (PipelineRunner) with `eval.routing`: prepare → train (2 QLoRA
 // steps on the tiny model) → eval against a scripted loopback reference; the eval stage registers
 // `PIPELINE-router` (kind `router`) linked to its eval report and to the adapter, with τ and both
-// halves' figures in its metadata and router.json, and the API key nowhere in them.
+// halves' figures in its metadata and router.json, and the API key nowhere in them. A v5 registry (its
+// kind CHECK without `router`) gains the kind by migration v6, rows and ids intact.
 import Engine
 import Foundation
 import LoopbackHTTP
@@ -79,5 +80,43 @@ import Testing
             #expect(!(try String(contentsOfFile: blob, encoding: .utf8)).contains(key), "\(blob)")
         }
         #expect(!"\(m)".contains(key))
+    }
+
+    @Test(arguments: RegistryBackend.allCases) func version5RegistryGainsTheRouterKind(_ backend: RegistryBackend) throws {
+        let t = try TempRegistry(backend)
+        defer { try? FileManager.default.removeItem(at: t.dir) }
+        let v5Kinds = "'dataset', 'adapter', 'merged-model', 'eval-report', 'base-model', 'managed-model'"
+        try t.registry.database.write { c in
+            if RegistryLocation.isPostgres(t.registry.path) {
+                try c.execute("ALTER TABLE artifacts DROP CONSTRAINT artifacts_kind_check", [])
+                try c.execute("ALTER TABLE artifacts ADD CONSTRAINT artifacts_kind_check CHECK (kind IN (\(v5Kinds)))", [])
+                try c.execute("UPDATE tune_schema SET version = 5", [])
+            } else {
+                try c.execute("DROP TABLE artifacts", [])
+                try c.execute("""
+                    CREATE TABLE artifacts (id INTEGER PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN (\(v5Kinds))), name TEXT NOT NULL,
+                        version INTEGER NOT NULL CHECK (version >= 1), sha256 TEXT NOT NULL CHECK (length(sha256) = 64), size INTEGER NOT NULL,
+                        layout TEXT NOT NULL CHECK (layout IN ('file', 'directory', 'reference')), uri TEXT NOT NULL,
+                        metadata TEXT NOT NULL DEFAULT '{}', base_family TEXT, base_version TEXT, license TEXT, dataset_source TEXT,
+                        data_terms TEXT, created_by TEXT NOT NULL, created_with TEXT NOT NULL, run_id INTEGER REFERENCES runs(id),
+                        created_at TEXT NOT NULL, UNIQUE (name, version))
+                    """, [])
+                try c.execute("PRAGMA user_version = 5", [])
+            }
+        }
+        let v5 = t.registry   // migrated when it opened; it now writes into the v5 table
+        let adapter = try t.add(.adapter, "a", "lora")
+        let report = try t.add(.evalReport, "a-eval", "report", inputs: [adapter.id: "evaluated"])
+        #expect(throws: (any Error).self, "v5 refuses the router kind") {
+            try v5.register(NewArtifact(kind: .router, name: "r", source: try t.file("{}")), inputs: [report.id: "measured_by"])
+        }
+        let migrated = try t.reopen()
+        #expect(try schemaVersion(migrated) == 6)
+        #expect(try migrated.lineage(of: report.id).ancestors.map(\.id) == [adapter.id], "rows, ids and edges survive the rebuild")
+        let router = try migrated.register(NewArtifact(kind: .router, name: "r", source: try t.file("{}")),
+                                           inputs: [report.id: "measured_by", adapter.id: "local"])
+        let roles = Set(try migrated.inputs(of: router.id).map(\.role))
+        #expect(router.kind == .router && roles == ["measured_by", "local"])
+        #expect(try schemaVersion(try t.reopen()) == 6)
     }
 }
