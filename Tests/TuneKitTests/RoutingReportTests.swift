@@ -154,4 +154,33 @@ func workedReport(_ routing: RoutingConfig) throws -> EvalReport {
         c.references = [ReferenceModel(name: "nope", model: "m")]
         #expect(c.generates)
     }
+
+    /// The routing chart in a real headless Chromium (skipped, with a message, where chromium is not installed).
+    @Test func routingChartLoadsInHeadlessChromium() throws {
+        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first(where: {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }) else {
+            print("RoutingReportTests.routingChartLoadsInHeadlessChromium: skipped — chromium is not installed (apt-get install chromium)")
+            return
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tune-routinghtml-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let html = try #require(try workedReport(RoutingConfig(reference: "big", targetAccuracy: 0.97)).write(to: dir.path).first { $0.hasSuffix(".html") })
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: chromium)
+        p.arguments = ["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--user-data-dir=\(dir.path)/profile",
+                       "--enable-logging=stderr", "--v=0", "--virtual-time-budget=2000", "--dump-dom", "file://" + html]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let dom = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(log)")
+        #expect(dom.contains("<svg class=\"chart routing\"") && dom.components(separatedBy: "<circle class=\"point").count - 1 == 9)
+        #expect(dom.contains("class=\"picked\"") && dom.contains("<path class=\"accuracy\"") && dom.contains("<path class=\"cost\""))
+        let consoleErrors = log.split(separator: "\n").filter { $0.contains("CONSOLE") || $0.contains("Uncaught") || $0.contains("ERR_FILE") }
+        #expect(consoleErrors.isEmpty, "\(consoleErrors)")
+    }
 }

@@ -14,6 +14,9 @@ extension EvalReport {
         }
     }
 
+    /// τ of a threshold policy, "–" for the end points (their policy column names them).
+    static func tauOnly(_ p: RoutingPoint) -> String { p.tau.map { String(format: "%.4f", $0) } ?? "–" }
+
     static func percent(_ v: Double) -> String { String(format: "%.1f%%", 100 * v) }
 
     func routingMarkdown(_ r: RoutingReport) -> [String] {
@@ -21,7 +24,7 @@ extension EvalReport {
                    "| set | policy | τ | escalated | accuracy | 95% CI | $ per 1k requests | $ per correct |",
                    "|---|---|---:|---:|---:|---|---:|---:|"]
         for (set, p) in [("chosen on (even)", r.chosenOn), ("reported on (odd)", r.reportedOn)] {
-            out.append("| \(set) | \(p.policy.rawValue) | \(Self.tau(p)) | \(p.escalated)/\(p.examples) | \(Self.percent(p.accuracy)) | "
+            out.append("| \(set) | \(p.policy.rawValue) | \(Self.tauOnly(p)) | \(p.escalated)/\(p.examples) | \(Self.percent(p.accuracy)) | "
                        + "\(p.accuracyCI95?.percent ?? "–") | \(Self.price(p.costPer1k)) | \(Self.price(p.costPerCorrect)) |")
         }
         out += ["", "Rule: \(r.rule)\(r.met ? "" : " (not met)"). \(r.note).", "",
@@ -41,7 +44,7 @@ extension EvalReport {
         out += routingChart(r)
         out += "<table class=\"routing-picked\"><tr><th>set</th><th>policy</th><th>τ</th><th>escalated</th><th>accuracy</th><th>95% CI</th><th>$ per 1k</th><th>$ per correct</th></tr>"
         for (set, p) in [("chosen on (even)", r.chosenOn), ("reported on (odd)", r.reportedOn)] {
-            out += "<tr><td>\(set)</td><td>\(p.policy.rawValue)</td><td>\(Self.tau(p))</td><td>\(p.escalated)/\(p.examples)</td><td>\(Self.percent(p.accuracy))</td>"
+            out += "<tr><td>\(set)</td><td>\(p.policy.rawValue)</td><td>\(Self.tauOnly(p))</td><td>\(p.escalated)/\(p.examples)</td><td>\(Self.percent(p.accuracy))</td>"
                 + "<td>\(p.accuracyCI95?.percent ?? "–")</td><td>\(Self.esc(Self.price(p.costPer1k)))</td><td>\(Self.esc(Self.price(p.costPerCorrect)))</td></tr>"
         }
         out += "</table><p class=\"sub\">\(Self.esc(r.note))</p>"
