@@ -73,7 +73,7 @@ extension EvalReport {
             svg += "<line x1=\"\(left)\" x2=\"\(w - right)\" y1=\"\(Self.num(y(a)))\" y2=\"\(Self.num(y(a)))\" stroke=\"#e2e8f0\"/>"
                 + "<text x=\"\(left - 6)\" y=\"\(Self.num(y(a) + 4))\" font-size=\"10\" text-anchor=\"end\" fill=\"#64748b\">\(k * 25)%</text>"
             if priced {
-                svg += "<text x=\"\(Self.num(w - right + 6))\" y=\"\(Self.num(y(a) + 4))\" font-size=\"10\" fill=\"#f97316\">\(Self.esc(Self.price(cmax * a)))</text>"
+                svg += "<text x=\"\(Self.num(w - right + 6))\" y=\"\(Self.num(y(a) + 4))\" font-size=\"10\" fill=\"#f97316\">\(k == 0 ? "$0" : Self.esc(Self.price(cmax * a)))</text>"
             }
             svg += "<text x=\"\(Self.num(x(a)))\" y=\"\(Self.num(h - bottom + 14))\" font-size=\"10\" text-anchor=\"middle\" fill=\"#64748b\">\(k * 25)%</text>"
         }
@@ -81,7 +81,8 @@ extension EvalReport {
         let picked = r.curve.first { $0.policy == r.chosenOn.policy && $0.tau == r.chosenOn.tau }
         if let p = picked {
             svg += "<line class=\"picked\" x1=\"\(Self.num(x(p.escalationRate)))\" x2=\"\(Self.num(x(p.escalationRate)))\" y1=\"\(top)\" y2=\"\(h - bottom)\" stroke=\"#64748b\" stroke-dasharray=\"4 3\"/>"
-                + "<text x=\"\(Self.num(x(p.escalationRate) + 4))\" y=\"\(top + 12)\" font-size=\"11\">picked: \(Self.esc(p.label))</text>"
+                + "<text x=\"\(Self.num(x(p.escalationRate) + (p.escalationRate > 0.6 ? -4 : 4)))\" y=\"\(top + 12)\" font-size=\"11\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\" "
+                + "text-anchor=\"\(p.escalationRate > 0.6 ? "end" : "start")\">picked: \(Self.esc(p.label))</text>"
         }
         func path(_ v: (RoutingPoint) -> Double) -> String {
             pts.enumerated().map { "\($0.offset == 0 ? "M" : "L")\(Self.num(x($0.element.escalationRate))),\(Self.num(y(v($0.element))))" }.joined(separator: " ")
