@@ -82,6 +82,41 @@ import Testing
         #expect(!"\(m)".contains(key))
     }
 
+    /// A managed adapter has no log-probabilities: the eval stage refuses routing before evaluating (or paying for) anything.
+    @Test func aManagedAdapterCannotBeRoutedAndNothingIsEvaluated() throws {
+        let key = "sk-router-managed-SECRET"
+        let p = try FakeProvider(lifetime: 300)
+        p.requiredKey = key
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tune-routing-managed-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try TinyLlama.writeGGUF(to: dir.appendingPathComponent("tiny.gguf").path, config: .tiny, seed: 2, weightType: .q8_0)
+        let rows = (0..<20).map { #"{"prompt": "doc \#($0)", "completion": "c\#($0 % 3)"}"# }.joined(separator: "\n") + "\n"
+        try rows.write(to: dir.appendingPathComponent("data.jsonl"), atomically: true, encoding: .utf8)
+        let yaml = """
+            name: tiny-managed-route
+            base: tiny.gguf
+            registry: reg.sqlite
+            seed: 5
+            prepare: {train: data.jsonl, split: {eval_fraction: 0.25}}
+            train:
+              backend: openai
+              openai: {base_url: "\(p.url)", api_key_env: ROUTE_KEY, model: gpt-4o-mini, hyperparameters: {n_epochs: 1}, poll_interval: 0.05}
+            eval:
+              metrics: [exact_match]
+              reference: [{name: closed, model: gpt-x, base_url: "\(p.url)", api_key_env: ROUTE_KEY}]
+              routing: {reference: closed, target_accuracy: 0.9}
+            """
+        let path = dir.appendingPathComponent("p.yaml").path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        var opts = RunOptions()
+        opts.blobRoot = dir.appendingPathComponent("blobs").path
+        opts.environment = ["ROUTE_KEY": key]
+        let err = #expect(throws: TuneError.self) { try PipelineRunner(spec: try PipelineSpec.load(path: path), options: opts).run() }
+        #expect(err?.message.contains("eval.routing needs the tuned model's confidence") == true, "\(String(describing: err))")
+        #expect(p.chatModels.isEmpty, "nothing was evaluated through the API: \(p.chatModels)")
+    }
+
     @Test(arguments: RegistryBackend.allCases) func version5RegistryGainsTheRouterKind(_ backend: RegistryBackend) throws {
         let t = try TempRegistry(backend)
         defer { try? FileManager.default.removeItem(at: t.dir) }

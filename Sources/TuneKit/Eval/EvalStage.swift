@@ -76,6 +76,19 @@ extension Stages.Eval {
             c.progress(String(format: "%@: %d examples in %.1f s (%.2f examples/s)", role.rawValue, e.examples, e.seconds, e.examplesPerSecond))
             evals.append(e)
         }
+        // Routing needs a local model's log-probabilities and the same examples at the reference: refused
+        // before anything is evaluated (or paid for) rather than after.
+        let conversations = config.references.isEmpty ? [] : try c.referenceConversations(dataDir: dataDir, config: config)
+        if let routing = config.routing {
+            if let t = c.outputs.of(Stages.Train.self), t.isManaged, c.outputs.of(Stages.Merge.self) == nil {
+                throw TuneError(.invalidArgument, "\(spec.name): eval.routing needs the tuned model's confidence (log-probabilities); "
+                                + "a managed adapter (train.backend: openai) is evaluated through a chat API, which gives none")
+            }
+            if conversations.count != evalItems {
+                throw TuneError(.invalidArgument, "\(spec.name): eval.routing: the eval split has \(evalItems) scored examples but "
+                                + "\(conversations.count) chat conversations for reference \(routing.reference): they must pair one to one")
+            }
+        }
         try evaluate(base, .base, baseName)
         var curve: TrainingCurve? = nil, trainSeconds: Double? = nil
         if let trained = c.outputs.of(Stages.Train.self), trained.isManaged {
@@ -110,7 +123,6 @@ extension Stages.Eval {
         if !config.references.isEmpty {
             // Reference models through their chat-completions APIs, on the same (limited) eval split.
             let env = c.options.environment
-            let conversations = try c.referenceConversations(dataDir: dataDir, config: config)
             for ref in config.references {
                 // Retries happen on worker threads: collected, then printed in order (also when the reference fails).
                 let retries = LineBuffer()
