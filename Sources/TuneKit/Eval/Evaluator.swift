@@ -5,6 +5,8 @@
 //     token is the argmax at every answer position: each step conditions on the same prefix);
 //   • each option of `choices` scored the same way → choice accuracy = argmax of summed log-likelihood;
 //   • greedy generation with the KV cache → contains, regex, json_valid, json_fields, confusion.
+// Per example (ExampleOutcome): right or wrong under the accuracy metric, and a confidence for routing —
+// the best − second-best option log-likelihood, else the greedy answer's mean token log-prob (docs/routing.md).
 // All examples of a batch share every GEMM, the prompt forward included.
 //
 //     let cfg = try EvalConfig.load(file: "pipelines/sample.yaml")
