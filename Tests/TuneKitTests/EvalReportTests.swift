@@ -39,7 +39,7 @@ func sampleReport(gateMin: Double = 0.9) throws -> EvalReport {
         #expect(obj["schema_version"] as? Int == 1 && obj["created_at"] as? String == "1970-01-01T00:00:00Z")
         let m = (obj["models"] as! [[String: Any]])[1]
         #expect(Set(m.keys) == ["role", "model", "examples", "target_tokens", "prompt_tokens", "generated_tokens", "metrics", "confusion",
-                                "samples", "seconds", "examples_per_second", "tokens_per_second"])
+                                "samples", "seconds", "examples_per_second", "tokens_per_second", "accuracy_ci95"])
         let gate = obj["gate"] as! [String: Any]
         #expect(gate["passed"] as? Bool == true)
         let costs = obj["costs"] as! [String: Any]

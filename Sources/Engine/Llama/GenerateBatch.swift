@@ -35,6 +35,10 @@ final class DecodeSequence {
     private var pending: [UInt8] = []
     private(set) var text = ""
     private(set) var reason = FinishReason.length
+    /// When set, `chosenLogprobs` gets ln p of every chosen token (a stop token included) under the
+    /// logits it was chosen from: an answer's confidence in eval. Off by default (it costs a pass over V).
+    var recordsLogprobs = false
+    private(set) var chosenLogprobs: [Double] = []
     let started = DispatchTime.now()
 
     init(index: Int, promptIDs: [Int32], session: LlamaSession, options: GenerationOptions, eos: Int32?) {
@@ -58,6 +62,7 @@ final class DecodeSequence {
             for id in masked where Int(id) < logits.count { logits[Int(id)] = -.infinity }
         }
         let next = sampler.sample(logits)
+        if recordsLogprobs { chosenLogprobs.append(Self.logprob(of: next, in: logits)) }
         if stops.contains(next) { reason = .stop; return nil }
         out.append(next)
         pending += tokenizer.decodeBytes([next])
@@ -65,6 +70,14 @@ final class DecodeSequence {
         pending = rest
         text += piece
         return out.count == options.maxTokens ? nil : next
+    }
+
+    /// row[id] − logsumexp(row), in Double.
+    static func logprob(of id: Int32, in row: [Float]) -> Double {
+        let top = Double(row.max() ?? 0)
+        var sum = 0.0
+        for x in row { sum += exp(Double(x) - top) }
+        return Double(row[Int(id)]) - top - log(sum)
     }
 
     func result() -> Generation {

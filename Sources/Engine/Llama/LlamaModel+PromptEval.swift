@@ -6,12 +6,14 @@
 //   score     each continuation runs from a copy of its prompt's cache (all copies in one forward);
 //             ln p(cont[j] | prompt, cont[..<j]) from L0 (j = 0) or the row after cont[j-1]
 //   generate  greedy, one row per unfinished sequence per step, all sequences in one forward and one
-//             LM-head call (`decodeBatch`, GenerateBatch.swift)
+//             LM-head call (`decodeBatch`, GenerateBatch.swift); each chosen token's ln p is kept
+//             (an answer's confidence)
 //
 // Same numbers as scoring `prompt + continuation` from scratch (`score(ids:)`) and as `generate`
 // with temperature 0, without repeating the prompt's forward once per option.
 
 import CKernels
+import Foundation
 
 /// A prompt and what to do with it.
 public struct PromptTask: Sendable {
@@ -36,6 +38,9 @@ public struct PromptResult: Sendable, Equatable {
     /// Greedy continuation, without the stop token that ended it.
     public var generated: [Int32]
     public var finishReason: FinishReason
+    /// ln p of each greedy token as it was chosen: one per `generated` token, then (when a stop token
+    /// ended it, `finishReason == .stop`) that stop token's. The mean is the answer's confidence.
+    public var generatedLogprobs: [Double] = []
 }
 
 extension LlamaSession {
@@ -126,18 +131,23 @@ extension LlamaModel {
 
         // Greedy generation from the prefilled caches: generateBatch's loop, one forward per step.
         var generated = [[Int32]](repeating: [], count: tasks.count)
+        var lps = [[Double]](repeating: [], count: tasks.count)
         var reason = [FinishReason](repeating: .length, count: tasks.count)
         let live = tasks.indices.filter { tasks[$0].maxNewTokens > 0 }.map { i -> DecodeSequence in
             let s = DecodeSequence(index: i, promptIDs: tasks[i].prompt, session: sessions[i],
                                    options: GenerationOptions(maxTokens: tasks[i].maxNewTokens, stopTokens: stopTokens),
                                    eos: tokenizer.eosID)
             s.logits = Array(l0[(i * V)..<((i + 1) * V)])
+            s.recordsLogprobs = true
             return s
         }
         try decodeBatch(waiting: [], prompts: [], live: live, maxBatch: max(1, live.count), prefillRows: 0) { s in
             generated[s.index] = s.out
             reason[s.index] = s.reason
+            lps[s.index] = s.chosenLogprobs
         }
-        return tasks.indices.map { PromptResult(scores: scores[$0], generated: generated[$0], finishReason: reason[$0]) }
+        return tasks.indices.map {
+            PromptResult(scores: scores[$0], generated: generated[$0], finishReason: reason[$0], generatedLogprobs: lps[$0])
+        }
     }
 }

@@ -33,6 +33,7 @@ extension EvalConfig {
         references = r.objects("reference").map { ReferenceModel($0) }
         if let g = r.object("gate") { gate = Self.gateRules(g, config: self) }
         if let c = r.object("costs") { costs = CostConfig(c) }
+        if let rt = r.object("routing") { routing = RoutingConfig(rt, config: self) }
         for p in referenceProblems() { r.report(r.value(p.hasPrefix("gate") ? "gate" : "reference"), p.hasPrefix("gate") ? "gate" : "reference", p) }
         r.finish()
     }

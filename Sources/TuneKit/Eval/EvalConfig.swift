@@ -24,6 +24,8 @@ public struct EvalConfig: Codable, Hashable, Sendable {
     /// Models reached through an OpenAI-compatible chat-completions API, evaluated beside base/adapter/merged
     /// (`eval.reference`, docs/eval.md "Reference models").
     public var references: [ReferenceModel] = []
+    /// Confidence routing between the tuned model and one reference (`eval.routing`, docs/routing.md).
+    public var routing: RoutingConfig?
 
     public init() {}
 
@@ -41,8 +43,11 @@ public struct EvalConfig: Codable, Hashable, Sendable {
     /// Metrics that need greedy generation.
     public static let generationMetrics: Set<String> = ["contains", "regex", "json_valid", "json_fields"]
 
-    /// Whether greedy generation runs (a generation metric is declared, or `choices` for the confusion matrix).
-    public var generates: Bool { !choices.isEmpty || metrics.contains { Self.generationMetrics.contains($0) } }
+    /// Whether greedy generation runs (a generation metric is declared, `choices` for the confusion matrix, or
+    /// routing without `choice`: the confidence is then the greedy answer's mean token log-prob).
+    public var generates: Bool {
+        !choices.isEmpty || metrics.contains { Self.generationMetrics.contains($0) } || (routing != nil && !metrics.contains("choice"))
+    }
 
     /// The metric keys a report carries for this config (declared ones plus their companions).
     public var reportedMetrics: [String] {
@@ -74,6 +79,7 @@ public struct EvalConfig: Codable, Hashable, Sendable {
             problems.append("gate metric \(g.metric) is not computed (computed: \((reportedMetrics + ["accuracy"]).joined(separator: ", ")))")
         }
         problems += referenceProblems()
+        problems += (routing?.problems(in: self) ?? []).map { "eval.routing\($0.key.isEmpty ? "" : ".\($0.key)"): \($0.message)" }
         guard problems.isEmpty else { throw TuneError(.invalidArgument, problems.joined(separator: "; ")) }
     }
 

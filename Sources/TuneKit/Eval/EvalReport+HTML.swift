@@ -1,5 +1,6 @@
 // EvalReport+HTML — one self-contained page (inline CSS, inline SVG, no script, no external URL):
-// metric bars base vs adapter vs merged, training/eval loss curves, confusion heatmaps, gate, cost.
+// metric bars base vs adapter vs merged, training/eval loss curves, confusion heatmaps, gate, cost,
+// routing (EvalReport+Routing).
 
 import Foundation
 
@@ -41,6 +42,7 @@ extension EvalReport {
                         + confusions.map { confusionSVG($0.0, $0.1) }.joined() + "</div></section>")
         }
         if let c = costs { body.append(#"<section class="card"><h2>Cost</h2>"# + costSection(c) + "</section>") }
+        if let r = routing { body.append(routingSection(r)) }
         let samples = models.filter { !$0.samples.isEmpty }
         if !samples.isEmpty {
             var rows = ""
@@ -114,12 +116,13 @@ extension EvalReport {
 
     private func table() -> String {
         let ms = config.reportedMetrics
-        let latency = models.contains { $0.latencyP50 != nil }
-        var t = "<table><tr><th>model</th>" + ms.map { "<th>\(Self.esc($0))</th>" }.joined() + "<th>examples/s</th><th>tokens/s</th>"
-            + (latency ? "<th>latency p50 / p95</th>" : "") + "</tr>"
+        let latency = models.contains { $0.latencyP50 != nil }, ci = models.contains { $0.accuracyCI95 != nil }
+        var t = "<table><tr><th>model</th>" + ms.map { "<th>\(Self.esc($0))</th>" }.joined() + (ci ? "<th>accuracy 95% CI</th>" : "")
+            + "<th>examples/s</th><th>tokens/s</th>" + (latency ? "<th>latency p50 / p95</th>" : "") + "</tr>"
         for m in models {
             let name = m.role == .reference ? "reference: \(Self.esc(m.model))" : m.role.rawValue
             t += "<tr><td>\(name)</td>" + ms.map { "<td>\(Self.fmt($0, m.metrics[$0]))</td>" }.joined()
+                + (ci ? "<td>\(m.accuracyCI95?.percent ?? "–")</td>" : "")
                 + "<td>\(String(format: "%.2f", m.examplesPerSecond))</td><td>\(String(format: "%.0f", m.tokensPerSecond))</td>"
                 + (latency ? "<td>\(Self.esc(Self.latency(m)))</td>" : "") + "</tr>"
         }

@@ -16,10 +16,12 @@ public struct EvalReport: Codable, Sendable {
     public var gate: GateResult?
     public var costs: CostReport?
     public var training: TrainingCurve?
+    /// The tuned model answering when confident, else the reference (`eval.routing`, docs/routing.md).
+    public var routing: RoutingReport?
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", createdAt = "created_at"
-        case subjects, dataset, config, models, gate, costs, training
+        case subjects, dataset, config, models, gate, costs, training, routing
     }
 
     /// Assembles the report: runs the gate (`config.gate`) and the cost model (`config.costs`).
@@ -29,7 +31,14 @@ public struct EvalReport: Codable, Sendable {
         self.subjects = subjects
         self.dataset = dataset
         self.config = config
-        self.models = models
+        let accuracy = config.resolve(gateMetric: "accuracy")
+        self.models = models.map { m in
+            var m = m
+            if let k = m.outcomes?.filter(\.correct).count ?? accuracy.flatMap({ m.metrics[$0] }).map({ Int(($0 * Double(m.examples)).rounded()) }) {
+                m.accuracyCI95 = Interval.wilson(successes: k, of: m.examples)
+            }
+            return m
+        }
         self.training = training
         gate = config.gate.isEmpty ? nil : try Gate.check(config.gate, config: config, models: models)
         if config.costs != nil || !config.references.isEmpty,
@@ -38,6 +47,7 @@ public struct EvalReport: Codable, Sendable {
             costs = CostReport.compute(config.costs ?? CostConfig(), model: served, trainSeconds: trainSeconds,
                                        accuracyMetric: config.resolve(gateMetric: "accuracy"), all: models, references: config.references)
         }
+        routing = try config.routing.map { try RoutingReport.compute($0, config: config, models: models) }
     }
 
     public func model(_ role: ModelRole) -> ModelEvaluation? { models.first { $0.role == role } }
@@ -120,11 +130,13 @@ extension EvalReport {
     public func markdown() -> String {
         let ms = config.reportedMetrics
         var out = ["# Evaluation: \(dataset)", ""]
-        let latency = models.contains { $0.latencyP50 != nil }
-        out.append("| model | " + (["examples"] + ms + ["examples/s"] + (latency ? ["latency p50 / p95"] : [])).joined(separator: " | ") + " |")
-        out.append("|---|" + String(repeating: "---:|", count: ms.count + 2 + (latency ? 1 : 0)))
+        let latency = models.contains { $0.latencyP50 != nil }, ci = models.contains { $0.accuracyCI95 != nil }
+        out.append("| model | " + (["examples"] + ms + (ci ? ["accuracy 95% CI"] : []) + ["examples/s"] + (latency ? ["latency p50 / p95"] : []))
+                   .joined(separator: " | ") + " |")
+        out.append("|---|" + String(repeating: "---:|", count: ms.count + 2 + (latency ? 1 : 0) + (ci ? 1 : 0)))
         for m in models {
-            var cells = [String(m.examples)] + ms.map { Self.fmt($0, m.metrics[$0]) } + [String(format: "%.1f", m.examplesPerSecond)]
+            var cells = [String(m.examples)] + ms.map { Self.fmt($0, m.metrics[$0]) } + (ci ? [m.accuracyCI95?.percent ?? "–"] : [])
+                + [String(format: "%.1f", m.examplesPerSecond)]
             if latency { cells.append(Self.latency(m)) }
             out.append("| \(m.role.rawValue): \(m.model) | " + cells.joined(separator: " | ") + " |")
         }
@@ -164,6 +176,7 @@ extension EvalReport {
                 out += [""] + c.references.map { "- \($0.reference): \($0.note)" }
             }
         }
+        if let r = routing { out += routingMarkdown(r) }
         return out.joined(separator: "\n") + "\n"
     }
 }

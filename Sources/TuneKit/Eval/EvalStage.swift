@@ -1,7 +1,8 @@
 // EvalStage — the pipeline's eval stage: base, base + the trained adapter and the merge stage's
 // output (when there is one) on the prepared eval split, as `eval:` declares (EvalConfig). The
 // report (JSON + Markdown + HTML) is registered and linked to what it evaluates; a failed gate stops
-// the pipeline before register (exit 1) and is never cached, so a re-run evaluates again.
+// the pipeline before register (exit 1) and is never cached, so a re-run evaluates again. With
+// `eval.routing` a passing eval also registers a `router` artifact (RouterArtifact.swift).
 
 import Engine
 import Foundation
@@ -61,6 +62,7 @@ extension Stages.Eval {
         let base = try LlamaModel.load(path: basePath)
         let baseName = (basePath as NSString).lastPathComponent
         var inputs: [ArtifactID: String] = [dataset.artifact.id: "data"]
+        var evaluated: [ModelRole: Artifact] = [:]   // the routed model becomes a router's `local` input
         var subjects = ["base": baseName]
         var evals: [ModelEvaluation] = []
         let evalItems = Evaluator.items(examples).count   // what the Evaluator counts (one per assistant turn)
@@ -73,6 +75,19 @@ extension Stages.Eval {
             }
             c.progress(String(format: "%@: %d examples in %.1f s (%.2f examples/s)", role.rawValue, e.examples, e.seconds, e.examplesPerSecond))
             evals.append(e)
+        }
+        // Routing needs a local model's log-probabilities and the same examples at the reference: refused
+        // before anything is evaluated (or paid for) rather than after.
+        let conversations = config.references.isEmpty ? [] : try c.referenceConversations(dataDir: dataDir, config: config)
+        if let routing = config.routing {
+            if let t = c.outputs.of(Stages.Train.self), t.isManaged, c.outputs.of(Stages.Merge.self) == nil {
+                throw TuneError(.invalidArgument, "\(spec.name): eval.routing needs the tuned model's confidence (log-probabilities); "
+                                + "a managed adapter (train.backend: openai) is evaluated through a chat API, which gives none")
+            }
+            if conversations.count != evalItems {
+                throw TuneError(.invalidArgument, "\(spec.name): eval.routing: the eval split has \(evalItems) scored examples but "
+                                + "\(conversations.count) chat conversations for reference \(routing.reference): they must pair one to one")
+            }
         }
         try evaluate(base, .base, baseName)
         var curve: TrainingCurve? = nil, trainSeconds: Double? = nil
@@ -88,6 +103,7 @@ extension Stages.Eval {
             let adapter = trained.artifact, dir = trained.directory
             try evaluate(try base.loadingAdapter(directory: dir), .adapter, adapter.ref)
             inputs[adapter.id] = "evaluated"
+            evaluated[.adapter] = adapter
             subjects["adapter"] = adapter.ref
             curve = try TrainingCurve.load(adapterDirectory: dir)
             // Measured: tokens trained ÷ the run's tokens/s.
@@ -101,12 +117,12 @@ extension Stages.Eval {
             let model = merged.isAdapter ? try base.loadingAdapter(directory: merged.path) : try LlamaModel.load(path: merged.modelPath)
             try evaluate(model, .merged, merged.artifact.ref)
             inputs[merged.artifact.id] = "evaluated"
+            evaluated[.merged] = merged.artifact
             subjects["merged"] = merged.artifact.ref
         }
         if !config.references.isEmpty {
             // Reference models through their chat-completions APIs, on the same (limited) eval split.
             let env = c.options.environment
-            let conversations = try c.referenceConversations(dataDir: dataDir, config: config)
             for ref in config.references {
                 // Retries happen on worker threads: collected, then printed in order (also when the reference fails).
                 let retries = LineBuffer()
@@ -150,7 +166,11 @@ extension Stages.Eval {
         if let g = report.gate, !g.passed {
             throw TuneError(.gateFailed, "\(spec.name): eval gate failed — \(g.summary); report \(artifact.ref)")
         }
-        return [artifact]
+        guard let routing = report.routing else { return [artifact] }
+        let router = try c.registerRouter(routing, config: config, report: artifact, models: evaluated)
+        c.progress("router \(router.ref): \(routing.chosenOn.label) (\(routing.rule)) → on the held-out half "
+                   + String(format: "%.1f%% accurate, %.1f%% escalated", 100 * routing.reportedOn.accuracy, 100 * routing.reportedOn.escalationRate))
+        return [artifact, router]
     }
 }
 

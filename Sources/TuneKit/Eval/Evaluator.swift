@@ -5,6 +5,8 @@
 //     token is the argmax at every answer position: each step conditions on the same prefix);
 //   • each option of `choices` scored the same way → choice accuracy = argmax of summed log-likelihood;
 //   • greedy generation with the KV cache → contains, regex, json_valid, json_fields, confusion.
+// Per example (ExampleOutcome): right or wrong under the accuracy metric, and a confidence for routing —
+// the best − second-best option log-likelihood, else the greedy answer's mean token log-prob (docs/routing.md).
 // All examples of a batch share every GEMM, the prompt forward included.
 //
 //     let cfg = try EvalConfig.load(file: "pipelines/sample.yaml")
@@ -43,6 +45,10 @@ public struct ModelEvaluation: Codable, Sendable, Equatable {
     /// The provider's model id when evaluated through a chat-completions API (token counts are then the
     /// API's `usage`, and its cost is usage × prices rather than hardware time).
     public var apiModel: String? = nil
+    /// Per example, in eval order, when an accuracy metric is computed: what routing needs (`Routing`).
+    public var outcomes: [ExampleOutcome]? = nil
+    /// 95% Wilson score interval of the accuracy (`choice` when declared, else `exact_match`); set by the report.
+    public var accuracyCI95: Interval? = nil
 
     public struct Sample: Codable, Sendable, Equatable {
         public var reference: String
@@ -55,10 +61,35 @@ public struct ModelEvaluation: Codable, Sendable, Equatable {
         case targetTokens = "target_tokens", promptTokens = "prompt_tokens", generatedTokens = "generated_tokens"
         case examplesPerSecond = "examples_per_second", tokensPerSecond = "tokens_per_second"
         case latencyP50 = "latency_p50_s", latencyP95 = "latency_p95_s", apiModel = "api_model"
+        case outcomes = "per_example", accuracyCI95 = "accuracy_ci95"
     }
 
     public var loss: Double? { metrics["loss"] }
     public var exactMatch: Double? { metrics["exact_match"] }
+}
+
+/// One eval example's result for one model (docs/routing.md).
+public struct ExampleOutcome: Codable, Sendable, Equatable {
+    /// Right under the accuracy metric (`choice` when declared, else `exact_match`).
+    public var correct: Bool
+    /// Local models: the best − second-best option log-likelihood (`choice`), else the mean ln p of the
+    /// greedy answer's tokens (and of the stop token that ended it). Nil for API models.
+    public var confidence: Double?
+    /// Prompt and output tokens of this example (an API model's from its `usage`).
+    public var promptTokens: Int
+    public var outputTokens: Int
+
+    public init(correct: Bool, confidence: Double? = nil, promptTokens: Int = 0, outputTokens: Int = 0) {
+        self.correct = correct
+        self.confidence = confidence
+        self.promptTokens = promptTokens
+        self.outputTokens = outputTokens
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case correct, confidence
+        case promptTokens = "prompt_tokens", outputTokens = "output_tokens"
+    }
 }
 
 public enum Evaluator {
@@ -94,6 +125,8 @@ public enum Evaluator {
         }
         let wantChoice = config.metrics.contains("choice") && !config.choices.isEmpty
         let maxNew = config.generates ? config.maxNewTokens : 0
+        let accuracy = config.resolve(gateMetric: "accuracy")
+        var outcomes: [ExampleOutcome] = []
         let t0 = Date()
         var nll = 0.0, tokens = 0, hits = 0, exact = 0, promptTokens = 0, generatedTokens = 0
         var counts: [String: Int] = [:]
@@ -124,12 +157,20 @@ public enum Evaluator {
                 hits += ref.greedyHits.filter { $0 }.count
                 if ref.greedyHits.allSatisfy({ $0 }) { exact += 1 }
                 var sample = ModelEvaluation.Sample(reference: reference)
+                var outcome = ExampleOutcome(correct: ref.greedyHits.allSatisfy { $0 }, promptTokens: group[k].targets.first!,
+                                             outputTokens: maxNew > 0 ? r.generated.count : ref.logprobs.count)
+                if !r.generatedLogprobs.isEmpty { outcome.confidence = r.generatedLogprobs.reduce(0, +) / Double(r.generatedLogprobs.count) }
                 if wantChoice {
                     let sums = r.scores.dropFirst().map { $0.logprobs.reduce(0, +) }
                     let best = sums.indices.max { sums[$0] < sums[$1] || (sums[$0] == sums[$1] && $0 > $1) }!
                     sample.choice = config.choices[best]
-                    if TextMetrics.normalize(config.choices[best]) == TextMetrics.normalize(reference) { counts["choice", default: 0] += 1 }
+                    let hit = TextMetrics.normalize(config.choices[best]) == TextMetrics.normalize(reference)
+                    if hit { counts["choice", default: 0] += 1 }
+                    let ranked = sums.sorted(by: >)
+                    if accuracy == "choice" { outcome.correct = hit }
+                    if ranked.count > 1 { outcome.confidence = ranked[0] - ranked[1] }
                 }
+                if accuracy != nil { outcomes.append(outcome) }
                 if maxNew > 0 {
                     let text = tok.decode(r.generated)
                     generatedTokens += r.generated.count
@@ -158,9 +199,11 @@ public enum Evaluator {
             default: metrics[m] = Double(counts[m] ?? 0) / n
             }
         }
-        return ModelEvaluation(role: role, model: name, examples: all.count, targetTokens: tokens, promptTokens: promptTokens,
-                               generatedTokens: generatedTokens, metrics: metrics, confusion: confusion, samples: samples,
-                               seconds: secs, examplesPerSecond: n / max(secs, 1e-9),
-                               tokensPerSecond: Double(promptTokens + generatedTokens) / max(secs, 1e-9))
+        var e = ModelEvaluation(role: role, model: name, examples: all.count, targetTokens: tokens, promptTokens: promptTokens,
+                                generatedTokens: generatedTokens, metrics: metrics, confusion: confusion, samples: samples,
+                                seconds: secs, examplesPerSecond: n / max(secs, 1e-9),
+                                tokensPerSecond: Double(promptTokens + generatedTokens) / max(secs, 1e-9))
+        e.outcomes = accuracy == nil ? nil : outcomes
+        return e
     }
 }

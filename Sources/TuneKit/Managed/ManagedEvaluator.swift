@@ -35,30 +35,40 @@ public enum ManagedEvaluator {
         var counts: [String: Int] = [:], promptTokens = 0, generatedTokens = 0
         var confusion = config.choices.isEmpty ? nil : Confusion(labels: config.choices)
         var samples: [ModelEvaluation.Sample] = []
+        let accuracy = config.resolve(gateMetric: "accuracy")
+        var outcomes: [ExampleOutcome] = []
         for (i, out) in outputs.enumerated() {
             let reference = items[i].reference, text = out.text
             promptTokens += out.usage?.promptTokens ?? 0
             generatedTokens += out.usage?.completionTokens ?? 0
             func count(_ m: String, _ ok: Bool) { if config.metrics.contains(m), ok { counts[m, default: 0] += 1 } }
             let trimmed = { (s: String) in s.trimmingCharacters(in: .whitespacesAndNewlines) }
-            count("exact_match", trimmed(text) == trimmed(reference))
+            let exact = trimmed(text) == trimmed(reference)
+            count("exact_match", exact)
             count("contains", TextMetrics.contains(generated: text, reference: reference))
             if let pattern { count("regex", TextMetrics.regex(generated: text, pattern: pattern)) }
             count("json_valid", TextMetrics.jsonValid(text))
             count("json_fields", TextMetrics.jsonFieldsMatch(generated: text, reference: reference, fields: config.jsonFields))
             let picked = TextMetrics.label(text, among: config.choices)
-            count("choice", picked.map(TextMetrics.normalize) == TextMetrics.normalize(reference))
+            let chose = picked.map(TextMetrics.normalize) == TextMetrics.normalize(reference)
+            count("choice", chose)
+            if let accuracy {
+                outcomes.append(ExampleOutcome(correct: accuracy == "choice" ? chose : exact, promptTokens: out.usage?.promptTokens ?? 0,
+                                               outputTokens: out.usage?.completionTokens ?? 0))
+            }
             confusion?.add(actual: TextMetrics.label(reference, among: config.choices), predicted: picked)
             if samples.count < 8 { samples.append(.init(reference: reference, generated: text, choice: picked)) }
         }
         let n = Double(items.count)
         var metrics: [String: Double] = [:]
         for m in config.reportedMetrics where !unavailableMetrics.contains(m) { metrics[m] = Double(counts[m] ?? 0) / n }
-        return ModelEvaluation(role: role, model: name, examples: items.count, targetTokens: 0, promptTokens: promptTokens,
-                               generatedTokens: generatedTokens, metrics: metrics, confusion: confusion, samples: samples,
-                               seconds: secs, examplesPerSecond: n / max(secs, 1e-9),
-                               tokensPerSecond: Double(promptTokens + generatedTokens) / max(secs, 1e-9),
-                               latencyP50: percentile(latencies, 0.5), latencyP95: percentile(latencies, 0.95), apiModel: model)
+        var e = ModelEvaluation(role: role, model: name, examples: items.count, targetTokens: 0, promptTokens: promptTokens,
+                                generatedTokens: generatedTokens, metrics: metrics, confusion: confusion, samples: samples,
+                                seconds: secs, examplesPerSecond: n / max(secs, 1e-9),
+                                tokensPerSecond: Double(promptTokens + generatedTokens) / max(secs, 1e-9),
+                                latencyP50: percentile(latencies, 0.5), latencyP95: percentile(latencies, 0.95), apiModel: model)
+        e.outcomes = accuracy == nil ? nil : outcomes
+        return e
     }
 
     /// The nearest-rank percentile of sorted `xs` (`q` in (0, 1]): the value at rank ⌈q·n⌉.

@@ -17,6 +17,8 @@ public enum ArtifactKind: String, Codable, CaseIterable, Sendable {
     case baseModel = "base-model"
     /// A model at a managed fine-tuning provider (`train.backend: openai`): its id, snapshot and provider (schema v5).
     case managedModel = "managed-model"
+    /// A confidence router measured by an eval (`eval.routing`): the tuned model, the reference it escalates to, τ (schema v6).
+    case router
 }
 
 /// A row id in one registry table, tagged with the table it belongs to, so an artifact id cannot be

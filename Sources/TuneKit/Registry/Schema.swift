@@ -18,6 +18,7 @@ enum Schema {
         ("v3 bases, schedules, jobs (durable queue) and job history", v3),
         ("v4 stage_claims: one run per stage cache key, across processes", v4),
         ("v5 governance: managed-model kind, reference blobs, deprecations", v5),
+        ("v6 router kind", v6),
     ]
 
     static var currentVersion: Int { migrations.count }
@@ -325,6 +326,46 @@ enum Schema {
         \(deprecations)
         """
 
+    // MARK: - v6
+
+    /// The `router` kind (eval.routing, docs/routing.md): the kind CHECK widened by the same rebuild as v5.
+    static let v6 = """
+        CREATE TABLE artifacts_v6 (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN (\(kinds))),
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version >= 1),
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+            size INTEGER NOT NULL,
+            layout TEXT NOT NULL CHECK (layout IN (\(layouts))),
+            uri TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            base_family TEXT,
+            base_version TEXT,
+            license TEXT,
+            dataset_source TEXT,
+            data_terms TEXT,
+            created_by TEXT NOT NULL,
+            created_with TEXT NOT NULL,
+            run_id INTEGER REFERENCES runs(id),
+            created_at TEXT NOT NULL,
+            UNIQUE (name, version)
+        );
+        INSERT INTO artifacts_v6 SELECT id, kind, name, version, sha256, size, layout, uri, metadata, base_family, base_version,
+            license, dataset_source, data_terms, created_by, created_with, run_id, created_at FROM artifacts;
+        DROP TABLE artifacts;
+        ALTER TABLE artifacts_v6 RENAME TO artifacts;
+        CREATE INDEX artifacts_sha256 ON artifacts(sha256);
+        CREATE INDEX artifacts_base ON artifacts(base_family, base_version);
+        CREATE INDEX artifacts_kind ON artifacts(kind, name);
+        """
+
+    /// v6 on PostgreSQL: the kind constraint altered in place.
+    static let v6Postgres = """
+        ALTER TABLE artifacts DROP CONSTRAINT IF EXISTS artifacts_kind_check;
+        ALTER TABLE artifacts ADD CONSTRAINT artifacts_kind_check CHECK (kind IN (\(kinds)));
+        """
+
     // MARK: - PostgreSQL
 
     /// The same tables in PostgreSQL's dialect (see the SQLite steps above for what each column means).
@@ -334,6 +375,7 @@ enum Schema {
         (migrations[2].name, pg(v3)),
         (migrations[3].name, pg(v4)),
         (migrations[4].name, pg(v5Postgres)),
+        (migrations[5].name, pg(v6Postgres)),
     ]
 
     /// SQLite DDL → PostgreSQL DDL for the constructs the steps use: row-id keys become identity

@@ -39,7 +39,7 @@ struct ArtifactsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a file or directory as a new version of NAME.")
         @Argument(help: "File or directory to store.") var source: String
         @Option(help: "Artifact name.") var name: String
-        @Option(help: "dataset | adapter | merged-model | eval-report | base-model | managed-model") var kind: String
+        @Option(help: "dataset | adapter | merged-model | eval-report | base-model | managed-model | router") var kind: String
         @Option(help: "Metadata as a JSON object.") var metadata: String?
         @Option(help: "License identifier.") var license: String?
         @Option(help: "Base model FAMILY@VERSION (inherited from parents when omitted).") var base: String?
