@@ -1,4 +1,4 @@
-// FamilyForwardTests — Qwen3, Gemma 3 and Llama 3.x (llama3 RoPE scaling) against transformers' own classes
+// FamilyForwardTests — Qwen3, Gemma 3, Llama 3.x (llama3 RoPE scaling) and Phi-3 (fused projections, sliding window) against transformers' own classes
 // (float32, eager attention) over tune's tiny random models (fixture: scripts/reference/family_fixtures.py →
 // Tests/Fixtures/forward/families_tiny_logits.json), for the HF directories and for the GGUFs of the same
 // weights written the way llama.cpp's converters write them (Gemma norms as 1 + w, llama3 scaling as
@@ -30,7 +30,7 @@ private struct FamiliesFixture: Decodable {
 enum FamilyTestModels {
     static let seed: UInt64 = 13
     static let configs: [(name: String, config: LlamaConfig)] = [
-        ("qwen3", .tinyQwen3), ("gemma3", .tinyGemma3), ("llama3", .tinyLlama3),
+        ("qwen3", .tinyQwen3), ("gemma3", .tinyGemma3), ("llama3", .tinyLlama3), ("phi3", .tinyPhi3),
     ]
 
     /// Both layouts of one family under `dir` (f32, exact weights); the HF directories are also written
@@ -47,7 +47,7 @@ enum FamilyTestModels {
     }
 }
 
-@Suite("Qwen3, Gemma 3, Llama 3.x forward")
+@Suite("Qwen3, Gemma 3, Llama 3.x, Phi-3 forward")
 struct FamilyForwardTests {
     @Test("each family reads back with its description from both layouts", arguments: FamilyTestModels.configs.map(\.name))
     func description(_ name: String) throws {
@@ -127,6 +127,21 @@ struct FamilyForwardTests {
         let (loss, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
         let ref = LoRAReference(config: c, weights: TinyLlama.weights(config: c, seed: FamilyTestModels.seed), lora: lora)
         ref.expectFiniteDifferences(seqs, loss: loss, grad: grad, lora: lora)
+    }
+
+    @Test("Phi-3 reads q/k/v and gate/up as row ranges of the fused matrices; its PEFT adapters are refused")
+    func phi3FusedViews() throws {
+        let dir = try TestPaths.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = LlamaConfig.tinyPhi3
+        let (gguf, hf) = try FamilyTestModels.writeBoth("phi3", c, dir: dir)
+        for path in [gguf, hf] {
+            let m = try LlamaModel.load(path: path)
+            let l0 = m.weights.layers[0]
+            #expect(l0.wk.data == l0.wq.data.advanced(by: l0.wq.rows * l0.wq.rowBytes), "k follows q inside qkv")
+            #expect(l0.wUp.data == l0.wGate.data.advanced(by: c.intermediateSize * l0.wGate.rowBytes), "up follows gate")
+            #expect(throws: EngineError.self) { try m.loadingAdapter(directory: dir.path) }
+        }
     }
 
     @Test("training refuses what the training graph does not implement yet, naming it")

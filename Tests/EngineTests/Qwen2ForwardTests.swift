@@ -181,10 +181,10 @@ struct Qwen2ForwardTests {
             } catch { Issue.record("unexpected error \(error)") }
         }
         let c = Qwen2TestModel.config
-        let phi = dir.appendingPathComponent("phi3.gguf").path
-        try TinyLlama.writeGGUF(to: phi, config: c, seed: 1, weightType: .f32,
-                                extraMetadata: [("general.architecture", .string("phi3"))])
-        refused(phi, naming: "'phi3'")
+        let other = dir.appendingPathComponent("starcoder2.gguf").path
+        try TinyLlama.writeGGUF(to: other, config: c, seed: 1, weightType: .f32,
+                                extraMetadata: [("general.architecture", .string("starcoder2"))])
+        refused(other, naming: "'starcoder2'")
         let yarn = dir.appendingPathComponent("yarn.gguf").path
         try TinyLlama.writeGGUF(to: yarn, config: c, seed: 1, weightType: .f32,
                                 extraMetadata: [("qwen2.rope.scaling.type", .string("yarn"))])
@@ -199,14 +199,14 @@ struct Qwen2ForwardTests {
         let llamaBias = dir.appendingPathComponent("llama-bias.gguf").path
         try TinyLlama.writeGGUF(to: llamaBias, config: biased, seed: 1, weightType: .f32)
         refused(llamaBias, naming: "'blk.0.attn_q.bias'")
-        // HF: model_type phi3 refused naming it; a llama directory with q_proj.bias refused naming the tensor.
+        // HF: model_type starcoder2 refused naming it; a llama directory with q_proj.bias refused naming the tensor.
         let hf = dir.appendingPathComponent("hf").path
         try TinyLlama.writeHF(to: hf, config: c, seed: 1)
         let cfg = hf + "/config.json"
         let text = try String(contentsOfFile: cfg, encoding: .utf8)
-        try text.replacingOccurrences(of: "\"model_type\": \"qwen2\"", with: "\"model_type\": \"phi3\"")
-            .replacingOccurrences(of: "Qwen2ForCausalLM", with: "Phi3ForCausalLM").write(toFile: cfg, atomically: true, encoding: .utf8)
-        refused(hf, naming: "Phi3ForCausalLM")
+        try text.replacingOccurrences(of: "\"model_type\": \"qwen2\"", with: "\"model_type\": \"starcoder2\"")
+            .replacingOccurrences(of: "Qwen2ForCausalLM", with: "Starcoder2ForCausalLM").write(toFile: cfg, atomically: true, encoding: .utf8)
+        refused(hf, naming: "Starcoder2ForCausalLM")
         var asLlama = c
         asLlama.architecture = .llama
         asLlama.attentionBias = false

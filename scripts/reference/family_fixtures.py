@@ -2,10 +2,10 @@
 """family_fixtures.py — transformers' own model classes (float32, eager attention) over tune's tiny random
 models of the families beyond Llama/Qwen2: Qwen3 (q/k norm, head_dim ≠ C/H), Gemma 3 ((1 + w) norms, sandwich
 norms, GeGLU, √C embedding scale, sliding-window layers with their own RoPE θ) and Llama 3.x (`llama3` RoPE
-scaling). Writes Tests/Fixtures/forward/families_tiny_logits.json, which FamilyForwardTests compares tune's
+scaling) and Phi-3 (fused qkv_proj/gate_up_proj, a sliding window on every layer). Writes Tests/Fixtures/forward/families_tiny_logits.json, which FamilyForwardTests compares tune's
 logits against, for the HF directories and for the GGUFs tune writes of the same weights.
 
-The models are TinyLlama.writeHF(config: .tinyQwen3 / .tinyGemma3 / .tinyLlama3, seed: 13), written by the
+The models are TinyLlama.writeHF(config: .tinyQwen3 / .tinyGemma3 / .tinyLlama3 / .tinyPhi3, seed: 13), written by the
 Swift test when asked:
 
     TUNE_WRITE_FAMILIES_TINY=/tmp/families swift test --skip-build --filter FamilyForwardTests
@@ -27,7 +27,7 @@ import transformers
 from transformers import AutoConfig, AutoModelForCausalLM
 
 SEED = 13
-FAMILIES = ["qwen3", "gemma3", "llama3"]
+FAMILIES = ["qwen3", "gemma3", "llama3", "phi3"]
 SEQUENCES = [
     ("short", [1, 72, 101, 108, 108, 111]),
     # 24 tokens: past Gemma's 8-token window, so the sliding layers must clip.
@@ -42,7 +42,7 @@ def sha256(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", required=True, help="directory with qwen3/, gemma3/, llama3/ written by the Swift test")
+    ap.add_argument("--models", required=True, help="directory with qwen3/, gemma3/, llama3/, phi3/ written by the Swift test")
     ap.add_argument("--out", default="Tests/Fixtures/forward/families_tiny_logits.json")
     a = ap.parse_args()
     out = {"format": "tune-families-forward-fixture", "version": 1,

@@ -117,9 +117,9 @@ public struct HFModelDirectory: Sendable {
         // HF class / model_type → family. mistral is llama's math (plus a sliding window, below).
         let classes: [String: ModelArchitecture] = ["LlamaForCausalLM": .llama, "MistralForCausalLM": .llama,
                                                     "Qwen2ForCausalLM": .qwen2, "Qwen3ForCausalLM": .qwen3,
-                                                    "Gemma3ForCausalLM": .gemma3]
+                                                    "Gemma3ForCausalLM": .gemma3, "Phi3ForCausalLM": .phi3]
         let types: [String: ModelArchitecture] = ["llama": .llama, "mistral": .llama, "qwen2": .qwen2, "qwen3": .qwen3,
-                                                  "gemma3_text": .gemma3]
+                                                  "gemma3_text": .gemma3, "phi3": .phi3]
         if modelType == "gemma3" {
             throw EngineError(.unsupported, "\(file): model_type \"gemma3\" is Gemma 3's multimodal model; tune reads the text model (model_type \"gemma3_text\", Gemma3ForCausalLM, as Gemma-3-270M/1B ship)")
         }
@@ -163,6 +163,9 @@ public struct HFModelDirectory: Sendable {
         var ropeTheta = 10000.0, localTheta: Double?, scaling: RopeScaling?
         func rope(_ rp: [String: HFJSON], _ key: String, theta: inout Double) throws -> RopeScaling? {
             theta = try number(rp["rope_theta"], "\(key).rope_theta", default: theta)
+            if let f = rp["partial_rotary_factor"], f != .null, f.double != 1 {
+                throw EngineError(.unsupported, "\(file): field \"\(key).partial_rotary_factor\" is \(f.double.map { "\($0)" } ?? "not a number"); partial rotary embeddings are not supported")
+            }
             let type = (rp["rope_type"] ?? rp["type"])?.string ?? "default"
             switch type {
             case "default": return nil
@@ -179,6 +182,9 @@ public struct HFModelDirectory: Sendable {
             }
         }
         ropeTheta = try number(c["rope_theta"], "rope_theta", default: ropeTheta)
+        if let f = c["partial_rotary_factor"], f != .null, f.double != 1 {
+            throw EngineError(.unsupported, "\(file): field \"partial_rotary_factor\" is not 1; partial rotary embeddings are not supported")
+        }
         if let v = c["rope_local_base_freq"], v != .null { localTheta = try number(v, "rope_local_base_freq", default: 10000) }
         for key in ["rope_scaling", "rope_parameters"] {
             guard let v = c[key], v != .null else { continue }
@@ -216,6 +222,12 @@ public struct HFModelDirectory: Sendable {
             } else {
                 let period = c["sliding_window_pattern"]?.int ?? c["_sliding_window_pattern"]?.int ?? 6
                 sliding = LlamaConfig.slidingPattern(layers: layers, period: period)
+            }
+        } else if family == .phi3 {   // transformers' Phi3Attention slides on every layer when set
+            if let sw = c["sliding_window"], sw != .null {
+                guard let w = sw.int, w > 0 else { throw bad("sliding_window", "a positive integer or null") }
+                window = w
+                sliding = Array(repeating: true, count: layers)
             }
         } else {
             // Qwen2/Qwen3 carry sliding_window but apply it only with use_sliding_window.
@@ -290,6 +302,13 @@ public struct HFModelDirectory: Sendable {
             f["pretraining_tp"] = "1"
             f["rope_parameters"] = rope(c.ropeTheta, c.ropeScaling)
             f["rope_theta"] = theta
+        case .phi3:
+            f["hidden_act"] = "\"silu\""
+            f["model_type"] = "\"phi3\""
+            f["bos_token_id"] = "1"; f["eos_token_id"] = "2"; f["pad_token_id"] = "null"   // Phi3Config defaults assume 32k vocab
+            f["original_max_position_embeddings"] = "\(c.contextLength)"
+            f["rope_parameters"] = "{\"partial_rotary_factor\": 1.0, \"rope_theta\": \(theta), \"rope_type\": \"default\"}"
+            f["sliding_window"] = c.slidingWindow > 0 && c.slidingLayers.allSatisfy({ $0 }) ? "\(c.slidingWindow)" : "null"
         case .qwen2, .qwen3:
             if c.architecture == .qwen2, c.headDim * c.numHeads != c.hiddenSize {
                 throw EngineError(.invalidArgument, "writeConfig: qwen2 requires head_dim × heads = hidden_size")

@@ -2,7 +2,7 @@
 // llama.cpp's convert_hf_to_gguf does (GGUF names, Q/K row permutation for llama only, `<arch>.*`
 // metadata, a small byte-level GPT-2 tokenizer with ChatML specials), or the same weights as an HF
 // directory (config.json, model.safetensors, tokenizer.json). Every family: llama (`.tiny`, `.tinyLlama3`
-// with llama3 rope scaling), qwen2 (`.tinyQwen2`), qwen3 (`.tinyQwen3`), gemma3 (`.tinyGemma3`). For tests and demos.
+// with llama3 rope scaling), qwen2 (`.tinyQwen2`), qwen3 (`.tinyQwen3`), gemma3 (`.tinyGemma3`), phi3 (`.tinyPhi3`, fused projections). For tests and demos.
 
 import Foundation
 
@@ -35,6 +35,12 @@ extension LlamaConfig {
         numHeads: 4, numKVHeads: 2, headDim: 16, ropeTheta: 1_000_000, rmsNormEps: 1e-6, contextLength: 512,
         tiedEmbeddings: true, architecture: .gemma3, slidingWindow: 8,
         slidingLayers: LlamaConfig.slidingPattern(layers: 6, period: 6), ropeLocalTheta: 10_000)
+
+    /// A tiny Phi-3: fused qkv_proj / gate_up_proj, untied head, and a sliding window of 8 tokens on every layer.
+    public static let tinyPhi3 = LlamaConfig(
+        vocabSize: TinyLlama.tokens.count, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
+        numHeads: 4, numKVHeads: 2, ropeTheta: 10_000, rmsNormEps: 1e-5, contextLength: 512,
+        tiedEmbeddings: false, architecture: .phi3, slidingWindow: 8, slidingLayers: [true, true])
 
     /// A tiny Llama 3.x: `rope_type: llama3` scaling (factor 8, original context 64 so the head's 8 frequencies
     /// fall in all three bands: kept, smoothed, scaled), θ 500,000, untied head.
@@ -94,6 +100,22 @@ public enum TinyLlama {
         return w
     }
 
+    /// `weights(config:seed:)` as the family stores them: for Phi-3, q/k/v rows concatenated into
+    /// `qkv_proj` and gate/up into `gate_up_proj` (gate first, as Phi3MLP's `chunk(2)` reads them).
+    public static func storedWeights(config c: LlamaConfig, seed: UInt64) -> [String: (shape: [Int], values: [Float])] {
+        var w = weights(config: c, seed: seed)
+        guard c.architecture.fusedProjections else { return w }
+        for l in 0 ..< c.numLayers {
+            let p = "model.layers.\(l)."
+            func take(_ n: String) -> (shape: [Int], values: [Float]) { w.removeValue(forKey: p + n)! }
+            let q = take("self_attn.q_proj.weight"), k = take("self_attn.k_proj.weight"), v = take("self_attn.v_proj.weight")
+            w[p + "self_attn.qkv_proj.weight"] = ([q.shape[0] + k.shape[0] + v.shape[0], c.hiddenSize], q.values + k.values + v.values)
+            let g = take("mlp.gate_proj.weight"), u = take("mlp.up_proj.weight")
+            w[p + "mlp.gate_up_proj.weight"] = ([2 * c.intermediateSize, c.hiddenSize], g.values + u.values)
+        }
+        return w
+    }
+
     /// llama.cpp's `permute(w, n_head, n_head_kv)` for Q/K projections: per head, rows
     /// reordered from [2, head_dim/2] to [head_dim/2, 2] (interleaved RoPE pairs).
     public static func permuteRows(_ w: [Float], rows: Int, cols: Int, heads: Int) -> [Float] {
@@ -127,7 +149,8 @@ public enum TinyLlama {
                    "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
                    "mlp.down_proj.weight": "ffn_down.weight", "input_layernorm.weight": "attn_norm.weight",
                    "post_attention_layernorm.weight": "ffn_norm.weight",
-                   "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight"]
+                   "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
+                   "self_attn.qkv_proj.weight": "attn_qkv.weight", "mlp.gate_up_proj.weight": "ffn_up.weight"]
         let gemma = ["post_attention_layernorm.weight": "post_attention_norm.weight",
                      "pre_feedforward_layernorm.weight": "ffn_norm.weight",
                      "post_feedforward_layernorm.weight": "post_ffw_norm.weight"]
@@ -143,13 +166,14 @@ public enum TinyLlama {
         guard c.vocabSize == tokens.count else {
             throw EngineError(.invalidArgument, "TinyLlama: vocabSize \(c.vocabSize) must equal the tokenizer size \(tokens.count)")
         }
-        let w = weights(config: c, seed: seed)
+        let w = storedWeights(config: c, seed: seed)
         var g = GGUFWriter()
         (metadata(c, weightType: weightType) + extraMetadata).forEach { g.set($0.0, $0.1) }
         var order = ["model.embed_tokens.weight"]
         for l in 0 ..< c.numLayers {
-            order += ["input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                      "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+            order += ["input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.qkv_proj",
+                      "self_attn.o_proj", "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.gate_up_proj",
+                      "mlp.down_proj"]
                 .map { "model.layers.\(l).\($0).weight" }
             if c.attentionBias { order += ["q", "k", "v"].map { "model.layers.\(l).self_attn.\($0)_proj.bias" } }
             if c.qkNorm { order += ["q", "k"].map { "model.layers.\(l).self_attn.\($0)_norm.weight" } }
@@ -206,7 +230,7 @@ public enum TinyLlama {
         }
         try HFModelDirectory.writeConfig(c, to: dir)
         var st = SafetensorsWriter()
-        for (name, t) in weights(config: c, seed: seed).sorted(by: { $0.key < $1.key }) {
+        for (name, t) in storedWeights(config: c, seed: seed).sorted(by: { $0.key < $1.key }) {
             try st.add(name: name, shape: t.shape, values: t.values, dtype: dtype)
         }
         try st.write(to: URL(fileURLWithPath: dir).appendingPathComponent("model.safetensors").path)

@@ -9,13 +9,15 @@
 //                                                          post-attention and post-FFN norms, GeGLU (tanh),
 //                                                          embeddings × √C, sliding-window layers with their
 //                                                          own RoPE θ, attention scale query_pre_attn_scalar^-½
+//   phi3     phi3       phi3               as HF (NEOX)    fused qkv_proj and gate_up_proj (read as row ranges);
+//                                                          a sliding window on every layer when configured
 //
 // Anything else that would change the math (another architecture, yarn/longrope scaling, partial rotary,
 // logit soft-capping, MoE, …) is refused at load with one line naming it.
 
 /// The architectures the engine's forward implements.
 public enum ModelArchitecture: String, Sendable, Codable, CaseIterable {
-    case llama, qwen2, qwen3, gemma3
+    case llama, qwen2, qwen3, gemma3, phi3
 
     /// Whether llama.cpp's converter permutes this family's Q/K rows for interleaved RoPE. The others use
     /// NEOX (rotate-half) RoPE in llama.cpp, so their converters store Q/K as HF does.
@@ -34,8 +36,13 @@ public enum ModelArchitecture: String, Sendable, Codable, CaseIterable {
         case .qwen2: "Qwen2ForCausalLM"
         case .qwen3: "Qwen3ForCausalLM"
         case .gemma3: "Gemma3ForCausalLM"
+        case .phi3: "Phi3ForCausalLM"
         }
     }
+
+    /// Whether q/k/v and gate/up are stored fused (Phi-3's `qkv_proj` and `gate_up_proj`, GGUF `attn_qkv`
+    /// and a 2F-row `ffn_up`); the engine reads them as row ranges of the fused matrices (no copy).
+    public var fusedProjections: Bool { self == .phi3 }
 
     /// GGUF `general.architecture` values accepted, as one line for error messages.
     public static var supportedList: String { allCases.map(\.rawValue).joined(separator: ", ") }
@@ -177,6 +184,7 @@ public struct LlamaConfig: Sendable, Equatable, Codable {
     /// when it trains. Inference (eval, score, serve, generate) implements all of it.
     public var trainingGaps: [String] {
         var gaps: [String] = []
+        if architecture.fusedProjections { gaps.append("LoRA on the fused qkv_proj/gate_up_proj modules") }
         if qkNorm { gaps.append("q/k norm") }
         if sandwichNorms { gaps.append("post-attention/post-FFN norms") }
         if activation != .silu { gaps.append("\(activation.rawValue) activation") }

@@ -1,4 +1,4 @@
-// LlamaModel+HF — loading a Hugging Face Llama-family directory (llama, mistral, qwen2, qwen3, gemma3_text) (config.json, tokenizer.json, safetensors).
+// LlamaModel+HF — loading a Hugging Face Llama-family directory (llama, mistral, qwen2, qwen3, gemma3_text, phi3) (config.json, tokenizer.json, safetensors).
 
 import Foundation
 
@@ -41,21 +41,25 @@ extension LlamaModel {
             return gemma ? w.map { 1 + $0 } : w
         }
 
-        let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
+        let qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim, F = c.intermediateSize
         var layers: [LayerWeights] = []
         for l in 0..<c.numLayers {
             let p = "model.layers.\(l)."
+            // Phi-3: q, k, v are row ranges of qkv_proj; gate and up the two halves of gate_up_proj.
+            let fused = c.architecture.fusedProjections
+            let qkv = fused ? try matrix(p + "self_attn.qkv_proj.weight", rows: qDim + 2 * kvDim, cols: c.hiddenSize) : nil
+            let gateUp = fused ? try matrix(p + "mlp.gate_up_proj.weight", rows: 2 * F, cols: c.hiddenSize) : nil
             // Gemma's post_attention_layernorm normalizes the attention output; its FFN norm is pre_feedforward_layernorm.
             var layer = LayerWeights(
                 attnNorm: try norm(p + "input_layernorm.weight", count: c.hiddenSize),
-                wq: try matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: c.hiddenSize),
-                wk: try matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: c.hiddenSize),
-                wv: try matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: c.hiddenSize),
+                wq: try qkv?.rows(0, qDim) ?? matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: c.hiddenSize),
+                wk: try qkv?.rows(qDim, kvDim) ?? matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: c.hiddenSize),
+                wv: try qkv?.rows(qDim + kvDim, kvDim) ?? matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: c.hiddenSize),
                 wo: try matrix(p + "self_attn.o_proj.weight", rows: c.hiddenSize, cols: qDim),
                 ffnNorm: try norm(p + (gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"),
                                   count: c.hiddenSize),
-                wGate: try matrix(p + "mlp.gate_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize),
-                wUp: try matrix(p + "mlp.up_proj.weight", rows: c.intermediateSize, cols: c.hiddenSize),
+                wGate: try gateUp?.rows(0, F) ?? matrix(p + "mlp.gate_proj.weight", rows: F, cols: c.hiddenSize),
+                wUp: try gateUp?.rows(F, F) ?? matrix(p + "mlp.up_proj.weight", rows: F, cols: c.hiddenSize),
                 wDown: try matrix(p + "mlp.down_proj.weight", rows: c.hiddenSize, cols: c.intermediateSize))
             if c.attentionBias {
                 layer.bq = try vector(p + "self_attn.q_proj.bias", count: qDim)

@@ -111,18 +111,23 @@ extension LlamaModel {
 
         let c = config, qDim = c.numHeads * c.headDim, kvDim = c.numKVHeads * c.headDim
         var layers: [LayerWeights] = []
+        let F = c.intermediateSize
         for l in 0..<c.numLayers {
             let p = "blk.\(l)."
+            // Phi-3: q, k, v are row ranges of attn_qkv, gate and up the two halves of a 2F-row ffn_up.
+            let fusedQKV = c.architecture.fusedProjections && file.tensor(named: p + "attn_qkv.weight") != nil
+            let qkv = fusedQKV ? try matrix(p + "attn_qkv.weight", rows: qDim + 2 * kvDim, cols: c.hiddenSize) : nil
+            let gateUp = c.architecture.fusedProjections ? try matrix(p + "ffn_up.weight", rows: 2 * F, cols: c.hiddenSize) : nil
             var layer = LayerWeights(
                 attnNorm: try vector(p + "attn_norm.weight", count: c.hiddenSize),
-                wq: try qk(p + "attn_q.weight", rows: qDim, heads: c.numHeads),
-                wk: try qk(p + "attn_k.weight", rows: kvDim, heads: c.numKVHeads),
-                wv: try matrix(p + "attn_v.weight", rows: kvDim, cols: c.hiddenSize),
+                wq: try qkv?.rows(0, qDim) ?? qk(p + "attn_q.weight", rows: qDim, heads: c.numHeads),
+                wk: try qkv?.rows(qDim, kvDim) ?? qk(p + "attn_k.weight", rows: kvDim, heads: c.numKVHeads),
+                wv: try qkv?.rows(qDim + kvDim, kvDim) ?? matrix(p + "attn_v.weight", rows: kvDim, cols: c.hiddenSize),
                 wo: try matrix(p + "attn_output.weight", rows: c.hiddenSize, cols: qDim),
                 ffnNorm: try vector(p + "ffn_norm.weight", count: c.hiddenSize),
-                wGate: try matrix(p + "ffn_gate.weight", rows: c.intermediateSize, cols: c.hiddenSize),
-                wUp: try matrix(p + "ffn_up.weight", rows: c.intermediateSize, cols: c.hiddenSize),
-                wDown: try matrix(p + "ffn_down.weight", rows: c.hiddenSize, cols: c.intermediateSize))
+                wGate: try gateUp?.rows(0, F) ?? matrix(p + "ffn_gate.weight", rows: F, cols: c.hiddenSize),
+                wUp: try gateUp?.rows(F, F) ?? matrix(p + "ffn_up.weight", rows: F, cols: c.hiddenSize),
+                wDown: try matrix(p + "ffn_down.weight", rows: c.hiddenSize, cols: F))
             if c.attentionBias {
                 layer.bq = try vector(p + "attn_q.bias", count: qDim)
                 layer.bk = try vector(p + "attn_k.bias", count: kvDim)
@@ -219,15 +224,19 @@ extension LlamaConfig {
         // 10,000 (its rope_freq_base_train_swa); a window elsewhere would be silently ignored: refuse it.
         var window = 0, sliding: [Bool] = [], localTheta: Float? = nil
         if let v = file.metadata[prefix + "attention.sliding_window"] {
-            guard arch == .gemma3 else {
+            guard arch == .gemma3 || arch == .phi3 else {
                 throw EngineError(.unsupported, "\(path): metadata '\(prefix)attention.sliding_window' = \(v) is not supported for \(arch.rawValue)")
             }
             guard let w = v.intValue, w > 0 else {
                 throw EngineError.format(path, "metadata '\(prefix)attention.sliding_window': expected a positive integer, got \(v)")
             }
             window = w
-            sliding = LlamaConfig.slidingPattern(layers: try int("block_count"), period: 6)
-            localTheta = 10_000
+            if arch == .gemma3 {
+                sliding = LlamaConfig.slidingPattern(layers: try int("block_count"), period: 6)
+                localTheta = 10_000
+            } else {   // Phi-3 (mini-4k: 2047): every layer slides, as transformers' Phi3Attention
+                sliding = Array(repeating: true, count: try int("block_count"))
+            }
         }
         let hidden = try int("embedding_length"), heads = try int("attention.head_count"), blocks = try int("block_count")
         let vocab: Int

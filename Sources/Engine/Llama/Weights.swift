@@ -13,6 +13,12 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Bytes of one row.
     public var rowBytes: Int { Int(ck_type_row_bytes(Int32(type.rawValue), Int64(cols))) }
+
+    /// Rows `start ..< start + count` as a matrix of their own (a view: rows are contiguous and blocks never
+    /// span rows, so a fused projection splits without copying).
+    public func rows(_ start: Int, _ count: Int) -> WeightMatrix {
+        WeightMatrix(type: type, rows: count, cols: cols, data: data.advanced(by: start * rowBytes))
+    }
 }
 
 /// The weights of one decoder layer.

@@ -270,6 +270,9 @@ extension LoRAAdapter {
     /// Unsupported PEFT features (DoRA, biases, per-module rank/alpha patterns, fan_in_fan_out,
     /// `modules_to_save`) are clear errors naming the key.
     public static func load(directory: String, model c: LlamaConfig) throws -> LoRAAdapter {
+        if c.architecture.fusedProjections {
+            throw EngineError(.unsupported, "\(directory): LoRA adapters for \(c.architecture.rawValue) (PEFT targets on the fused qkv_proj/gate_up_proj) are not supported yet")
+        }
         let cfgPath = (directory as NSString).appendingPathComponent(configFile)
         let weightsPath = (directory as NSString).appendingPathComponent(weightsFile)
         guard let data = FileManager.default.contents(atPath: cfgPath) else {
