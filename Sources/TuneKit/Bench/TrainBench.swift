@@ -165,7 +165,8 @@ public struct TrainBench: Sendable {
         }
         var results: [Measurement] = []
         for mode in modes {
-            progress("measuring \(Self.label(mode, bf16Products: bf16Products)) (\(warmup) warmup + \(steps) timed steps of \(batch)×\(seqLen) tokens)")
+            let shape = dataPath == nil ? "\(batch)×\(seqLen) tokens" : "\(batch) rows"
+            progress("measuring \(Self.label(mode, bf16Products: bf16Products)) (\(warmup) warmup + \(steps) timed steps of \(shape))")
             let args = ["bench", "train", "--worker", mode.rawValue, "--json", "--model", modelPath, "--batch", "\(batch)",
                         "--seq-len", "\(seqLen)", "--rank", "\(rank)", "--steps", "\(steps)", "--warmup", "\(warmup)",
                         "--threads", "\(threads)"] + (bf16Products.map { [$0 ? "--bf16-products" : "--no-bf16-products"] } ?? [])
