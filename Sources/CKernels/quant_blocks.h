@@ -88,6 +88,9 @@ void ck_deq_q4_0_avx2(const void *src, float *dst, int64_t nb);
 void ck_deq_q4_1_avx2(const void *src, float *dst, int64_t nb);
 void ck_deq_q8_0_avx2(const void *src, float *dst, int64_t nb);
 void ck_deq_q4_K_avx2(const void *src, float *dst, int64_t nb);
+void ck_deq_q5_0_avx2(const void *src, float *dst, int64_t nb);
+void ck_deq_q5_K_avx2(const void *src, float *dst, int64_t nb);
+void ck_deq_q6_K_avx2(const void *src, float *dst, int64_t nb);
 void ck_deq_bf16_avx2(const void *src, float *dst, int64_t nb);
 void ck_deq_nf4_avx2(const void *src, float *dst, int64_t nb);
 

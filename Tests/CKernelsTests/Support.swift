@@ -33,7 +33,8 @@ private func putU16(_ h: UInt16, _ bytes: inout [UInt8], _ at: Int) {
 }
 
 /// N random rows of K elements of `type`: float types hold values in [-0.5, 0.5]; quantized
-/// blocks get random quants with small sane f16 scales (and mins for q4_1).
+/// blocks get random quants (and random 6-/8-bit sub-block scales for the K-quants) with small
+/// sane f16 scales (and mins for q4_1, super-block min scales for q4_K/q5_K).
 func randomWeights(type: Int32, N: Int, K: Int, rng: inout RNG) -> [UInt8] {
     let rowBytes = Int(ck_type_row_bytes(type, Int64(K)))
     precondition(rowBytes > 0, "bad type/K")
@@ -54,8 +55,13 @@ func randomWeights(type: Int32, N: Int, K: Int, rng: inout RNG) -> [UInt8] {
         let blockBytes = Int(ck_type_block_bytes(type))
         for b in 0..<(bytes.count / blockBytes) {
             let d = rng.float(0.002, 0.03) * (rng.next() & 1 == 0 ? 1 : -1)
-            putU16(ck_fp32_to_fp16(d), &bytes, b * blockBytes)
+            // the f16 scale sits at the block's start, except for q6_K (its last two bytes)
+            let dAt = type == Int32(CK_TYPE_Q6_K.rawValue) ? blockBytes - 2 : 0
+            putU16(ck_fp32_to_fp16(d), &bytes, b * blockBytes + dAt)
             if type == Int32(CK_TYPE_Q4_1.rawValue) { putU16(ck_fp32_to_fp16(rng.float(-0.2, 0.05)), &bytes, b * blockBytes + 2) }
+            if type == Int32(CK_TYPE_Q4_K.rawValue) || type == Int32(CK_TYPE_Q5_K.rawValue) { // super-block scale of the mins
+                putU16(ck_fp32_to_fp16(rng.float(0.0005, 0.005)), &bytes, b * blockBytes + 2)
+            }
         }
     }
     return bytes

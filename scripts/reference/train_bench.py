@@ -10,7 +10,8 @@ batch per step, all generated before timing). `--warmup` steps run first and are
 stdout gets exactly one line of JSON:
     {"tokens_per_s": float, "peak_rss_bytes": int, "step_seconds": [...], "torch": str, "peft": str,
      "threads": int, "batch": int, "seq_len": int, "rank": int, ...}
-tokens_per_s = batch * seq_len * steps / sum(step_seconds) (timed steps only); peak_rss_bytes is
+tokens_per_s = batch * seq_len * steps / sum(step_seconds) (timed steps only; with --rows, the timed
+batches' real tokens, padding excluded, over their time); peak_rss_bytes is
 ru_maxrss * 1024 of this process (Linux reports KiB). step_cpu_seconds (process CPU time per timed step, all
 threads) helps to tell a slow step from one that was starved by other processes on a shared machine. Everything else (progress, warnings) goes to stderr.
 Exits non-zero with a message on stderr if torch, transformers or peft is missing.
@@ -56,6 +57,11 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--rows", help="JSONL of pre-tokenized rows {\"ids\": [...], \"mask\": [...]} (tune's prepared train "
+                    "split): --batch rows per step in file order (cycling), padded per batch to its longest row "
+                    "(attention_mask 0 and label -100 on padding, label -100 where mask is 0), as users run PEFT; "
+                    "tokens_per_s counts the rows' real tokens")
+    ap.add_argument("--lora-dropout", type=float, default=0.0)
     args = ap.parse_args()
     if args.steps < 1 or args.batch < 1 or args.seq_len < 2 or args.rank < 1 or args.threads < 1 or args.warmup < 0:
         fail("--steps, --batch, --rank, --threads must be >= 1, --seq-len >= 2, --warmup >= 0")
@@ -92,7 +98,7 @@ def main():
     t_load = time.perf_counter()
     gguf_dir, gguf_name = os.path.split(os.path.abspath(args.model))
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=dtype)
-    cfg = LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0, target_modules=TARGETS,
+    cfg = LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=args.lora_dropout, target_modules=TARGETS,
                      bias="none", task_type="CAUSAL_LM")
     model = get_peft_model(model, cfg).to(dev)
     model.train()
@@ -104,20 +110,45 @@ def main():
           f"{n_trainable} trainable parameters; threads={torch.get_num_threads()}")
 
     vocab = model.config.vocab_size
-    gen = torch.Generator().manual_seed(args.seed)
-    batches = [torch.randint(0, vocab, (args.batch, args.seq_len), generator=gen)
-               for _ in range(args.warmup + args.steps)]
-    batches = [b.to(dev) for b in batches]
+    n_steps = args.warmup + args.steps
+    if args.rows:
+        rows = []
+        with open(args.rows) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    ids, mask = r["ids"][:args.seq_len], r["mask"][:args.seq_len]
+                    rows.append((ids, mask))
+        if not rows:
+            fail(f"--rows {args.rows}: no rows")
+        batches, real_tokens = [], []
+        for i in range(n_steps):
+            picked = [rows[(i * args.batch + j) % len(rows)] for j in range(args.batch)]
+            width = max(len(ids) for ids, _ in picked)
+            ids_t = torch.zeros((args.batch, width), dtype=torch.long)
+            att = torch.zeros((args.batch, width), dtype=torch.long)
+            lab = torch.full((args.batch, width), -100, dtype=torch.long)
+            for j, (ids, mask) in enumerate(picked):
+                ids_t[j, :len(ids)] = torch.tensor(ids)
+                att[j, :len(ids)] = 1
+                lab[j, :len(ids)] = torch.tensor([t if m else -100 for t, m in zip(ids, mask)])
+            batches.append((ids_t.to(dev), att.to(dev), lab.to(dev)))
+            real_tokens.append(sum(len(ids) for ids, _ in picked))
+    else:
+        gen = torch.Generator().manual_seed(args.seed)
+        batches = [torch.randint(0, vocab, (args.batch, args.seq_len), generator=gen).to(dev) for _ in range(n_steps)]
+        batches = [(b, None, b) for b in batches]
+        real_tokens = [args.batch * args.seq_len] * n_steps
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
     step_seconds = []
     step_cpu_seconds = []
     losses = []
-    for i, ids in enumerate(batches):
+    for i, (ids, att, lab) in enumerate(batches):
         t0 = time.perf_counter()
         c0 = time.process_time()
-        out = model(input_ids=ids, labels=ids)
+        out = model(input_ids=ids, attention_mask=att, labels=lab)
         out.loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -132,7 +163,7 @@ def main():
         print(f"step {i + 1}/{len(batches)} ({'timed' if timed else 'warmup'}): {dt:.3f}s "
               f"(cpu {dc:.3f}s) loss={losses[-1]:.4f}")
 
-    tokens = args.batch * args.seq_len * args.steps
+    tokens = sum(real_tokens[args.warmup:])
     result = {
         "tokens_per_s": tokens / sum(step_seconds),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -153,6 +184,9 @@ def main():
         "losses": losses,
         "load_seconds": load_seconds,
         "device": args.device,
+        "tokens_per_step": tokens / args.steps,
+        "rows": args.rows,
+        "lora_dropout": args.lora_dropout,
     }
     if args.device == "cuda":
         result["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()

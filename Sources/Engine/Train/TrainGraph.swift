@@ -12,9 +12,12 @@
 // The LM head + cross-entropy run in chunks of rows, so the [N, V] logits never exist at once.
 // Qwen2's frozen q/k/v biases are added inside the base GEMMs (the kernels' bias argument): they need
 // no gradient and do not change dX, so backward is unchanged. A tied head is the embedding matrix
-// itself (no copy) on the bf16 path; the packed f32 path packs it once (V·C floats), as for any head.
+// itself (no copy): the loss GEMMs read its stored blocks, except that a head whose f32 panels fit
+// `packedHeadLimit` (SmolLM2's) is packed once (V·C floats) for the f32-product forward; a large
+// vocabulary (Qwen2.5, Gemma 3) never gets an f32 copy.
 
 import CKernels
+import Foundation
 
 /// One micro-batch flattened for the graph.
 struct TrainBatch {
@@ -104,8 +107,30 @@ final class TrainGraph {
     private var ropePositions = 0
 
     /// The frozen LM head dequantized and packed once (`matmul_pack`) for the f32-product loss
-    /// chunks, when the table has the packed GEMM; nil until the first loss.
+    /// chunks, when the table has the packed GEMM and the panels fit `packedHeadLimit`; nil until
+    /// the first loss.
     private var packedHead: FPtr?
+
+    /// Largest packed LM head (bytes of f32 panels) worth keeping. Packing saves each loss chunk
+    /// the head's dequantization, ~0.4 % of the chunk's FLOPs at 256 rows, but costs V·C·4 bytes
+    /// beside the stored head: SmolLM2's 49,152 × 576 is 113 MB, Qwen2.5's 151,936 × 896 would be
+    /// 544 MB beside its 144 MB Q8_0 head (and Gemma 3's 262,144 × 640, 671 MB). Above the limit the
+    /// chunks run the plain GEMM on the stored blocks, dequantizing tile by tile — the same bits
+    /// (ck_matmul_forward_packed equals ck_matmul_forward on every CPU path). `TUNE_PACKED_HEAD_MB`
+    /// overrides the default (benchmarks: 0 never packs); tests set the instance's limit.
+    static let defaultPackedHeadLimit: Int = {
+        if let e = ProcessInfo.processInfo.environment["TUNE_PACKED_HEAD_MB"], let mb = Int(e), mb >= 0 { return mb << 20 }
+        return 256 << 20
+    }()
+    var packedHeadLimit = TrainGraph.defaultPackedHeadLimit
+
+    /// True when the loss chunks run the packed LM head (the table has the packed GEMM, f32 products,
+    /// and the panels fit `packedHeadLimit`).
+    var usesPackedHead: Bool {
+        guard !bf16Products, let pk = k.packed else { return false }
+        let head = weights.lmHead
+        return Int(pk.size(Int64(head.cols), Int64(head.rows))) * MemoryLayout<Float>.size <= packedHeadLimit
+    }
 
     /// Builds the graph on `kernels`; throws when that backend cannot run this model or adapter
     /// (a weight type its GEMMs do not decode, dropout without `mul_inplace`), before any work.
@@ -366,7 +391,7 @@ final class TrainGraph {
                 start += rows
                 continue
             }
-            if bf16Products || k.packed == nil {
+            if !usesPackedHead {
                 try base(logits, xFinal + start * C, head, rows)
             } else if let pk = k.packed {
                 let rc = pk.forward(logits, xFinal + start * C, try headPacked(pk), nil, Int64(rows), Int64(C), Int64(V))
@@ -466,12 +491,16 @@ public enum LoRAGradients {
     /// Dropout, when the adapter's config has it, uses the masks of optimizer step `step`.
     /// `bf16Products`: base GEMMs with bf16 products, as `TrainingOptions.bf16Products`.
     /// `backend`: where the graph runs (its `kernelTable()`); the result is copied back to the host.
+    /// `packedHeadLimit`: bytes of f32 panels up to which the LM head is packed (default
+    /// `TrainGraph.defaultPackedHeadLimit`; the results are the same bits either way on the CPU).
     public static func compute(model: LlamaModel, lora: LoRAAdapter, sequences: [DatasetExample],
                                dropoutSeed: UInt64 = 0, step: Int = 0,
                                bf16Products: Bool = false,
-                               backend: any Backend = CPUBackend()) throws -> (loss: Double, targets: Int, grad: [Float]) {
+                               backend: any Backend = CPUBackend(),
+                               packedHeadLimit: Int? = nil) throws -> (loss: Double, targets: Int, grad: [Float]) {
         let graph = try TrainGraph(model: model.with(adapter: nil), lora: lora, dropoutSeed: dropoutSeed, bf16Products: bf16Products,
                                    kernels: try backend.kernelTable())
+        if let packedHeadLimit { graph.packedHeadLimit = packedHeadLimit }
         let batch = TrainBatch(sequences[...])
         let targets = batch.targetCount
         guard targets > 0 else { throw EngineError(.invalidArgument, "no target tokens in the sequences") }

@@ -2,7 +2,7 @@
 // out = X·Wᵀ (forward, dX = dY·W, dW += dYᵀ·X) on Llama-shaped (N, K), for tune's f32,
 // fused-Q4_1 and bf16 kernels (f32 products, and bf16 products "-b16p" where the CPU has
 // AVX-512 BF16), the same kernels under ISA avx2 ("-avx2", when the active ISA is avx512), the naive `_ref` kernels (reduced M, labelled) and OpenBLAS sgemm
-// (dlopen'ed, benchmark reference only) measured in the same run; plus T=1 Q4_1 forward
+// (dlopen'ed, benchmark reference only, on the best core the CPU supports: OpenBLASCore) measured in the same run; plus T=1 Q4_1 forward
 // (generation GEMV), the packed-weight forward (the training loss's LM head) and the LoRA rank-r
 // products (N or K = r: the small-N paths). Every tune row carries its ratio to OpenBLAS.
 
@@ -24,8 +24,16 @@ public struct GemmBenchReport: Codable, Sendable {
     public var threads: Int
     public var cpuISA: String
     public var openblas: Bool
+    /// `openblas_get_corename()` of the reference as measured, and how that core was chosen.
+    public var openblasCore: String?
+    public var openblasNote: String?
+    /// `openblas_get_config()`: version and build options.
+    public var openblasConfig: String?
     public var rows: [GemmBenchRow]
-    enum CodingKeys: String, CodingKey { case threads, openblas, rows, cpuISA = "cpu_isa" }
+    enum CodingKeys: String, CodingKey {
+        case threads, openblas, rows, cpuISA = "cpu_isa", openblasCore = "openblas_core", openblasNote = "openblas_note"
+        case openblasConfig = "openblas_config"
+    }
 }
 
 private typealias SgemmFn = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float,
@@ -38,7 +46,40 @@ public struct GemmBench: Sendable {
     /// LoRA rank and the layer widths its products are measured on.
     public var loraRank = 8
     public var loraWidths = [576, 1536]
+    /// Quantized weight types measured on forward and dX besides f32/bf16 (ggml type ids; shapes whose
+    /// K is not a multiple of a type's block are skipped for it). Types without a quantizer (the
+    /// K-quants, Q5_0) get random blocks with sane scales: the kernels' time does not depend on values.
+    public var quantTypes: [Int32] = [Int32(CK_TYPE_Q4_1.rawValue)]
+    /// Quantized types the bench can measure, by ggml id.
+    static let quantTypeIDs: [Int32] = [CK_TYPE_Q4_0, CK_TYPE_Q4_1, CK_TYPE_Q5_0, CK_TYPE_Q5_1, CK_TYPE_Q8_0, CK_TYPE_Q2_K,
+                                        CK_TYPE_Q3_K, CK_TYPE_Q4_K, CK_TYPE_Q5_K, CK_TYPE_Q6_K, CK_TYPE_NF4].map { Int32($0.rawValue) }
+    /// Their names, lower-case (q4_k for ggml's q4_K).
+    public static var quantTypeNames: [String] { quantTypeIDs.map { String(cString: ck_type_name($0)).lowercased() } }
+    /// The ggml id of a quantized type by name, case-insensitive; nil if unknown.
+    public static func quantType(named name: String) -> Int32? {
+        quantTypeIDs.first { String(cString: ck_type_name($0)).lowercased() == name.lowercased() }
+    }
+    /// Load OpenBLAS as if its detection had picked this core (shows the override path; see OpenBLASCore).
+    public var simulatedOpenBLASDetection: String?
     public init() {}
+
+    /// N rows of K elements of `type`: quantized from `w` where the kernels have a quantizer, else
+    /// random blocks whose f16 scales (and K-quant min scales) are small and finite.
+    static func weights(_ type: Int32, _ w: [Float], n: Int, k: Int) -> [UInt8] {
+        var q = [UInt8](repeating: 0, count: Int(ck_type_row_bytes(type, Int64(k))) * n)
+        if q.withUnsafeMutableBytes({ ck_quantize_row(type, w, $0.baseAddress, Int64(n * k)) }) == 0 { return q }
+        var seed: UInt64 = 0x9e3779b97f4a7c15 &* UInt64(type + 1)
+        for i in q.indices { seed = seed &* 6364136223846793005 &+ 1442695040888963407; q[i] = UInt8(truncatingIfNeeded: seed >> 33) }
+        let bb = Int(ck_type_block_bytes(type))
+        let dAt = type == Int32(CK_TYPE_Q6_K.rawValue) ? bb - 2 : 0
+        let kq = type == Int32(CK_TYPE_Q4_K.rawValue) || type == Int32(CK_TYPE_Q5_K.rawValue)
+        for b in 0..<(q.count / bb) {
+            let d = ck_fp32_to_fp16(0.01), m = ck_fp32_to_fp16(0.002)
+            q[b * bb + dAt] = UInt8(d & 0xff); q[b * bb + dAt + 1] = UInt8(d >> 8)
+            if kq { q[b * bb + 2] = UInt8(m & 0xff); q[b * bb + 3] = UInt8(m >> 8) }
+        }
+        return q
+    }
 
     /// Seconds of calls per measured cell and round (at least 2 calls: the best of them is reported).
     public var budget = 0.1
@@ -61,8 +102,9 @@ public struct GemmBench: Sendable {
         return best
     }
 
-    private static func openBLAS() -> SgemmFn? {
-        guard let h = dlopen("libopenblas.so.0", RTLD_NOW), let f = dlsym(h, "cblas_sgemm") else { return nil }
+    /// cblas_sgemm of the OpenBLAS that `OpenBLASCore.load` brought in, on tune's thread count.
+    private static func sgemm(_ h: UnsafeMutableRawPointer) -> SgemmFn? {
+        guard let f = dlsym(h, "cblas_sgemm") else { return nil }
         if let set = dlsym(h, "openblas_set_num_threads") {
             unsafeBitCast(set, to: (@convention(c) (Int32) -> Void).self)(Int32(ck_get_threads()))
         }
@@ -85,7 +127,8 @@ public struct GemmBench: Sendable {
     public func run(progress: (String) -> Void = { _ in }) -> GemmBenchReport {
         let budget = self.budget
         func time(_ body: () -> Void) -> Double { Self.time(budget: budget, body) }
-        let blas = Self.openBLAS()
+        let loaded = OpenBLASCore.load(simulatedDetection: simulatedOpenBLASDetection)
+        let blas = loaded.flatMap { Self.sgemm($0.handle) }
         var rows: [GemmBenchRow] = []
         var seed: UInt64 = 1
         func rand(_ n: Int) -> [Float] {
@@ -95,8 +138,9 @@ public struct GemmBench: Sendable {
         for (n, k) in shapes {
             progress("N=\(n) K=\(k)")
             let w = rand(n * k), x = rand(m * k), dy = rand(m * n)
-            var wq = [UInt8](repeating: 0, count: Int(ck_type_row_bytes(q41, Int64(k))) * n)
-            _ = wq.withUnsafeMutableBytes { ck_quantize_row(q41, w, $0.baseAddress, Int64(n * k)) }
+            let quants: [(name: String, id: Int32, w: [UInt8])] = quantTypes.filter { k % Int(ck_type_block_size($0)) == 0 }
+                .map { (String(cString: ck_type_name($0)), $0, Self.weights($0, w, n: n, k: k)) }
+            let wq = quants.first { $0.id == q41 }?.w ?? Self.weights(q41, w, n: n, k: k)
             var wb = [UInt8](repeating: 0, count: 2 * n * k)
             _ = wb.withUnsafeMutableBytes { ck_quantize_row(bf16, w, $0.baseAddress, Int64(n * k)) }
             var out = [Float](repeating: 0, count: m * max(n, k)), dw = [Float](repeating: 0, count: n * k)
@@ -111,12 +155,12 @@ public struct GemmBench: Sendable {
             _ = ck_matmul_pack(&packed, w, f32, K, N)
             add("forward", "tune-f32-packed", m, time { _ = ck_matmul_forward_packed(&out, x, packed, nil, M, K, N) })
             packed = []
-            add("forward", "tune-q4_1", m, time { _ = ck_matmul_forward(&out, x, wq, q41, nil, M, K, N) })
+            for q in quants { add("forward", "tune-" + q.name, m, time { _ = ck_matmul_forward(&out, x, q.w, q.id, nil, M, K, N) }) }
             add("gemv", "tune-q4_1", 1, time { _ = ck_matmul_forward(&out, x, wq, q41, nil, 1, K, N) })
             add("gemv", "tune-f32", 1, time { _ = ck_matmul_forward(&out, x, w, f32, nil, 1, K, N) })
             // dX
             add("dX", "tune-f32", m, time { _ = ck_matmul_backward_input(&out, dy, w, f32, M, K, N, 0) })
-            add("dX", "tune-q4_1", m, time { _ = ck_matmul_backward_input(&out, dy, wq, q41, M, K, N, 0) })
+            for q in quants { add("dX", "tune-" + q.name, m, time { _ = ck_matmul_backward_input(&out, dy, q.w, q.id, M, K, N, 0) }) }
             // bf16 products (VDPBF16PS): bf16 weights (the bf16 base), and Q4_1 (QLoRA opt-in)
             if ck_bf16_products_available() != 0 {
                 add("forward", "tune-bf16-b16p", m, time { _ = ck_matmul_forward_bf16(&out, x, wb, bf16, nil, M, K, N) })
@@ -214,6 +258,7 @@ public struct GemmBench: Sendable {
             if isa > 1, ck_set_isa(1) == 0 { measure("-avx2"); _ = ck_set_isa(isa) }
         }
         return GemmBenchReport(threads: Int(ck_get_threads()), cpuISA: String(cString: ck_isa_name(ck_isa_active())),
-                               openblas: blas != nil, rows: rows)
+                               openblas: blas != nil, openblasCore: loaded?.core, openblasNote: loaded?.note,
+                               openblasConfig: loaded?.config, rows: rows)
     }
 }

@@ -2,6 +2,9 @@
 // (the file's 4-bit base), each measured in its own child process so peak RSS is that mode's alone,
 // and PyTorch + PEFT on the same config (scripts/reference/train_bench.py) when a Python with torch
 // and peft is available — the ratio is only meaningful side by side, in one invocation.
+// `--data FILE.jsonl`: real rows instead of random fixed-length ones — prepared once (the prepare
+// stage's defaults, no packing), tune trains on them in order as a flat token stream (no padding),
+// the reference gets the same token rows padded per batch (as users run PEFT); both count real tokens.
 
 import Engine
 import Foundation
@@ -27,6 +30,13 @@ public struct TrainBench: Sendable {
     public var fallbackPythons: [String] = (ProcessInfo.processInfo.environment["TUNE_PYTHON"].map { [$0] } ?? [])
         + ["scripts/reference/.venv/bin/python", "python3"]
     public var referenceScript = "scripts/reference/train_bench.py"
+    /// Train on a real dataset's rows instead of random fixed-length sequences: a JSONL file (prepared
+    /// with the prepare stage's defaults, no packing) or a prepared dataset directory; its train split is
+    /// taken in order, `batch` rows per step, each row its own length (truncated at `seqLen`), and
+    /// tokens/s counts the rows' real tokens (tune's batches are a flat token stream: no padding).
+    public var dataPath: String? = nil
+    /// LoRA dropout (real fine-tunes run 0.05; the fixed-length bench has used 0).
+    public var dropout: Double = 0
 
     public init() {}
 
@@ -38,6 +48,8 @@ public struct TrainBench: Sendable {
         public var stepSeconds: [Double]
         public var ratioVsReference: Double?
         public var rssVsReference: Double?
+        /// Real tokens per timed step (with --data: the rows' own lengths; otherwise batch × seq-len).
+        public var tokensPerStep: Double? = nil
     }
 
     public struct Report: Codable, Sendable {
@@ -50,6 +62,9 @@ public struct TrainBench: Sendable {
         public var results: [Measurement]
         public var reference: Measurement?
         public var referenceNote: String
+        /// The dataset whose rows were trained on (nil: random fixed-length sequences).
+        public var data: String? = nil
+        public var dropout: Double? = nil
     }
 
     // MARK: - Worker (child process)
@@ -58,12 +73,20 @@ public struct TrainBench: Sendable {
     /// returns tokens/s over the timed steps and this process's peak RSS.
     public func work(mode: BaseWeightMode) throws -> Measurement {
         let model = try LlamaModel.load(path: modelPath)
-        var rng = SplitMix64(seed: 1234)
-        let seqs = (0..<batch).map { _ in
-            DatasetExample(ids: (0..<seqLen).map { _ in Int32(rng.next() % UInt64(model.config.vocabSize)) },
-                           mask: [UInt8](repeating: 1, count: seqLen))
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tune-bench-train-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let seqs: [DatasetExample]
+        if let dataPath {
+            seqs = try TrainingDataLoader.load(data: [dataPath], modelPath: modelPath, workDir: out + "-data").0.train
+            try? FileManager.default.removeItem(atPath: out + "-data")
+        } else {
+            var rng = SplitMix64(seed: 1234)
+            seqs = (0..<batch).map { _ in
+                DatasetExample(ids: (0..<seqLen).map { _ in Int32(rng.next() % UInt64(model.config.vocabSize)) },
+                               mask: [UInt8](repeating: 1, count: seqLen))
+            }
         }
-        var o = TrainingOptions(lora: LoRAConfig(rank: rank, alpha: Double(2 * rank)))
+        var o = TrainingOptions(lora: LoRAConfig(rank: rank, alpha: Double(2 * rank), dropout: dropout))
         o.baseWeights = mode
         o.bf16Products = bf16Products
         o.steps = warmup + steps
@@ -72,28 +95,28 @@ public struct TrainBench: Sendable {
         o.learningRate = 1e-4
         o.schedule = .constant
         o.shuffle = false
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tune-bench-train-\(getpid())").path
-        defer { try? FileManager.default.removeItem(atPath: out) }
         let kernel = try BackendSelector.shared.resolve(backend, for: .training)
         let trainer = try LoRATrainer(model: model, options: o, data: TrainingData(train: seqs), output: out,
                                       backend: kernel.backend, fallbackToCPU: kernel.request == .auto)
-        var stamps: [Double] = []
+        var stamps: [Double] = [], stepTokens: [Int] = []
         let clock = ContinuousClock(), t0 = clock.now
         _ = try trainer.run(resume: false, events: { e in
-            if case .step = e {
+            if case .step(let p) = e {
                 let d = clock.now - t0
                 stamps.append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+                stepTokens.append(p.record.tokens)
             }
         })
-        var stepTimes: [Double] = [], prev = 0.0
+        var stepTimes: [Double] = [], tokens = 0, prev = 0.0
         for (i, s) in stamps.enumerated() {
-            if i >= warmup { stepTimes.append(s - prev) }
+            if i >= warmup { stepTimes.append(s - prev); tokens += stepTokens[i] }
             prev = s
         }
         let total = stepTimes.reduce(0, +)
         let on = trainer.backendName == "cpu" ? "" : " on \(trainer.backendName)"
-        return Measurement(name: Self.label(mode, bf16Products: o.usesBF16Products) + on, tokensPerSecond: Double(batch * seqLen * stepTimes.count) / max(total, 1e-9),
-                           peakRSSBytes: Self.peakRSS(), stepSeconds: stepTimes)
+        return Measurement(name: Self.label(mode, bf16Products: o.usesBF16Products) + on, tokensPerSecond: Double(tokens) / max(total, 1e-9),
+                           peakRSSBytes: Self.peakRSS(), stepSeconds: stepTimes,
+                           tokensPerStep: Double(tokens) / Double(max(1, stepTimes.count)))
     }
 
     public static func label(_ m: BaseWeightMode, bf16Products: Bool? = nil) -> String {
@@ -123,13 +146,32 @@ public struct TrainBench: Sendable {
     /// Measures every mode in a child `tune bench train --worker MODE` and the PyTorch reference.
     public func run(executable: String, progress: (String) -> Void) throws -> Report {
         let referencePython = try findPython()  // first: a bad explicit --python fails before any measuring
+        // --data: prepared once here; the workers read the prepared directory, the reference its rows as JSONL.
+        var workerData = dataPath, rowsFile: String? = nil
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tune-bench-train-data-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        if let dataPath {
+            progress("preparing \(dataPath)")
+            let (d, prepared) = try TrainingDataLoader.load(data: [dataPath], modelPath: modelPath, workDir: scratch)
+            workerData = prepared.directory
+            var text = ""
+            for e in d.train {
+                text += "{\"ids\":[" + e.ids.map(String.init).joined(separator: ",") + "],\"mask\":["
+                    + e.mask.map(String.init).joined(separator: ",") + "]}\n"
+            }
+            let f = (scratch as NSString).appendingPathComponent("rows.jsonl")
+            try text.write(toFile: f, atomically: true, encoding: .utf8)
+            rowsFile = f
+        }
         var results: [Measurement] = []
         for mode in modes {
-            progress("measuring \(Self.label(mode, bf16Products: bf16Products)) (\(warmup) warmup + \(steps) timed steps of \(batch)×\(seqLen) tokens)")
+            let shape = dataPath == nil ? "\(batch)×\(seqLen) tokens" : "\(batch) rows"
+            progress("measuring \(Self.label(mode, bf16Products: bf16Products)) (\(warmup) warmup + \(steps) timed steps of \(shape))")
             let args = ["bench", "train", "--worker", mode.rawValue, "--json", "--model", modelPath, "--batch", "\(batch)",
                         "--seq-len", "\(seqLen)", "--rank", "\(rank)", "--steps", "\(steps)", "--warmup", "\(warmup)",
                         "--threads", "\(threads)"] + (bf16Products.map { [$0 ? "--bf16-products" : "--no-bf16-products"] } ?? [])
                 + (backend.map { ["--backend", $0.rawValue] } ?? [])
+                + (workerData.map { ["--data", $0] } ?? []) + (dropout > 0 ? ["--lora-dropout", "\(dropout)"] : [])
             let (status, out, err) = Self.execute(executable, args)
             guard status == 0, let line = out.split(separator: "\n").last,
                   let m = try? JSONDecoder().decode(Measurement.self, from: Data(line.utf8)) else {
@@ -143,13 +185,14 @@ public struct TrainBench: Sendable {
             progress("measuring PyTorch + PEFT with \(py)")
             let (status, out, err) = Self.execute(py, [referenceScript, "--model", modelPath, "--batch", "\(batch)",
                                                           "--seq-len", "\(seqLen)", "--rank", "\(rank)", "--alpha", "\(2 * rank)",
-                                                          "--threads", "\(threads)", "--steps", "\(steps)", "--warmup", "\(warmup)"])
+                                                          "--threads", "\(threads)", "--steps", "\(steps)", "--warmup", "\(warmup)"]
+                                                + (rowsFile.map { ["--rows", $0] } ?? []) + (dropout > 0 ? ["--lora-dropout", "\(dropout)"] : []))
             if status == 0, let line = out.split(separator: "\n").last,
                let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                let tps = obj["tokens_per_s"] as? Double, let rss = obj["peak_rss_bytes"] as? Int {
                 let name = "PyTorch \(obj["torch"] as? String ?? "?") + PEFT \(obj["peft"] as? String ?? "?") (fp32)"
-                reference = Measurement(name: name, tokensPerSecond: tps, peakRSSBytes: rss,
-                                        stepSeconds: obj["step_seconds"] as? [Double] ?? [])
+                reference = Measurement(name: name + (rowsFile != nil ? ", padded per batch" : ""), tokensPerSecond: tps, peakRSSBytes: rss,
+                                        stepSeconds: obj["step_seconds"] as? [Double] ?? [], tokensPerStep: obj["tokens_per_step"] as? Double)
                 note = "reference measured in this run with \(py)"
             } else {
                 note = "reference failed (exit \(status)): \(err.split(separator: "\n").last ?? "")"
@@ -164,7 +207,8 @@ public struct TrainBench: Sendable {
             }
         }
         return Report(model: modelPath, batch: batch, seqLen: seqLen, rank: rank, threads: threads,
-                      isa: Kernels.active.rawValue, results: results, reference: reference, referenceNote: note)
+                      isa: Kernels.active.rawValue, results: results, reference: reference, referenceNote: note,
+                      data: dataPath, dropout: dropout)
     }
 
     /// The modules `referenceScript` imports.

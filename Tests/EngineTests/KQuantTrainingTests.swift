@@ -1,0 +1,54 @@
+// KQuantTrainingTests — QLoRA keeps every base tensor in its own GGUF block type: the loss and LoRA
+// gradients over a model's quantized blocks (K-quants and the Q5_0/Q8_0 fallbacks of a Q4_K_M file)
+// equal those over an f32 copy of the same weights, i.e. LoRA over the dequantized base (what PEFT
+// trains on), and a large-vocabulary LM head is read from its stored blocks, not packed into f32.
+// The Qwen2.5-Coder-0.5B Q4_K_M case runs when that file is present (`scripts/setup --model
+// qwen2.5-coder-0.5b` puts it in models/, or TUNE_TEST_QWEN_GGUF names it).
+import Engine
+import Foundation
+import Testing
+
+private let qwenPath: String? = {
+    let fm = FileManager.default
+    let inModels: String = TestPaths.root.appendingPathComponent("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf").path
+    let candidates: [String] = [ProcessInfo.processInfo.environment["TUNE_TEST_QWEN_GGUF"], inModels].compactMap { $0 }
+    return candidates.first { fm.fileExists(atPath: $0) }
+}()
+
+@Suite("QLoRA over K-quant blocks")
+struct KQuantTrainingTests {
+    @Test("the LM head read from its stored blocks = the packed f32 head, bit for bit", arguments: [GGMLType.f32, .q4_1, .q8_0])
+    func unpackedHeadMatchesPacked(type: GGMLType) throws {
+        let model = try LoRATestModel.load(type: type)
+        let seqs = LoRATestModel.sequences
+        let packed = try LoRAGradients.compute(model: model, lora: try LoRATestModel.adapter(), sequences: seqs, packedHeadLimit: .max)
+        let plain = try LoRAGradients.compute(model: model, lora: try LoRATestModel.adapter(), sequences: seqs, packedHeadLimit: 0)
+        #expect(plain.loss == packed.loss)
+        #expect(plain.grad == packed.grad)
+    }
+
+    @Test("Qwen2.5-0.5B Q4_K_M: loss and LoRA gradients over its q4_K/q6_K/q5_0/q8_0 blocks = over an f32 copy",
+          .enabled(if: qwenPath != nil, "needs the Qwen2.5-Coder-0.5B Q4_K_M GGUF (scripts/setup --model qwen2.5-coder-0.5b)"))
+    func qwenKQuantsMatchF32Copy() throws {
+        let q = try LlamaModel.load(path: qwenPath!)
+        let types = Set(q.weights.layers.flatMap { [$0.wq, $0.wk, $0.wv, $0.wo, $0.wGate, $0.wUp, $0.wDown].map(\.type) })
+        #expect(types.isSuperset(of: [.q4_K, .q6_K, .q5_0]), "\(types.map(\.name))")
+        let lora = { () throws -> LoRAAdapter in
+            let l = try LoRAAdapter(config: LoRAConfig(rank: 4, alpha: 8, dropout: 0, useRSLoRA: false, targets: LoRATarget.allCases),
+                                    model: q.config, seed: 3)
+            var rng = SplitMix64(seed: 11)
+            for s in l.slots { for i in 0..<(4 * s.outFeatures) { l.b(s)[i] = 0.02 * rng.symmetric() } }
+            return l
+        }
+        let seqs = [DatasetExample(ids: [151644, 872, 198, 3838, 374, 220, 17, 10, 17, 30, 151645, 198, 151644, 77091, 198, 19, 13],
+                                   mask: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1])]
+        let quant = try LoRAGradients.compute(model: q, lora: try lora(), sequences: seqs)
+        let f32 = try LoRAGradients.compute(model: try q.convertingMatrices(to: .f32), lora: try lora(), sequences: seqs)
+        #expect(quant.loss.isFinite && quant.targets == 2)
+        // Same f32 weight values, same tile GEMMs: the K-quant tiles are dequantized exactly.
+        #expect(quant.loss == f32.loss)
+        var num = 0.0, den = 0.0
+        for (a, b) in zip(quant.grad, f32.grad) { num += Double(a - b) * Double(a - b); den += Double(b) * Double(b) }
+        #expect(den > 0 && num == 0, "rel L2 \(sqrt(num / max(den, 1e-300)))")
+    }
+}
