@@ -167,6 +167,12 @@ void ck_rope_table_freq(float *tab, int64_t P, int64_t D, const float *freq) {
 // angles and correctly rounded cos/sin, so results are bit-identical to ck_rope_forward.
 
 void ck_rope_table(float *tab, int64_t P, int64_t D, float theta) {
+    float fbuf[512];
+    if (D / 2 <= 512) { // θ's frequencies through the explicit-frequency table (same values, same bits)
+        ck_rope_inv_freq(fbuf, D, theta);
+        ck_rope_table_freq(tab, P, D, fbuf);
+        return;
+    }
     const int64_t half = D / 2;
     for (int64_t i = 0; i < half; i++) {
         const float f = inv_freq(i, D, theta);

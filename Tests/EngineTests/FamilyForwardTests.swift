@@ -117,16 +117,7 @@ struct FamilyForwardTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let c = LlamaConfig.tinyLlama3
         let (gguf, _) = try FamilyTestModels.writeBoth("llama3", c, dir: dir)
-        let model = try LlamaModel.load(path: gguf)
-        let lora = try LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, targets: LoRATarget.allCases), model: c, seed: 1)
-        var rng = SplitMix64(seed: 99)
-        for s in lora.slots {
-            for i in 0..<(2 * s.outFeatures) { lora.b(s)[i] = 0.3 * rng.symmetric() }
-        }
-        let seqs = LoRATestModel.sequences
-        let (loss, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
-        let ref = LoRAReference(config: c, weights: TinyLlama.weights(config: c, seed: FamilyTestModels.seed), lora: lora)
-        ref.expectFiniteDifferences(seqs, loss: loss, grad: grad, lora: lora)
+        try LoRAReference.checkGradients(model: try LlamaModel.load(path: gguf), config: c, seed: FamilyTestModels.seed)
     }
 
     @Test("Phi-3 reads q/k/v and gate/up as row ranges of the fused matrices; its PEFT adapters are refused")

@@ -137,17 +137,7 @@ struct Qwen2ForwardTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let (gguf, _) = try Qwen2TestModel.writeBoth(dir: dir)
         let model = try LlamaModel.load(path: gguf)
-        let c = Qwen2TestModel.config
-        let lora = try LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, targets: LoRATarget.allCases), model: c, seed: 1)
-        var rng = SplitMix64(seed: 99)
-        for s in lora.slots {
-            for i in 0..<(2 * s.outFeatures) { lora.b(s)[i] = 0.3 * rng.symmetric() }
-            for i in 0..<(2 * s.inFeatures) { lora.a(s)[i] *= 3 }
-        }
-        let seqs = LoRATestModel.sequences
-        let (loss, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
-        let ref = LoRAReference(config: c, weights: TinyLlama.weights(config: c, seed: Qwen2TestModel.seed), lora: lora)
-        ref.expectFiniteDifferences(seqs, loss: loss, grad: grad, lora: lora)
+        try LoRAReference.checkGradients(model: model, config: Qwen2TestModel.config, seed: Qwen2TestModel.seed, scaleA: 3)
     }
 
     @Test("training loss equals the inference forward with the adapter (qwen2, Q8_0 base)")

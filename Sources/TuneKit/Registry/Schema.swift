@@ -273,8 +273,17 @@ enum Schema {
     /// rebuilding `artifacts` (same columns, same rows, same ids; its indexes recreated); and
     /// `deprecations`, one row per deprecated artifact. Everything depending on a deprecated artifact
     /// is found by a recursive walk of `lineage` (Registry+Governance.swift).
-    static let v5 = """
-        CREATE TABLE artifacts_v5 (
+    static let v5 = rebuildArtifacts("v5") + """
+        \(deprecations)
+        """
+
+    private static let layouts = "'file', 'directory', 'reference'"
+
+    /// SQLite widens a CHECK only by rebuilding the table: `artifacts` copied into `artifacts_TAG` with the
+    /// current kind/layout constraints (same columns, rows and ids), swapped in, its indexes recreated.
+    private static func rebuildArtifacts(_ tag: String) -> String {
+        """
+        CREATE TABLE artifacts_\(tag) (
             id INTEGER PRIMARY KEY,
             kind TEXT NOT NULL CHECK (kind IN (\(kinds))),
             name TEXT NOT NULL,
@@ -295,17 +304,16 @@ enum Schema {
             created_at TEXT NOT NULL,
             UNIQUE (name, version)
         );
-        INSERT INTO artifacts_v5 SELECT id, kind, name, version, sha256, size, layout, uri, metadata, base_family, base_version,
+        INSERT INTO artifacts_\(tag) SELECT id, kind, name, version, sha256, size, layout, uri, metadata, base_family, base_version,
             license, dataset_source, data_terms, created_by, created_with, run_id, created_at FROM artifacts;
         DROP TABLE artifacts;
-        ALTER TABLE artifacts_v5 RENAME TO artifacts;
+        ALTER TABLE artifacts_\(tag) RENAME TO artifacts;
         CREATE INDEX artifacts_sha256 ON artifacts(sha256);
         CREATE INDEX artifacts_base ON artifacts(base_family, base_version);
         CREATE INDEX artifacts_kind ON artifacts(kind, name);
-        \(deprecations)
-        """
 
-    private static let layouts = "'file', 'directory', 'reference'"
+        """
+    }
 
     static let deprecations = """
         CREATE TABLE IF NOT EXISTS deprecations (
@@ -329,36 +337,7 @@ enum Schema {
     // MARK: - v6
 
     /// The `router` kind (eval.routing, docs/routing.md): the kind CHECK widened by the same rebuild as v5.
-    static let v6 = """
-        CREATE TABLE artifacts_v6 (
-            id INTEGER PRIMARY KEY,
-            kind TEXT NOT NULL CHECK (kind IN (\(kinds))),
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL CHECK (version >= 1),
-            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
-            size INTEGER NOT NULL,
-            layout TEXT NOT NULL CHECK (layout IN (\(layouts))),
-            uri TEXT NOT NULL,
-            metadata TEXT NOT NULL DEFAULT '{}',
-            base_family TEXT,
-            base_version TEXT,
-            license TEXT,
-            dataset_source TEXT,
-            data_terms TEXT,
-            created_by TEXT NOT NULL,
-            created_with TEXT NOT NULL,
-            run_id INTEGER REFERENCES runs(id),
-            created_at TEXT NOT NULL,
-            UNIQUE (name, version)
-        );
-        INSERT INTO artifacts_v6 SELECT id, kind, name, version, sha256, size, layout, uri, metadata, base_family, base_version,
-            license, dataset_source, data_terms, created_by, created_with, run_id, created_at FROM artifacts;
-        DROP TABLE artifacts;
-        ALTER TABLE artifacts_v6 RENAME TO artifacts;
-        CREATE INDEX artifacts_sha256 ON artifacts(sha256);
-        CREATE INDEX artifacts_base ON artifacts(base_family, base_version);
-        CREATE INDEX artifacts_kind ON artifacts(kind, name);
-        """
+    static let v6 = rebuildArtifacts("v6")
 
     /// v6 on PostgreSQL: the kind constraint altered in place.
     static let v6Postgres = """
