@@ -81,6 +81,9 @@ def main():
         adir = os.path.join(a.out, f"{fam}_adapter")
         shutil.rmtree(adir, ignore_errors=True)
         model.save_pretrained(adir, safe_serialization=True, save_embedding_layers=False)
+        readme = os.path.join(adir, "README.md")   # PEFT's generated model card: not part of the fixture
+        if os.path.exists(readme):
+            os.remove(readme)
         model.eval()
         for n, p in model.named_parameters():
             if p.requires_grad != (".lora_" in n):
