@@ -183,8 +183,8 @@ struct FamilyForwardTests {
         ref.expectFiniteDifferences(seqs, loss: loss, grad: grad, lora: lora)
     }
 
-    @Test("training loss equals the inference forward with the adapter (qwen3 and gemma3 GGUFs, Q8_0 base, past the window)",
-          arguments: ["qwen3", "gemma3"])
+    @Test("training loss equals the inference forward with the adapter (Q8_0 GGUFs past the window, and their f32 copy as --method lora trains)",
+          arguments: ["qwen3", "gemma3", "llama3"])
     func trainingMatchesInference(_ name: String) throws {
         let dir = try TestPaths.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -192,13 +192,17 @@ struct FamilyForwardTests {
         let gguf = dir.appendingPathComponent("\(name)-q8.gguf").path
         try TinyLlama.writeGGUF(to: gguf, config: c, seed: FamilyTestModels.seed, weightType: .q8_0)
         let model = try LlamaModel.load(path: gguf)
+        // The float copy keeps the family's vectors (q/k and post norms, GGUF rope_freqs).
+        let f32 = try model.convertingMatrices(to: .f32)
         let lora = try Self.familyAdapter(c)
         for seq in [Self.trainSequences[0], Self.trainSequences[2]] {
-            let (loss, count, _) = try LoRAGradients.compute(model: model, lora: lora, sequences: [seq])
             let scores = try model.with(adapter: lora).score(ids: seq.ids)
             let picked = (0..<(seq.ids.count - 1)).filter { seq.mask[$0 + 1] != 0 }.map { scores.tokenLogprobs[$0] }
-            #expect(count == picked.count)
-            #expect(abs(loss + picked.reduce(0, +) / Double(picked.count)) < 1e-4, "\(name) \(seq.ids.count) tokens")
+            for (m, label) in [(model, "q8_0"), (f32, "f32 copy")] {
+                let (loss, count, _) = try LoRAGradients.compute(model: m, lora: lora, sequences: [seq])
+                #expect(count == picked.count)
+                #expect(abs(loss + picked.reduce(0, +) / Double(picked.count)) < 1e-4, "\(name) \(label) \(seq.ids.count) tokens")
+            }
         }
     }
 

@@ -136,6 +136,16 @@ final class TrainGraph {
             throw EngineError(.unsupported, "not supported on \(k.name) yet: scaled RoPE (rope_scaling / rope_freqs.weight); train with --backend cpu")
         }
         let c = model.config
+        // The description and the weights must agree: a norm the config asks for and the layer lacks
+        // would otherwise be skipped silently.
+        for (l, lw) in model.weights.layers.enumerated() {
+            if c.qkNorm != (lw.qNorm != nil && lw.kNorm != nil) {
+                throw EngineError(.internal, "\(model.source): layer \(l) \(c.qkNorm ? "lacks" : "has unexpected") q/k norm weights")
+            }
+            if c.sandwichNorms != (lw.postAttnNorm != nil && lw.postFFNNorm != nil) {
+                throw EngineError(.internal, "\(model.source): layer \(l) \(c.sandwichNorms ? "lacks" : "has unexpected") post-attention/post-FFN norm weights")
+            }
+        }
         let sliding = (0..<c.numLayers).contains { c.isSliding(layer: $0) }
         if k.family == nil, c.activation != .silu || sliding {
             let what = [c.activation != .silu ? "\(c.activation.rawValue) (geglu_backward)" : nil,
