@@ -229,6 +229,24 @@ struct FamilyForwardTests {
         #expect(a.loss == b.loss && a.grad == b.grad)
         #expect(dev.violations.isEmpty, "\(dev.violations)")
     }
+
+    @Test("Qwen3 needs no new op: on the CUDA op set (checked host double: uncached RoPE, unpacked head) it agrees with the CPU, every pointer a device one")
+    func qwen3OnCUDAOpSet() throws {
+        let dir = try TestPaths.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let c = LlamaConfig.tinyQwen3
+        let (gguf, _) = try FamilyTestModels.writeBoth("qwen3", c, dir: dir)
+        let model = try LlamaModel.load(path: gguf)
+        let lora = try Self.familyAdapter(c)
+        let dev = CheckedHostDevice(.cudaOps)
+        let a = try LoRAGradients.compute(model: model, lora: lora, sequences: Self.trainSequences, backend: dev)
+        let b = try LoRAGradients.compute(model: model, lora: lora, sequences: Self.trainSequences)
+        #expect(abs(a.loss - b.loss) < 1e-6)
+        let scale = b.grad.map { abs($0) }.max()!
+        #expect(zip(a.grad, b.grad).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
+        #expect(dev.violations.isEmpty, "\(dev.violations)")
+        #expect(dev.liveAllocations == 0)
+    }
 }
 
 private enum TinyLlamaGemmaWindow { static let window = LlamaConfig.tinyGemma3.slidingWindow }
