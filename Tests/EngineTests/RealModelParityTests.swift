@@ -109,6 +109,16 @@ struct Gemma3ParityTests {
             #expect(abs(loss - want) < 2e-4, "\(label): training loss \(loss) vs inference \(want)")
             #expect(grad.allSatisfy(\.isFinite) && grad.contains { $0 != 0 })
         }
+        // Past the 512-token window of the sliding layers (QLoRA on the file's blocks only, to keep it short).
+        let words = (0..<700).map { ["alpha", "bravo", "cargo", "delta", "echo", "freight", "gamma", "harbor"][($0 * 5 + $0 / 7) % 8] }
+        let long = Array(m.tokenizer.encodeAddingBOS(words.joined(separator: " ")).prefix(560))
+        try #require(long.count > m.config.slidingWindow)
+        let lseq = DatasetExample(ids: long, mask: long.indices.map { $0 < 4 ? 0 : 1 })
+        let lscores = try m.with(adapter: lora).score(ids: long)
+        var lsum = 0.0
+        for t in 4..<long.count { lsum += lscores.tokenLogprobs[t - 1] }
+        let (lloss, _, _) = try LoRAGradients.compute(model: m, lora: lora, sequences: [lseq])
+        #expect(abs(lloss + lsum / Double(long.count - 4)) < 2e-4, "\(long.count) tokens: training \(lloss) vs inference \(-lsum / Double(long.count - 4))")
     }
 }
 
