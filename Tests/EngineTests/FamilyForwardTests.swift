@@ -136,8 +136,8 @@ struct FamilyForwardTests {
     ]
 
     /// A rank-2 adapter on every target with non-zero B (so A gets gradients too).
-    static func familyAdapter(_ c: LlamaConfig) throws -> LoRAAdapter {
-        let lora = try LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, targets: LoRATarget.allCases), model: c, seed: 1)
+    static func familyAdapter(_ c: LlamaConfig, layers: [Int]? = nil) throws -> LoRAAdapter {
+        let lora = try LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, targets: LoRATarget.allCases, layers: layers), model: c, seed: 1)
         var rng = SplitMix64(seed: 99)
         for s in lora.slots {
             for i in 0..<(2 * s.outFeatures) { lora.b(s)[i] = 0.3 * rng.symmetric() }
@@ -176,7 +176,9 @@ struct FamilyForwardTests {
         try TinyLlama.writeHF(to: hf, config: c, seed: FamilyTestModels.seed)
         let model = try LlamaModel.load(path: hf)
         #expect(model.config == c)
-        let lora = try Self.familyAdapter(c)
+        // Slots on sliding layer 2 and global layer 5 (the float64 reference is slow in debug builds): the
+        // gradient of layer 2 flows back through the frozen sliding layers 3 and 4 and the global layer 5.
+        let lora = try Self.familyAdapter(c, layers: [2, 5])
         let seqs = Self.trainSequences
         let (loss, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
         let ref = LoRAReference(config: c, weights: TinyLlama.weights(config: c, seed: FamilyTestModels.seed), lora: lora)
