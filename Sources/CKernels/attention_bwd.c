@@ -23,8 +23,13 @@ static int bad(int64_t T, int64_t H, int64_t Hkv, int64_t D) {
 
 // ---- reference ----------------------------------------------------------------------------
 
-void ck_attention_forward_train_ref(float *out, float *lse, const float *q, const float *k, const float *v,
-                                    int64_t T, int64_t H, int64_t Hkv, int64_t D) {
+/* First key query t may see under `window` (<= 0: none): keys j with t − j < window. */
+static inline int64_t win_lo(int64_t t, int64_t window) {
+    return window > 0 && t + 1 > window ? t + 1 - window : 0;
+}
+
+void ck_attention_forward_train_window_ref(float *out, float *lse, const float *q, const float *k, const float *v,
+                                           int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t window) {
     if (bad(T, H, Hkv, D)) return;
     double *p = malloc((size_t)T * sizeof(double));
     if (!p) return;
@@ -34,27 +39,33 @@ void ck_attention_forward_train_ref(float *out, float *lse, const float *q, cons
             const int64_t hk = h / (H / Hkv);
             const float *qv = q + (t * H + h) * D;
             double m = -INFINITY, s = 0.0;
-            for (int64_t j = 0; j <= t; j++) {
+            const int64_t lo = win_lo(t, window);
+            for (int64_t j = lo; j <= t; j++) {
                 double d = 0.0;
                 for (int64_t i = 0; i < D; i++) d += (double)qv[i] * (double)k[(j * Hkv + hk) * D + i];
                 p[j] = d * scale;
                 m = p[j] > m ? p[j] : m;
             }
-            for (int64_t j = 0; j <= t; j++) s += exp(p[j] - m);
+            for (int64_t j = lo; j <= t; j++) s += exp(p[j] - m);
             const double l = m + log(s);
             lse[t * H + h] = (float)l;
             for (int64_t i = 0; i < D; i++) {
                 double o = 0.0;
-                for (int64_t j = 0; j <= t; j++) o += exp(p[j] - l) * (double)v[(j * Hkv + hk) * D + i];
+                for (int64_t j = lo; j <= t; j++) o += exp(p[j] - l) * (double)v[(j * Hkv + hk) * D + i];
                 out[(t * H + h) * D + i] = (float)o;
             }
         }
     free(p);
 }
 
-void ck_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                               const float *k, const float *v, const float *out, const float *lse,
-                               int64_t T, int64_t H, int64_t Hkv, int64_t D) {
+void ck_attention_forward_train_ref(float *out, float *lse, const float *q, const float *k, const float *v,
+                                    int64_t T, int64_t H, int64_t Hkv, int64_t D) {
+    ck_attention_forward_train_window_ref(out, lse, q, k, v, T, H, Hkv, D, 0);
+}
+
+void ck_attention_backward_window_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                      const float *k, const float *v, const float *out, const float *lse,
+                                      int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t window) {
     if (bad(T, H, Hkv, D)) return;
     double *gq = calloc((size_t)(T * H * D), sizeof(double)), *gk = calloc((size_t)(T * Hkv * D), sizeof(double));
     double *gv = calloc((size_t)(T * Hkv * D), sizeof(double));
@@ -65,7 +76,7 @@ void ck_attention_backward_ref(float *dq, float *dk, float *dv, const float *dou
             const int64_t hk = h / (H / Hkv), qi = (t * H + h) * D;
             double delta = 0.0;
             for (int64_t i = 0; i < D; i++) delta += (double)dout[qi + i] * (double)out[qi + i];
-            for (int64_t j = 0; j <= t; j++) {
+            for (int64_t j = win_lo(t, window); j <= t; j++) {
                 const int64_t ki = (j * Hkv + hk) * D;
                 double s = 0.0, dp = 0.0;
                 for (int64_t i = 0; i < D; i++) { s += (double)q[qi + i] * (double)k[ki + i]; dp += (double)dout[qi + i] * (double)v[ki + i]; }
@@ -80,6 +91,12 @@ void ck_attention_backward_ref(float *dq, float *dk, float *dv, const float *dou
     for (int64_t i = 0; i < T * H * D; i++) dq[i] = (float)gq[i];
     for (int64_t i = 0; i < T * Hkv * D; i++) { dk[i] = (float)gk[i]; dv[i] = (float)gv[i]; }
     free(gq); free(gk); free(gv);
+}
+
+void ck_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                               const float *k, const float *v, const float *out, const float *lse,
+                               int64_t T, int64_t H, int64_t Hkv, int64_t D) {
+    ck_attention_backward_window_ref(dq, dk, dv, dout, q, k, v, out, lse, T, H, Hkv, D, 0);
 }
 
 // ---- AVX2 helpers ---------------------------------------------------------------------------
@@ -109,6 +126,7 @@ typedef struct {
     const float *q, *k, *v, *dout, *o, *lse_in;
     float *delta; // [T,H] dout·out per query (AVX-512 backward: written by part 1, read by part 2)
     int64_t T, H, Hkv, D;
+    int64_t window; // sliding window (<= 0: none); only the AVX2 tasks take it
     _Atomic int failed;
 } att_ctx;
 
@@ -124,14 +142,15 @@ static void fwd_task(void *vctx, int64_t t) {
         const int64_t hk = h / (H / Hkv);
         const float *qv = c->q + (t * H + h) * D;
         float m = -INFINITY;
-        for (int64_t j = 0; j <= t; j++) { p[j] = dotf(qv, c->k + (j * Hkv + hk) * D, D) * scale; m = p[j] > m ? p[j] : m; }
+        const int64_t lo = win_lo(t, c->window);
+        for (int64_t j = lo; j <= t; j++) { p[j] = dotf(qv, c->k + (j * Hkv + hk) * D, D) * scale; m = p[j] > m ? p[j] : m; }
         double s = 0.0;
-        for (int64_t j = 0; j <= t; j++) { p[j] = expf(p[j] - m); s += p[j]; }
+        for (int64_t j = lo; j <= t; j++) { p[j] = expf(p[j] - m); s += p[j]; }
         const float l = m + (float)log(s), inv = (float)(1.0 / s);
         c->lse[t * H + h] = l;
         float *o = c->out + (t * H + h) * D;
         memset(o, 0, (size_t)D * sizeof(float));
-        for (int64_t j = 0; j <= t; j++) axpy(o, p[j] * inv, c->v + (j * Hkv + hk) * D, D);
+        for (int64_t j = lo; j <= t; j++) axpy(o, p[j] * inv, c->v + (j * Hkv + hk) * D, D);
     }
 }
 
@@ -150,7 +169,7 @@ static void bwd_task(void *vctx, int64_t hk) {
             float *dq = c->dq + qi;
             memset(dq, 0, (size_t)D * sizeof(float));
             const float delta = dotf(c->dout + qi, c->o + qi, D), l = c->lse_in[t * H + h];
-            for (int64_t j = 0; j <= t; j++) {
+            for (int64_t j = win_lo(t, c->window); j <= t; j++) {
                 const int64_t ki = (j * Hkv + hk) * D;
                 const float p = expf(dotf(c->q + qi, c->k + ki, D) * scale - l);
                 const float ds = p * (dotf(c->dout + qi, c->v + ki, D) - delta) * scale;
@@ -349,4 +368,38 @@ void ck_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
     }
 #endif
     ck_attention_backward_ref(dq, dk, dv, dout, q, k, v, out, lse, T, H, Hkv, D);
+}
+
+/* Sliding-window variants: query t sees keys max(0, t − window + 1) .. t. A window that clips
+ * nothing (window <= 0 or T <= window) is exactly the plain kernels above; otherwise the AVX2
+ * tasks with the window bound (per-query / per-kv-head arithmetic independent of the thread, so
+ * bit-identical for any thread count), or the reference without SIMD. */
+void ck_attention_forward_train_window(float *out, float *lse, const float *q, const float *k, const float *v,
+                                       int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t window) {
+    if (window <= 0 || T <= window) { ck_attention_forward_train(out, lse, q, k, v, T, H, Hkv, D); return; }
+#if CK_X86
+    if (ck_use_simd()) {
+        if (bad(T, H, Hkv, D)) return;
+        att_ctx c = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .T = T, .H = H, .Hkv = Hkv, .D = D, .window = window};
+        ck_parallel_for(T, fwd_task, &c);
+        if (!c.failed) return;
+    }
+#endif
+    ck_attention_forward_train_window_ref(out, lse, q, k, v, T, H, Hkv, D, window);
+}
+
+void ck_attention_backward_window(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                  const float *k, const float *v, const float *out, const float *lse,
+                                  int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t window) {
+    if (window <= 0 || T <= window) { ck_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, T, H, Hkv, D); return; }
+#if CK_X86
+    if (ck_use_simd()) {
+        if (bad(T, H, Hkv, D)) return;
+        att_ctx c = {.dq = dq, .dk = dk, .dv = dv, .q = q, .k = k, .v = v, .dout = dout, .o = out, .lse_in = lse,
+                     .T = T, .H = H, .Hkv = Hkv, .D = D, .window = window};
+        ck_parallel_for(Hkv, bwd_task, &c);
+        return;
+    }
+#endif
+    ck_attention_backward_window_ref(dq, dk, dv, dout, q, k, v, out, lse, T, H, Hkv, D, window);
 }

@@ -225,6 +225,55 @@ void ck_swiglu_backward(float *dgate, float *dup, const float *dout, const float
     ck_swiglu_backward_ref(dgate, dup, dout, gate, up, n);
 }
 
+// ---- GeGLU backward ---------------------------------------------------------------------------
+//
+// out = gelu_tanh(g)·u with gelu_tanh(x) = ½x(1 + tanh(β(x + κx³))), β = √(2/π), κ = 0.044715:
+//   dup = dout·gelu_tanh(g);  dgate = dout·u·gelu_tanh'(g),
+//   gelu_tanh'(x) = ½(1 + tanh a) + ½x(1 − tanh² a)·β(1 + 3κx²),  a = β(x + κx³).
+
+void ck_geglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate,
+                           const float *up, int64_t n) {
+    const double kBeta = 0.7978845608028654, kKappa = 0.044715;
+    for (int64_t i = 0; i < n; i++) {
+        const double x = gate[i], a = kBeta * (x + kKappa * x * x * x), th = tanh(a);
+        const double g = 0.5 * x * (1.0 + th);
+        const double dg = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * kBeta * (1.0 + 3.0 * kKappa * x * x);
+        dup[i] = (float)((double)dout[i] * g);
+        dgate[i] = (float)((double)dout[i] * (double)up[i] * dg);
+    }
+}
+
+/* float32 per element (the same arithmetic whatever chunk or thread handles it). */
+static void geglu_bwd_span(float *dgate, float *dup, const float *dout, const float *gate,
+                           const float *up, int64_t n) {
+    const float kBeta = 0.7978845608028654f, kKappa = 0.044715f;
+    for (int64_t i = 0; i < n; i++) {
+        const float x = gate[i], x2 = x * x, th = tanhf(kBeta * (x + kKappa * x2 * x));
+        const float g = 0.5f * x * (1.0f + th);
+        const float dg = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * kBeta * (1.0f + 3.0f * kKappa * x2);
+        dup[i] = dout[i] * g;
+        dgate[i] = (dout[i] * up[i]) * dg;
+    }
+}
+
+static void geglub_task(void *vctx, int64_t task) {
+    const swb_ctx *c = vctx;
+    const int64_t i0 = task * CHUNK, i1 = i0 + CHUNK < c->n ? i0 + CHUNK : c->n;
+    geglu_bwd_span(c->dgate + i0, c->dup + i0, c->dout + i0, c->gate + i0, c->up + i0, i1 - i0);
+}
+
+/* Threaded over fixed chunks; bit-identical for any thread count. */
+void ck_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                       const float *up, int64_t n) {
+    if (n <= 0) return;
+    if (ck_use_simd()) {
+        swb_ctx c = {dgate, dup, dout, gate, up, n};
+        ck_parallel_for((n + CHUNK - 1) / CHUNK, geglub_task, &c);
+        return;
+    }
+    ck_geglu_backward_ref(dgate, dup, dout, gate, up, n);
+}
+
 // ---- AdamW -----------------------------------------------------------------------------------
 
 void ck_adamw_step_ref(float *p, const float *g, float *m, float *v, int64_t n,

@@ -1,6 +1,9 @@
 // LoRAReference — an independent float64 Llama + LoRA forward and loss, written naively from the
 // HF definitions (rotate_half RoPE incl. llama3/linear scaling, causal GQA, SwiGLU, tied or untied head, q/k/v biases when the weights have them), for gradient checks by central
 // finite differences. It reads TinyLlama's HF-order float weights directly, not the engine's loader.
+// Qwen3 / Gemma 3 as their HF modeling files: per-head q/k RMSNorm before RoPE, Gemma's (1 + w) norms
+// over the raw HF weights, post-attention / post-feedforward norms, GeGLU (tanh), embeddings × √C,
+// attention scale query_pre_attn_scalar^-½, sliding-window layers with their own RoPE θ.
 
 import Foundation
 import Testing
@@ -36,6 +39,19 @@ struct LoRAReference {
         return y
     }
 
+    /// A norm weight as the model multiplies by it: Gemma's HF weights are w of (1 + w).
+    private func normWeight(_ name: String) -> [Double] {
+        let g = w[name]!
+        return c.architecture == .gemma3 ? g.map { 1 + $0 } : g
+    }
+
+    /// RMSNorm of every `width`-wide piece of each row (per head for q/k norm).
+    private func headNorm(_ x: [[Double]], _ g: [Double], width: Int) -> [[Double]] {
+        x.map { row in
+            stride(from: 0, to: row.count, by: width).flatMap { s in rmsnorm([Array(row[s..<(s + width)])], g)[0] }
+        }
+    }
+
     private func rmsnorm(_ x: [[Double]], _ g: [Double]) -> [[Double]] {
         x.map { row in
             let ms = row.reduce(0) { $0 + $1 * $1 } / Double(row.count)
@@ -44,16 +60,18 @@ struct LoRAReference {
         }
     }
 
-    private func rope(_ x: inout [[Double]], heads: Int) {
+    private func rope(_ x: inout [[Double]], heads: Int, layer l: Int) {
         let D = c.headDim
-        // Scaled RoPE (llama3/linear): the float32 inverse frequencies transformers computes.
-        let scaled: [Double]? = c.ropeScaling.map { s in
+        let sliding = c.isSliding(layer: l)
+        let theta = Double(sliding ? (c.ropeLocalTheta ?? c.ropeTheta) : c.ropeTheta)
+        // Scaled RoPE (llama3/linear, global layers): the float32 inverse frequencies transformers computes.
+        let scaled: [Double]? = sliding ? nil : c.ropeScaling.map { s in
             s.apply(to: (0..<(D / 2)).map { Float(1 / pow(Double(c.ropeTheta), 2 * Double($0) / Double(D))) }).map(Double.init)
         }
         for t in x.indices {
             for h in 0..<heads {
                 for i in 0..<(D / 2) {
-                    let f = scaled?[i] ?? pow(Double(c.ropeTheta), -2 * Double(i) / Double(D)), a = Double(t) * f
+                    let f = scaled?[i] ?? pow(theta, -2 * Double(i) / Double(D)), a = Double(t) * f
                     let x0 = x[t][h * D + i], x1 = x[t][h * D + i + D / 2]
                     x[t][h * D + i] = x0 * cos(a) - x1 * sin(a)
                     x[t][h * D + i + D / 2] = x1 * cos(a) + x0 * sin(a)
@@ -66,34 +84,54 @@ struct LoRAReference {
     private func segmentLoss(_ ids: [Int32], _ mask: [UInt8], params: [Double]) -> (Double, Int) {
         let C = c.hiddenSize, D = c.headDim, H = c.numHeads, Hkv = c.numKVHeads, V = c.vocabSize
         let E = w["model.embed_tokens.weight"]!
-        var x = ids.map { id in (0..<C).map { E[Int(id) * C + $0] } }
+        let es = Double(c.embeddingScale)
+        var x = ids.map { id in (0..<C).map { E[Int(id) * C + $0] * es } }
         let n = ids.count
+        let gemma = c.architecture == .gemma3
+        let attScale = 1 / Double(c.queryPreAttnScalar ?? Float(D)).squareRoot()
         for l in 0..<c.numLayers {
-            let h = rmsnorm(x, w["model.layers.\(l).input_layernorm.weight"]!)
+            let p = "model.layers.\(l)."
+            let h = rmsnorm(x, normWeight(p + "input_layernorm.weight"))
             var q = linear(h, "q", layer: l, target: .q, params: params)
             var k = linear(h, "k", layer: l, target: .k, params: params)
             let v = linear(h, "v", layer: l, target: .v, params: params)
-            rope(&q, heads: H)
-            rope(&k, heads: Hkv)
+            if c.qkNorm {
+                q = headNorm(q, normWeight(p + "self_attn.q_norm.weight"), width: D)
+                k = headNorm(k, normWeight(p + "self_attn.k_norm.weight"), width: D)
+            }
+            rope(&q, heads: H, layer: l)
+            rope(&k, heads: Hkv, layer: l)
+            let window = c.isSliding(layer: l) ? c.slidingWindow : Int.max
             var att = [[Double]](repeating: [Double](repeating: 0, count: H * D), count: n)
             for t in 0..<n {
+                let keys = Array(max(0, t - window + 1)...t)   // t − u < window
                 for hh in 0..<H {
                     let kh = hh / (H / Hkv)
-                    let s = (0...t).map { u in (0..<D).reduce(0.0) { $0 + q[t][hh * D + $1] * k[u][kh * D + $1] } / Double(D).squareRoot() }
+                    let s = keys.map { u in (0..<D).reduce(0.0) { $0 + q[t][hh * D + $1] * k[u][kh * D + $1] } * attScale }
                     let m = s.max()!, e = s.map { exp($0 - m) }, z = e.reduce(0, +)
-                    for d in 0..<D { att[t][hh * D + d] = (0...t).reduce(0.0) { $0 + e[$1] / z * v[$1][kh * D + d] } }
+                    for d in 0..<D { att[t][hh * D + d] = keys.indices.reduce(0.0) { $0 + e[$1] / z * v[keys[$1]][kh * D + d] } }
                 }
             }
-            let o = linear(att, "o", layer: l, target: .o, params: params)
+            var o = linear(att, "o", layer: l, target: .o, params: params)
+            if gemma { o = rmsnorm(o, normWeight(p + "post_attention_layernorm.weight")) }
             for t in 0..<n { for i in 0..<C { x[t][i] += o[t][i] } }
-            let h2 = rmsnorm(x, w["model.layers.\(l).post_attention_layernorm.weight"]!)
+            let h2 = rmsnorm(x, normWeight(p + (gemma ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight")))
             let g = linear(h2, "gate", layer: l, target: .gate, params: params)
             let u = linear(h2, "up", layer: l, target: .up, params: params)
-            let act = zip(g, u).map { gr, ur in gr.indices.map { gr[$0] / (1 + exp(-gr[$0])) * ur[$0] } }
-            let dn = linear(act, "down", layer: l, target: .down, params: params)
+            let act = zip(g, u).map { gr, ur in
+                gr.indices.map { i -> Double in
+                    let z = gr[i]
+                    switch c.activation {
+                    case .silu: return z / (1 + exp(-z)) * ur[i]
+                    case .geluTanh: return 0.5 * z * (1 + tanh((2 / Double.pi).squareRoot() * (z + 0.044715 * z * z * z))) * ur[i]
+                    }
+                }
+            }
+            var dn = linear(act, "down", layer: l, target: .down, params: params)
+            if gemma { dn = rmsnorm(dn, normWeight(p + "post_feedforward_layernorm.weight")) }
             for t in 0..<n { for i in 0..<C { x[t][i] += dn[t][i] } }
         }
-        let xf = rmsnorm(x, w["model.norm.weight"]!)
+        let xf = rmsnorm(x, normWeight("model.norm.weight"))
         let head = w["lm_head.weight"] ?? E   // untied head (Llama 3.x tiny) or the embedding
         var sum = 0.0, count = 0
         for t in 0..<(n - 1) where mask[t + 1] != 0 {

@@ -86,7 +86,39 @@ struct Gemma3ParityTests {
         #expect(c.architecture == .gemma3 && c.qkNorm && c.sandwichNorms && c.activation == .geluTanh)
         #expect(c.slidingWindow == 512 && c.slidingLayers.filter { !$0 }.count == 3)   // layers 5, 11, 17 are global
         #expect(c.ropeLocalTheta == 10_000 && c.ropeTheta == 1_000_000)
-        #expect(throws: EngineError.self) { try c.checkTrainable(source: "gemma") }
+        #expect(c.trainingGaps.isEmpty)
+        try c.checkTrainable(source: "gemma")
+    }
+
+    /// The training graph on the real file (QLoRA on its own Q4_K/Q6_K blocks, and the f32 copy of
+    /// --method lora) gives the inference forward's loss with the same adapter.
+    @Test func trainingLossEqualsInference() throws {
+        let m = try gemma.get()
+        let lora = try LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, targets: LoRATarget.allCases), model: m.config, seed: 1)
+        var rng = SplitMix64(seed: 5)
+        for s in lora.slots { for i in 0..<(2 * s.outFeatures) { lora.b(s)[i] = 0.05 * rng.symmetric() } }
+        let ids = m.tokenizer.encodeAddingBOS("The quick brown fox jumps over the lazy dog. Shipping documents: a bill of lading names the carrier.")
+        let seq = DatasetExample(ids: ids, mask: ids.indices.map { $0 < 4 ? 0 : 1 })
+        let scores = try m.with(adapter: lora).score(ids: ids)
+        var sum = 0.0
+        for t in 4..<ids.count { sum += scores.tokenLogprobs[t - 1] }
+        let want = -sum / Double(ids.count - 4)
+        for (model, label) in [(m, "quantized"), (try m.convertingMatrices(to: .f32), "f32 copy")] {
+            let (loss, count, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: [seq])
+            #expect(count == ids.count - 4)
+            #expect(abs(loss - want) < 2e-4, "\(label): training loss \(loss) vs inference \(want)")
+            #expect(grad.allSatisfy(\.isFinite) && grad.contains { $0 != 0 })
+        }
+        // Past the 512-token window of the sliding layers (QLoRA on the file's blocks only, to keep it short).
+        let words = (0..<700).map { ["alpha", "bravo", "cargo", "delta", "echo", "freight", "gamma", "harbor"][($0 * 5 + $0 / 7) % 8] }
+        let long = Array(m.tokenizer.encodeAddingBOS(words.joined(separator: " ")).prefix(560))
+        try #require(long.count > m.config.slidingWindow)
+        let lseq = DatasetExample(ids: long, mask: long.indices.map { $0 < 4 ? 0 : 1 })
+        let lscores = try m.with(adapter: lora).score(ids: long)
+        var lsum = 0.0
+        for t in 4..<long.count { lsum += lscores.tokenLogprobs[t - 1] }
+        let (lloss, _, _) = try LoRAGradients.compute(model: m, lora: lora, sequences: [lseq])
+        #expect(abs(lloss + lsum / Double(long.count - 4)) < 2e-4, "\(long.count) tokens: training \(lloss) vs inference \(-lsum / Double(long.count - 4))")
     }
 }
 

@@ -60,6 +60,14 @@ void ck_swiglu_backward(float *dgate, float *dup, const float *dout, const float
 void ck_swiglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate,
                             const float *up, int64_t n);
 
+/* GeGLU backward: out = gelu_tanh(gate)·up (PyTorch's tanh approximation, ck_geglu_forward).
+ * dgate, dup, dout, gate, up [n]; dgate/dup overwritten.
+ * dup = dout·gelu_tanh(g);  dgate = dout·up·gelu_tanh'(g). */
+void ck_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                       const float *up, int64_t n);
+void ck_geglu_backward_ref(float *dgate, float *dup, const float *dout, const float *gate,
+                           const float *up, int64_t n);
+
 /* Causal GQA self-attention for training (positions 0..T-1, scale 1/sqrt(D)).
  *   out [T, H, D] overwritten;  lse [T, H] overwritten: logsumexp of query (t,h)'s scaled scores
  *   q [T, H, D];  k, v [T, Hkv, D];  head h uses kv head h / (H / Hkv)
@@ -78,6 +86,20 @@ void ck_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
 void ck_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
                                const float *k, const float *v, const float *out, const float *lse,
                                int64_t T, int64_t H, int64_t Hkv, int64_t D);
+
+/* Sliding-window twins (Gemma 3's local layers): query t attends to keys j with
+ * t − window < j <= t (window <= 0: every earlier key, i.e. the plain kernels above, which they
+ * call when the window clips nothing: window <= 0 or T <= window). Same shapes and outputs. */
+void ck_attention_forward_train_window(float *out, float *lse, const float *q, const float *k, const float *v,
+                                       int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t window);
+void ck_attention_forward_train_window_ref(float *out, float *lse, const float *q, const float *k, const float *v,
+                                           int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t window);
+void ck_attention_backward_window(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                  const float *k, const float *v, const float *out, const float *lse,
+                                  int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t window);
+void ck_attention_backward_window_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                      const float *k, const float *v, const float *out, const float *lse,
+                                      int64_t T, int64_t H, int64_t Hkv, int64_t D, int64_t window);
 
 /* ---- loss ------------------------------------------------------------------------ */
 

@@ -254,6 +254,29 @@ public final class CheckedHostDevice: Backend, @unchecked Sendable { // mutable 
                     guard op("matmul_forward_packed", [(f(o), Int(T * N) * 4, "out"), (f(x), Int(T * K) * 4, "inp"),
                                                  (f(p), Int(cpu.packed!.size(K, N)) * 4, "packed"), (f(b), Int(N) * 4, "bias")]) else { return -1 }
                     return cpu.packed!.forward(o, x, p, b, T, K, N)
+                }),
+            family: opSet == .cudaOps ? nil : KernelTable.FamilyOps(
+                gegluForward: { [self] o, g, u, n in
+                    guard op("geglu_forward", [(f(o), Int(n) * 4, "out"), (f(g), Int(n) * 4, "gate"), (f(u), Int(n) * 4, "up")]) else { return }
+                    cpu.family!.gegluForward(o, g, u, n)
+                },
+                gegluBackward: { [self] dg, du, dy, g, u, n in
+                    guard op("geglu_backward", [(f(dg), Int(n) * 4, "dgate"), (f(du), Int(n) * 4, "dup"), (f(dy), Int(n) * 4, "dout"),
+                                              (f(g), Int(n) * 4, "gate"), (f(u), Int(n) * 4, "up")]) else { return }
+                    cpu.family!.gegluBackward(dg, du, dy, g, u, n)
+                },
+                attentionForwardTrainWindow: { [self] o, lse, q, k, v, T, H, Hkv, D, win in
+                    guard op("attention_forward_train_window", [(f(o), Int(T * H * D) * 4, "out"), (f(lse), Int(T * H) * 4, "lse"),
+                                                              (f(q), Int(T * H * D) * 4, "q"), (f(k), Int(T * Hkv * D) * 4, "k"),
+                                                              (f(v), Int(T * Hkv * D) * 4, "v")]) else { return }
+                    cpu.family!.attentionForwardTrainWindow(o, lse, q, k, v, T, H, Hkv, D, win)
+                },
+                attentionBackwardWindow: { [self] dq, dk, dv, dy, q, k, v, o, lse, T, H, Hkv, D, win in
+                    let qb = Int(T * H * D) * 4, kb = Int(T * Hkv * D) * 4
+                    guard op("attention_backward_window", [(f(dq), qb, "dq"), (f(dk), kb, "dk"), (f(dv), kb, "dv"), (f(dy), qb, "dout"),
+                                                         (f(q), qb, "q"), (f(k), kb, "k"), (f(v), kb, "v"), (f(o), qb, "out"),
+                                                         (f(lse), Int(T * H) * 4, "lse")]) else { return }
+                    cpu.family!.attentionBackwardWindow(dq, dk, dv, dy, q, k, v, o, lse, T, H, Hkv, D, win)
                 }))
     }
 }

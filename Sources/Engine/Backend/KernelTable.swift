@@ -86,6 +86,27 @@ public final class KernelTable: @unchecked Sendable { // immutable; the function
     }
     public let packed: PackedGEMM?
 
+    /// Ops only some families need in training (Gemma 3: GeGLU, sliding-window attention); nil: this
+    /// backend cannot train such a model yet and the graph refuses it in one line, naming the op.
+    public struct FamilyOps: @unchecked Sendable {
+        /// `ck_geglu_forward` / `ck_geglu_backward` (out = gelu_tanh(gate)·up).
+        public let gegluForward: (FPtr?, CFPtr?, CFPtr?, Int64) -> Void
+        public let gegluBackward: (FPtr?, FPtr?, CFPtr?, CFPtr?, CFPtr?, Int64) -> Void
+        /// `ck_attention_forward_train_window` / `ck_attention_backward_window` (last argument: the window).
+        public let attentionForwardTrainWindow: (FPtr?, FPtr?, CFPtr?, CFPtr?, CFPtr?, Int64, Int64, Int64, Int64, Int64) -> Void
+        public let attentionBackwardWindow: (FPtr?, FPtr?, FPtr?, CFPtr?, CFPtr?, CFPtr?, CFPtr?, CFPtr?, CFPtr?,
+                                             Int64, Int64, Int64, Int64, Int64) -> Void
+        public init(gegluForward: @escaping (FPtr?, CFPtr?, CFPtr?, Int64) -> Void,
+                    gegluBackward: @escaping (FPtr?, FPtr?, CFPtr?, CFPtr?, CFPtr?, Int64) -> Void,
+                    attentionForwardTrainWindow: @escaping (FPtr?, FPtr?, CFPtr?, CFPtr?, CFPtr?, Int64, Int64, Int64, Int64, Int64) -> Void,
+                    attentionBackwardWindow: @escaping (FPtr?, FPtr?, FPtr?, CFPtr?, CFPtr?, CFPtr?, CFPtr?, CFPtr?, CFPtr?,
+                                                        Int64, Int64, Int64, Int64, Int64) -> Void) {
+            self.gegluForward = gegluForward; self.gegluBackward = gegluBackward
+            self.attentionForwardTrainWindow = attentionForwardTrainWindow; self.attentionBackwardWindow = attentionBackwardWindow
+        }
+    }
+    public let family: FamilyOps?
+
     public init(name: String, hostAddressable: Bool, weightTypes: Set<GGMLType>?,
                 alloc: @escaping (Int) -> UnsafeMutableRawPointer?, free: @escaping (UnsafeMutableRawPointer) -> Void,
                 copy: @escaping (UnsafeMutableRawPointer, UnsafeRawPointer, Int, CopyKind) -> Int32,
@@ -111,7 +132,7 @@ public final class KernelTable: @unchecked Sendable { // immutable; the function
                 xentForwardBackward: @escaping (FPtr?, FPtr?, IPtr?, Float, Int64, Int64) -> Int64,
                 adamwStep: @escaping (FPtr?, CFPtr?, FPtr?, FPtr?, Int64, Float, Float, Float, Float, Float, Int64) -> Void,
                 sumsq: @escaping (CFPtr?, Int64) -> Double,
-                ropeCache: RopeCache?, packed: PackedGEMM?) {
+                ropeCache: RopeCache?, packed: PackedGEMM?, family: FamilyOps? = nil) {
         self.name = name; self.hostAddressable = hostAddressable; self.weightTypes = weightTypes
         self.alloc = alloc; self.free = free; self.copyFn = copy; self.memsetFn = memset; self.syncFn = sync
         self.matmulForward = matmulForward; self.matmulBackwardInput = matmulBackwardInput
@@ -123,7 +144,7 @@ public final class KernelTable: @unchecked Sendable { // immutable; the function
         self.swigluForward = swigluForward; self.swigluBackward = swigluBackward
         self.addInplace = addInplace; self.axpy = axpy; self.scale = scale; self.mulInplace = mulInplace
         self.xentForwardBackward = xentForwardBackward; self.adamwStep = adamwStep; self.sumsq = sumsq
-        self.ropeCache = ropeCache; self.packed = packed
+        self.ropeCache = ropeCache; self.packed = packed; self.family = family
     }
 
     // MARK: - helpers
@@ -201,5 +222,8 @@ extension KernelTable {
         xentForwardBackward: ck_xent_forward_backward, adamwStep: ck_adamw_step, sumsq: ck_sumsq,
         ropeCache: RopeCache(table: ck_rope_table, forward: ck_rope_forward_cached, backward: ck_rope_backward_cached,
                              tableFreq: ck_rope_table_freq),
-        packed: PackedGEMM(size: ck_matmul_packed_size, pack: ck_matmul_pack, forward: ck_matmul_forward_packed))
+        packed: PackedGEMM(size: ck_matmul_packed_size, pack: ck_matmul_pack, forward: ck_matmul_forward_packed),
+        family: FamilyOps(gegluForward: ck_geglu_forward, gegluBackward: ck_geglu_backward,
+                          attentionForwardTrainWindow: ck_attention_forward_train_window,
+                          attentionBackwardWindow: ck_attention_backward_window))
 }

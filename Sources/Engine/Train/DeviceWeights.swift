@@ -13,6 +13,8 @@ struct DeviceLayer {
     let wGate: WeightMatrix, wUp: WeightMatrix, wDown: WeightMatrix
     /// Frozen q/k/v biases in table memory (nil when the model has none).
     var bq: FPtr? = nil, bk: FPtr? = nil, bv: FPtr? = nil
+    /// Frozen per-head q/k norm weights [D] and Gemma's post-attention / post-FFN norm weights [C] (nil when absent).
+    var qNorm: FPtr? = nil, kNorm: FPtr? = nil, postAttnNorm: FPtr? = nil, postFFNNorm: FPtr? = nil
 }
 
 final class DeviceWeights {
@@ -68,6 +70,8 @@ final class DeviceWeights {
                             wGate: try matrix(lw.wGate, "blk.\(l).ffn_gate"), wUp: try matrix(lw.wUp, "blk.\(l).ffn_up"),
                             wDown: try matrix(lw.wDown, "blk.\(l).ffn_down"))
                 d.bq = try lw.bq.map(norm); d.bk = try lw.bk.map(norm); d.bv = try lw.bv.map(norm)
+                d.qNorm = try lw.qNorm.map(norm); d.kNorm = try lw.kNorm.map(norm)
+                d.postAttnNorm = try lw.postAttnNorm.map(norm); d.postFFNNorm = try lw.postFFNNorm.map(norm)
                 return d
             }
         } catch {

@@ -11,10 +11,22 @@
 // attention output + logsumexp, mid residual, gate, up. SwiGLU's output is recomputed in backward.
 // The LM head + cross-entropy run in chunks of rows, so the [N, V] logits never exist at once.
 // Qwen2's frozen q/k/v biases are added inside the base GEMMs (the kernels' bias argument): they need
-// no gradient and do not change dX, so backward is unchanged. A tied head is the embedding matrix
-// itself (no copy): the loss GEMMs read its stored blocks, except that a head whose f32 panels fit
-// `packedHeadLimit` (SmolLM2's) is packed once (V·C floats) for the f32-product forward; a large
-// vocabulary (Qwen2.5, Gemma 3) never gets an f32 copy.
+// no gradient and do not change dX, so backward is unchanged.
+//
+// The families follow the model description (LlamaConfig) as the inference forward does:
+//   qkNorm (Qwen3, Gemma 3): q, k = rmsnorm per head [N·H, D] before RoPE; the raw projections and
+//     their rstd are saved, backward is the RMSNorm dX (weights frozen).
+//   sandwichNorms (Gemma 3): the o-proj and down-proj outputs are RMS-normed before the residual add;
+//     the raw outputs and rstd are saved, d(raw) = rmsnorm dX of d(residual).
+//   activation .geluTanh: GeGLU forward/backward (the table's `family` ops).
+//   embeddingScale: x0 = embed[ids]·s (the embeddings are frozen: nothing flows back).
+//   queryPreAttnScalar ≠ D: q·√(D/s) after RoPE (the kernels scale by D^-½), dq scaled the same.
+//   per-layer RoPE: sliding layers rotate with their own θ (a second cos/sin table).
+//   slidingWindow: on sliding layers a segment longer than the window attends within it
+//     (ck_attention_forward_train_window / ck_attention_backward_window).
+// A tied head is the embedding matrix itself (no copy): the loss GEMMs read its stored blocks, except that
+// a head whose f32 panels fit `packedHeadLimit` (SmolLM2's) is packed once (V·C floats) for the
+// f32-product forward; a large vocabulary (Qwen2.5, Gemma 3) never gets an f32 copy.
 
 import CKernels
 import Foundation
@@ -76,6 +88,12 @@ final class TrainGraph {
     private var q: [FPtr] = [], kk: [FPtr] = [], v: [FPtr] = []
     private var att: [FPtr] = [], lse: [FPtr] = []
     private var gate: [FPtr] = [], up: [FPtr] = []
+    /// q/k before their per-head norm and the norms' rstd (qkNorm only).
+    private var qRaw: [FPtr] = [], kRaw: [FPtr] = [], qRstd: [FPtr] = [], kRstd: [FPtr] = []
+    /// o-proj / down-proj outputs before the post norms, and their rstd (sandwichNorms only).
+    private var oRaw: [FPtr] = [], fRaw: [FPtr] = [], rstdPA: [FPtr] = [], rstdPF: [FPtr] = []
+    /// Backward scratch of the q/k norms (qkNorm only).
+    private var dqn: FPtr, dkn: FPtr
     /// LoRA u = x̃·Aᵀ per slot [N, r].
     private var loraU: [FPtr] = []
     private var xLast: FPtr, xFinal: FPtr, rstdF: FPtr
@@ -105,6 +123,9 @@ final class TrainGraph {
     /// otherwise every RoPE call computes its angles (`rope_forward` with θ).
     private var ropeTable: FPtr?
     private var ropePositions = 0
+    /// The sliding layers' table (their own θ), when they rotate differently from the global layers.
+    private var localRopeTable: FPtr?
+    private let separateLocalRope: Bool
 
     /// The frozen LM head dequantized and packed once (`matmul_pack`) for the f32-product loss
     /// chunks, when the table has the packed GEMM and the panels fit `packedHeadLimit`; nil until
@@ -139,10 +160,28 @@ final class TrainGraph {
         if model.rope.global.invFreq != nil, k.ropeCache?.tableFreq == nil {
             throw EngineError(.unsupported, "not supported on \(k.name) yet: scaled RoPE (rope_scaling / rope_freqs.weight); train with --backend cpu")
         }
+        let c = model.config
+        // The description and the weights must agree: a norm the config asks for and the layer lacks
+        // would otherwise be skipped silently.
+        for (l, lw) in model.weights.layers.enumerated() {
+            if c.qkNorm != (lw.qNorm != nil && lw.kNorm != nil) {
+                throw EngineError(.internal, "\(model.source): layer \(l) \(c.qkNorm ? "lacks" : "has unexpected") q/k norm weights")
+            }
+            if c.sandwichNorms != (lw.postAttnNorm != nil && lw.postFFNNorm != nil) {
+                throw EngineError(.internal, "\(model.source): layer \(l) \(c.sandwichNorms ? "lacks" : "has unexpected") post-attention/post-FFN norm weights")
+            }
+        }
+        let sliding = (0..<c.numLayers).contains { c.isSliding(layer: $0) }
+        if k.family == nil, c.activation != .silu || sliding {
+            let what = [c.activation != .silu ? "\(c.activation.rawValue) (geglu_backward)" : nil,
+                        sliding ? "sliding-window attention (attention_forward_train_window)" : nil].compactMap { $0 }
+            throw EngineError(.unsupported, "not supported on \(k.name) yet: training \(c.architecture.rawValue) needs \(what.joined(separator: " and ")), which the library lacks; train with --backend cpu")
+        }
         if lora.config.dropout > 0, k.mulInplace == nil {
             throw EngineError(.unsupported, "not supported on \(k.name) yet: LoRA dropout (the library has no mul_inplace); train with --lora-dropout 0 or --backend cpu")
         }
         self.bf16Products = bf16Products
+        separateLocalRope = sliding && model.rope.local != model.rope.global
         self.model = model
         self.lora = lora
         self.k = k
@@ -165,7 +204,7 @@ final class TrainGraph {
             losses = try alloc(Self.headChunk)
             let one = try alloc(1)
             xLast = one; xFinal = one; rstdF = one; dx = one; dxb = one; tmpC = one; dq = one; dk = one; dv = one
-            dgate = one; dup = one; act = one; dropped = one; maskBuf = one; hostMask = one
+            dgate = one; dup = one; act = one; dropped = one; maskBuf = one; hostMask = one; dqn = one; dkn = one
             let i = try k.allocInt32(1)
             owned.append(UnsafeMutableRawPointer(i))
             ids = i; pos = i; targets = i
@@ -185,6 +224,7 @@ final class TrainGraph {
         releaseBuffers()
         persistent.forEach { k.free($0) }
         if let ropeTable { k.free(UnsafeMutableRawPointer(ropeTable)) }
+        if let localRopeTable { k.free(UnsafeMutableRawPointer(localRopeTable)) }
         if let packedHead { k.free(UnsafeMutableRawPointer(packedHead)) }
         hostMaskOwned?.deallocate()
     }
@@ -210,14 +250,21 @@ final class TrainGraph {
         while p < needed { p *= 2 }
         p = max(needed, min(p, c.contextLength))
         if let ropeTable { k.free(UnsafeMutableRawPointer(ropeTable)) }
+        if let localRopeTable { k.free(UnsafeMutableRawPointer(localRopeTable)) }
         ropeTable = nil
-        let t = try k.allocFloats(p * c.headDim)
-        if let inv = model.rope.global.invFreq, let tableFreq = cache.tableFreq {   // checked at init
-            inv.withUnsafeBufferPointer { tableFreq(t, Int64(p), Int64(c.headDim), $0.baseAddress) }
-        } else {
-            cache.table(t, Int64(p), Int64(c.headDim), c.ropeTheta)
+        localRopeTable = nil
+        func build(_ plan: RoPEPlan) throws -> FPtr {
+            let t = try k.allocFloats(p * c.headDim)
+            if let inv = plan.invFreq, let tableFreq = cache.tableFreq {   // checked at init
+                inv.withUnsafeBufferPointer { tableFreq(t, Int64(p), Int64(c.headDim), $0.baseAddress) }
+            } else {
+                cache.table(t, Int64(p), Int64(c.headDim), plan.theta)
+            }
+            return t
         }
+        let t = try build(model.rope.global)
         ropeTable = t
+        if separateLocalRope { localRopeTable = try build(model.rope.local) }
         ropePositions = p
         return t
     }
@@ -266,6 +313,14 @@ final class TrainGraph {
         att = try perLayer(qDim); lse = try perLayer(c.numHeads)
         gate = try perLayer(F); up = try perLayer(F)
         loraU = try lora.slots.map { _ in try alloc(lora.rank) }
+        if c.qkNorm {
+            qRaw = try perLayer(qDim); kRaw = try perLayer(kvDim)
+            qRstd = try perLayer(c.numHeads); kRstd = try perLayer(c.numKVHeads)
+            dqn = try alloc(qDim); dkn = try alloc(kvDim)
+        }
+        if c.sandwichNorms {
+            oRaw = try perLayer(C); fRaw = try perLayer(C); rstdPA = try perLayer(1); rstdPF = try perLayer(1)
+        }
         xLast = try alloc(C); xFinal = try alloc(C); rstdF = try alloc(1)
         dx = try alloc(C); dxb = try alloc(max(C, qDim)); tmpC = try alloc(max(C, qDim, F))
         dq = try alloc(qDim); dk = try alloc(kvDim); dv = try alloc(kvDim)
@@ -317,14 +372,29 @@ final class TrainGraph {
         try lora.addForward(s, k: k, params: params, out: out, inp: inp, rows: n, scratch: scratch, saveU: loraU[si])
     }
 
-    /// RoPE on `x` [n, heads, D] in place (forward or backward), cached when the table can.
-    private func rope(_ x: FPtr, heads: Int, rows n: Int, backward: Bool) {
+    /// RoPE of layer `l` on `x` [n, heads, D] in place (forward or backward), cached when the table can.
+    private func rope(_ x: FPtr, heads: Int, rows n: Int, layer l: Int, backward: Bool) {
         let c = model.config
-        if let cache = k.ropeCache, let tab = ropeTable {
+        let local = c.isSliding(layer: l)
+        if let cache = k.ropeCache, let tab = local && separateLocalRope ? localRopeTable : ropeTable {
             (backward ? cache.backward : cache.forward)(x, pos, tab, Int64(n), Int64(heads), Int64(c.headDim))
-        } else {
-            (backward ? k.ropeBackward : k.ropeForward)(x, pos, Int64(n), Int64(heads), Int64(c.headDim), c.ropeTheta)
+        } else {   // no table: θ only (scaled frequencies need the table; checked at init)
+            let theta = model.ropePlan(layer: l).theta
+            (backward ? k.ropeBackward : k.ropeForward)(x, pos, Int64(n), Int64(heads), Int64(c.headDim), theta)
         }
+    }
+
+    /// √(D / query_pre_attn_scalar): the factor on q after RoPE (1 when the scalar is D or absent).
+    private var queryScale: Float {
+        let c = model.config
+        guard let s = c.queryPreAttnScalar, s != Float(c.headDim) else { return 1 }
+        return (Float(c.headDim) / s).squareRoot()
+    }
+
+    /// The window of layer `l` for a segment of `count` rows, 0 when it clips nothing.
+    private func window(layer l: Int, count: Int) -> Int {
+        let c = model.config
+        return c.isSliding(layer: l) && count > c.slidingWindow ? c.slidingWindow : 0
     }
 
     /// Runs the decoder over `batch`, saving what backward needs. Returns nothing; `loss` follows.
@@ -343,34 +413,61 @@ final class TrainGraph {
         if let cache = k.ropeCache { _ = try ensureRopeTable(Int(batch.pos.max() ?? 0) + 1, cache) }
         let rc = k.embeddingForward(xIn[0], ids, w.embed.data, Int32(w.embed.type.rawValue), Int64(n), Int64(C))
         guard rc == 0 else { throw EngineError(.unsupported, "embedding type \(w.embed.type.name) is not supported") }
+        if c.embeddingScale != 1 { k.scale(xIn[0], c.embeddingScale, Int64(n * C)) }
+        let qk = c.qkNorm, sandwich = c.sandwichNorms, qs = queryScale
 
         for l in 0..<c.numLayers {
             let lw = w.layers[l]
             k.rmsnormForward(xb1[l], rstd1[l], xIn[l], lw.attnNorm, c.rmsNormEps, Int64(n), Int64(C))
-            try forwardLinear(q[l], xb1[l], lw.wq, layer: l, target: .q, rows: n, step: step, bias: lw.bq)
-            try forwardLinear(kk[l], xb1[l], lw.wk, layer: l, target: .k, rows: n, step: step, bias: lw.bk)
+            try forwardLinear(qk ? qRaw[l] : q[l], xb1[l], lw.wq, layer: l, target: .q, rows: n, step: step, bias: lw.bq)
+            try forwardLinear(qk ? kRaw[l] : kk[l], xb1[l], lw.wk, layer: l, target: .k, rows: n, step: step, bias: lw.bk)
             try forwardLinear(v[l], xb1[l], lw.wv, layer: l, target: .v, rows: n, step: step, bias: lw.bv)
-            rope(q[l], heads: H, rows: n, backward: false)
-            rope(kk[l], heads: Hkv, rows: n, backward: false)
-            for seg in batch.segments {
-                k.attentionForwardTrain(att[l] + seg.start * qDim, lse[l] + seg.start * H, q[l] + seg.start * qDim,
-                                        kk[l] + seg.start * kvDim, v[l] + seg.start * kvDim,
-                                        Int64(seg.count), Int64(H), Int64(Hkv), Int64(D))
+            if qk, let qn = lw.qNorm, let kn = lw.kNorm {
+                k.rmsnormForward(q[l], qRstd[l], qRaw[l], qn, c.rmsNormEps, Int64(n * H), Int64(D))
+                k.rmsnormForward(kk[l], kRstd[l], kRaw[l], kn, c.rmsNormEps, Int64(n * Hkv), Int64(D))
             }
-            try forwardLinear(tmpC, att[l], lw.wo, layer: l, target: .o, rows: n, step: step)
+            rope(q[l], heads: H, rows: n, layer: l, backward: false)
+            rope(kk[l], heads: Hkv, rows: n, layer: l, backward: false)
+            if qs != 1 { k.scale(q[l], qs, Int64(n * qDim)) }
+            for seg in batch.segments {
+                let win = window(layer: l, count: seg.count)
+                let args = (att[l] + seg.start * qDim, lse[l] + seg.start * H, CFPtr(q[l] + seg.start * qDim),
+                            CFPtr(kk[l] + seg.start * kvDim), CFPtr(v[l] + seg.start * kvDim))
+                if win > 0, let fam = k.family {
+                    fam.attentionForwardTrainWindow(args.0, args.1, args.2, args.3, args.4,
+                                                    Int64(seg.count), Int64(H), Int64(Hkv), Int64(D), Int64(win))
+                } else {
+                    k.attentionForwardTrain(args.0, args.1, args.2, args.3, args.4, Int64(seg.count), Int64(H), Int64(Hkv), Int64(D))
+                }
+            }
+            try forwardLinear(sandwich ? oRaw[l] : tmpC, att[l], lw.wo, layer: l, target: .o, rows: n, step: step)
+            if sandwich, let pn = lw.postAttnNorm {
+                k.rmsnormForward(tmpC, rstdPA[l], oRaw[l], pn, c.rmsNormEps, Int64(n), Int64(C))
+            }
             try k.copyFloats(xMid[l], from: xIn[l], count: n * C)
             k.addInplace(xMid[l], tmpC, Int64(n * C))
 
             k.rmsnormForward(xb2[l], rstd2[l], xMid[l], lw.ffnNorm, c.rmsNormEps, Int64(n), Int64(C))
             try forwardLinear(gate[l], xb2[l], lw.wGate, layer: l, target: .gate, rows: n, step: step)
             try forwardLinear(up[l], xb2[l], lw.wUp, layer: l, target: .up, rows: n, step: step)
-            k.swigluForward(act, gate[l], up[l], Int64(n * F))
-            try forwardLinear(tmpC, act, lw.wDown, layer: l, target: .down, rows: n, step: step)
+            activate(gate[l], up[l], count: n * F)
+            try forwardLinear(sandwich ? fRaw[l] : tmpC, act, lw.wDown, layer: l, target: .down, rows: n, step: step)
+            if sandwich, let pn = lw.postFFNNorm {
+                k.rmsnormForward(tmpC, rstdPF[l], fRaw[l], pn, c.rmsNormEps, Int64(n), Int64(C))
+            }
             let next = l + 1 < c.numLayers ? xIn[l + 1] : xLast
             try k.copyFloats(next, from: xMid[l], count: n * C)
             k.addInplace(next, tmpC, Int64(n * C))
         }
         k.rmsnormForward(xFinal, rstdF, xLast, w.finalNorm, c.rmsNormEps, Int64(n), Int64(C))
+    }
+
+    /// act = silu(gate)·up or gelu_tanh(gate)·up, per the model's activation.
+    private func activate(_ g: CFPtr, _ u: CFPtr, count: Int) {
+        switch model.config.activation {
+        case .silu: k.swigluForward(act, g, u, Int64(count))
+        case .geluTanh: k.family!.gegluForward(act, g, u, Int64(count))   // checked at init
+        }
     }
 
     // MARK: - Loss and backward
@@ -435,34 +532,61 @@ final class TrainGraph {
         let c = model.config, n = batch.count, C = c.hiddenSize, D = c.headDim, H = c.numHeads, Hkv = c.numKVHeads
         let qDim = H * D, kvDim = Hkv * D, F = c.intermediateSize
         let w = weights
+        let qk = c.qkNorm, sandwich = c.sandwichNorms, qs = queryScale
         // Final norm.
         k.rmsnormBackward(dx, nil, dxb, xLast, w.finalNorm, rstdF, Int64(n), Int64(C))
 
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             let lw = w.layers[l]
             // FFN: out = xMid + down(silu(gate)·up); dx holds d(out).
-            k.swigluForward(act, gate[l], up[l], Int64(n * F))
-            try backwardLinear(tmpC, dx, act, lw.wDown, layer: l, target: .down, rows: n, step: step, accumulate: false)
-            k.swigluBackward(dgate, dup, tmpC, gate[l], up[l], Int64(n * F))
+            activate(gate[l], up[l], count: n * F)
+            var dF = CFPtr(dx)
+            if sandwich, let pn = lw.postFFNNorm {   // out = xMid + norm(f): d(f) into dxb
+                k.rmsnormBackward(dxb, nil, dx, fRaw[l], pn, rstdPF[l], Int64(n), Int64(C))
+                dF = CFPtr(dxb)
+            }
+            try backwardLinear(tmpC, dF, act, lw.wDown, layer: l, target: .down, rows: n, step: step, accumulate: false)
+            switch c.activation {
+            case .silu: k.swigluBackward(dgate, dup, tmpC, gate[l], up[l], Int64(n * F))
+            case .geluTanh: k.family!.gegluBackward(dgate, dup, tmpC, gate[l], up[l], Int64(n * F))
+            }
             try backwardLinear(dxb, dgate, xb2[l], lw.wGate, layer: l, target: .gate, rows: n, step: step, accumulate: false)
             try backwardLinear(dxb, dup, xb2[l], lw.wUp, layer: l, target: .up, rows: n, step: step, accumulate: true)
             k.rmsnormBackward(tmpC, nil, dxb, xMid[l], lw.ffnNorm, rstd2[l], Int64(n), Int64(C))
             k.addInplace(dx, tmpC, Int64(n * C))          // dx = d(xMid)
 
             // Attention: xMid = xIn + o(att).
-            try backwardLinear(dxb, dx, att[l], lw.wo, layer: l, target: .o, rows: n, step: step, accumulate: false)
-            for seg in batch.segments {
-                let s = seg.start
-                k.attentionBackward(dq + s * qDim, dk + s * kvDim, dv + s * kvDim, dxb + s * qDim, q[l] + s * qDim,
-                                    kk[l] + s * kvDim, v[l] + s * kvDim, att[l] + s * qDim, lse[l] + s * H,
-                                    Int64(seg.count), Int64(H), Int64(Hkv), Int64(D))
+            var dO = CFPtr(dx)
+            if sandwich, let pn = lw.postAttnNorm {   // xMid = xIn + norm(o): d(o) into tmpC
+                k.rmsnormBackward(tmpC, nil, dx, oRaw[l], pn, rstdPA[l], Int64(n), Int64(C))
+                dO = CFPtr(tmpC)
             }
-            rope(dq, heads: H, rows: n, backward: true)
-            rope(dk, heads: Hkv, rows: n, backward: true)
+            try backwardLinear(dxb, dO, att[l], lw.wo, layer: l, target: .o, rows: n, step: step, accumulate: false)
+            for seg in batch.segments {
+                let s = seg.start, win = window(layer: l, count: seg.count)
+                if win > 0, let fam = k.family {
+                    fam.attentionBackwardWindow(dq + s * qDim, dk + s * kvDim, dv + s * kvDim, dxb + s * qDim, q[l] + s * qDim,
+                                                kk[l] + s * kvDim, v[l] + s * kvDim, att[l] + s * qDim, lse[l] + s * H,
+                                                Int64(seg.count), Int64(H), Int64(Hkv), Int64(D), Int64(win))
+                } else {
+                    k.attentionBackward(dq + s * qDim, dk + s * kvDim, dv + s * kvDim, dxb + s * qDim, q[l] + s * qDim,
+                                        kk[l] + s * kvDim, v[l] + s * kvDim, att[l] + s * qDim, lse[l] + s * H,
+                                        Int64(seg.count), Int64(H), Int64(Hkv), Int64(D))
+                }
+            }
+            if qs != 1 { k.scale(dq, qs, Int64(n * qDim)) }
+            rope(dq, heads: H, rows: n, layer: l, backward: true)
+            rope(dk, heads: Hkv, rows: n, layer: l, backward: true)
+            var dqIn = dq, dkIn = dk
+            if qk, let qn = lw.qNorm, let kn = lw.kNorm {   // through the per-head norms (weights frozen)
+                k.rmsnormBackward(dqn, nil, dq, qRaw[l], qn, qRstd[l], Int64(n * H), Int64(D))
+                k.rmsnormBackward(dkn, nil, dk, kRaw[l], kn, kRstd[l], Int64(n * Hkv), Int64(D))
+                dqIn = dqn; dkIn = dkn
+            }
             // Below layer 0 are the frozen embeddings: its input gradient is never used.
             let below = l > 0
-            try backwardLinear(dxb, dq, xb1[l], lw.wq, layer: l, target: .q, rows: n, step: step, accumulate: false, needInputGrad: below)
-            try backwardLinear(dxb, dk, xb1[l], lw.wk, layer: l, target: .k, rows: n, step: step, accumulate: true, needInputGrad: below)
+            try backwardLinear(dxb, dqIn, xb1[l], lw.wq, layer: l, target: .q, rows: n, step: step, accumulate: false, needInputGrad: below)
+            try backwardLinear(dxb, dkIn, xb1[l], lw.wk, layer: l, target: .k, rows: n, step: step, accumulate: true, needInputGrad: below)
             try backwardLinear(dxb, dv, xb1[l], lw.wv, layer: l, target: .v, rows: n, step: step, accumulate: true, needInputGrad: below)
             guard below else { break }
             k.rmsnormBackward(tmpC, nil, dxb, xIn[l], lw.attnNorm, rstd1[l], Int64(n), Int64(C))

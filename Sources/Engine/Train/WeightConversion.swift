@@ -30,13 +30,16 @@ extension LlamaModel {
         }
         let w = weights
         let layers = try w.layers.map { l in
-            LayerWeights(attnNorm: l.attnNorm, wq: try convert(l.wq), wk: try convert(l.wk), wv: try convert(l.wv),
-                         wo: try convert(l.wo), ffnNorm: l.ffnNorm, wGate: try convert(l.wGate),
-                         wUp: try convert(l.wUp), wDown: try convert(l.wDown), bq: l.bq, bk: l.bk, bv: l.bv)
+            var n = LayerWeights(attnNorm: l.attnNorm, wq: try convert(l.wq), wk: try convert(l.wk), wv: try convert(l.wv),
+                                 wo: try convert(l.wo), ffnNorm: l.ffnNorm, wGate: try convert(l.wGate),
+                                 wUp: try convert(l.wUp), wDown: try convert(l.wDown), bq: l.bq, bk: l.bk, bv: l.bv)
+            // The family's vectors (Qwen3/Gemma 3 q/k norms, Gemma's post norms) carry over unchanged.
+            n.qNorm = l.qNorm; n.kNorm = l.kNorm; n.postAttnNorm = l.postAttnNorm; n.postFFNNorm = l.postFFNNorm
+            return n
         }
         let head = type == .nf4 ? w.lmHead : try convert(w.lmHead)
         let converted = LlamaWeights(embed: w.embed, layers: layers, finalNorm: w.finalNorm, lmHead: head,
-                                     owners: [w], owned: owned)
+                                     ropeFreqFactors: w.ropeFreqFactors, owners: [w], owned: owned)
         return LlamaModel(config: config, tokenizer: tokenizer, weights: converted, source: source, format: format, adapter: adapter)
     }
 
