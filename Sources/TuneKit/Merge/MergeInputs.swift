@@ -69,6 +69,11 @@ public final class ModelTensors: @unchecked Sendable {
             entries = es
         }
         for (i, e) in entries.enumerated() { index[e.name] = i }
+        // The merge paths name and convert Llama/Qwen2 tensors only: Gemma's 1 + w norms, its sandwich
+        // and q/k norms, and Phi-3's fused projections would be written under the wrong names or values.
+        if let a = config?.architecture, ![.llama, .qwen2].contains(a) {
+            throw TuneError(.invalidArgument, "\(path): merging \(a.rawValue) models is not implemented yet (llama and qwen2 only); evaluate or serve the adapter on the base instead")
+        }
     }
 
     /// Every HF tensor name a Llama of this config can have.
