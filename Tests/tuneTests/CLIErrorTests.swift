@@ -98,7 +98,7 @@ import Engine
         try w.write(to: f)
         let r = try tune(["generate", f, "--prompt", "hi"])
         #expect(r.status == 65)
-        #expect(r.stderr == "error: \(f): architecture 'gpt2' is not supported (supported: llama, qwen2)\n")
+        #expect(r.stderr == "error: \(f): architecture 'gpt2' is not supported (supported: \(ModelArchitecture.supportedList))\n")
     }
 
     @Test func tinyModelRunsEndToEnd() throws {
