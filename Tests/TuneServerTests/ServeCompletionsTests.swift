@@ -266,6 +266,60 @@ private func checkLoglikelihood(_ client: some TestClientProtocol, _ f: ServeFix
             try await expectError(["model": "tiny", "prompt": "x", "n": 2], param: "n")
             try await expectError(["model": "tiny", "prompt": "x", "temperature": 5], param: "temperature")
             try await expectError(["model": "tiny", "prompt": "x", "stream": true, "logprobs": 1], param: "logprobs")
+            try await expectError(["model": "tiny", "prompt": "x", "logit_bias": ["abc": 1]], param: "logit_bias")
+            try await expectError(["model": "tiny", "prompt": "x", "logit_bias": ["999999": 1]], param: "logit_bias")
+            try await expectError(["model": "tiny", "prompt": "x", "logit_bias": ["3": 101]], param: "logit_bias")
+        }
+    }
+
+    /// lm-eval's request when the model's one generated token is end-of-text (forced here with
+    /// `logit_bias`): the token is still reported, with the model's own (unbiased) log-prob, so
+    /// `[ctxlen:-1]` is the continuation; no text is added. A −100 bias bans the greedy token.
+    @Test func endOfTextIsReportedAndLogitBiasSteersSampling() async throws {
+        let f = try ServeFixture()
+        defer { f.cleanUp() }
+        let m = try LlamaModel.load(path: f.config.modelPath)
+        let tok = m.tokenizer
+        let eos = try #require(tok.eosID)
+        let ctx: [Int32] = [3, 5, 7, 9], cont: [Int32] = [4, 6]
+        let ids = ctx + cont
+        let greedy = try #require(try m.generate(promptIDs: ids, options: GenerationOptions(maxTokens: 1, stopAtEOS: false)).ids.first)
+        try #require(greedy != eos, "the tiny model's greedy token is EOS already; pick another context")
+        try await f.live { client in
+            let body: [String: Any] = ["model": "tiny", "prompt": [ids.map(Int.init)], "echo": true, "logprobs": 1, "max_tokens": 1,
+                                       "temperature": 0, "logit_bias": [String(eos): 100]]
+            let (o, wire) = try await post(client, f, body)
+            let c = try #require(wire?.sorted.first)
+            let lp = try #require(c.logprobs)
+            #expect(c.finish_reason == "stop")
+            #expect(c.text == tok.decode(ids), "end-of-text adds no text")
+            #expect(lp.tokens.count == ids.count + 1 && lp.token_logprobs.count == ids.count + 1 && lp.text_offset.count == ids.count + 1)
+            #expect(lp.tokens.last == CompletionEngine.tokenString(tok, eos))
+            #expect(lp.text_offset.last == c.text.unicodeScalars.count)
+            let unbiased = try m.score(ids: ids + [eos]).tokenLogprobs.last
+            #expect(lp.token_logprobs.last == .some(unbiased), "the model's own log-prob of EOS, not the biased one")
+            let parsed = lmEvalParse(c, ctxlen: ctx.count)
+            #expect(parsed?.0 == (try m.score(ids: ids).tokenLogprobs.suffix(cont.count).reduce(0, +)))
+            #expect((o["usage"] as? [String: Any])?["completion_tokens"] as? Int == 0)
+
+            // −100 on the greedy token: the first generated token is another one.
+            let banned = try await post(client, f, ["model": "tiny", "prompt": [ids.map(Int.init)], "max_tokens": 1, "temperature": 0,
+                                                     "logprobs": 1, "logit_bias": [String(greedy): -100, String(eos): -100]]).1
+            let first = banned?.sorted.first?.logprobs?.tokens.first
+            #expect(first != nil && first != CompletionEngine.tokenString(tok, greedy))
+
+            // Chat honours logit_bias too: forcing EOS ends the reply at once.
+            var h = f.auth
+            h[.contentType] = "application/json"
+            let chat: [String: Any] = ["model": "tiny", "messages": [["role": "user", "content": "hi"]], "max_tokens": 4, "temperature": 0,
+                                       "logit_bias": [String(eos): 100]]
+            try await client.execute(uri: "/v1/chat/completions", method: .post, headers: h, body: try jsonBody(chat)) { r in
+                #expect(r.status == .ok, "\(String(buffer: r.body))")
+                let o = try json(r)
+                let choice = (o["choices"] as? [[String: Any]])?.first
+                #expect(choice?["finish_reason"] as? String == "stop")
+                #expect((choice?["message"] as? [String: Any])?["content"] as? String == "")
+            }
         }
     }
 }

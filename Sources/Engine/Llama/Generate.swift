@@ -14,9 +14,13 @@ public struct GenerationOptions: Sendable, Equatable {
     public var stopAtEOS: Bool
     /// Like Hugging Face's `min_new_tokens`: stop tokens are masked out until this many were generated.
     public var minNewTokens: Int
+    /// OpenAI's `logit_bias`: added to a token's logit before sampling (not to the logits reported to
+    /// `onToken`/`onStop`, which are the model's own, as vLLM reports them).
+    public var logitBias: [Int32: Float]
 
     public init(maxTokens: Int = 128, temperature: Float = 0, topP: Float = 1, seed: UInt64 = 0,
-                stopTokens: Set<Int32> = [], stopAtEOS: Bool = true, minNewTokens: Int = 0) {
+                stopTokens: Set<Int32> = [], stopAtEOS: Bool = true, minNewTokens: Int = 0, logitBias: [Int32: Float] = [:]) {
+        self.logitBias = logitBias
         self.stopAtEOS = stopAtEOS
         self.minNewTokens = minNewTokens
         self.maxTokens = maxTokens
@@ -24,6 +28,16 @@ public struct GenerationOptions: Sendable, Equatable {
         self.topP = topP
         self.seed = seed
         self.stopTokens = stopTokens
+    }
+}
+
+extension GenerationOptions {
+    /// The next token from `logits` with `logitBias` added.
+    func sample(_ sampler: inout Sampler, _ logits: [Float]) -> Int32 {
+        guard !logitBias.isEmpty else { return sampler.sample(logits) }
+        var biased = logits
+        for (id, b) in logitBias where id >= 0 && Int(id) < biased.count { biased[Int(id)] += b }
+        return sampler.sample(biased)
     }
 }
 
@@ -103,10 +117,12 @@ extension LlamaModel {
     }
 
     /// Continues a generation from a session that already holds `promptIDs`, `logits` being the logits
-    /// after its last token. `onToken` sees each generated token with the logits it was chosen from
-    /// (before a stop token ends the generation, it is not called for that token).
+    /// after its last token. `onToken` sees each generated token with the logits it was chosen from;
+    /// a stop token (EOS or `stopTokens`) that ends the generation goes to `onStop` instead, with its
+    /// logits (it is neither in `ids` nor in the text).
     public func generate(continuing session: LlamaSession, logits first: [Float], promptIDs: [Int32], options: GenerationOptions,
                          onToken: (Int32, [Float]) -> Void = { _, _ in },
+                         onStop: (Int32, [Float]) -> Void = { _, _ in },
                          onText: (String) -> Bool = { _ in true }) throws -> Generation {
         guard options.maxTokens >= 0 else {
             throw EngineError(.invalidArgument, "max tokens must be >= 0, got \(options.maxTokens)")
@@ -125,8 +141,8 @@ extension LlamaModel {
             if out.count < options.minNewTokens {
                 for id in masked where Int(id) < logits.count { logits[Int(id)] = -.infinity }
             }
-            let next = sampler.sample(logits)
-            if stops.contains(next) { reason = .stop; break }
+            let next = options.sample(&sampler, logits)
+            if stops.contains(next) { onStop(next, logits); reason = .stop; break }
             onToken(next, logits)
             out.append(next)
             pending += tokenizer.decodeBytes([next])

@@ -61,7 +61,7 @@ final class DecodeSequence {
         if out.count < options.minNewTokens {
             for id in masked where Int(id) < logits.count { logits[Int(id)] = -.infinity }
         }
-        let next = sampler.sample(logits)
+        let next = options.sample(&sampler, logits)
         if recordsLogprobs { chosenLogprobs.append(Self.logprob(of: next, in: logits)) }
         if stops.contains(next) { reason = .stop; return nil }
         out.append(next)

@@ -229,6 +229,7 @@ struct ChatRequest: Decodable, Sendable {
     var stream: Bool?
     var streamOptions: StreamOptions?
     var n: Int?
+    var logitBias: [String: Double]?
 
     struct StreamOptions: Decodable, Sendable {
         var includeUsage: Bool?
@@ -260,7 +261,24 @@ struct ChatRequest: Decodable, Sendable {
     }
     enum CodingKeys: String, CodingKey {
         case model, messages, maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", temperature
-        case topP = "top_p", seed, stop, stream, streamOptions = "stream_options", n
+        case topP = "top_p", seed, stop, stream, streamOptions = "stream_options", n, logitBias = "logit_bias"
+    }
+}
+
+/// OpenAI's `logit_bias`: token ids (as JSON object keys) to a bias in [-100, 100] added to their logits.
+enum LogitBias {
+    static func parse(_ bias: [String: Double]?, vocabSize: Int) throws -> [Int32: Float] {
+        var out: [Int32: Float] = [:]
+        for (key, value) in bias ?? [:] {
+            guard let id = Int32(key), id >= 0, Int(id) < vocabSize else {
+                throw APIError.invalid("logit_bias: '\(key)' is not a token id of this model (0..<\(vocabSize)).", param: "logit_bias")
+            }
+            guard value.isFinite, (-100...100).contains(value) else {
+                throw APIError.invalid("logit_bias: the bias of token \(key) must be in [-100, 100], got \(value).", param: "logit_bias")
+            }
+            out[id] = Float(value)
+        }
+        return out
     }
 }
 

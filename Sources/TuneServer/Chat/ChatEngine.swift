@@ -79,7 +79,8 @@ enum ChatEngine {
         stopIDs.formUnion(template.stopStrings.compactMap { model.tokenizer.id(of: $0) })
         let seed = r.seed.map { UInt64(bitPattern: Int64($0)) } ?? UInt64.random(in: 0...UInt64.max)
         let options = GenerationOptions(maxTokens: requested ?? min(defaultMaxTokens, room), temperature: Float(temperature),
-                                        topP: Float(topP), seed: seed, stopTokens: stopIDs)
+                                        topP: Float(topP), seed: seed, stopTokens: stopIDs,
+                                        logitBias: try LogitBias.parse(r.logitBias, vocabSize: model.config.vocabSize))
         return ChatPlan(model: model, modelID: r.model, promptIDs: ids, options: options, stops: stops)
     }
 

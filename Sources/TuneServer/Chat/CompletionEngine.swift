@@ -45,7 +45,6 @@ enum CompletionEngine {
         if let s = r.suffix, !s.isEmpty { throw APIError.invalid("suffix is not supported by tune serve.", param: "suffix") }
         if let p = r.presencePenalty, p != 0 { throw APIError.invalid("presence_penalty is not supported by tune serve; only 0.", param: "presence_penalty") }
         if let p = r.frequencyPenalty, p != 0 { throw APIError.invalid("frequency_penalty is not supported by tune serve; only 0.", param: "frequency_penalty") }
-        if let b = r.logitBias, !b.isEmpty { throw APIError.invalid("logit_bias is not supported by tune serve.", param: "logit_bias") }
         let temperature = r.temperature ?? 1, topP = r.topP ?? 1
         guard (0...2).contains(temperature) else { throw APIError.invalid("temperature must be in [0, 2], got \(temperature).", param: "temperature") }
         guard topP > 0, topP <= 1 else { throw APIError.invalid("top_p must be in (0, 1], got \(topP).", param: "top_p") }
@@ -86,7 +85,8 @@ enum CompletionEngine {
                                    param: maxTokens > 0 ? "max_tokens" : "prompt", code: "context_length_exceeded")
         }
         let seed = r.seed.map { UInt64(bitPattern: Int64($0)) } ?? UInt64.random(in: 0...UInt64.max)
-        let options = GenerationOptions(maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), seed: seed)
+        let options = GenerationOptions(maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), seed: seed,
+                                        logitBias: try LogitBias.parse(r.logitBias, vocabSize: V))
         return CompletionPlan(model: model, modelID: r.model, prompts: prompts, maxTokens: maxTokens, options: options,
                               stops: stops, logprobs: r.logprobs, echo: r.echo ?? false)
     }
@@ -125,6 +125,7 @@ enum CompletionEngine {
         var matcher = StopMatcher(stops: plan.stops)
         var text = ""
         var generated: [(id: Int32, offset: Int, logprob: Double, top: [TokenLogprob])] = []
+        var stopEntry: (id: Int32, offset: Int, logprob: Double, top: [TokenLogprob])?
         var g: Generation?
         if plan.maxTokens > 0 {
             g = try model.generate(continuing: session, logits: first, promptIDs: p.ids, options: plan.options, onToken: { id, logits in
@@ -132,6 +133,14 @@ enum CompletionEngine {
                 if let k {
                     let (l, top) = LlamaModel.logprobs(logits, want: id, topK: k)
                     generated.append((id, off, l, top))
+                }
+            }, onStop: { id, logits in
+                // The end-of-text token that ended the completion is reported with its log-prob, as
+                // OpenAI and vLLM do: lm-eval's parse takes `token_logprobs[ctxlen:-1]` and needs one
+                // generated entry at the end whatever the model chose. It adds no text.
+                if let k {
+                    let (l, top) = LlamaModel.logprobs(logits, want: id, topK: k)
+                    stopEntry = (id, completionOffsets.add([]), l, top)
                 }
             }, onText: { piece in
                 let out = matcher.feed(piece)
@@ -147,7 +156,7 @@ enum CompletionEngine {
         // Tokens past a stop string are not part of the text, nor of its log-probs.
         let end = (plan.echo ? p.text.unicodeScalars.count : 0) + text.unicodeScalars.count
         if lp != nil {
-            for t in generated where !matcher.stopped || t.offset < end {
+            for t in generated + (stopEntry.map { [$0] } ?? []) where !matcher.stopped || t.offset < end {
                 lp!.tokens.append(tokenString(tok, t.id))
                 lp!.tokenLogprobs.append(t.logprob)
                 lp!.topLogprobs.append(topDict(tok, t.top))
