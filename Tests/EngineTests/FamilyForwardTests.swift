@@ -45,55 +45,64 @@ enum FamilyTestModels {
         }
         return (gguf, hf)
     }
+
+    /// Both layouts of `c` (as `writeBoth`) in a temp dir that is removed when `body` returns; `body`
+    /// gets the paths and the dir.
+    static func withFamily<T>(_ name: String, _ c: LlamaConfig, _ body: (_ gguf: String, _ hf: String, _ dir: URL) throws -> T) throws -> T {
+        let dir = try TestPaths.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (gguf, hf) = try writeBoth(name, c, dir: dir)
+        return try body(gguf, hf, dir)
+    }
+
+    /// The named family's config (`configs`).
+    static func config(_ name: String) -> LlamaConfig { configs.first { $0.name == name }!.config }
 }
 
 @Suite("Qwen3, Gemma 3, Llama 3.x, Phi-3 forward")
 struct FamilyForwardTests {
     @Test("each family reads back with its description from both layouts", arguments: FamilyTestModels.configs.map(\.name))
     func description(_ name: String) throws {
-        let dir = try TestPaths.tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let c = FamilyTestModels.configs.first { $0.name == name }!.config
-        let (gguf, hf) = try FamilyTestModels.writeBoth(name, c, dir: dir)
-        let a = try LlamaModel.load(path: gguf), b = try LlamaModel.load(path: hf)
-        #expect(b.config == c, "HF config.json round trip")
-        #expect(a.config.architecture == c.architecture && a.config.qkNorm == c.qkNorm && a.config.sandwichNorms == c.sandwichNorms)
-        #expect(a.config.slidingLayers == c.slidingLayers && a.config.ropeLocalTheta == c.ropeLocalTheta)
-        // GGUF carries llama3 scaling as rope_freqs.weight, not as a config field.
-        #expect(a.config.ropeScaling == nil && (a.weights.ropeFreqFactors != nil) == (c.ropeScaling != nil))
-        #expect(try ModelInfo.inspect(path: gguf).architecture == c.architecture.rawValue)
+        let c = FamilyTestModels.config(name)
+        try FamilyTestModels.withFamily(name, c) { gguf, hf, _ in
+            let a = try LlamaModel.load(path: gguf), b = try LlamaModel.load(path: hf)
+            #expect(b.config == c, "HF config.json round trip")
+            #expect(a.config.architecture == c.architecture && a.config.qkNorm == c.qkNorm && a.config.sandwichNorms == c.sandwichNorms)
+            #expect(a.config.slidingLayers == c.slidingLayers && a.config.ropeLocalTheta == c.ropeLocalTheta)
+            // GGUF carries llama3 scaling as rope_freqs.weight, not as a config field.
+            #expect(a.config.ropeScaling == nil && (a.weights.ropeFreqFactors != nil) == (c.ropeScaling != nil))
+            #expect(try ModelInfo.inspect(path: gguf).architecture == c.architecture.rawValue)
+        }
     }
 
     @Test("logits within 1e-4 of transformers for the HF and GGUF layouts, prefill and decode", arguments: FamilyTestModels.configs.map(\.name))
     func logitsMatchTransformers(_ name: String) throws {
-        let dir = try TestPaths.tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let c = FamilyTestModels.configs.first { $0.name == name }!.config
-        let (gguf, hf) = try FamilyTestModels.writeBoth(name, c, dir: dir)
-        let fx = try FamiliesFixture.load()
-        #expect(fx.format == "tune-families-forward-fixture" && fx.seed == FamilyTestModels.seed)
-        let fam = try #require(fx.families[name])
-        #expect(try SHA256.hashFile(hf + "/model.safetensors") == fam.modelSafetensorsSHA256,
-                "the fixture was made from other weights: regenerate it (scripts/reference/family_fixtures.py)")
-        #expect(try SHA256.hashFile(hf + "/config.json") == fam.configJSONSHA256)
-        var worst = 0.0
-        for path in [hf, gguf] {
-            let m = try LlamaModel.load(path: path)
-            for seq in fam.sequences {
-                let s = m.makeSession()
-                let decode = try seq.ids.map { try s.logits(for: [$0]) }
-                let prefill = try m.lastLogits(batch: (1...seq.ids.count).map { Array(seq.ids[..<$0]) })
-                for (t, want) in seq.logits.enumerated() {
-                    for (got, label) in [(decode[t], "decode"), (prefill[t], "prefill")] {
-                        let d = zip(got, want).map { abs(Double($0) - $1) }.max() ?? .infinity
-                        worst = max(worst, d)
-                        #expect(d < 1e-4, "\(name) \(path.hasSuffix(".gguf") ? "gguf" : "hf") \(seq.name) position \(t) (\(label)): max |Δlogit| \(d)")
+        try FamilyTestModels.withFamily(name, FamilyTestModels.config(name)) { gguf, hf, _ in
+            let fx = try FamiliesFixture.load()
+            #expect(fx.format == "tune-families-forward-fixture" && fx.seed == FamilyTestModels.seed)
+            let fam = try #require(fx.families[name])
+            #expect(try SHA256.hashFile(hf + "/model.safetensors") == fam.modelSafetensorsSHA256,
+                    "the fixture was made from other weights: regenerate it (scripts/reference/family_fixtures.py)")
+            #expect(try SHA256.hashFile(hf + "/config.json") == fam.configJSONSHA256)
+            var worst = 0.0
+            for path in [hf, gguf] {
+                let m = try LlamaModel.load(path: path)
+                for seq in fam.sequences {
+                    let s = m.makeSession()
+                    let decode = try seq.ids.map { try s.logits(for: [$0]) }
+                    let prefill = try m.lastLogits(batch: (1...seq.ids.count).map { Array(seq.ids[..<$0]) })
+                    for (t, want) in seq.logits.enumerated() {
+                        for (got, label) in [(decode[t], "decode"), (prefill[t], "prefill")] {
+                            let d = zip(got, want).map { abs(Double($0) - $1) }.max() ?? .infinity
+                            worst = max(worst, d)
+                            #expect(d < 1e-4, "\(name) \(path.hasSuffix(".gguf") ? "gguf" : "hf") \(seq.name) position \(t) (\(label)): max |Δlogit| \(d)")
+                        }
                     }
                 }
             }
+            print("\(name) tiny: max |Δlogit| vs transformers = \(worst)")
+            #expect(worst > 0, "an exact match from a different implementation means the comparison is not running")
         }
-        print("\(name) tiny: max |Δlogit| vs transformers = \(worst)")
-        #expect(worst > 0, "an exact match from a different implementation means the comparison is not running")
     }
 
     @Test("Gemma's sliding window matters: the same weights with every layer global differ past the window")
@@ -113,65 +122,62 @@ struct FamilyForwardTests {
 
     @Test("LoRA gradients on Llama 3.x (llama3-scaled RoPE) match float64 central differences")
     func llama3LoRAFiniteDifferences() throws {
-        let dir = try TestPaths.tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
         let c = LlamaConfig.tinyLlama3
-        let (gguf, _) = try FamilyTestModels.writeBoth("llama3", c, dir: dir)
-        try LoRAReference.checkGradients(model: try LlamaModel.load(path: gguf), config: c, seed: FamilyTestModels.seed)
+        try FamilyTestModels.withFamily("llama3", c) { gguf, _, _ in
+                try LoRAReference.checkGradients(model: try LlamaModel.load(path: gguf), config: c, seed: FamilyTestModels.seed)
+        }
     }
 
     @Test("Phi-3 reads q/k/v and gate/up as row ranges of the fused matrices; its PEFT adapters are refused")
     func phi3FusedViews() throws {
-        let dir = try TestPaths.tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
         let c = LlamaConfig.tinyPhi3
-        let (gguf, hf) = try FamilyTestModels.writeBoth("phi3", c, dir: dir)
-        for path in [gguf, hf] {
-            let m = try LlamaModel.load(path: path)
-            let l0 = m.weights.layers[0]
-            #expect(l0.wk.data == l0.wq.data.advanced(by: l0.wq.rows * l0.wq.rowBytes), "k follows q inside qkv")
-            #expect(l0.wUp.data == l0.wGate.data.advanced(by: c.intermediateSize * l0.wGate.rowBytes), "up follows gate")
-            #expect(throws: EngineError.self) { try m.loadingAdapter(directory: dir.path) }
+        try FamilyTestModels.withFamily("phi3", c) { gguf, hf, dir in
+            for path in [gguf, hf] {
+                let m = try LlamaModel.load(path: path)
+                let l0 = m.weights.layers[0]
+                #expect(l0.wk.data == l0.wq.data.advanced(by: l0.wq.rows * l0.wq.rowBytes), "k follows q inside qkv")
+                #expect(l0.wUp.data == l0.wGate.data.advanced(by: c.intermediateSize * l0.wGate.rowBytes), "up follows gate")
+                #expect(throws: EngineError.self) { try m.loadingAdapter(directory: dir.path) }
+            }
+            }
+            #expect(throws: EngineError.self, "training Phi-3 is refused naming the fused modules") { try c.checkTrainable(source: "phi3") }
         }
-        #expect(throws: EngineError.self, "training Phi-3 is refused naming the fused modules") { try c.checkTrainable(source: "phi3") }
-    }
 
-    /// The LoRA sequences plus one 13-token row, longer than tiny Gemma's window of 8, so sliding layers clip.
-    static let trainSequences: [DatasetExample] = LoRATestModel.sequences + [
-        DatasetExample(ids: [3, 44, 120, 9, 77, 5, 230, 18, 64, 2, 150, 33, 81],
-                       mask: [0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1]),
-    ]
+        /// The LoRA sequences plus one 13-token row, longer than tiny Gemma's window of 8, so sliding layers clip.
+        static let trainSequences: [DatasetExample] = LoRATestModel.sequences + [
+            DatasetExample(ids: [3, 44, 120, 9, 77, 5, 230, 18, 64, 2, 150, 33, 81],
+                           mask: [0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1]),
+        ]
 
-    /// A rank-2 adapter on every target with non-zero B (so A gets gradients too).
-    static func familyAdapter(_ c: LlamaConfig, layers: [Int]? = nil) throws -> LoRAAdapter {
-        let lora = try LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, targets: LoRATarget.allCases, layers: layers), model: c, seed: 1)
-        var rng = SplitMix64(seed: 99)
-        for s in lora.slots {
-            for i in 0..<(2 * s.outFeatures) { lora.b(s)[i] = 0.3 * rng.symmetric() }
+        /// A rank-2 adapter on every target with non-zero B (so A gets gradients too).
+        static func familyAdapter(_ c: LlamaConfig, layers: [Int]? = nil) throws -> LoRAAdapter {
+            let lora = try LoRAAdapter(config: LoRAConfig(rank: 2, alpha: 4, targets: LoRATarget.allCases, layers: layers), model: c, seed: 1)
+            var rng = SplitMix64(seed: 99)
+            for s in lora.slots {
+                for i in 0..<(2 * s.outFeatures) { lora.b(s)[i] = 0.3 * rng.symmetric() }
+            }
+            return lora
         }
-        return lora
-    }
 
-    /// Tiny Gemma 3 with query_pre_attn_scalar 24 ≠ head_dim 16 (the real 270M has 256 = head_dim), so
-    /// the q scale is exercised; written as an HF directory (config.json carries the scalar).
-    static let gemmaQueryScaled: LlamaConfig = {
-        var c = LlamaConfig.tinyGemma3
-        c.queryPreAttnScalar = 24
-        return c
-    }()
+        /// Tiny Gemma 3 with query_pre_attn_scalar 24 ≠ head_dim 16 (the real 270M has 256 = head_dim), so
+        /// the q scale is exercised; written as an HF directory (config.json carries the scalar).
+        static let gemmaQueryScaled: LlamaConfig = {
+            var c = LlamaConfig.tinyGemma3
+            c.queryPreAttnScalar = 24
+            return c
+        }()
 
-    @Test("LoRA gradients on Qwen3 (q/k norm, GGUF) match float64 central differences")
-    func qwen3LoRAFiniteDifferences() throws {
-        let dir = try TestPaths.tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let c = LlamaConfig.tinyQwen3
-        let (gguf, _) = try FamilyTestModels.writeBoth("qwen3", c, dir: dir)
-        let model = try LlamaModel.load(path: gguf)
-        let lora = try Self.familyAdapter(c)
-        let seqs = Self.trainSequences
-        let (loss, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
-        let ref = LoRAReference(config: c, weights: TinyLlama.weights(config: c, seed: FamilyTestModels.seed), lora: lora)
-        ref.expectFiniteDifferences(seqs, loss: loss, grad: grad, lora: lora)
+        @Test("LoRA gradients on Qwen3 (q/k norm, GGUF) match float64 central differences")
+        func qwen3LoRAFiniteDifferences() throws {
+            let c = LlamaConfig.tinyQwen3
+            try FamilyTestModels.withFamily("qwen3", c) { gguf, _, _ in
+            let model = try LlamaModel.load(path: gguf)
+            let lora = try Self.familyAdapter(c)
+            let seqs = Self.trainSequences
+            let (loss, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
+            let ref = LoRAReference(config: c, weights: TinyLlama.weights(config: c, seed: FamilyTestModels.seed), lora: lora)
+            ref.expectFiniteDifferences(seqs, loss: loss, grad: grad, lora: lora)
+        }
     }
 
     @Test("LoRA gradients on Gemma 3 ((1+w) and sandwich norms, GeGLU, √C embeddings, query scalar, sliding window with its θ) match float64 central differences")
@@ -197,7 +203,7 @@ struct FamilyForwardTests {
     func trainingMatchesInference(_ name: String) throws {
         let dir = try TestPaths.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let c = FamilyTestModels.configs.first { $0.name == name }!.config
+        let c = FamilyTestModels.config(name)
         let gguf = dir.appendingPathComponent("\(name)-q8.gguf").path
         try TinyLlama.writeGGUF(to: gguf, config: c, seed: FamilyTestModels.seed, weightType: .q8_0)
         let model = try LlamaModel.load(path: gguf)
@@ -217,44 +223,42 @@ struct FamilyForwardTests {
 
     @Test("Gemma 3 on a table without the family ops (the CUDA op set) is refused in one line naming them; the checked host double with them trains bit-identically to the CPU")
     func gemmaNeedsFamilyOps() throws {
-        let dir = try TestPaths.tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
         let c = LlamaConfig.tinyGemma3
-        let (gguf, _) = try FamilyTestModels.writeBoth("gemma3", c, dir: dir)
-        let model = try LlamaModel.load(path: gguf)
-        let lora = try Self.familyAdapter(c)
-        let seqs = Self.trainSequences
-        do {
-            _ = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs, backend: CheckedHostDevice(.cudaOps))
-            Issue.record("expected a refusal")
-        } catch let e as EngineError {
-            #expect(e.kind == .unsupported)
-            #expect(e.message.contains("geglu_backward") && e.message.contains("attention_forward_train_window")
-                    && !e.message.contains("\n"), "\(e.message)")
+        try FamilyTestModels.withFamily("gemma3", c) { gguf, _, _ in
+            let model = try LlamaModel.load(path: gguf)
+            let lora = try Self.familyAdapter(c)
+            let seqs = Self.trainSequences
+            do {
+                _ = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs, backend: CheckedHostDevice(.cudaOps))
+                Issue.record("expected a refusal")
+            } catch let e as EngineError {
+                #expect(e.kind == .unsupported)
+                #expect(e.message.contains("geglu_backward") && e.message.contains("attention_forward_train_window")
+                        && !e.message.contains("\n"), "\(e.message)")
+            }
+            let dev = CheckedHostDevice(.cpuOps)
+            let a = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs, backend: dev)
+            let b = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
+            #expect(a.loss == b.loss && a.grad == b.grad)
+            #expect(dev.violations.isEmpty, "\(dev.violations)")
         }
-        let dev = CheckedHostDevice(.cpuOps)
-        let a = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs, backend: dev)
-        let b = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
-        #expect(a.loss == b.loss && a.grad == b.grad)
-        #expect(dev.violations.isEmpty, "\(dev.violations)")
     }
 
     @Test("Qwen3 needs no new op: on the CUDA op set (checked host double: uncached RoPE, unpacked head) it agrees with the CPU, every pointer a device one")
     func qwen3OnCUDAOpSet() throws {
-        let dir = try TestPaths.tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
         let c = LlamaConfig.tinyQwen3
-        let (gguf, _) = try FamilyTestModels.writeBoth("qwen3", c, dir: dir)
-        let model = try LlamaModel.load(path: gguf)
-        let lora = try Self.familyAdapter(c)
-        let dev = CheckedHostDevice(.cudaOps)
-        let a = try LoRAGradients.compute(model: model, lora: lora, sequences: Self.trainSequences, backend: dev)
-        let b = try LoRAGradients.compute(model: model, lora: lora, sequences: Self.trainSequences)
-        #expect(abs(a.loss - b.loss) < 1e-6)
-        let scale = b.grad.map { abs($0) }.max()!
-        #expect(zip(a.grad, b.grad).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
-        #expect(dev.violations.isEmpty, "\(dev.violations)")
-        #expect(dev.liveAllocations == 0)
+        try FamilyTestModels.withFamily("qwen3", c) { gguf, _, _ in
+            let model = try LlamaModel.load(path: gguf)
+            let lora = try Self.familyAdapter(c)
+            let dev = CheckedHostDevice(.cudaOps)
+            let a = try LoRAGradients.compute(model: model, lora: lora, sequences: Self.trainSequences, backend: dev)
+            let b = try LoRAGradients.compute(model: model, lora: lora, sequences: Self.trainSequences)
+            #expect(abs(a.loss - b.loss) < 1e-6)
+            let scale = b.grad.map { abs($0) }.max()!
+            #expect(zip(a.grad, b.grad).map { abs($0 - $1) }.max()! <= 1e-5 * scale)
+            #expect(dev.violations.isEmpty, "\(dev.violations)")
+            #expect(dev.liveAllocations == 0)
+        }
     }
 }
 

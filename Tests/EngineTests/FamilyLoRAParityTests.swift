@@ -32,7 +32,7 @@ struct FamilyLoRAParityTests {
         #expect(fx.family == name)
         let dir = try TestPaths.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let c = FamilyTestModels.configs.first { $0.name == name }!.config
+        let c = FamilyTestModels.config(name)
         let (_, hf) = try FamilyTestModels.writeBoth(name, c, dir: dir)
         #expect(try SHA256.hashFile(hf + "/model.safetensors") == fx.modelSafetensorsSHA256,
                 "the fixture was made from other weights: regenerate it (scripts/reference/family_lora_fixtures.py)")

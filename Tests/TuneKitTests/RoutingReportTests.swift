@@ -24,7 +24,7 @@ private func problems(_ evalBody: String) -> String {
 /// The worked example as evaluations: adapter 8 examples, 800 prompt + 80 target tokens in 8 s on a $3.60/hour
 /// machine → (100 + 10) / 110 tokens/s / 3600 × 3.6 = $0.001 per request; the reference 100 prompt + 10
 /// completion tokens per request at $50 / $500 per 1M → (5000 + 5000) / 10⁶ = $0.01.
-func workedReport(_ routing: RoutingConfig) throws -> EvalReport {
+func workedReport(_ routing: RoutingConfig, gate: [GateRule] = []) throws -> EvalReport {
     var config = EvalConfig()
     config.metrics = ["exact_match"]
     var ref = ReferenceModel(name: "big", model: "big-model", baseURL: "http://127.0.0.1:9/v1")
@@ -33,6 +33,7 @@ func workedReport(_ routing: RoutingConfig) throws -> EvalReport {
     config.references = [ref]
     config.costs = CostConfig(hardwarePerHour: 3.6)
     config.routing = routing
+    config.gate = gate
     try config.validate()
     let local = workedExample.map { ExampleOutcome(correct: $0.localCorrect, confidence: $0.confidence, promptTokens: 100, outputTokens: 10) }
     let remote = workedExample.map { ExampleOutcome(correct: $0.referenceCorrect, promptTokens: 100, outputTokens: 10) }

@@ -31,10 +31,12 @@ extension EvalConfig {
             r.report(r.value("metrics"), "metrics", "metric \"json_fields\" needs the fields to compare", hint: "add json_fields: [label]")
         }
         references = r.objects("reference").map { ReferenceModel($0) }
-        if let g = r.object("gate") { gate = Self.gateRules(g, config: self) }
         if let c = r.object("costs") { costs = CostConfig(c) }
         if let rt = r.object("routing") { routing = RoutingConfig(rt, config: self) }
-        for p in referenceProblems() { r.report(r.value(p.hasPrefix("gate") ? "gate" : "reference"), p.hasPrefix("gate") ? "gate" : "reference", p) }
+        if let g = r.object("gate") { gate = Self.gateRules(g, config: self) }
+        for p in referenceProblems() + gateBoundProblems() {
+            r.report(r.value(p.hasPrefix("gate") ? "gate" : "reference"), p.hasPrefix("gate") ? "gate" : "reference", p)
+        }
         r.finish()
     }
 
@@ -53,8 +55,10 @@ extension EvalConfig {
         var rules: [GateRule] = []
         for (k, _) in g.node?.mapping ?? [:] {
             guard let name = k.string, let sub = g.object(name) else { continue }
-            if config.resolve(gateMetric: name) == nil {
-                let known = config.reportedMetrics + ["accuracy"]
+            if config.resolve(gateMetric: name) == nil, GateRule.routedMetrics.contains(name) {
+                g.report(g.value(name), name, "gate metric \"\(name)\" reads the routed system", hint: "add eval.routing: {reference: NAME, target_accuracy: 0.95}")
+            } else if config.resolve(gateMetric: name) == nil {
+                let known = config.reportedMetrics + ["accuracy"] + (config.routing != nil ? GateRule.routedMetrics : [])
                 g.report(g.value(name), name, "gate metric \"\(name)\" is not computed by eval.metrics (computed: \(known.joined(separator: ", ")))",
                          hint: didYouMean(name, among: known).map { "did you mean \"\($0)\"?" } ?? "add it to eval.metrics")
             }

@@ -76,9 +76,11 @@ public struct EvalConfig: Codable, Hashable, Sendable {
         if maxNewTokens < 1 { problems.append("max new tokens must be positive, got \(maxNewTokens)") }
         if batch < 1 { problems.append("batch must be positive, got \(batch)") }
         for g in gate where resolve(gateMetric: g.metric) == nil {
-            problems.append("gate metric \(g.metric) is not computed (computed: \((reportedMetrics + ["accuracy"]).joined(separator: ", ")))")
+            problems.append(GateRule.routedMetrics.contains(g.metric)
+                            ? "gate metric \(g.metric) reads the routed system: it needs eval.routing"
+                            : "gate metric \(g.metric) is not computed (computed: \((reportedMetrics + ["accuracy"]).joined(separator: ", ")))")
         }
-        problems += referenceProblems()
+        problems += referenceProblems() + gateBoundProblems()
         problems += (routing?.problems(in: self) ?? []).map { "eval.routing\($0.key.isEmpty ? "" : ".\($0.key)"): \($0.message)" }
         guard problems.isEmpty else { throw TuneError(.invalidArgument, problems.joined(separator: "; ")) }
     }
@@ -100,10 +102,28 @@ public struct EvalConfig: Codable, Hashable, Sendable {
         return problems
     }
 
-    /// The metric a gate name reads: `accuracy` is `choice` when declared, else `exact_match`.
+    /// The metric a gate name reads: `accuracy` is `choice` when declared, else `exact_match`;
+    /// `routed_accuracy` and `cost_per_correct` read the routed system when `routing` is set.
     public func resolve(gateMetric m: String) -> String? {
+        if GateRule.routedMetrics.contains(m) { return routing != nil ? m : nil }
         let name = m == "accuracy" ? (metrics.contains("choice") ? "choice" : "exact_match") : m
         return reportedMetrics.contains(name) ? name : nil
+    }
+
+    /// Gate rules whose bounds do not fit their metric: `min_lower_bound` on a metric that is not a
+    /// proportion of examples, bounds against the base or a reference on the routed system.
+    func gateBoundProblems() -> [String] {
+        var problems: [String] = []
+        for g in gate {
+            guard let m = resolve(gateMetric: g.metric) else { continue }
+            if g.minLowerBound != nil, !GateRule.proportionMetrics.contains(m) {
+                problems.append("gate rule \(g.metric): min_lower_bound needs a proportion of examples (\(GateRule.proportionMetrics.sorted().joined(separator: ", "))), not \(m)")
+            }
+            if GateRule.routedMetrics.contains(m), [g.minDeltaVsBase, g.maxDeltaVsBase, g.minRatioVsBase, g.maxRatioVsBase].contains(where: { $0 != nil }) || !g.versus.isEmpty {
+                problems.append("gate rule \(g.metric): the routed system takes min, max\(m == "routed_accuracy" ? ", min_lower_bound" : ""), not bounds against the base or a reference")
+            }
+        }
+        return problems
     }
 }
 
@@ -120,6 +140,8 @@ public struct GateRule: Codable, Hashable, Sendable {
     public var minRatioVsBase: Double?
     /// tuned / base ≤ this.
     public var maxRatioVsBase: Double?
+    /// The lower end of the 95% Wilson interval ≥ this (per-example proportions only).
+    public var minLowerBound: Double?
     /// Bounds against a reference model, by bound name: `min_delta_vs_NAME`, `max_delta_vs_NAME`,
     /// `min_ratio_vs_NAME`, `max_ratio_vs_NAME` (NAME an `eval.reference` name) → limit.
     public var versus: [String: Double] = [:]
@@ -139,6 +161,7 @@ public struct GateRule: Codable, Hashable, Sendable {
         case metric, min, max
         case minDeltaVsBase = "min_delta_vs_base", maxDeltaVsBase = "max_delta_vs_base"
         case minRatioVsBase = "min_ratio_vs_base", maxRatioVsBase = "max_ratio_vs_base"
+        case minLowerBound = "min_lower_bound"
         case versus = "vs_reference"
     }
 
@@ -151,7 +174,14 @@ public struct GateRule: Codable, Hashable, Sendable {
         return nil
     }
 
-    public static let boundNames = ["min", "max", "min_delta_vs_base", "max_delta_vs_base", "min_ratio_vs_base", "max_ratio_vs_base"]
+    public static let boundNames = ["min", "max", "min_delta_vs_base", "max_delta_vs_base", "min_ratio_vs_base", "max_ratio_vs_base",
+                                    "min_lower_bound"]
+
+    /// Metrics that are a proportion of examples, so a Wilson interval (and `min_lower_bound`) applies.
+    public static let proportionMetrics: Set<String> = ["exact_match", "contains", "regex", "json_valid", "choice", "routed_accuracy"]
+
+    /// Gate metrics on the routed system (`eval.routing`), measured on the held-out half.
+    public static let routedMetrics = ["routed_accuracy", "cost_per_correct"]
 
     /// The old `{metric, min_delta}` form: improvement of at least `minDelta` (for loss/perplexity, a decrease).
     public static func legacy(metric: String, minDelta: Double) -> GateRule {
@@ -167,6 +197,7 @@ public struct GateRule: Codable, Hashable, Sendable {
         case "max_delta_vs_base": maxDeltaVsBase = v
         case "min_ratio_vs_base": minRatioVsBase = v
         case "max_ratio_vs_base": maxRatioVsBase = v
+        case "min_lower_bound": minLowerBound = v
         default: versus[bound] = v
         }
     }

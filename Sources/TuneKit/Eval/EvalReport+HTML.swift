@@ -29,6 +29,15 @@ extension EvalReport {
         let gateBadge = gate.map { $0.passed ? #"<span class="badge pass">gate passed</span>"# : #"<span class="badge fail">gate failed</span>"# } ?? ""
         body.append("<header><h1>Evaluation · \(Self.esc(dataset))</h1>\(gateBadge)<p class=\"sub\">\(models.count) model\(models.count == 1 ? "" : "s") · \(models.first?.examples ?? 0) held-out examples · \(Self.esc(createdAt))</p></header>")
         body.append(#"<section class="card"><h2>Metrics</h2>"# + metricBars() + table() + "</section>")
+        if let ds = differences {
+            let rows = ds.map { d in
+                String(format: "<tr><td>%@ − %@</td><td>%+.1f</td><td>[%+.1f, %+.1f]</td><td>%d / %d</td><td>%@</td></tr>",
+                       d.model.rawValue, Self.esc(d.versus), 100 * d.delta, 100 * d.ci95.lower, 100 * d.ci95.upper, d.onlyModel, d.onlyVersus,
+                       d.significant ? "significant" : "not significant")
+            }.joined()
+            body.append("<section class=\"card\"><h2>Differences</h2><p class=\"sub\">\(Self.esc(ds[0].metric)), points; paired bootstrap, \(Bootstrap.resamples) resamples, 95%</p>"
+                        + "<table><tr><th>models</th><th>Δ</th><th>95% interval</th><th>right only for each</th><th></th></tr>\(rows)</table></section>")
+        }
         if let g = gate {
             let rows = g.checks.map { c in
                 "<tr class=\"\(c.passed ? "ok" : "bad")\"><td>\(c.passed ? "✔" : "✘")</td><td>\(Self.esc(c.metric))</td><td>\(c.role.rawValue)</td><td>\(Self.esc(c.bound))</td><td>\(String(format: "%.4f", c.limit))</td><td>\(String(format: "%.4f", c.actual))</td><td>\(String(format: "%+.4f", c.margin))</td></tr>"

@@ -18,10 +18,16 @@ public struct EvalReport: Codable, Sendable {
     public var training: TrainingCurve?
     /// The tuned model answering when confident, else the reference (`eval.routing`, docs/routing.md).
     public var routing: RoutingReport?
+    /// Each tuned model's accuracy minus the base's and each reference's, with paired-bootstrap 95%
+    /// intervals (Bootstrap.swift); nil when no accuracy metric gives per-example outcomes.
+    public var differences: [AccuracyDifference]?
+
+    /// The bootstrap's seed: fixed, so the same evaluation gives the same intervals.
+    public static let bootstrapSeed: UInt64 = 0x7475_6E65_5F62_7374
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion = "schema_version", createdAt = "created_at"
-        case subjects, dataset, config, models, gate, costs, training, routing
+        case subjects, dataset, config, models, gate, costs, training, routing, differences
     }
 
     /// Assembles the report: runs the gate (`config.gate`) and the cost model (`config.costs`).
@@ -40,14 +46,18 @@ public struct EvalReport: Codable, Sendable {
             return m
         }
         self.training = training
-        gate = config.gate.isEmpty ? nil : try Gate.check(config.gate, config: config, models: models)
+        routing = try config.routing.map { try RoutingReport.compute($0, config: config, models: models) }
+        if let metric = accuracy {
+            let d = Bootstrap.differences(models, metric: metric, seed: Self.bootstrapSeed)
+            differences = d.isEmpty ? nil : d
+        }
+        gate = config.gate.isEmpty ? nil : try Gate.check(config.gate, config: config, models: self.models, routing: routing)
         if config.costs != nil || !config.references.isEmpty,
            let served = models.first(where: { $0.role == .merged }) ?? models.first(where: { $0.role == .adapter })
                         ?? models.first(where: { $0.role != .reference }) {
             costs = CostReport.compute(config.costs ?? CostConfig(), model: served, trainSeconds: trainSeconds,
                                        accuracyMetric: config.resolve(gateMetric: "accuracy"), all: models, references: config.references)
         }
-        routing = try config.routing.map { try RoutingReport.compute($0, config: config, models: models) }
     }
 
     public func model(_ role: ModelRole) -> ModelEvaluation? { models.first { $0.role == role } }
@@ -139,6 +149,10 @@ extension EvalReport {
                 + [String(format: "%.1f", m.examplesPerSecond)]
             if latency { cells.append(Self.latency(m)) }
             out.append("| \(m.role.rawValue): \(m.model) | " + cells.joined(separator: " | ") + " |")
+        }
+        if let ds = differences {
+            out += ["", "## Differences in \(ds[0].metric) (paired bootstrap, \(Bootstrap.resamples) resamples, 95%)", ""]
+            out += ds.map { "- \($0.line)" }
         }
         if let g = gate {
             out += ["", "## Gate: \(g.passed ? "PASSED" : "FAILED")", ""]

@@ -31,8 +31,10 @@ public struct GateResult: Codable, Sendable, Equatable {
 }
 
 public enum Gate {
-    /// Checks `rules` for each non-base evaluation in `models` (against the `.base` one for `_vs_base` bounds).
-    public static func check(_ rules: [GateRule], config: EvalConfig, models: [ModelEvaluation]) throws -> GateResult {
+    /// Checks `rules` for each non-base evaluation in `models` (against the `.base` one for `_vs_base` bounds);
+    /// `routed_accuracy` / `cost_per_correct` rules check `routing`'s picked policy on its held-out half.
+    public static func check(_ rules: [GateRule], config: EvalConfig, models: [ModelEvaluation],
+                             routing: RoutingReport? = nil) throws -> GateResult {
         let base = models.first { $0.role == .base }
         // References are compared against, never gated themselves.
         let candidates = models.filter { $0.role == .adapter || $0.role == .merged }
@@ -40,20 +42,54 @@ public enum Gate {
         guard !candidates.isEmpty else {
             throw TuneError(.invalidArgument, "the gate needs a tuned model to check (an adapter or a merged model)")
         }
+        if let problem = config.gateBoundProblems().first { throw TuneError(.invalidArgument, problem) }
         var checks: [GateCheck] = []
+        func add(_ rule: GateRule, _ m: String, _ role: ModelRole, _ bound: String, _ limit: Double, _ actual: Double, _ what: String) {
+            let isMin = bound.hasPrefix("min")
+            let margin = isMin ? actual - limit : limit - actual
+            let passed = margin >= -1e-12
+            let label = m == rule.metric ? m : "\(rule.metric) (\(m))"
+            let msg = String(format: "%@: %@ = %.4f, %@ %@ %.4f → %@", label, what, actual, bound, isMin ? "≥" : "≤", limit,
+                             passed ? "pass" : String(format: "FAIL by %.4f", -margin))
+            checks.append(GateCheck(metric: rule.metric, resolved: m, role: role, bound: bound, limit: limit, actual: actual,
+                                    margin: margin, passed: passed, message: msg))
+        }
         for rule in rules {
             guard let m = config.resolve(gateMetric: rule.metric) else {
                 throw TuneError(.invalidArgument, "gate metric \(rule.metric) is not computed (computed: \(config.reportedMetrics.joined(separator: ", ")), accuracy)")
             }
+            if GateRule.routedMetrics.contains(m) {
+                guard let r = routing else { throw TuneError(.invalidArgument, "gate metric \(m) reads the routed system: it needs eval.routing") }
+                let p = r.reportedOn, what = "routed (\(r.local.rawValue) ⇄ \(r.reference), \(p.label), held-out half)"
+                let value: Double?, lower: Double?
+                if m == "routed_accuracy" { value = p.accuracy; lower = p.accuracyCI95?.lower } else { value = p.costPerCorrect; lower = nil }
+                guard let v = value else {
+                    throw TuneError(.invalidArgument, "gate rule \(m): the routed system's cost per correct answer is unknown (\(r.note))")
+                }
+                for case let (bound, limit?) in [("min", rule.min), ("max", rule.max)] { add(rule, m, r.local, bound, limit, v, what) }
+                if let limit = rule.minLowerBound {
+                    guard let lo = lower else { throw TuneError(.internal, "gate: the routed accuracy has no interval") }
+                    add(rule, m, r.local, "min_lower_bound", limit, lo, what + " 95% lower bound")
+                }
+                continue
+            }
             let bounds: [(String, Double?)] = [("min", rule.min), ("max", rule.max), ("min_delta_vs_base", rule.minDeltaVsBase),
                                                 ("max_delta_vs_base", rule.maxDeltaVsBase), ("min_ratio_vs_base", rule.minRatioVsBase),
-                                                ("max_ratio_vs_base", rule.maxRatioVsBase)]
+                                                ("max_ratio_vs_base", rule.maxRatioVsBase), ("min_lower_bound", rule.minLowerBound)]
                 + rule.versus.sorted { $0.key < $1.key }.map { ($0.key, Optional($0.value)) }
             for c in candidates {
                 guard let v = c.metrics[m] else { throw TuneError(.internal, "gate: metric \(m) missing from the \(c.role.rawValue) evaluation") }
                 for case let (bound, limit?) in bounds {
                     let actual: Double, what: String
-                    if let name = GateRule.versusTarget(bound) {
+                    if bound == "min_lower_bound" {
+                        // The Wilson interval of the proportion: right answers counted per example.
+                        let outcomes = m == config.resolve(gateMetric: "accuracy") ? c.outcomes : nil
+                        let k = outcomes.map { $0.filter(\.correct).count } ?? Int((v * Double(c.examples)).rounded())
+                        guard let ci = Interval.wilson(successes: k, of: c.examples) else {
+                            throw TuneError(.invalidArgument, "gate rule \(rule.metric).min_lower_bound: the \(c.role.rawValue) model has no examples")
+                        }
+                        actual = ci.lower; what = "\(c.role.rawValue) 95% lower bound (\(k)/\(c.examples))"
+                    } else if let name = GateRule.versusTarget(bound) {
                         guard let ref = models.first(where: { $0.role == .reference && $0.model == name }) else {
                             throw TuneError(.invalidArgument, "gate rule \(rule.metric).\(bound) compares with eval reference \"\(name)\", which was not evaluated")
                         }
@@ -73,14 +109,7 @@ public enum Gate {
                             actual = v / b; what = "\(c.role.rawValue)/base"
                         } else { actual = v - b; what = "\(c.role.rawValue) − base" }
                     } else { actual = v; what = c.role.rawValue }
-                    let isMin = bound.hasPrefix("min")
-                    let margin = isMin ? actual - limit : limit - actual
-                    let passed = margin >= -1e-12
-                    let label = m == rule.metric ? m : "\(rule.metric) (\(m))"
-                    let msg = String(format: "%@: %@ = %.4f, %@ %@ %.4f → %@", label, what, actual, bound, isMin ? "≥" : "≤", limit,
-                                     passed ? "pass" : String(format: "FAIL by %.4f", -margin))
-                    checks.append(GateCheck(metric: rule.metric, resolved: m, role: c.role, bound: bound, limit: limit, actual: actual,
-                                            margin: margin, passed: passed, message: msg))
+                    add(rule, m, c.role, bound, limit, actual, what)
                 }
             }
         }
