@@ -272,35 +272,38 @@ CK_Q8_VNNI_INLINE __m256i dot_vnni(__m256i u, __m256i s) { return _mm256_dpbusd_
         for (int64_t i = 0; i < nb; i += Q8_GROUP) {                                                             \
             const int n = nb - i < Q8_GROUP ? (int)(nb - i) : Q8_GROUP;                                          \
             __m256i v[Q8_GROUP];                                                                                 \
-            uint16_t dh[Q8_GROUP], mh[Q8_GROUP];                                                                 \
+            uint32_t dm[Q8_GROUP]; /* each block's first 4 bytes: d | (Q4_1: m, else quants) << 16 */        \
             for (int j = 0; j < Q8_GROUP; j++) {                                                                 \
-                if (j >= n) { v[j] = _mm256_setzero_si256(); dh[j] = mh[j] = 0; continue; }                   \
+                if (j >= n) { v[j] = _mm256_setzero_si256(); dm[j] = 0; continue; }                             \
                 const __m256i x = _mm256_loadu_si256((const __m256i *)(c->xq + 32 * (i + j)));                  \
                 if (wtype == CK_TYPE_Q8_0) {                                                                     \
                     const block_q8_0 *b = (const block_q8_0 *)row + i + j;                                       \
                     const __m256i w = _mm256_loadu_si256((const __m256i *)b->qs);                                \
                     v[j] = DOT(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));                                      \
-                    dh[j] = b->d;                                                                                \
+                    memcpy(&dm[j], b, 4);                                                                        \
                 } else if (wtype == CK_TYPE_Q4_0) {                                                              \
                     const block_q4_0 *b = (const block_q4_0 *)row + i + j;                                       \
                     v[j] = DOT(nibbles(b->qs), x);                                                               \
-                    dh[j] = b->d;                                                                                \
+                    memcpy(&dm[j], b, 4);                                                                        \
                 } else {                                                                                         \
                     const block_q4_1 *b = (const block_q4_1 *)row + i + j;                                       \
                     v[j] = DOT(nibbles(b->qs), x);                                                               \
-                    dh[j] = b->d;                                                                                \
-                    mh[j] = b->m;                                                                                \
+                    memcpy(&dm[j], b, 4);                                                                        \
                 }                                                                                                \
             }                                                                                                    \
             __m256i isum = reduce8(v);                                                                           \
             const __m256i xs = _mm256_loadu_si256((const __m256i *)(c->xs + i));                                 \
             if (wtype == CK_TYPE_Q4_0) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(xs, 3));                  \
             const __m256 xd = _mm256_loadu_ps(c->xd + i);                                                        \
-            const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh)), xd);          \
+            /* 8 × (d | hi << 16) -> packus [d0..3 hi0..3 | d4..7 hi4..7] -> permute [d0..7 | hi0..7] */       \
+            const __m256i p = _mm256_loadu_si256((const __m256i *)dm);                                           \
+            const __m256i h = _mm256_permute4x64_epi64(                                                          \
+                _mm256_packus_epi32(_mm256_and_si256(p, _mm256_set1_epi32(0xffff)), _mm256_srli_epi32(p, 16)), 0xd8); \
+            const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), xd);                    \
             acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(isum), acc);                                            \
             if (wtype == CK_TYPE_Q4_1) {                                                                         \
                 const __m256 s = _mm256_mul_ps(xd, _mm256_cvtepi32_ps(xs));                                      \
-                acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mh)), s, acc);           \
+                acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), s, acc);                 \
             }                                                                                                    \
         }                                                                                                        \
         return ck_hsum8(acc);                                                                                    \

@@ -38,8 +38,8 @@ struct BenchCommand: ParsableCommand {
                 }
                 Output.text(String(format: "speed-up vs ref: prompt %.1f×, generate %.1f×", r.promptSpeedup, r.generateSpeedup))
                 let f = r.fastDecode
-                Output.text(String(format: "generate, opt-in int8 decode (%@): %.2f tok/s, %.2f× the exact %@ path (not exact: int8 activations)",
-                                   f.kernels, f.generateTokensPerSecond, f.speedupVsExact, r.rows[0].kernels))
+                Output.text(String(format: "generate, exact %@ vs opt-in int8 decode (%@, not exact), best of %d alternating rounds: %.2f vs %.2f tok/s, %.2f×",
+                                   r.rows[0].kernels, f.kernels, f.rounds, f.exactGenerateTokensPerSecond, f.generateTokensPerSecond, f.speedupVsExact))
             }
         }
     }
