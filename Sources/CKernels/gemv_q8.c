@@ -262,8 +262,9 @@ CK_Q8_AVX2_INLINE __m256i dot_avx2(__m256i u, __m256i s) {
 CK_Q8_VNNI_INLINE __m256i dot_vnni(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
 
 /* One row, generated once per kernel: DOT(u8, s8) -> 8 × i32 partial sums of one block.
- * A group of up to 8 blocks: per-block lane vectors, their scales (f16, 0 past the row's
- * end: the padded x lanes are 0 too, so a short last group adds exact zeros), the reduce, then
+ * A group of up to 8 blocks: per-block lane vectors and each block's first 4 bytes (f16 d, and
+ * Q4_1's f16 m), packed into 8 d's (+ 8 m's) for one vcvtph2ps each — 0 past the row's end,
+ * where the padded x lanes are 0 too, so a short last group adds exact zeros — the reduce, then
  * the fixed float combination of the file comment. */
 #define Q8_DEFINE_ROW(NAME, INLINE, DOT)                                                                        \
     INLINE float NAME(int wtype, const char *row, const q8_ctx *c) {                                          \
