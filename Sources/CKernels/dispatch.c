@@ -5,6 +5,8 @@
  * best ISA the CPU has; ck_set_isa() overrides it. Under avx512 the ops that have AVX-512
  * kernels (the f32 GEMM core: forward, backward input/weight, packed forward, small-N paths;
  * training and inference attention; the fused quantized GEMV) use them, the rest run AVX2.
+ * The opt-in int8 decode path (gemv_q8.c) takes its VNNI kernel under avx512 when the CPU also
+ * has avx512_vnni, its AVX2 kernel otherwise.
  */
 #include "ck_internal.h"
 #include <pthread.h>

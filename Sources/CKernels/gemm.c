@@ -14,7 +14,8 @@
  * k-vectorized small-N kernel (ck512_small_n), each output one 16-lane dot + ck_hsum16.
  *
  * Small T (<= CK_GEMV_MAX_T) with Q4_0/Q4_1/Q8_0 weights goes to the fused kernels of
- * gemv_q.c instead (no dequantized tile buffer).
+ * gemv_q.c instead (no dequantized tile buffer). T = 1 with those weights goes to the int8 path of
+ * gemv_q8.c only while the calling thread has opted in (ck_set_fast_decode); never by default.
  *
  * Reproducibility: every output of the small-T AVX2 dot path is one 8-lane accumulator over K,
  * ck_hsum8, then a scalar fmaf tail; every output of the tile path is one fmaf chain over K in increasing order
@@ -212,6 +213,9 @@ static int gemv_disabled(void) {
 
 int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
                       const float *bias, int64_t T, int64_t K, int64_t N) {
+    // opt-in int8 decode (thread-local switch, off by default): gemv_q8.c
+    if (T == 1 && N >= 0 && ck_get_fast_decode() && ck_gemv_q8_supported(wtype, K))
+        return ck_gemv_q8(out, inp, w, wtype, bias, K, N);
 #if CK_X86
     if (!ck_use_simd()) return ck_matmul_forward_ref(out, inp, w, wtype, bias, T, K, N);
     const int64_t rb = ck_type_row_bytes(wtype, K);

@@ -48,7 +48,8 @@ int  ck_get_threads(void);
  * Quantized weights are dequantized tile by tile inside the kernel; the full f32
  * matrix is never materialized. For T <= 8 with Q4_0/Q4_1/Q8_0 weights the blocks are
  * expanded in registers and FMA'd against inp directly (gemv_q.c; TUNE_GEMV=0 disables
- * this, for benchmarking only). Returns 0, or -1 on unsupported type / bad K. */
+ * this, for benchmarking only). T == 1 goes to the int8 path (ck_gemv_q8) instead while the
+ * calling thread has ck_set_fast_decode(1). Returns 0, or -1 on unsupported type / bad K. */
 int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
                       const float *bias, int64_t T, int64_t K, int64_t N);
 int ck_matmul_forward_ref(float *out, const float *inp, const void *w, int wtype,
@@ -67,6 +68,51 @@ int ck_matmul_forward_packed(float *out, const float *inp, const float *packed, 
                              int64_t T, int64_t K, int64_t N);
 int ck_matmul_forward_packed_ref(float *out, const float *inp, const float *packed, const float *bias,
                                  int64_t T, int64_t K, int64_t N);
+
+/* ---- int8 decode path (gemv_q8.c), opt-in ------------------------------------ */
+
+/* llama.cpp-style decoding for T = 1: the activation row is quantized once to int8 blocks and
+ * every Q4_0/Q4_1/Q8_0 weight block meets it in an integer dot product. Faster than the exact
+ * path, not exact: the activation rounding (<= d/2 per element, d = max|x_block|/127) changes
+ * the logits slightly (see docs/PERFORMANCE.md for the measured drift on SmolLM2).
+ *
+ * ck_set_fast_decode(1) turns it on for the CALLING THREAD only (thread-local, default off):
+ * while on, ck_matmul_forward sends T == 1 with a ck_gemv_q8_supported (wtype, K) here.
+ * Nothing else changes; with the switch off every result is what it was. */
+void ck_set_fast_decode(int on);
+int  ck_get_fast_decode(void);
+
+/* One quantized activation block: x ≈ d·qs[j], d = max|x| / 127 (f32), qs = roundf(x / d)
+ * (llama.cpp's quantize_row_q8_0 rounding, via x · (1/d)), sum = Σ qs (for Q4_0's −8 offset
+ * and Q4_1's min term m·d·sum). 40 bytes. */
+typedef struct { float d; int32_t sum; int8_t qs[32]; } ck_block_q8x;
+
+/* x [K] (K % 32 == 0) -> K/32 ck_block_q8x at out. 0, or -1 for bad K. The AVX2 version (any
+ * SIMD ISA active) writes the same bytes as the _ref one. */
+int ck_quantize_row_q8(const float *x, int64_t K, void *out);
+int ck_quantize_row_q8_ref(const float *x, int64_t K, void *out);
+
+/* 1 if the int8 path takes this weight: wtype Q4_0/Q4_1/Q8_0 and K a positive multiple of 32. */
+int ck_gemv_q8_supported(int wtype, int64_t K);
+
+/* out [N] = x [K] · W[N,K]ᵀ (+ bias [N] or NULL), W rows of wtype, through int8 x:
+ *   Σ_blocks (d_w·d_x)·isum (+ m_w·d_x·Σq_x for Q4_1) in a fixed order (gemv_q8.c), + bias.
+ * ck_gemv_q8 picks the kernel ck_gemv_q8_kernel() names; all kernels, and any thread count,
+ * give bit-identical results. Returns 0, or -1 (unsupported wtype/K, N < 0, allocation,
+ * or for _with a kernel this CPU lacks). */
+int ck_gemv_q8(float *out, const float *x, const void *w, int wtype, const float *bias, int64_t K, int64_t N);
+int ck_gemv_q8_ref(float *out, const float *x, const void *w, int wtype, const float *bias, int64_t K, int64_t N);
+
+/* Kernels of the int8 path. ck_gemv_q8_kernel: the one ck_gemv_q8 uses now (VNNI when the active
+ * ISA is avx512 and the CPU has avx512_vnni, AVX2 under avx2/avx512, else the reference);
+ * _available: whether this CPU can run one; _name: "int8-ref", "int8-avx2", "int8-avx512vnni";
+ * ck_gemv_q8_with: ck_gemv_q8 on a given kernel (tests compare them bit for bit). */
+typedef enum { CK_Q8_KERNEL_REF = 0, CK_Q8_KERNEL_AVX2 = 1, CK_Q8_KERNEL_VNNI = 2 } ck_q8_kernel;
+int ck_gemv_q8_kernel(void);
+int ck_gemv_q8_kernel_available(int kernel);
+const char *ck_gemv_q8_kernel_name(int kernel);
+int ck_gemv_q8_with(int kernel, float *out, const float *x, const void *w, int wtype, const float *bias,
+                    int64_t K, int64_t N);
 
 /* ---- elementwise / norms ------------------------------------------------ */
 

@@ -1,4 +1,5 @@
-// Kernels — Swift face of the CPU kernel module's process-wide settings (ISA dispatch, threads).
+// Kernels — Swift face of the CPU kernel module's process-wide settings (ISA dispatch, threads)
+// and the thread-local opt-in int8 decode path.
 
 import CKernels
 
@@ -27,4 +28,19 @@ public enum Kernels {
 
     public static var threads: Int { Int(ck_get_threads()) }
     public static func setThreads(_ n: Int) { ck_set_threads(Int32(max(1, n))) }
+
+    /// Runs `body` with the int8 decode path on for the calling thread (ck_set_fast_decode):
+    /// single-row matmuls (T = 1) on Q4_0/Q4_1/Q8_0 weights quantize the activation row to int8
+    /// blocks and use integer dot products, like llama.cpp. Faster, not exact (the activation
+    /// rounding moves logits slightly; docs/PERFORMANCE.md has the measured drift). Other threads
+    /// and everything outside `body` keep the exact path; the previous setting is restored.
+    public static func withFastDecode<T>(_ body: () throws -> T) rethrows -> T {
+        let before = ck_get_fast_decode()
+        ck_set_fast_decode(1)
+        defer { ck_set_fast_decode(before) }
+        return try body()
+    }
+
+    /// The kernel the int8 decode path uses now ("int8-avx512vnni", "int8-avx2" or "int8-ref").
+    public static var fastDecodeKernel: String { String(cString: ck_gemv_q8_kernel_name(ck_gemv_q8_kernel())) }
 }

@@ -1,5 +1,6 @@
 // ForwardBench — `tune bench forward`: prompt-processing and generation speed of the real model,
-// with the fast kernels and the naive reference kernels measured in the same run.
+// with the fast kernels and the naive reference kernels measured in the same run, plus generation
+// on the opt-in int8 decode path (Kernels.withFastDecode) right after the exact fast-kernel one.
 
 import Engine
 import Foundation
@@ -22,6 +23,26 @@ public struct ForwardBenchRow: Codable, Sendable {
     }
 }
 
+/// Generation on the opt-in int8 decode path against the exact path on the same kernels (rows[0]'s
+/// ISA, prompt and token count): `rounds` alternating exact / int8 generations, best of each, so a
+/// burst of load on a shared machine hits neither side alone.
+public struct FastDecodeBenchRow: Codable, Sendable {
+    /// The int8 kernel, e.g. "int8-avx512vnni" or "int8-avx2".
+    public var kernels: String
+    public var rounds: Int
+    public var generatedTokens: Int
+    public var exactGenerateTokensPerSecond: Double
+    public var generateTokensPerSecond: Double
+    /// int8 ÷ exact generation tokens/s.
+    public var speedupVsExact: Double
+
+    enum CodingKeys: String, CodingKey {
+        case kernels, rounds, generatedTokens = "generated_tokens"
+        case exactGenerateTokensPerSecond = "exact_generate_tokens_per_second"
+        case generateTokensPerSecond = "generate_tokens_per_second", speedupVsExact = "speedup_vs_exact"
+    }
+}
+
 public struct ForwardBenchReport: Codable, Sendable {
     public var model: String
     public var cpuISA: String
@@ -29,9 +50,12 @@ public struct ForwardBenchReport: Codable, Sendable {
     /// fast ÷ reference, for prompt processing and for generation.
     public var promptSpeedup: Double
     public var generateSpeedup: Double
+    /// Generation with Kernels.withFastDecode on rows[0]'s kernels (not exact: int8 activations).
+    public var fastDecode: FastDecodeBenchRow
 
     enum CodingKeys: String, CodingKey {
         case model, rows, cpuISA = "cpu_isa", promptSpeedup = "prompt_speedup", generateSpeedup = "generate_speedup"
+        case fastDecode = "fast_decode"
     }
 }
 
@@ -40,6 +64,8 @@ public struct ForwardBench: Sendable {
     /// The naive kernels are ~100× slower: they run a smaller prompt (tokens/s stays comparable
     /// because per-token cost barely depends on length at these sizes) and fewer generated tokens.
     public var refBatch = 1, refLength = 64, refGenerate = 4
+    /// Alternating exact / int8 generation rounds for the fast-decode row.
+    public var fastDecodeRounds = 3
 
     public init() {}
 
@@ -47,32 +73,58 @@ public struct ForwardBench: Sendable {
         let model = try LlamaModel.load(path: modelPath)
         let fast = Kernels.active
         var rows: [ForwardBenchRow] = []
+        var int8: FastDecodeBenchRow?
         for (isa, b, t, g) in [(fast, batch, length, generate), (.ref, refBatch, refLength, refGenerate)] {
             try Kernels.set(isa: isa)
             defer { try? Kernels.set(isa: fast) }
             progress("\(isa.rawValue): prompt \(b)×\(t) tokens, then \(g) generated")
             rows.append(try measure(model, isa: isa, batch: b, length: t, generate: g))
+            if isa == fast {
+                let rounds = max(1, fastDecodeRounds)
+                progress("\(isa.rawValue) exact vs \(Kernels.fastDecodeKernel) decode: \(rounds) rounds of \(g) generated")
+                var exactBest = 0.0, int8Best = 0.0, steps = 0
+                for _ in 0..<rounds {
+                    let (se, te) = try generation(model, tokens: g)
+                    let (sf, tf) = try Kernels.withFastDecode { try generation(model, tokens: g) }
+                    exactBest = max(exactBest, Double(se) / te)
+                    int8Best = max(int8Best, Double(sf) / tf)
+                    steps = sf
+                }
+                int8 = FastDecodeBenchRow(kernels: Kernels.fastDecodeKernel, rounds: rounds, generatedTokens: steps,
+                                          exactGenerateTokensPerSecond: exactBest, generateTokensPerSecond: int8Best,
+                                          speedupVsExact: int8Best / exactBest)
+            }
         }
         return ForwardBenchReport(model: modelPath, cpuISA: Kernels.detected.rawValue, rows: rows,
                                   promptSpeedup: rows[0].promptTokensPerSecond / rows[1].promptTokensPerSecond,
-                                  generateSpeedup: rows[0].generateTokensPerSecond / rows[1].generateTokensPerSecond)
+                                  generateSpeedup: rows[0].generateTokensPerSecond / rows[1].generateTokensPerSecond,
+                                  fastDecode: int8!)
+    }
+
+    /// Deterministic, realistic token ids: a real text's tokens, repeated to length.
+    private func promptIDs(_ model: LlamaModel, batch b: Int, length t: Int) -> [[Int32]] {
+        let text = String(repeating: "The quick brown fox jumps over the lazy dog while 42 engineers tune models. ", count: 64)
+        let base = model.tokenizer.encode(text)
+        return (0..<b).map { i in (0..<t).map { base[(i * 7 + $0) % base.count] } }
+    }
+
+    /// g decode steps after the first sampled token from a 16-token prompt: (steps, seconds).
+    private func generation(_ model: LlamaModel, tokens g: Int) throws -> (Int, Double) {
+        let gen = try model.generate(promptIDs: Array(promptIDs(model, batch: 1, length: 16)[0]),
+                                     options: GenerationOptions(maxTokens: g + 1, stopAtEOS: false))
+        // generateSeconds covers g decode steps after the first sampled token.
+        return (max(gen.ids.count - 1, 1), gen.generateSeconds)
     }
 
     private func measure(_ model: LlamaModel, isa: Kernels.ISA, batch b: Int, length t: Int, generate g: Int) throws
         -> ForwardBenchRow {
-        // Deterministic, realistic token ids: a real text's tokens, repeated to length.
-        let text = String(repeating: "The quick brown fox jumps over the lazy dog while 42 engineers tune models. ", count: 64)
-        let base = model.tokenizer.encode(text)
-        let prompts = (0..<b).map { i in (0..<t).map { base[(i * 7 + $0) % base.count] } }
+        let prompts = promptIDs(model, batch: b, length: t)
         let t0 = DispatchTime.now()
         _ = try model.lastLogits(batch: prompts)
         let pp = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
-        let gen = try model.generate(promptIDs: Array(prompts[0].prefix(16)),
-                                     options: GenerationOptions(maxTokens: g + 1, stopAtEOS: false))
-        // generateSeconds covers g decode steps after the first sampled token.
-        let steps = max(gen.ids.count - 1, 1)
+        let (steps, seconds) = try generation(model, tokens: g)
         return ForwardBenchRow(kernels: isa.rawValue, threads: Kernels.threads, promptBatch: b, promptLength: t,
                                promptTokensPerSecond: Double(b * t) / pp, generatedTokens: steps,
-                               generateTokensPerSecond: Double(steps) / gen.generateSeconds)
+                               generateTokensPerSecond: Double(steps) / seconds)
     }
 }

@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
 
     struct Forward: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Prompt processing (4×256 tokens) and generation tokens/s: fast kernels vs the naive reference.")
+            abstract: "Prompt processing (4×256 tokens) and generation tokens/s: fast kernels vs the naive reference, plus generation on the opt-in int8 decode path.")
         @Option(help: "Model to run.") var model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
         @Option(help: "Prompt length per sequence.") var length = 256
         @Option(help: "Sequences in the prompt batch.") var batch = 4
@@ -37,6 +37,9 @@ struct BenchCommand: ParsableCommand {
                         + String(format: "%13.1f %16.2f", row.promptTokensPerSecond, row.generateTokensPerSecond))
                 }
                 Output.text(String(format: "speed-up vs ref: prompt %.1f×, generate %.1f×", r.promptSpeedup, r.generateSpeedup))
+                let f = r.fastDecode
+                Output.text(String(format: "generate, exact %@ vs opt-in int8 decode (%@, not exact), best of %d alternating rounds: %.2f vs %.2f tok/s, %.2f×",
+                                   r.rows[0].kernels, f.kernels, f.rounds, f.exactGenerateTokensPerSecond, f.generateTokensPerSecond, f.speedupVsExact))
             }
         }
     }
