@@ -115,6 +115,17 @@ import Engine
         }
         #expect(try ids(r.stdout).count == 5)
         #expect(try ids(r.stdout) == ids(again.stdout), "same seed, same tokens")
+        // Q4_1 decodes through the int8 path by default and says so; --exact is the float path, and
+        // its greedy tokens are the engine's exact generate's.
+        func decode(_ out: String) -> String? {
+            ((try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any])?["decode"] as? String
+        }
+        #expect(decode(r.stdout)?.hasPrefix("int8-") == true, "\(r.stdout)")
+        let exact = try tune(["generate", f, "--prompt", "the cat", "--max-tokens", "6", "--exact", "--json"])
+        #expect(exact.status == 0 && decode(exact.stdout) == "exact", "\(exact.stdout)")
+        let m = try LlamaModel.load(path: f)
+        let want = try m.generate(promptIDs: m.tokenizer.encodeAddingBOS("the cat"), options: GenerationOptions(maxTokens: 6))
+        #expect(try ids(exact.stdout) == want.ids.map(Int.init))
     }
 }
 

@@ -41,6 +41,12 @@ public enum Kernels {
         return try body()
     }
 
+    /// Whether the int8 decode path takes a matrix of this type and width (Q4_0/Q4_1/Q8_0, K % 32 == 0);
+    /// other matmuls stay exact inside `withFastDecode`.
+    public static func fastDecodeApplies(to w: WeightMatrix) -> Bool {
+        ck_gemv_q8_supported(Int32(w.type.rawValue), Int64(w.cols)) != 0
+    }
+
     /// The kernel the int8 decode path uses now ("int8-avx512vnni", "int8-avx2" or "int8-ref").
     public static var fastDecodeKernel: String { String(cString: ck_gemv_q8_kernel_name(ck_gemv_q8_kernel())) }
 }

@@ -17,9 +17,14 @@ public struct GenerationOptions: Sendable, Equatable {
     /// OpenAI's `logit_bias`: added to a token's logit before sampling (not to the logits reported to
     /// `onToken`/`onStop`, which are the model's own, as vLLM reports them).
     public var logitBias: [Int32: Float]
+    /// Decode steps (one token, after the prompt) through the int8 path (`Kernels.withFastDecode`):
+    /// faster, not exact (docs/PERFORMANCE.md has the drift). The prompt is always prefilled exactly.
+    public var fastDecode: Bool
 
     public init(maxTokens: Int = 128, temperature: Float = 0, topP: Float = 1, seed: UInt64 = 0,
-                stopTokens: Set<Int32> = [], stopAtEOS: Bool = true, minNewTokens: Int = 0, logitBias: [Int32: Float] = [:]) {
+                stopTokens: Set<Int32> = [], stopAtEOS: Bool = true, minNewTokens: Int = 0, logitBias: [Int32: Float] = [:],
+                fastDecode: Bool = false) {
+        self.fastDecode = fastDecode
         self.logitBias = logitBias
         self.stopAtEOS = stopAtEOS
         self.minNewTokens = minNewTokens
@@ -153,7 +158,7 @@ extension LlamaModel {
                 if !onText(piece) { reason = .stop; break }
             }
             if out.count == options.maxTokens { break }
-            logits = try session.logits(for: [next])
+            logits = try options.fastDecode ? Kernels.withFastDecode { try session.logits(for: [next]) } : session.logits(for: [next])
         }
         if !pending.isEmpty {
             let tail = String(decoding: pending, as: UTF8.self)

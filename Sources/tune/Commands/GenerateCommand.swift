@@ -14,16 +14,25 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.") var topP: Float = 1
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
     @Option(help: "PEFT adapter directory to apply.") var adapter: String?
+    @Flag(help: "Decode with the exact float32 path (as `tune score` and the parity tests) instead of the int8 one (llama.cpp-style activations; the default for Q4_0/Q4_1/Q8_0 weights).")
+    var exact = false
     @OptionGroup var input: TextInput
     @OptionGroup var global: GlobalOptions
 
     struct Result: Encodable {
         var text: String; var ids: [Int32]; var promptTokens: Int; var finishReason: FinishReason
-        var promptTokensPerSecond: Double; var tokensPerSecond: Double
+        var promptTokensPerSecond: Double; var tokensPerSecond: Double; var decode: String
         enum CodingKeys: String, CodingKey {
-            case text, ids, promptTokens = "prompt_tokens", finishReason = "finish_reason"
+            case text, ids, decode, promptTokens = "prompt_tokens", finishReason = "finish_reason"
             case promptTokensPerSecond = "prompt_tokens_per_second", tokensPerSecond = "tokens_per_second"
         }
+    }
+
+    /// What decoded: "exact", or the int8 kernel when the layers' projections are in a type it takes
+    /// (K-quant and float layers stay exact).
+    static func decodePath(_ m: LlamaModel, exact: Bool) -> String {
+        guard !exact, let w = m.weights.layers.first?.wq, Kernels.fastDecodeApplies(to: w) else { return "exact" }
+        return Kernels.fastDecodeKernel
     }
 
     func run() throws {
@@ -39,7 +48,8 @@ struct GenerateCommand: ParsableCommand {
                 stops.formUnion(t.stopStrings.compactMap { m.tokenizer.id(of: $0) })
             }
             let ids = try input.encode(prompt, tokenizer: m.tokenizer)
-            let opts = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops)
+            let opts = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops,
+                                         fastDecode: !exact)
             let g = try m.generate(promptIDs: ids, options: opts) { piece in
                 if !global.json { Output.text(piece, terminator: "") }
                 return true
@@ -47,7 +57,8 @@ struct GenerateCommand: ParsableCommand {
             if global.json {
                 try Output.json(Result(text: g.text, ids: g.ids, promptTokens: ids.count, finishReason: g.finishReason,
                                        promptTokensPerSecond: Double(ids.count) / max(g.promptSeconds, 1e-9),
-                                       tokensPerSecond: Double(max(g.ids.count - 1, 0)) / max(g.generateSeconds, 1e-9)))
+                                       tokensPerSecond: Double(max(g.ids.count - 1, 0)) / max(g.generateSeconds, 1e-9),
+                                       decode: Self.decodePath(m, exact: exact)))
             } else {
                 Output.text("")
             }
