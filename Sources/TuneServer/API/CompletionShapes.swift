@@ -91,16 +91,6 @@ struct Completion: Encodable {
             try c.encode(finishReason, forKey: .finishReason)
         }
     }
-    enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage }
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(object, forKey: .object)
-        try c.encode(created, forKey: .created)
-        try c.encode(model, forKey: .model)
-        try c.encode(choices, forKey: .choices)
-        try c.encode(usage, forKey: .usage)
-    }
 }
 
 /// One server-sent event of a streamed completion (`usage` only in the final one with include_usage).
@@ -111,14 +101,4 @@ struct CompletionChunk: Encodable {
     var model: String
     var choices: [Completion.Choice]
     var usage: Usage?
-    enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage }
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(object, forKey: .object)
-        try c.encode(created, forKey: .created)
-        try c.encode(model, forKey: .model)
-        try c.encode(choices, forKey: .choices)
-        try c.encodeIfPresent(usage, forKey: .usage)
-    }
 }

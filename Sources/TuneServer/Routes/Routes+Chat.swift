@@ -36,47 +36,28 @@ extension ServeRoutes {
     /// The completion as server-sent events; a client that goes away stops the generation.
     private func stream(_ plan: ChatPlan, id: String, created: Int, includeUsage: Bool) -> Response {
         let state = self.state
-        let body = ResponseBody { writer in
-            let gone = Flag()
-            let enc = JSONEncoder()
-            enc.outputFormatting = .withoutEscapingSlashes
-            func event(_ chunk: ChatChunk) throws -> ByteBuffer {
-                ByteBuffer(string: "data: " + String(decoding: try enc.encode(chunk), as: UTF8.self) + "\n\n")
-            }
+        return sseResponse { writer, sse in
             func chunk(_ delta: ChatChunk.Delta, finish: String? = nil) -> ChatChunk {
                 ChatChunk(id: id, created: created, model: plan.modelID, choices: [.init(delta: delta, finishReason: finish)])
             }
-            await state.generations.acquire()
-            do {
-                try await writer.write(try event(chunk(.init(role: "assistant", content: ""))))
-                for await piece in ChatEngine.run(plan, cancelled: { gone.isSet }) {
-                    switch piece {
-                    case .text(let t):
-                        do { try await writer.write(try event(chunk(.init(content: t)))) } catch {
-                            gone.set()
-                        }
-                    case .done(let f, let u):
-                        state.metrics.addChat(prompt: u.promptTokens, completion: u.completionTokens)
-                        try await writer.write(try event(chunk(.init(), finish: f)))
-                        if includeUsage {
-                            try await writer.write(try event(ChatChunk(id: id, created: created, model: plan.modelID, choices: [], usage: u)))
-                        }
-                    case .failed(let m):
-                        let err = APIError.server("Generation failed: \(m)")
-                        let data = try JSONSerialization.data(withJSONObject: err.body)
-                        try await writer.write(ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n"))
+            try await writer.write(try sse.event(chunk(.init(role: "assistant", content: ""))))
+            for await piece in ChatEngine.run(plan, cancelled: { sse.gone.isSet }) {
+                switch piece {
+                case .text(let t):
+                    do { try await writer.write(try sse.event(chunk(.init(content: t)))) } catch {
+                        sse.gone.set()
                     }
+                case .done(let f, let u):
+                    state.metrics.addChat(prompt: u.promptTokens, completion: u.completionTokens)
+                    try await writer.write(try sse.event(chunk(.init(), finish: f)))
+                    if includeUsage {
+                        try await writer.write(try sse.event(ChatChunk(id: id, created: created, model: plan.modelID, choices: [], usage: u)))
+                    }
+                case .failed(let m):
+                    try await writer.write(try sse.error(APIError.server("Generation failed: \(m)")))
                 }
-                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-                await state.generations.release()
-                try await writer.finish(nil)
-            } catch {
-                gone.set()
-                await state.generations.release()
-                throw error
             }
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 }
 

@@ -41,64 +41,45 @@ extension ServeRoutes {
     /// reason); a client that goes away stops the generation.
     private func streamCompletion(_ plan: CompletionPlan, id: String, created: Int, includeUsage: Bool) -> Response {
         let state = self.state
-        let body = ResponseBody { writer in
-            let enc = JSONEncoder()
-            enc.outputFormatting = .withoutEscapingSlashes
-            func event(_ chunk: CompletionChunk) throws -> ByteBuffer {
-                ByteBuffer(string: "data: " + String(decoding: try enc.encode(chunk), as: UTF8.self) + "\n\n")
-            }
+        return sseResponse { writer, sse in
             func chunk(_ i: Int, _ text: String, finish: String? = nil) -> CompletionChunk {
                 CompletionChunk(id: id, created: created, model: plan.modelID,
                                 choices: [.init(text: text, index: i, logprobs: nil, finishReason: finish)])
             }
-            let gone = Flag()
-            await state.generations.acquire()
-            do {
-                var prompt = 0, completion = 0
-                for i in plan.prompts.indices where !gone.isSet {
-                    // Pieces go from the generation thread to this writer through an AsyncStream.
-                    let (pieces, sink) = AsyncStream<CompletionPiece>.makeStream()
-                    let th = Thread {
-                        do {
-                            let r = try CompletionEngine.run(plan, prompt: i) { sink.yield(.text($0)); return !gone.isSet }
-                            sink.yield(.done(r))
-                        } catch { sink.yield(.failed("\(error)")) }
-                        sink.finish()
-                    }
-                    th.stackSize = 8 << 20
-                    th.start()
-                    if plan.echo { try await writer.write(try event(chunk(i, plan.prompts[i].text))) }
-                    for await piece in pieces {
-                        switch piece {
-                        case .text(let t):
-                            do { try await writer.write(try event(chunk(i, t))) } catch { gone.set() }
-                        case .done(let r):
-                            prompt += r.promptTokens
-                            completion += r.completionTokens
-                            try await writer.write(try event(chunk(i, "", finish: r.finishReason)))
-                        case .failed(let m):
-                            let err = APIError.server("Completion failed: \(m)")
-                            let data = try JSONSerialization.data(withJSONObject: err.body)
-                            try await writer.write(ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n"))
-                        }
+            var prompt = 0, completion = 0
+            for i in plan.prompts.indices where !sse.gone.isSet {
+                // Pieces go from the generation thread to this writer through an AsyncStream.
+                let (pieces, sink) = AsyncStream<CompletionPiece>.makeStream()
+                let th = Thread {
+                    do {
+                        let r = try CompletionEngine.run(plan, prompt: i) { sink.yield(.text($0)); return !sse.gone.isSet }
+                        sink.yield(.done(r))
+                    } catch { sink.yield(.failed("\(error)")) }
+                    sink.finish()
+                }
+                th.stackSize = 8 << 20
+                th.start()
+                if plan.echo { try await writer.write(try sse.event(chunk(i, plan.prompts[i].text))) }
+                for await piece in pieces {
+                    switch piece {
+                    case .text(let t):
+                        do { try await writer.write(try sse.event(chunk(i, t))) } catch { sse.gone.set() }
+                    case .done(let r):
+                        prompt += r.promptTokens
+                        completion += r.completionTokens
+                        try await writer.write(try sse.event(chunk(i, "", finish: r.finishReason)))
+                    case .failed(let m):
+                        try await writer.write(try sse.error(APIError.server("Completion failed: \(m)")))
                     }
                 }
-                state.metrics.addCompletion(prompt: prompt, completion: completion)
-                if includeUsage {
-                    try await writer.write(try event(CompletionChunk(id: id, created: created, model: plan.modelID, choices: [],
+            }
+            state.metrics.addCompletion(prompt: prompt, completion: completion)
+            if includeUsage {
+                try await writer.write(try sse.event(CompletionChunk(id: id, created: created, model: plan.modelID, choices: [],
                                                                      usage: Usage(promptTokens: prompt, completionTokens: completion,
                                                                                   totalTokens: prompt + completion))))
-                }
-                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-                await state.generations.release()
-                try await writer.finish(nil)
-            } catch {
-                gone.set()
-                await state.generations.release()
-                throw error
             }
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 }
 
