@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(
             name: "TuneServerTests",
             dependencies: [
-                "TuneServer", "TuneKit", "Engine",
+                "TuneServer", "TuneKit", "Engine", "LoopbackHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),

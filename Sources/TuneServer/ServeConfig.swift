@@ -40,6 +40,16 @@ public struct ServeConfig: Sendable {
     public var registryPath: String?
     /// The registry's blob root.
     public var blobRoot = Registry.defaultBlobRoot
+    /// Registered routers (`NAME`, `NAME@3`, `NAME@alias`) served as chat models under those ids
+    /// (docs/routing.md, "Serving a router"); they need `registryPath`.
+    public var routers: [String] = []
+    /// Where the routers' references are reached, overriding the URL each router recorded (nil: recorded).
+    public var routerReferenceURL: String?
+    /// Seconds a router waits for its reference (per request and in total, retries included) before
+    /// answering locally, flagged `local_fallback`.
+    public var routerTimeout = 30.0
+    /// Where the routers' reference API keys are read from (the variable each router names).
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
 
     public init(modelPath: String, stateDirectory: String, modelID: String? = nil) {
         self.modelPath = modelPath
@@ -66,6 +76,10 @@ public struct ServeConfig: Sendable {
         }
         guard checkpointEvery >= 1 else { throw TuneError(.invalidArgument, "--checkpoint-every must be >= 1, got \(checkpointEvery)") }
         guard parallelGenerations >= 1 else { throw TuneError(.invalidArgument, "--parallel must be >= 1, got \(parallelGenerations)") }
+        if !routers.isEmpty, registryPath == nil {
+            throw TuneError(.invalidArgument, "--router needs --registry: routers are registry artifacts")
+        }
+        guard routerTimeout > 0 else { throw TuneError(.invalidArgument, "--router-timeout must be > 0, got \(routerTimeout)") }
         guard (0...65535).contains(port) else { throw TuneError(.invalidArgument, "--port must be in 0...65535, got \(port)") }
     }
 

@@ -77,6 +77,34 @@ import Testing
         #expect(Bootstrap.pairedDifference(a, Array(b.prefix(79)), seed: 1) == nil)
     }
 
+    @Test func costPerCorrectBootstrapAgreesWithTheDeltaMethod() throws {
+        // 400 examples, costs 1…7 m$ in a cycle, 4 of 5 right. R = Σc / Σk; the delta method's
+        // se(R) = sd(cᵢ − R·kᵢ) / (mean k · √n).
+        let n = 400
+        let costs = (0..<n).map { 0.001 * Double(1 + $0 % 7) }, correct = (0..<n).map { $0 % 5 != 0 }
+        let k = correct.map { $0 ? 1.0 : 0.0 }
+        let r = costs.reduce(0, +) / k.reduce(0, +)
+        let resid = zip(costs, k).map { $0 - r * $1 }, mean = resid.reduce(0, +) / Double(n)
+        let sd = (resid.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1)).squareRoot()
+        let se = sd / (k.reduce(0, +) / Double(n) * Double(n).squareRoot())
+        let ci = try #require(Bootstrap.costPerCorrect(costs: costs, correct: correct, seed: 3))
+        #expect(ci.lower < r && r < ci.upper)
+        #expect(abs(ci.lower - (r - 1.96 * se)) < 0.15 * 1.96 * se && abs(ci.upper - (r + 1.96 * se)) < 0.15 * 1.96 * se,
+                "\(ci) vs \(r) ± \(1.96 * se)")
+        // Every answer right at one price: no spread at all. A resample with no right answer: unbounded, so nil.
+        #expect(Bootstrap.costPerCorrect(costs: [0.002, 0.002, 0.002], correct: [true, true, true], seed: 3) == Interval(lower: 0.002, upper: 0.002))
+        #expect(Bootstrap.costPerCorrect(costs: [0.002, 0.002], correct: [true, false], seed: 3) == nil)
+        // The worked example's picked policy: 4 held-out examples, one a wrong escalation; (1/4)⁴ of
+        // resamples draw it four times, so its cost per correct answer is not bounded.
+        let t = Routing.calibrate(workedExample, .targetAccuracy(0.97))
+        #expect(t.reported.costPerCorrect != nil && t.reported.costPerCorrectCI95 == nil)
+        // Priced per example with many right answers: bounded, around the point estimate.
+        let big = (0..<40).flatMap { _ in workedExample }
+        let b = Routing.calibrate(big, .targetAccuracy(0.97))
+        let bci = try #require(b.reported.costPerCorrectCI95)
+        #expect(bci.lower < b.reported.costPerCorrect! && b.reported.costPerCorrect! < bci.upper, "\(bci)")
+    }
+
     @Test func reportSaysWhenADifferenceIsNotSignificant() throws {
         let report = try workedReport(RoutingConfig(reference: "big", targetAccuracy: 0.97))
         let d = try #require(report.differences?.first)

@@ -59,6 +59,21 @@ public enum Bootstrap {
         return sorted[lo] + (h - Double(lo)) * (sorted[hi] - sorted[lo])
     }
 
+    /// Σ cost / Σ correct over resampled examples: the interval of a cost per correct answer. Nil when
+    /// there are no examples, the lists differ in length, or some resample has no correct answer (the
+    /// ratio is then unbounded: too few right answers to bound the cost of one).
+    public static func costPerCorrect(costs: [Double], correct: [Bool], seed: UInt64) -> Interval? {
+        guard !costs.isEmpty, costs.count == correct.count else { return nil }
+        var unbounded = false
+        let ci = percentile(n: costs.count, seed: seed) { idx in
+            var c = 0.0, k = 0
+            for i in idx { c += costs[i]; if correct[i] { k += 1 } }
+            if k == 0 { unbounded = true; return 0 }
+            return c / Double(k)
+        }
+        return unbounded ? nil : ci
+    }
+
     /// mean(a) − mean(b) over paired outcomes with its bootstrap interval; nil unless both have the same,
     /// non-zero number of examples.
     public static func pairedDifference(_ a: [Bool], _ b: [Bool], seed: UInt64) -> (delta: Double, ci95: Interval)? {

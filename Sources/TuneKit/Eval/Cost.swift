@@ -101,11 +101,13 @@ public struct ModelCost: Codable, Sendable, Equatable {
     public var accuracy: Double?
     /// $ per correct answer = per request / accuracy (nil when accuracy is 0 or unknown).
     public var costPerCorrect: Double?
+    /// Its 95% bootstrap interval over the examples (each example's own tokens priced; Bootstrap.costPerCorrect).
+    public var costPerCorrectCI95: Interval?
 
     enum CodingKeys: String, CodingKey {
         case role, model, basis, accuracy
         case avgPromptTokens = "avg_prompt_tokens", avgOutputTokens = "avg_output_tokens"
-        case perRequest = "per_request", costPerCorrect = "cost_per_correct"
+        case perRequest = "per_request", costPerCorrect = "cost_per_correct", costPerCorrectCI95 = "cost_per_correct_ci95"
     }
 
     /// Open models: (p + o) / r / 3600 × hardware $/hour with the model's own measured r; API models
@@ -118,16 +120,30 @@ public struct ModelCost: Codable, Sendable, Equatable {
             let prices: (Double?, Double?) = m.role == .reference
                 ? references.first { $0.name == m.model }.map { ($0.inputPerMillion, $0.outputPerMillion) } ?? (nil, nil)
                 : (c.managedInputPerMillion, c.managedOutputPerMillion)
-            let per = prices.0 == nil && prices.1 == nil ? nil : (p * (prices.0 ?? 0) + o * (prices.1 ?? 0)) / 1e6
-            return ModelCost(role: m.role, model: m.model, basis: "usage", avgPromptTokens: p, avgOutputTokens: o, perRequest: per,
-                             accuracy: acc, costPerCorrect: zip2(per, acc).flatMap { $1 > 0 ? $0 / $1 : nil })
+            let unpriced = prices.0 == nil && prices.1 == nil
+            let per = unpriced ? nil : (p * (prices.0 ?? 0) + o * (prices.1 ?? 0)) / 1e6
+            var cost = ModelCost(role: m.role, model: m.model, basis: "usage", avgPromptTokens: p, avgOutputTokens: o, perRequest: per,
+                                 accuracy: acc, costPerCorrect: zip2(per, acc).flatMap { $1 > 0 ? $0 / $1 : nil })
+            if !unpriced, let outcomes = m.outcomes {
+                cost.costPerCorrectCI95 = Bootstrap.costPerCorrect(
+                    costs: outcomes.map { (Double($0.promptTokens) * (prices.0 ?? 0) + Double($0.outputTokens) * (prices.1 ?? 0)) / 1e6 },
+                    correct: outcomes.map(\.correct), seed: EvalReport.bootstrapSeed)
+            }
+            return cost
         }
         let outTokens = Double(m.generatedTokens > 0 ? m.generatedTokens : m.targetTokens)
         let p = Double(m.promptTokens) / n, o = outTokens / n
         let tps = (Double(m.promptTokens) + outTokens) / max(m.seconds, 1e-9)
         let per = c.hardwarePerHour.map { (p + o) / tps / 3600 * $0 }
-        return ModelCost(role: m.role, model: m.model, basis: "hardware", avgPromptTokens: p, avgOutputTokens: o, perRequest: per,
-                         accuracy: acc, costPerCorrect: zip2(per, acc).flatMap { $1 > 0 ? $0 / $1 : nil })
+        var cost = ModelCost(role: m.role, model: m.model, basis: "hardware", avgPromptTokens: p, avgOutputTokens: o, perRequest: per,
+                             accuracy: acc, costPerCorrect: zip2(per, acc).flatMap { $1 > 0 ? $0 / $1 : nil })
+        if let hourly = c.hardwarePerHour, let outcomes = m.outcomes {
+            // Each example at the model's measured rate: its own prompt and output tokens.
+            cost.costPerCorrectCI95 = Bootstrap.costPerCorrect(
+                costs: outcomes.map { Double($0.promptTokens + $0.outputTokens) / tps / 3600 * hourly },
+                correct: outcomes.map(\.correct), seed: EvalReport.bootstrapSeed)
+        }
+        return cost
     }
 }
 

@@ -199,7 +199,7 @@ extension EvalReport {
             out += "<h3>Cost per correct answer</h3><table class=\"per-correct\"><tr><th>model</th><th>basis</th><th>$ per request</th><th>accuracy</th><th>$ per correct</th></tr>"
             for m in c.models {
                 out += "<tr><td>\(m.role.rawValue): \(Self.esc(m.model))</td><td>\(m.basis)</td><td>\(Self.esc(Self.price(m.perRequest)))</td>"
-                    + "<td>\(Self.fmt("accuracy", m.accuracy))</td><td>\(Self.esc(Self.price(m.costPerCorrect)))</td></tr>"
+                    + "<td>\(Self.fmt("accuracy", m.accuracy))</td><td>\(Self.esc(Self.price(m.costPerCorrect, m.costPerCorrectCI95)))</td></tr>"
             }
             out += "</table><h3>Break-even vs references (\(c.role.rawValue), per correct answer)</h3><table class=\"break-even\"><tr><th>reference</th><th>break-even</th><th>payback</th><th>note</th></tr>"
             for b in c.references {

@@ -21,11 +21,11 @@ extension EvalReport {
 
     func routingMarkdown(_ r: RoutingReport) -> [String] {
         var out = ["", "## Routing: \(r.local.rawValue) → \(r.reference) (confidence: \(r.confidence), correct: \(r.accuracyMetric))", "",
-                   "| set | policy | τ | escalated | accuracy | 95% CI | $ per 1k requests | $ per correct |",
+                   "| set | policy | τ | escalated | accuracy | 95% CI | $ per 1k requests | $ per correct (95% CI) |",
                    "|---|---|---:|---:|---:|---|---:|---:|"]
         for (set, p) in [("chosen on (even)", r.chosenOn), ("reported on (odd)", r.reportedOn)] {
             out.append("| \(set) | \(p.policy.rawValue) | \(Self.tauOnly(p)) | \(p.escalated)/\(p.examples) | \(Self.percent(p.accuracy)) | "
-                       + "\(p.accuracyCI95?.percent ?? "–") | \(Self.price(p.costPer1k)) | \(Self.price(p.costPerCorrect)) |")
+                       + "\(p.accuracyCI95?.percent ?? "–") | \(Self.price(p.costPer1k)) | \(Self.price(p.costPerCorrect, p.costPerCorrectCI95)) |")
         }
         out += ["", "Rule: \(r.rule)\(r.met ? "" : " (not met)"). \(r.note).", "",
                 "### τ sweep (all \(r.curve.first?.examples ?? 0) examples; local when confidence ≥ τ)", "",
@@ -45,7 +45,7 @@ extension EvalReport {
         out += "<table class=\"routing-picked\"><tr><th>set</th><th>policy</th><th>τ</th><th>escalated</th><th>accuracy</th><th>95% CI</th><th>$ per 1k</th><th>$ per correct</th></tr>"
         for (set, p) in [("chosen on (even)", r.chosenOn), ("reported on (odd)", r.reportedOn)] {
             out += "<tr><td>\(set)</td><td>\(p.policy.rawValue)</td><td>\(Self.tauOnly(p))</td><td>\(p.escalated)/\(p.examples)</td><td>\(Self.percent(p.accuracy))</td>"
-                + "<td>\(p.accuracyCI95?.percent ?? "–")</td><td>\(Self.esc(Self.price(p.costPer1k)))</td><td>\(Self.esc(Self.price(p.costPerCorrect)))</td></tr>"
+                + "<td>\(p.accuracyCI95?.percent ?? "–")</td><td>\(Self.esc(Self.price(p.costPer1k)))</td><td>\(Self.esc(Self.price(p.costPerCorrect, p.costPerCorrectCI95)))</td></tr>"
         }
         out += "</table><p class=\"sub\">\(Self.esc(r.note))</p>"
         out += "<table class=\"routing-curve\"><tr><th>τ</th><th>escalation</th><th>accuracy</th><th>95% CI</th><th>$ per 1k</th><th>$ per correct</th><th>Pareto</th></tr>"

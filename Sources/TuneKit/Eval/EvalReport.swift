@@ -132,6 +132,12 @@ extension EvalReport {
         return v >= 0.01 ? money(v) : String(format: "$%.6f", v)
     }
 
+    /// A price with its 95% interval: "$0.0113 [$0.0098, $0.0131]" (the bare price without one).
+    static func price(_ v: Double?, _ ci: Interval?) -> String {
+        guard let ci, v != nil else { return price(v) }
+        return "\(price(v)) [\(price(ci.lower)), \(price(ci.upper))]"
+    }
+
     static func latency(_ m: ModelEvaluation) -> String {
         guard let p50 = m.latencyP50, let p95 = m.latencyP95 else { return "–" }
         return String(format: "%.0f / %.0f ms", p50 * 1000, p95 * 1000)
@@ -177,9 +183,9 @@ extension EvalReport {
                     "| break-even volume | \(c.breakEvenMonthlyRequests.map { String(format: "%.0f requests/month", $0) } ?? "–") |",
                     "", c.breakEvenNote]
             if !c.references.isEmpty || c.models.contains(where: { $0.role == .reference }) {
-                out += ["", "## Cost per correct answer", "", "| model | basis | $ per request | accuracy | $ per correct |", "|---|---|---:|---:|---:|"]
+                out += ["", "## Cost per correct answer", "", "| model | basis | $ per request | accuracy | $ per correct (95% CI) |", "|---|---|---:|---:|---:|"]
                 for m in c.models {
-                    out.append("| \(m.role.rawValue): \(m.model) | \(m.basis) | \(Self.price(m.perRequest)) | \(Self.fmt("accuracy", m.accuracy)) | \(Self.price(m.costPerCorrect)) |")
+                    out.append("| \(m.role.rawValue): \(m.model) | \(m.basis) | \(Self.price(m.perRequest)) | \(Self.fmt("accuracy", m.accuracy)) | \(Self.price(m.costPerCorrect, m.costPerCorrectCI95)) |")
                 }
                 out += ["", "## Break-even vs references (\(c.role.rawValue), per correct answer)", "",
                         "| reference | break-even | payback |", "|---|---:|---:|"]

@@ -167,7 +167,10 @@ extension Stages.Eval {
             throw TuneError(.gateFailed, "\(spec.name): eval gate failed — \(g.summary); report \(artifact.ref)")
         }
         guard let routing = report.routing else { return [artifact] }
-        let router = try c.registerRouter(routing, config: config, report: artifact, models: evaluated)
+        let prompt = RouterPrompt.measured(examples: examples, eos: base.tokenizer.eosID, config: config,
+                                           template: prepared.manifest.template.rendererSetting,
+                                           systemPrompt: spec.prepare?.config.systemPrompt)
+        let router = try c.registerRouter(routing, config: config, report: artifact, models: evaluated, prompt: prompt)
         c.progress("router \(router.ref): \(routing.chosenOn.label) (\(routing.rule)) → on the held-out half "
                    + String(format: "%.1f%% accurate, %.1f%% escalated", 100 * routing.reportedOn.accuracy, 100 * routing.reportedOn.escalationRate))
         return [artifact, router]

@@ -42,12 +42,15 @@ public struct RoutingPoint: Codable, Sendable, Equatable {
     /// $ per 1000 requests and per correct answer (nil when a price it needs is missing, or nothing is correct).
     public var costPer1k: Double?
     public var costPerCorrect: Double?
+    /// Its 95% bootstrap interval (set on the picked policy's two halves only; nil when unpriced).
+    public var costPerCorrectCI95: Interval?
     /// Not dominated by another point of the same sweep (accuracy ≥ and cost ≤, one strictly).
     public var pareto = false
 
     enum CodingKeys: String, CodingKey {
         case policy, tau, examples, escalated, correct, accuracy, pareto
         case accuracyCI95 = "accuracy_ci95", escalationRate = "escalation_rate", costPer1k = "cost_per_1k", costPerCorrect = "cost_per_correct"
+        case costPerCorrectCI95 = "cost_per_correct_ci95"
     }
 
     /// "τ = 0.42", "always local", "always reference".
@@ -153,8 +156,25 @@ public enum Routing {
         let (choose, report) = halves(xs)
         let points = sweep(choose)
         let (i, met) = pick(points, rule)
-        let chosen = points[i]
-        return (chosen, point(report, chosen.policy, tau: chosen.tau), met)
+        var chosen = points[i], reported = point(report, chosen.policy, tau: chosen.tau)
+        chosen.costPerCorrectCI95 = costPerCorrectInterval(choose, chosen)
+        reported.costPerCorrectCI95 = costPerCorrectInterval(report, reported)
+        return (chosen, reported, met)
+    }
+
+    /// The bootstrap interval of `p`'s cost per correct answer on `xs` (each example's own local and
+    /// reference cost under the policy); nil when a cost is unpriced.
+    public static func costPerCorrectInterval(_ xs: [RoutedExample], _ p: RoutingPoint) -> Interval? {
+        var costs: [Double] = [], correct: [Bool] = []
+        for x in xs {
+            let up = escalates(x.confidence, p.policy, tau: p.tau)
+            var c = 0.0
+            if p.policy != .alwaysReference { guard let l = x.localCost else { return nil }; c += l }
+            if up { guard let r = x.referenceCost else { return nil }; c += r }
+            costs.append(c)
+            correct.append(up ? x.referenceCorrect : x.localCorrect)
+        }
+        return Bootstrap.costPerCorrect(costs: costs, correct: correct, seed: EvalReport.bootstrapSeed)
     }
 }
 

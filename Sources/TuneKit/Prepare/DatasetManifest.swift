@@ -26,6 +26,16 @@ public struct DatasetManifest: Codable, Sendable, Equatable {
         public var source: String
         public var defaultSystemPrompt: String?
         enum CodingKeys: String, CodingKey { case name, source, defaultSystemPrompt = "default_system_prompt" }
+
+        /// The RowRenderer setting that renders as this dataset was rendered: the model's own template
+        /// (`auto`), plain concatenation (`none`) or the named one.
+        public var rendererSetting: String {
+            switch source {
+            case "model": "auto"
+            case "none": "none"
+            default: name
+            }
+        }
     }
 
     public struct TokenizerInfo: Codable, Sendable, Equatable {

@@ -1,5 +1,6 @@
 // The pipeline's register stage: moves the `register:` aliases onto the newest model the pipeline
-// produced (the merged model, else the adapter, else the last output of any stage).
+// produced (the merged model, else the adapter, else the last output of any stage), and onto the
+// router the eval registered for it (`PIPELINE-router@staging` answers through the staged model).
 
 import Foundation
 
@@ -33,6 +34,7 @@ extension Stages {
                 // No registered name: the aliases go on the produced artifact itself (its license and notes were
                 // recorded when it was made, from this section).
                 for alias in section.aliases { try c.registry.setAlias(alias, to: last.id) }
+                try aliasRouter(section, c)
                 return [last]
             }
             // `name:` — MLflow's registered model: a new version of NAME with the produced artifact's content (the
@@ -42,7 +44,15 @@ extension Stages {
                 ?? c.registry.registerVersion(of: last, as: name, metadata: metadata(section, last, c), governance: governance(section, last),
                                               run: c.run)
             for alias in section.aliases { try c.registry.setAlias(alias, to: registered.id) }
+            try aliasRouter(section, c)
             return [registered]
+        }
+
+        /// The aliases also go on the router this run's eval registered (routers are served by alias:
+        /// `tune serve --router PIPELINE-router@staging`).
+        static func aliasRouter(_ section: RegisterSection, _ c: StageContext) throws {
+            guard let router = c.outputs.all.last(where: { $0.kind == .router }) else { return }
+            for alias in section.aliases { try c.registry.setAlias(alias, to: router.id) }
         }
 
         static func metadata(_ section: RegisterSection, _ source: Artifact, _ c: StageContext) -> [String: JSONValue] {

@@ -297,6 +297,8 @@ struct ChatCompletion: Encodable {
     var choices: [Choice]
     var usage: Usage
     var systemFingerprint: String?
+    /// A routed answer: where it came from (tune's extension; the SDKs keep unknown fields).
+    var tuneRoute: RouteInfo? = nil
     struct Choice: Encodable {
         var index = 0
         var message: Message
@@ -312,7 +314,22 @@ struct ChatCompletion: Encodable {
         }
     }
     struct Message: Encodable { var role = "assistant"; var content: String }
-    enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage, systemFingerprint = "system_fingerprint" }
+    enum CodingKeys: String, CodingKey {
+        case id, object, created, model, choices, usage, systemFingerprint = "system_fingerprint", tuneRoute = "tune_route"
+    }
+}
+
+/// `tune_route` of a routed chat completion: the router, the route taken, the confidence against τ, and
+/// why the reference was not used when it was escalated to and failed.
+struct RouteInfo: Encodable, Sendable {
+    var router: String
+    var route: String
+    var confidence: Double?
+    var tau: Double?
+    var policy: String
+    var local: String
+    var reference: String
+    var reason: String?
 }
 
 struct ChatChunk: Encodable {
@@ -322,6 +339,8 @@ struct ChatChunk: Encodable {
     var model: String
     var choices: [Choice]
     var usage: Usage?
+    var tuneRoute: RouteInfo? = nil
+    enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage, tuneRoute = "tune_route" }
     struct Choice: Encodable {
         var index = 0
         var delta: Delta

@@ -21,12 +21,8 @@ enum ChatPiece: Sendable {
 }
 
 enum ChatEngine {
-    /// Validates the request and turns it into a generation plan (400s name the parameter).
-    static func plan(_ r: ChatRequest, host: ModelHost, defaultMaxTokens: Int) throws -> ChatPlan {
-        guard let model = try host.model(r.model) else {
-            throw APIError(.notFound, "The model '\(r.model)' does not exist or you do not have access to it.", param: "model",
-                           code: "model_not_found")
-        }
+    /// The request's messages as the engine's (developer → system), each checked (400s name the message).
+    static func messages(_ r: ChatRequest) throws -> [ChatMessage] {
         if let n = r.n, n != 1 { throw APIError.invalid("n=\(n) is not supported by tune serve; only n=1.", param: "n") }
         guard !r.messages.isEmpty else { throw APIError.invalid("'messages' must contain at least one message.", param: "messages") }
         var messages: [ChatMessage] = []
@@ -48,6 +44,16 @@ enum ChatEngine {
             }
             messages.append(ChatMessage(role: role, content: text))
         }
+        return messages
+    }
+
+    /// Validates the request and turns it into a generation plan (400s name the parameter).
+    static func plan(_ r: ChatRequest, host: ModelHost, defaultMaxTokens: Int) throws -> ChatPlan {
+        guard let model = try host.model(r.model) else {
+            throw APIError(.notFound, "The model '\(r.model)' does not exist or you do not have access to it.", param: "model",
+                           code: "model_not_found")
+        }
+        let messages = try Self.messages(r)
         let temperature = r.temperature ?? 1, topP = r.topP ?? 1
         guard (0...2).contains(temperature) else { throw APIError.invalid("temperature must be in [0, 2], got \(temperature).", param: "temperature") }
         guard topP > 0, topP <= 1 else { throw APIError.invalid("top_p must be in (0, 1], got \(topP).", param: "top_p") }

@@ -36,6 +36,9 @@ enum CompletionEngine {
 
     /// Validates the request and turns it into a plan (400s name the parameter).
     static func plan(_ r: CompletionRequest, host: ModelHost) throws -> CompletionPlan {
+        if host.router(r.model) != nil {
+            throw APIError.invalid("The model '\(r.model)' is a router; routers answer /v1/chat/completions only.", param: "model")
+        }
         guard let model = try host.model(r.model) else {
             throw APIError(.notFound, "The model '\(r.model)' does not exist or you do not have access to it.", param: "model",
                            code: "model_not_found")

@@ -1,6 +1,7 @@
 // ModelHost — the models the server offers: the base model loaded once at startup, the adapters of
 // finished jobs and (with --registry) the registry's adapters trained on this base, loaded on first
-// use over the same (shared) base weights and kept in a small LRU cache.
+// use over the same (shared) base weights and kept in a small LRU cache; and (with --router) registered
+// routers, loaded at startup with their routed models, answering chat under the ids they were named by.
 
 import Engine
 import Foundation
@@ -17,6 +18,8 @@ final class ModelHost: @unchecked Sendable {
     private let baseFile: String
     private let lock = NSLock()
     private var adapters: [(id: String, model: LlamaModel)] = []
+    /// Each `--router` as given, with the runtime it names (also reachable as NAME and NAME@VERSION).
+    let routers: [(id: String, runtime: RouterRuntime)]
 
     init(config: ServeConfig, store: ServeStore) throws {
         base = try LlamaModel.load(path: config.modelPath)
@@ -27,6 +30,19 @@ final class ModelHost: @unchecked Sendable {
         cacheSize = max(1, config.adapterCacheSize)
         registry = try config.registryPath.map { try Registry.open(path: $0, blobRoot: config.blobRoot) }
         baseFile = (config.modelPath as NSString).lastPathComponent
+        var routers: [(String, RouterRuntime)] = []
+        if let registry {
+            for ref in config.routers {
+                routers.append((ref, try RouterRuntime.load(ref: ref, registry: registry, base: base, baseFile: baseFile, environment: config.environment,
+                                                           referenceURL: config.routerReferenceURL, timeout: config.routerTimeout)))
+            }
+        }
+        self.routers = routers
+    }
+
+    /// The router a chat request's `model` names: a `--router` as given, or its artifact's NAME or NAME@VERSION.
+    func router(_ id: String) -> RouterRuntime? {
+        routers.first { $0.id == id || $0.runtime.artifact.name == id || $0.runtime.artifact.ref == id }?.runtime
     }
 
     /// Registered adapters trained on this base (all versions).
@@ -62,6 +78,7 @@ final class ModelHost: @unchecked Sendable {
                 j.fineTunedModel.map { ModelObject(id: $0, created: j.finishedAt ?? j.createdAt, ownedBy: "tune") }
             }
             + (try registered()).map { ModelObject(id: $0.ref, created: Self.epoch($0.createdAt), ownedBy: "tune-registry") }
+            + routers.map { ModelObject(id: $0.id, created: Self.epoch($0.runtime.artifact.createdAt), ownedBy: "tune-router") }
     }
 
     private static func epoch(_ iso: String) -> Int {
@@ -70,6 +87,7 @@ final class ModelHost: @unchecked Sendable {
 
     func info(_ id: String) throws -> ModelObject? {
         if id == baseID { return ModelObject(id: baseID, created: created, ownedBy: "tune") }
+        if let r = router(id) { return ModelObject(id: id, created: Self.epoch(r.artifact.createdAt), ownedBy: "tune-router") }
         if let (a, _) = try registered(id) { return ModelObject(id: id, created: Self.epoch(a.createdAt), ownedBy: "tune-registry") }
         guard let j = try job(forModel: id) else { return nil }
         return ModelObject(id: id, created: j.finishedAt ?? j.createdAt, ownedBy: "tune")

@@ -16,6 +16,7 @@ final class ServeMetrics: @unchecked Sendable {
     private var textPromptTokens = 0
     private var textCompletionTokens = 0
     private var rateLimited = 0
+    private var routed: [String: Int] = [:]                   // "router\0route"
 
     func observe(method: String, route: String, status: Int, seconds: Double) {
         lock.lock(); defer { lock.unlock() }
@@ -33,6 +34,7 @@ final class ServeMetrics: @unchecked Sendable {
         lock.lock(); textPromptTokens += prompt; textCompletionTokens += completion; lock.unlock()
     }
     func addRateLimited() { lock.lock(); rateLimited += 1; lock.unlock() }
+    func addRouted(router: String, route: String) { lock.lock(); routed["\(router)\u{0}\(route)", default: 0] += 1; lock.unlock() }
 
     /// The exposition text. `jobs` are the counts by status read from the database at scrape time.
     func render(jobs: [JobStatus: Int]) -> String {
@@ -72,6 +74,11 @@ final class ServeMetrics: @unchecked Sendable {
         out += "tune_completions_completion_tokens_total \(textCompletionTokens)\n"
         out += "# HELP tune_rate_limited_total Requests refused with 429.\n# TYPE tune_rate_limited_total counter\n"
         out += "tune_rate_limited_total \(rateLimited)\n"
+        out += "# HELP tune_router_requests_total Routed chat requests by router and route (local, reference, local_fallback).\n# TYPE tune_router_requests_total counter\n"
+        for (k, v) in routed.sorted(by: { $0.key < $1.key }) {
+            let p = k.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+            out += "tune_router_requests_total{router=\"\(esc(p[0]))\",route=\"\(esc(p[1]))\"} \(v)\n"
+        }
         return out
     }
 }

@@ -1,5 +1,5 @@
 // Routes+Chat — `POST /v1/chat/completions`, whole or streamed as server-sent events
-// (`data: {chunk}` … `data: [DONE]`), for the base model and finished fine-tunes.
+// (`data: {chunk}` … `data: [DONE]`), for the base model and finished fine-tunes (routers: Routes+Router).
 
 import Foundation
 import Hummingbird
@@ -10,6 +10,7 @@ extension ServeRoutes {
             var request = request
             let body = try await request.collectBody(upTo: state.config.maxUploadBytes)
             let r = try decodeBody(ChatRequest.self, from: body)
+            if let routed = state.host.router(r.model) { return try await routedChat(r, router: routed) }
             let plan = try ChatEngine.plan(r, host: state.host, defaultMaxTokens: state.config.defaultMaxTokens)
             let id = ServeStore.newID("chatcmpl-"), created = ServeStore.now()
             if r.stream == true { return stream(plan, id: id, created: created, includeUsage: r.streamOptions?.includeUsage == true) }

@@ -24,6 +24,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Chat completions generated at once.") var parallel = 1
     @Option(help: "Also serve this registry's adapters trained on the base model (as NAME@VERSION).") var registry: String?
     @Option(help: "The registry's blob root (default: TUNE_BLOBS or adapters).") var blobs: String?
+    @Option(name: .customLong("router"), help: "Serve this registered router (NAME, NAME@VERSION, NAME@ALIAS; repeatable; needs --registry) as a chat model.")
+    var routers: [String] = []
+    @Option(name: .customLong("router-reference-url"), help: "Reach the routers' reference here instead of the URL each recorded.")
+    var routerReferenceURL: String?
+    @Option(name: .customLong("router-timeout"), help: "Seconds to wait for a router's reference before answering locally (flagged local_fallback).")
+    var routerTimeout = 30.0
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
@@ -43,6 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
             config.parallelGenerations = parallel
             config.registryPath = registry
             config.blobRoot = blobs ?? ProcessInfo.processInfo.environment["TUNE_BLOBS"] ?? config.blobRoot
+            config.routers = routers
+            config.routerReferenceURL = routerReferenceURL
+            config.routerTimeout = routerTimeout
             let json = global.json, keys = config.apiKeys.count, id = config.modelID, host = self.host
             let app = try ServeApp.make(config: config) { port in
                 let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
