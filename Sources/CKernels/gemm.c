@@ -211,6 +211,19 @@ static int gemv_disabled(void) {
     return v;
 }
 
+int ck_matmul_forward_is_tiled(int wtype, int64_t T, int64_t K, int64_t N) {
+#if CK_X86
+    if (!ck_use_simd() || T < 1 || N < 1 || K <= 0 || !ck_type_can_dequantize(wtype)) return 0;
+    if (T == 1 && ck_get_fast_decode() && ck_gemv_q8_supported(wtype, K)) return 0;
+    if (!gemv_disabled() && ck_gemv_q_supported(wtype, T, K)) return 0;
+    if (N <= SMALL_N && (!ck_use_avx512() || wtype == CK_TYPE_F32)) return 0;
+    return 1;
+#else
+    (void)wtype; (void)T; (void)K; (void)N;
+    return 0;
+#endif
+}
+
 int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
                       const float *bias, int64_t T, int64_t K, int64_t N) {
     // opt-in int8 decode (thread-local switch, off by default): gemv_q8.c

@@ -10,6 +10,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import TuneKit
 
 public enum ServeApp {
@@ -37,9 +38,18 @@ public enum ServeApp {
         return Application(
             router: router,
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "tune-serve"),
-            services: [worker],
+            services: [worker, BatcherShutdown(host: host)],
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? config.port) },
             logger: logger)
+    }
+}
+
+/// Ends the chat batchers' decoding threads when the server shuts down (gracefully or cancelled).
+struct BatcherShutdown: Service {
+    let host: ModelHost
+    func run() async throws {
+        try? await gracefulShutdown()   // returns on shutdown, or throws when cancelled
+        host.shutdownBatchers()
     }
 }
 

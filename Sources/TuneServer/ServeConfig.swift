@@ -30,8 +30,16 @@ public struct ServeConfig: Sendable {
     public var accessLogEnabled = true
     /// Optimizer steps between training checkpoints (a restart resumes from the last one).
     public var checkpointEvery = 10
-    /// Chat completions generated at the same time; more requests wait.
+    /// Generations run at the same time on their own threads, more requests waiting: legacy completions
+    /// and routed chat, and all chat when `batchSize` is 0.
     public var parallelGenerations = 1
+    /// Chat completions decoded together (continuous batching): each step of a model is one batched
+    /// forward over up to this many requests, which join and leave between steps; more wait in its queue.
+    /// 0: no batching (each chat completion on its own thread, at most `parallelGenerations` at once).
+    public var batchSize = 16
+    /// With batching: bytes of weights each served model may keep packed as f32 tile-GEMM panels, so a
+    /// batched step does not dequantize and pack them on every call (the same results; 0: never).
+    public var packedWeightBytes = 1 << 30
     /// Most tokens a chat completion may generate when the request does not say.
     public var defaultMaxTokens = 256
     /// Fine-tuned adapters kept loaded for chat (least recently used evicted).
@@ -75,6 +83,8 @@ public struct ServeConfig: Sendable {
             throw TuneError(.invalidArgument, "--rate-limit must be >= 0 and --rate-burst >= 1")
         }
         guard checkpointEvery >= 1 else { throw TuneError(.invalidArgument, "--checkpoint-every must be >= 1, got \(checkpointEvery)") }
+        guard packedWeightBytes >= 0 else { throw TuneError(.invalidArgument, "--packed-weights-mb must be >= 0") }
+        guard batchSize >= 0 else { throw TuneError(.invalidArgument, "--batch must be >= 0, got \(batchSize)") }
         guard parallelGenerations >= 1 else { throw TuneError(.invalidArgument, "--parallel must be >= 1, got \(parallelGenerations)") }
         if !routers.isEmpty, registryPath == nil {
             throw TuneError(.invalidArgument, "--router needs --registry: routers are registry artifacts")

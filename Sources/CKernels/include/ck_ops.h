@@ -64,6 +64,10 @@ int ck_matmul_forward_ref(float *out, const float *inp, const void *w, int wtype
  * bit-identical to ck_matmul_forward on the same W; 0 or -1 (bad shape). */
 int64_t ck_matmul_packed_size(int64_t K, int64_t N);
 int ck_matmul_pack(float *packed, const void *w, int wtype, int64_t K, int64_t N);
+/* 1 when ck_matmul_forward runs its tile path for these shapes and the active kernels (the path
+ * ck_matmul_forward_packed reproduces bit for bit), 0 when it would take another (fused small-T,
+ * small-N, reference). Callers holding packed panels use them only then. */
+int ck_matmul_forward_is_tiled(int wtype, int64_t T, int64_t K, int64_t N);
 int ck_matmul_forward_packed(float *out, const float *inp, const float *packed, const float *bias,
                              int64_t T, int64_t K, int64_t N);
 int ck_matmul_forward_packed_ref(float *out, const float *inp, const float *packed, const float *bias,

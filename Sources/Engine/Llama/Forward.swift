@@ -61,10 +61,13 @@ final class Activations {
     }
 }
 
-/// y[T, N] = x[T, K] · Wᵀ (+ bias [N]) through the kernel module; throws if the kernel rejects the weight type.
+/// y[T, N] = x[T, K] · Wᵀ (+ bias [N]) through the kernel module (on `packed` panels of W when they are
+/// held: the same bits); throws if the kernel rejects the weight type.
 @inline(__always)
 func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: WeightMatrix, rows t: Int,
-            bias: UnsafePointer<Float>? = nil) throws {
+            bias: UnsafePointer<Float>? = nil, packed: PackedWeights? = nil) throws {
+    if let p = packed?.panels(for: w, rows: t),
+       ck_matmul_forward_packed(out, inp, p, bias, Int64(t), Int64(w.cols), Int64(w.rows)) == 0 { return }
     let rc = ck_matmul_forward(out, inp, w.data, Int32(w.type.rawValue), bias, Int64(t), Int64(w.cols), Int64(w.rows))
     guard rc == 0 else {
         throw EngineError(.unsupported, "matmul: weight type \(w.type.name) with \(w.cols) columns is not supported by the kernels")
@@ -78,9 +81,9 @@ extension LlamaModel {
     func linear(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: WeightMatrix, rows: Int,
                 layer: Int, target: LoRATarget, acts: Activations, bias: [Float]? = nil) throws {
         if let bias {
-            try bias.withUnsafeBufferPointer { try matmul(out, inp, w, rows: rows, bias: $0.baseAddress) }
+            try bias.withUnsafeBufferPointer { try matmul(out, inp, w, rows: rows, bias: $0.baseAddress, packed: weights.packed) }
         } else {
-            try matmul(out, inp, w, rows: rows)
+            try matmul(out, inp, w, rows: rows, packed: weights.packed)
         }
         if let adapter, let s = adapter.slot(layer: layer, target: target) {
             adapter.addForward(s, out: out, inp: inp, rows: rows, scratch: acts.lora)
@@ -187,7 +190,7 @@ extension LlamaModel {
 
     /// Logits `[rows, V]` for `rows` hidden states `[rows, C]`.
     func lmHead(_ hidden: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) throws {
-        try matmul(out, hidden, weights.lmHead, rows: rows)
+        try matmul(out, hidden, weights.lmHead, rows: rows, packed: weights.packed)
     }
 }
 

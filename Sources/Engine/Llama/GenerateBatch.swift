@@ -124,14 +124,11 @@ extension LlamaModel {
     /// (indices into `prompts`) join as room frees up. `finished` is called once per sequence.
     func decodeBatch(waiting: [Int], prompts: [BatchPrompt], live initial: [DecodeSequence], maxBatch: Int,
                      prefillRows: Int, finished: (DecodeSequence) -> Void) throws {
-        let C = config.hiddenSize, V = config.vocabSize, eos = tokenizer.eosID
-        let acts = Activations()
+        let eos = tokenizer.eosID
+        let scratch = DecodeScratch(model: self)
         var queue = waiting[...]
         // Sequences whose logits are current: take a step; the ones that go on are fed their token.
         var ready = initial
-        var gathered = UnsafeMutablePointer<Float>.allocate(capacity: 1), gatheredRows = 0
-        var logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-        defer { gathered.deallocate(); logits.deallocate() }
         while true {
             var feed: [(seq: DecodeSequence, tokens: [Int32])] = []
             for s in ready {
@@ -146,26 +143,53 @@ extension LlamaModel {
                     finished(DecodeSequence(index: i, promptIDs: p.promptIDs, session: makeSession(contextLength: 1), options: p.options, eos: eos))
                     continue
                 }
-                let session = makeSession(contextLength: min(config.contextLength, p.promptIDs.count + p.options.maxTokens + 1))
-                feed.append((DecodeSequence(index: i, promptIDs: p.promptIDs, session: session, options: p.options, eos: eos), p.promptIDs))
+                feed.append((DecodeSequence(index: i, prompt: p, model: self), p.promptIDs))
                 rows += p.promptIDs.count
             }
             if feed.isEmpty { break }
-            let hidden = try forwardHidden(feed.map { ($0.seq.session, $0.tokens) }, acts: acts)
-            if feed.count > gatheredRows {
-                gathered.deallocate(); logits.deallocate()
-                gatheredRows = feed.count
-                gathered = .allocate(capacity: gatheredRows * C)
-                logits = .allocate(capacity: gatheredRows * V)
-            }
-            var row = 0
-            for (k, f) in feed.enumerated() {
-                row += f.tokens.count
-                (gathered + k * C).update(from: hidden + (row - 1) * C, count: C)
-            }
-            try lmHead(gathered, rows: feed.count, into: logits)
-            for (k, f) in feed.enumerated() { f.seq.logits = Array(UnsafeBufferPointer(start: logits + k * V, count: V)) }
+            try scratch.step(feed)
             ready = feed.map(\.seq)
         }
+    }
+}
+
+extension DecodeSequence {
+    /// A sequence for `prompt` with a KV cache just long enough for it and its answer.
+    convenience init(index: Int, prompt p: BatchPrompt, model: LlamaModel) {
+        let session = model.makeSession(contextLength: min(model.config.contextLength, p.promptIDs.count + p.options.maxTokens + 1))
+        self.init(index: index, promptIDs: p.promptIDs, session: session, options: p.options, eos: model.tokenizer.eosID)
+    }
+}
+
+/// The buffers of one shared decoding step, reused across steps: the activations, the gathered last
+/// hidden row of each sequence, and their logits.
+final class DecodeScratch {
+    let model: LlamaModel
+    private let acts = Activations()
+    private var gathered = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var capacity = 0
+
+    init(model: LlamaModel) { self.model = model }
+    deinit { gathered.deallocate(); logits.deallocate() }
+
+    /// ONE batched forward over every sequence's new tokens (a prompt's rows, or the one token it chose),
+    /// then ONE LM-head call over each sequence's last row; each sequence's `logits` are set.
+    func step(_ feed: [(seq: DecodeSequence, tokens: [Int32])]) throws {
+        let C = model.config.hiddenSize, V = model.config.vocabSize
+        let hidden = try model.forwardHidden(feed.map { ($0.seq.session, $0.tokens) }, acts: acts)
+        if feed.count > capacity {
+            gathered.deallocate(); logits.deallocate()
+            capacity = feed.count
+            gathered = .allocate(capacity: capacity * C)
+            logits = .allocate(capacity: capacity * V)
+        }
+        var row = 0
+        for (k, f) in feed.enumerated() {
+            row += f.tokens.count
+            (gathered + k * C).update(from: hidden + (row - 1) * C, count: C)
+        }
+        try model.lmHead(gathered, rows: feed.count, into: logits)
+        for (k, f) in feed.enumerated() { f.seq.logits = Array(UnsafeBufferPointer(start: logits + k * V, count: V)) }
     }
 }

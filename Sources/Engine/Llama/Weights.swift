@@ -54,6 +54,8 @@ public final class LlamaWeights: @unchecked Sendable {
     public let ropeFreqFactors: [Float]?
     private let owners: [AnyObject]
     private let owned: [UnsafeMutableRawPointer]
+    /// Matrices packed for the tile GEMM, when a budget allows (PackedWeights.swift).
+    let packed = PackedWeights()
 
     init(embed: WeightMatrix, layers: [LayerWeights], finalNorm: [Float], lmHead: WeightMatrix,
          ropeFreqFactors: [Float]? = nil, owners: [AnyObject], owned: [UnsafeMutableRawPointer]) {

@@ -192,7 +192,7 @@ extension EvalReport {
                                         ("measured throughput (\(c.role.rawValue))", String(format: "%.0f tokens/s", c.tokensPerSecond)),
                                         ("serving per 1k requests", Self.money(c.servingPer1k)),
                                         ("managed API per 1k requests", Self.money(c.managedPer1k)),
-                                        ("cost per correct answer", Self.money(c.costPerCorrect))]
+                                        ("cost per correct answer", Self.price(c.costPerCorrect))]
         rows.append(("break-even volume", c.breakEvenMonthlyRequests.map { String(format: "%.0f requests/month", $0) } ?? "–"))
         var out = "<table>" + rows.map { "<tr><td>\(Self.esc($0.0))</td><td>\(Self.esc($0.1))</td></tr>" }.joined() + "</table><p class=\"sub\">\(Self.esc(c.breakEvenNote))</p>"
         if c.models.contains(where: { $0.role == .reference }) {

@@ -179,7 +179,7 @@ extension EvalReport {
                     String(format: "| measured throughput | %.0f tokens/s |", c.tokensPerSecond),
                     "| serving per 1k requests | \(Self.money(c.servingPer1k)) |",
                     "| managed API per 1k requests | \(Self.money(c.managedPer1k)) |",
-                    "| cost per correct answer | \(Self.money(c.costPerCorrect)) |",
+                    "| cost per correct answer | \(Self.price(c.costPerCorrect)) |",
                     "| break-even volume | \(c.breakEvenMonthlyRequests.map { String(format: "%.0f requests/month", $0) } ?? "–") |",
                     "", c.breakEvenNote]
             if !c.references.isEmpty || c.models.contains(where: { $0.role == .reference }) {

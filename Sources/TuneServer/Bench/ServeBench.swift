@@ -1,6 +1,7 @@
 // ServeBench — `tune bench serve`: chat-completions throughput and latency through the HTTP server at
 // 1, 4 and 16 concurrent clients, against the engine's direct generation of the same prompt measured
-// in the same run (the reference).
+// in the same run (the reference). The server batches chat continuously (`batch` sequences per step;
+// 0: one thread per request, `parallel` at once), so throughput should grow with the clients.
 
 import Engine
 import Foundation
@@ -13,6 +14,8 @@ public struct ServeBench: Sendable {
     public var requests = 16
     public var maxTokens = 32
     public var parallel = 1
+    public var batch = 16
+    public var packedWeightBytes = 1 << 30
     public var prompt = "Write one sentence about the sea."
     public init() {}
 
@@ -21,10 +24,11 @@ public struct ServeBench: Sendable {
         public var requests: Int
         public var requestsPerSecond: Double
         public var p50Seconds: Double
+        public var p95Seconds: Double
         public var p99Seconds: Double
         public var completionTokensPerSecond: Double
         enum CodingKeys: String, CodingKey {
-            case concurrency, requests, requestsPerSecond = "requests_per_second", p50Seconds = "p50_seconds"
+            case concurrency, requests, requestsPerSecond = "requests_per_second", p50Seconds = "p50_seconds", p95Seconds = "p95_seconds"
             case p99Seconds = "p99_seconds", completionTokensPerSecond = "completion_tokens_per_second"
         }
     }
@@ -33,12 +37,13 @@ public struct ServeBench: Sendable {
         public var model: String
         public var maxTokens: Int
         public var parallel: Int
+        public var batch: Int
         /// Direct engine generation, one request at a time, same prompt and options (the reference).
         public var directSecondsPerRequest: Double
         public var directTokensPerSecond: Double
         public var rows: [Row]
         enum CodingKeys: String, CodingKey {
-            case model, maxTokens = "max_tokens", parallel, directSecondsPerRequest = "direct_seconds_per_request"
+            case model, maxTokens = "max_tokens", parallel, batch, directSecondsPerRequest = "direct_seconds_per_request"
             case directTokensPerSecond = "direct_tokens_per_second", rows
         }
     }
@@ -51,6 +56,8 @@ public struct ServeBench: Sendable {
         config.rateLimit = 0
         config.accessLogEnabled = false
         config.parallelGenerations = parallel
+        config.batchSize = batch
+        config.packedWeightBytes = packedWeightBytes
         progress("starting the server on 127.0.0.1 with \(modelPath)")
         let server = try await RunningServer.start(config: config)
 
@@ -80,7 +87,7 @@ public struct ServeBench: Sendable {
             rows.append(try await Self.load(url: url, body: body, requests: n, concurrency: c))
         }
         await server.stop()
-        return Result(model: (modelPath as NSString).lastPathComponent, maxTokens: maxTokens, parallel: parallel,
+        return Result(model: (modelPath as NSString).lastPathComponent, maxTokens: maxTokens, parallel: parallel, batch: batch,
                       directSecondsPerRequest: directSeconds / Double(reps),
                       directTokensPerSecond: Double(directTokens) / max(directSeconds, 1e-9), rows: rows)
     }
@@ -134,6 +141,6 @@ public struct ServeBench: Sendable {
         let sorted = tally.latencies.sorted()
         func pct(_ p: Double) -> Double { sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))] }
         return Row(concurrency: concurrency, requests: requests, requestsPerSecond: Double(requests) / wall,
-                   p50Seconds: pct(0.5), p99Seconds: pct(0.99), completionTokensPerSecond: Double(tally.tokens) / wall)
+                   p50Seconds: pct(0.5), p95Seconds: pct(0.95), p99Seconds: pct(0.99), completionTokensPerSecond: Double(tally.tokens) / wall)
     }
 }

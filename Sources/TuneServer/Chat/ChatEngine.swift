@@ -90,29 +90,42 @@ enum ChatEngine {
         return ChatPlan(model: model, modelID: r.model, promptIDs: ids, options: options, stops: stops)
     }
 
-    /// Runs the plan on a new thread; pieces arrive on the stream. Stops early once `cancelled()` is true.
-    static func run(_ plan: ChatPlan, cancelled: @escaping @Sendable () -> Bool) -> AsyncStream<ChatPiece> {
+    /// Runs the plan: through `batcher` (continuous batching) when given, else on a new thread; pieces
+    /// arrive on the stream. Stops early once `cancelled()` is true.
+    static func run(_ plan: ChatPlan, batcher: ContinuousBatcher?, cancelled: @escaping @Sendable () -> Bool) -> AsyncStream<ChatPiece> {
         AsyncStream { continuation in
-            let t = Thread {
-                var matcher = StopMatcher(stops: plan.stops)
-                do {
-                    let g = try plan.model.generate(promptIDs: plan.promptIDs, options: plan.options) { piece in
-                        let out = matcher.feed(piece)
-                        if !out.isEmpty { continuation.yield(.text(out)) }
-                        return !matcher.stopped && !cancelled()
-                    }
-                    let tail = matcher.finish()
+            let matcher = MatcherBox(StopMatcher(stops: plan.stops))
+            @Sendable func piece(_ p: String) -> Bool {
+                let out = matcher.value.feed(p)
+                if !out.isEmpty { continuation.yield(.text(out)) }
+                return !matcher.value.stopped && !cancelled()
+            }
+            @Sendable func done(_ result: Result<Generation, any Error>) {
+                switch result {
+                case .success(let g):
+                    let tail = matcher.value.finish()
                     if !tail.isEmpty { continuation.yield(.text(tail)) }
-                    let reason = matcher.stopped || g.finishReason == .stop ? "stop" : "length"
+                    let reason = matcher.value.stopped || g.finishReason == .stop ? "stop" : "length"
                     continuation.yield(.done(finishReason: reason, usage: Usage(promptTokens: plan.promptIDs.count, completionTokens: g.ids.count,
                                                                                 totalTokens: plan.promptIDs.count + g.ids.count)))
-                } catch {
+                case .failure(let error):
                     continuation.yield(.failed((error as? EngineError)?.message ?? "\(error)"))
                 }
                 continuation.finish()
             }
+            if let batcher {
+                batcher.submit(BatchPrompt(promptIDs: plan.promptIDs, options: plan.options), onText: piece, onDone: done)
+                return
+            }
+            let t = Thread { done(Result { try plan.model.generate(promptIDs: plan.promptIDs, options: plan.options, onText: piece) }) }
             t.stackSize = 8 << 20
             t.start()
         }
     }
+}
+
+/// The stop matcher of one generation, fed from whichever thread decodes it (one at a time).
+private final class MatcherBox: @unchecked Sendable {
+    var value: StopMatcher
+    init(_ value: StopMatcher) { self.value = value }
 }

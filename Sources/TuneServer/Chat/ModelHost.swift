@@ -18,6 +18,10 @@ final class ModelHost: @unchecked Sendable {
     private let baseFile: String
     private let lock = NSLock()
     private var adapters: [(id: String, model: LlamaModel)] = []
+    /// One continuous batcher per loaded model (nil batch size: none); an evicted adapter's is shut down.
+    private let batchSize: Int
+    private let packedWeightBytes: Int
+    private var batchers: [ObjectIdentifier: ContinuousBatcher] = [:]
     /// Each `--router` as given, with the runtime it names (also reachable as NAME and NAME@VERSION).
     let routers: [(id: String, runtime: RouterRuntime)]
 
@@ -28,6 +32,8 @@ final class ModelHost: @unchecked Sendable {
             .timeIntervalSince1970 ?? Date().timeIntervalSince1970)
         self.store = store
         cacheSize = max(1, config.adapterCacheSize)
+        batchSize = config.batchSize
+        packedWeightBytes = config.packedWeightBytes
         registry = try config.registryPath.map { try Registry.open(path: $0, blobRoot: config.blobRoot) }
         baseFile = (config.modelPath as NSString).lastPathComponent
         var routers: [(String, RouterRuntime)] = []
@@ -115,7 +121,37 @@ final class ModelHost: @unchecked Sendable {
         defer { lock.unlock() }
         adapters.removeAll { $0.id == id }
         adapters.append((id, m))
-        if adapters.count > cacheSize { adapters.removeFirst() }
+        if adapters.count > cacheSize {
+            let evicted = adapters.removeFirst().model
+            batchers.removeValue(forKey: ObjectIdentifier(evicted))?.shutdown()   // it finishes what it holds
+        }
         return m
+    }
+
+    /// The continuous batcher that decodes `model`'s chat completions (nil: batching is off).
+    func batcher(for model: LlamaModel) -> ContinuousBatcher? {
+        guard batchSize > 0 else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        if let b = batchers[ObjectIdentifier(model)] { return b }
+        let b = ContinuousBatcher(model: model, maxBatch: batchSize, packedWeightBytes: packedWeightBytes)
+        batchers[ObjectIdentifier(model)] = b
+        return b
+    }
+
+    /// Ends every batcher's decoding thread (once its sequences are done): the server is stopping.
+    func shutdownBatchers() {
+        lock.lock()
+        let all = Array(batchers.values)
+        batchers = [:]
+        lock.unlock()
+        for b in all { b.shutdown() }
+    }
+
+    /// Steps taken and the largest batch decoded, over every model's batcher.
+    var batchCounters: (steps: Int, peakBatch: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return batchers.values.reduce((0, 0)) { acc, b in let c = b.counters; return (acc.0 + c.steps, max(acc.1, c.peakBatch)) }
     }
 }

@@ -37,7 +37,7 @@ final class ServeMetrics: @unchecked Sendable {
     func addRouted(router: String, route: String) { lock.lock(); routed["\(router)\u{0}\(route)", default: 0] += 1; lock.unlock() }
 
     /// The exposition text. `jobs` are the counts by status read from the database at scrape time.
-    func render(jobs: [JobStatus: Int]) -> String {
+    func render(jobs: [JobStatus: Int], batch: (steps: Int, peakBatch: Int) = (0, 0)) -> String {
         lock.lock(); defer { lock.unlock() }
         var out = ""
         func esc(_ s: String) -> String {
@@ -74,6 +74,10 @@ final class ServeMetrics: @unchecked Sendable {
         out += "tune_completions_completion_tokens_total \(textCompletionTokens)\n"
         out += "# HELP tune_rate_limited_total Requests refused with 429.\n# TYPE tune_rate_limited_total counter\n"
         out += "tune_rate_limited_total \(rateLimited)\n"
+        out += "# HELP tune_batch_steps_total Shared decoding steps of the chat batchers (continuous batching).\n# TYPE tune_batch_steps_total counter\n"
+        out += "tune_batch_steps_total \(batch.steps)\n"
+        out += "# HELP tune_batch_peak_sequences Most chat completions one decoding step has carried.\n# TYPE tune_batch_peak_sequences gauge\n"
+        out += "tune_batch_peak_sequences \(batch.peakBatch)\n"
         out += "# HELP tune_router_requests_total Routed chat requests by router and route (local, reference, local_fallback).\n# TYPE tune_router_requests_total counter\n"
         for (k, v) in routed.sorted(by: { $0.key < $1.key }) {
             let p = k.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)

@@ -34,7 +34,7 @@ struct ServeRoutes {
         addChatRoutes(to: router)
         addCompletionRoutes(to: router)
         router.get("/metrics") { _, _ in
-            let text = state.metrics.render(jobs: try state.store.countsByStatus())
+            let text = state.metrics.render(jobs: try state.store.countsByStatus(), batch: state.host.batchCounters)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }

@@ -28,20 +28,21 @@ final class SSEEvents: @unchecked Sendable {
 
 extension ServeRoutes {
     /// A `text/event-stream` response: `produce` writes its events while holding one of the server's
-    /// generation slots; then `data: [DONE]`. Whatever ends it, the slot is released.
-    func sseResponse(_ produce: @escaping @Sendable (inout any ResponseBodyWriter, SSEEvents) async throws -> Void) -> Response {
+    /// generation slots (unless `slot` is false: a continuous batcher queues instead); then `data: [DONE]`.
+    /// Whatever ends it, the slot is released.
+    func sseResponse(slot: Bool = true, _ produce: @escaping @Sendable (inout any ResponseBodyWriter, SSEEvents) async throws -> Void) -> Response {
         let state = self.state
         let body = ResponseBody { writer in
             let sse = SSEEvents()
-            await state.generations.acquire()
+            if slot { await state.generations.acquire() }
             do {
                 try await produce(&writer, sse)
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-                await state.generations.release()
+                if slot { await state.generations.release() }
                 try await writer.finish(nil)
             } catch {
                 sse.gone.set()
-                await state.generations.release()
+                if slot { await state.generations.release() }
                 throw error
             }
         }

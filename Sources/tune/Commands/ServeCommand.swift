@@ -21,7 +21,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("access-log"), help: "JSON access log file (default: stderr).") var accessLog: String?
     @Flag(name: .customLong("no-access-log"), help: "Do not write an access log.") var noAccessLog = false
     @Option(name: .customLong("checkpoint-every"), help: "Training steps between checkpoints.") var checkpointEvery = 10
-    @Option(help: "Chat completions generated at once.") var parallel = 1
+    @Option(help: "Chat completions decoded together per model (continuous batching; 0: off, each on its own thread).") var batch = 16
+    @Option(name: .customLong("packed-weights-mb"), help: "With --batch: MiB of weights kept packed for the batched GEMM (f32, 4 bytes a weight; 0: none).")
+    var packedWeightsMB = 1024
+    @Option(help: "Generations on their own threads at once: legacy completions and routed chat (all chat with --batch 0).") var parallel = 1
     @Option(help: "Also serve this registry's adapters trained on the base model (as NAME@VERSION).") var registry: String?
     @Option(help: "The registry's blob root (default: TUNE_BLOBS or adapters).") var blobs: String?
     @Option(name: .customLong("router"), help: "Serve this registered router (NAME, NAME@VERSION, NAME@ALIAS; repeatable; needs --registry) as a chat model.")
@@ -47,6 +50,8 @@ struct ServeCommand: AsyncParsableCommand {
             config.accessLogEnabled = !noAccessLog
             config.checkpointEvery = checkpointEvery
             config.parallelGenerations = parallel
+            config.batchSize = batch
+            config.packedWeightBytes = packedWeightsMB << 20
             config.registryPath = registry
             config.blobRoot = blobs ?? ProcessInfo.processInfo.environment["TUNE_BLOBS"] ?? config.blobRoot
             config.routers = routers
