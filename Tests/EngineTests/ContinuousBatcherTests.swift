@@ -16,16 +16,8 @@ private final class Collected: @unchecked Sendable {
 }
 
 @Suite struct ContinuousBatcherTests {
-    private func tiny(_ type: GGMLType) throws -> (LlamaModel, URL) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tune-batcher-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let p = dir.appendingPathComponent("tiny.gguf").path
-        try TinyLlama.writeGGUF(to: p, config: .tiny, seed: 11, weightType: type)
-        return (try LlamaModel.load(path: p), dir)
-    }
-
     @Test func requestsJoiningMidDecodeGetGeneratesTokens() throws {
-        let (m, dir) = try tiny(.f32)
+        let (m, dir) = try tinyModel(.f32)
         defer { try? FileManager.default.removeItem(at: dir) }
         let prompts = GenerateBatchTests.prompts(vocab: m.config.vocabSize)
         // The first runs 120 steps, so the others (submitted microseconds later) join it mid-decode.
@@ -54,7 +46,7 @@ private final class Collected: @unchecked Sendable {
     }
 
     @Test func aConsumerThatStopsEndsOnlyItsSequence() throws {
-        let (m, dir) = try tiny(.q8_0)
+        let (m, dir) = try tinyModel(.q8_0)
         defer { try? FileManager.default.removeItem(at: dir) }
         let b = ContinuousBatcher(model: m, maxBatch: 8)
         defer { b.shutdown() }

@@ -6,7 +6,8 @@ import Engine
 import Foundation
 import Testing
 
-private func tinyModel(_ type: GGMLType) throws -> (LlamaModel, URL) {
+/// A tiny model of `type` weights in a temp dir (the caller removes the dir).
+func tinyModel(_ type: GGMLType) throws -> (LlamaModel, URL) {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tune-genbatch-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let p = dir.appendingPathComponent("tiny.gguf").path

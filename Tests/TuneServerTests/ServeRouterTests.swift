@@ -27,6 +27,18 @@ private struct RoutedRun {
 
     static let key = "sk-route-SECRET-77"
 
+    /// The scripted reference: right on even docs ("c<i mod 3>"), wrong on odd ones; usage 40 + i prompt and
+    /// 2 completion tokens; only `key` is accepted.
+    static func provider() throws -> FakeProvider {
+        let p = try FakeProvider(lifetime: 600)
+        p.requiredKey = key
+        p.chat = { _, messages in
+            let i = Int((messages.last { $0["role"] == "user" }?["content"] ?? "").filter(\.isNumber)) ?? 1
+            return (i % 2 == 0 ? "c\(i % 3)" : "nope", 40 + i, 2)
+        }
+        return p
+    }
+
     /// `metric`: `exact_match` (mean-log-prob confidence) or `choice` (margin confidence).
     static func make(metric: String, provider p: FakeProvider) throws -> RoutedRun {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tune-serve-router-\(UUID().uuidString)")
@@ -118,12 +130,7 @@ private func routedChat(_ client: some TestClientProtocol, _ f: ServeFixture, mo
 @Suite struct ServeRouterTests {
     @Test(arguments: ["exact_match", "choice"])
     func servedRoutesAreTheEvalsDecisions(_ metric: String) async throws {
-        let p = try FakeProvider(lifetime: 600)
-        p.requiredKey = RoutedRun.key
-        p.chat = { _, messages in
-            let i = Int((messages.last { $0["role"] == "user" }?["content"] ?? "").filter(\.isNumber)) ?? 1
-            return (i % 2 == 0 ? "c\(i % 3)" : "nope", 40 + i, 2)
-        }
+        let p = try RoutedRun.provider()
         let run = try RoutedRun.make(metric: metric, provider: p)
         defer { try? FileManager.default.removeItem(at: run.dir) }
         #expect(run.spec.confidence == (metric == "choice" ? "choice_margin" : "mean_token_logprob"))
@@ -184,12 +191,7 @@ private func routedChat(_ client: some TestClientProtocol, _ f: ServeFixture, mo
 
     /// Down, slow, 429 past the deadline, a refused key: escalated requests are answered locally and flagged.
     @Test func aFailingReferenceFallsBackToTheLocalAnswer() async throws {
-        let p = try FakeProvider(lifetime: 600)
-        p.requiredKey = RoutedRun.key
-        p.chat = { _, messages in
-            let i = Int((messages.last { $0["role"] == "user" }?["content"] ?? "").filter(\.isNumber)) ?? 1
-            return (i % 2 == 0 ? "c\(i % 3)" : "nope", 40 + i, 2)
-        }
+        let p = try RoutedRun.provider()
         let run = try RoutedRun.make(metric: "exact_match", provider: p)
         defer { try? FileManager.default.removeItem(at: run.dir) }
         let up = try #require(run.conversations.indices.first { run.escalates($0) == true }, "no eval example escalates: \(run.confidences) τ \(String(describing: run.spec.tau))")
@@ -247,12 +249,7 @@ private func routedChat(_ client: some TestClientProtocol, _ f: ServeFixture, mo
 @Suite struct ServeRouterSDKTests {
     @Test(.enabled(if: SDKVenv.problem == nil, "the openai SDK venv could not be made (see SDKVenv.problem); the SDK check was skipped"))
     func officialSDKGetsTheRoutedAnswers() async throws {
-        let p = try FakeProvider(lifetime: 600)
-        p.requiredKey = RoutedRun.key
-        p.chat = { _, messages in
-            let i = Int((messages.last { $0["role"] == "user" }?["content"] ?? "").filter(\.isNumber)) ?? 1
-            return (i % 2 == 0 ? "c\(i % 3)" : "nope", 40 + i, 2)
-        }
+        let p = try RoutedRun.provider()
         let run = try RoutedRun.make(metric: "choice", provider: p)
         defer { try? FileManager.default.removeItem(at: run.dir) }
         let requests: [[String: Any]] = run.conversations.indices.map { i in
