@@ -69,6 +69,12 @@ private final class Collected: @unchecked Sendable {
         // A prompt that cannot fit fails alone, naming the limit.
         guard case .failure(let e)? = c.results[2] else { Issue.record("the over-long prompt did not fail"); return }
         #expect("\(e)".contains("context length"), "\(e)")
+        // Shut down: a new prompt is refused (neither handler runs), so the caller can generate elsewhere.
+        b.shutdown()
+        let accepted = b.submit(BatchPrompt(promptIDs: [1, 2], options: opts), onText: { _ in Issue.record("onText ran"); return true }) { _ in
+            Issue.record("onDone ran")
+        }
+        #expect(!accepted)
     }
 }
 

@@ -50,12 +50,14 @@ public final class ContinuousBatcher: @unchecked Sendable {
     }
 
     /// Queues a prompt. `onText` gets each piece of text (return false to end the sequence: it leaves the
-    /// batch before the next step, finishing with `.stop`); `onDone` gets the generation or the error.
-    /// Both are called on the decoding thread: keep them short.
-    public func submit(_ prompt: BatchPrompt, onText: @escaping TextHandler, onDone: @escaping DoneHandler) {
-        if let problem = check(prompt) { onDone(.failure(problem)); return }
+    /// batch before the next step, finishing with `.stop`); `onDone` gets the generation or the error (a
+    /// prompt that cannot run fails at once). Both are called on the decoding thread: keep them short.
+    /// Returns false, calling neither, when the batcher is shut down (the caller generates elsewhere).
+    @discardableResult
+    public func submit(_ prompt: BatchPrompt, onText: @escaping TextHandler, onDone: @escaping DoneHandler) -> Bool {
+        if let problem = check(prompt) { onDone(.failure(problem)); return true }
         cond.lock()
-        if closed { cond.unlock(); onDone(.failure(EngineError(.invalidArgument, "the batcher is shut down"))); return }
+        if closed { cond.unlock(); return false }
         inbox.append(Request(prompt: prompt, onText: onText, onDone: onDone))
         if thread == nil {
             let t = Thread { self.loop() }   // holds the batcher until shutdown() lets the loop end
@@ -66,6 +68,7 @@ public final class ContinuousBatcher: @unchecked Sendable {
         }
         cond.signal()
         cond.unlock()
+        return true
     }
 
     /// Steps taken and the most sequences one step decoded.
@@ -92,12 +95,12 @@ public final class ContinuousBatcher: @unchecked Sendable {
         return nil
     }
 
-    /// Hands `l` the text decoded since the last call; false when its consumer wants no more.
+    /// Hands `l` the text decoded since the last call (`stopped` once its consumer wants no more).
     private func emit(_ l: Live, final: Bool) {
         let text = final ? l.seq.result().text : l.seq.text
         let bytes = text.utf8.count
         guard bytes > l.emitted else { return }
-        let piece = String(decoding: Array(text.utf8)[l.emitted...], as: UTF8.self)
+        let piece = String(decoding: text.utf8.dropFirst(l.emitted), as: UTF8.self)
         l.emitted = bytes
         if !l.stopped, !l.request.onText(piece) { l.stopped = true }
     }

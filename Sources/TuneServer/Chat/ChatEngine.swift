@@ -113,8 +113,8 @@ enum ChatEngine {
                 }
                 continuation.finish()
             }
-            if let batcher {
-                batcher.submit(BatchPrompt(promptIDs: plan.promptIDs, options: plan.options), onText: piece, onDone: done)
+            // A batcher shut down meanwhile (its adapter was evicted): this one generates on its own thread.
+            if let batcher, batcher.submit(BatchPrompt(promptIDs: plan.promptIDs, options: plan.options), onText: piece, onDone: done) {
                 return
             }
             let t = Thread { done(Result { try plan.model.generate(promptIDs: plan.promptIDs, options: plan.options, onText: piece) }) }

@@ -128,12 +128,14 @@ final class ModelHost: @unchecked Sendable {
         return m
     }
 
-    /// The continuous batcher that decodes `model`'s chat completions (nil: batching is off).
+    /// The continuous batcher that decodes `model`'s chat completions (nil: batching is off, or the model
+    /// is no longer hosted — an adapter evicted since the request looked it up generates on its own).
     func batcher(for model: LlamaModel) -> ContinuousBatcher? {
         guard batchSize > 0 else { return nil }
         lock.lock()
         defer { lock.unlock() }
         if let b = batchers[ObjectIdentifier(model)] { return b }
+        guard model === base || adapters.contains(where: { $0.model === model }) else { return nil }
         let b = ContinuousBatcher(model: model, maxBatch: batchSize, packedWeightBytes: packedWeightBytes)
         batchers[ObjectIdentifier(model)] = b
         return b
