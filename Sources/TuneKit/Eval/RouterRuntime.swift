@@ -82,6 +82,10 @@ public final class RouterRuntime: @unchecked Sendable {
         m.maxAttempts = max(1, attempts)
         m.retryDeadline = timeout
         m.requestTimeout = timeout
+        guard let key = environment[spec.apiKeyEnv]?.trimmingCharacters(in: .whitespacesAndNewlines), !key.isEmpty else {
+            throw TuneError(.invalidArgument, "router \(a.ref): the API key of its reference \(spec.reference) (\(spec.referenceModel)) is not set: "
+                            + "export \(spec.apiKeyEnv)=… (the variable the pipeline's eval.reference named)")
+        }
         let client: OpenAIClient
         do { client = try m.client(environment: environment, transport: transport) } catch let e as TuneError {
             throw TuneError(e.kind, "router \(a.ref) (reference \(spec.reference)): \(e.message)")
