@@ -52,10 +52,12 @@ public struct ForwardBenchReport: Codable, Sendable {
     public var generateSpeedup: Double
     /// Generation with Kernels.withFastDecode on rows[0]'s kernels (not exact: int8 activations).
     public var fastDecode: FastDecodeBenchRow
+    /// llama.cpp's llama-bench beside tune on the same shapes, when a built one was found (LlamaBench.swift).
+    public var llamaCpp: LlamaCppComparison?
 
     enum CodingKeys: String, CodingKey {
         case model, rows, cpuISA = "cpu_isa", promptSpeedup = "prompt_speedup", generateSpeedup = "generate_speedup"
-        case fastDecode = "fast_decode"
+        case fastDecode = "fast_decode", llamaCpp = "llama_cpp"
     }
 }
 
@@ -109,22 +111,27 @@ public struct ForwardBench: Sendable {
     }
 
     /// g decode steps after the first sampled token from a 16-token prompt: (steps, seconds).
-    private func generation(_ model: LlamaModel, tokens g: Int) throws -> (Int, Double) {
+    func generation(_ model: LlamaModel, tokens g: Int) throws -> (Int, Double) {
         let gen = try model.generate(promptIDs: Array(promptIDs(model, batch: 1, length: 16)[0]),
                                      options: GenerationOptions(maxTokens: g + 1, stopAtEOS: false))
         // generateSeconds covers g decode steps after the first sampled token.
         return (max(gen.ids.count - 1, 1), gen.generateSeconds)
     }
 
-    private func measure(_ model: LlamaModel, isa: Kernels.ISA, batch b: Int, length t: Int, generate g: Int) throws
-        -> ForwardBenchRow {
+    /// Prompt processing of `b` prompts of `t` tokens in one batched forward, tokens/s.
+    func promptTokensPerSecond(_ model: LlamaModel, batch b: Int, length t: Int) throws -> Double {
         let prompts = promptIDs(model, batch: b, length: t)
         let t0 = DispatchTime.now()
         _ = try model.lastLogits(batch: prompts)
-        let pp = Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
+        return Double(b * t) / (Double(DispatchTime.now().uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9)
+    }
+
+    private func measure(_ model: LlamaModel, isa: Kernels.ISA, batch b: Int, length t: Int, generate g: Int) throws
+        -> ForwardBenchRow {
+        let pp = try promptTokensPerSecond(model, batch: b, length: t)
         let (steps, seconds) = try generation(model, tokens: g)
         return ForwardBenchRow(kernels: isa.rawValue, threads: Kernels.threads, promptBatch: b, promptLength: t,
-                               promptTokensPerSecond: Double(b * t) / pp, generatedTokens: steps,
+                               promptTokensPerSecond: pp, generatedTokens: steps,
                                generateTokensPerSecond: Double(steps) / seconds)
     }
 }

@@ -15,6 +15,8 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Prompt length per sequence.") var length = 256
         @Option(help: "Sequences in the prompt batch.") var batch = 4
         @Option(help: "Tokens to generate.") var generate = 32
+        @Option(name: .customLong("llama-bench"), help: "llama.cpp's llama-bench to compare with in the same run (default: TUNE_LLAMA_BENCH, else scripts/llama-bench's build).")
+        var llamaBench: String?
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
@@ -24,9 +26,13 @@ struct BenchCommand: ParsableCommand {
                 bench.batch = batch
                 bench.length = length
                 bench.generate = generate
-                let r = try bench.run(modelPath: model) { msg in
-                    if !global.json { FileHandle.standardError.write(Data("… \(msg)\n".utf8)) }
+                let say = { (msg: String) in if !global.json { FileHandle.standardError.write(Data("… \(msg)\n".utf8)) } }
+                var r = try bench.run(modelPath: model, progress: say)
+                if let explicit = llamaBench, !FileManager.default.isExecutableFile(atPath: explicit) {
+                    throw TuneError(.notFound, "--llama-bench \(explicit): not an executable file")
                 }
+                let binary = LlamaBench.locate(explicit: llamaBench)
+                if let binary { r.llamaCpp = try bench.compare(modelPath: model, llamaBench: binary, progress: say) }
                 if global.json { try Output.json(r); return }
                 Output.text("model \(r.model), cpu \(r.cpuISA), \(r.rows[0].threads) threads")
                 Output.text("kernels  prompt B×T   prompt tok/s   generate tok/s")
@@ -40,6 +46,15 @@ struct BenchCommand: ParsableCommand {
                 let f = r.fastDecode
                 Output.text(String(format: "generate, exact %@ vs opt-in int8 decode (%@, not exact), best of %d alternating rounds: %.2f vs %.2f tok/s, %.2f×",
                                    r.rows[0].kernels, f.kernels, f.rounds, f.exactGenerateTokensPerSecond, f.generateTokensPerSecond, f.speedupVsExact))
+                guard let l = r.llamaCpp else {
+                    Output.text("llama.cpp: no llama-bench found (build one with scripts/llama-bench, or pass --llama-bench / TUNE_LLAMA_BENCH)")
+                    return
+                }
+                Output.text("llama.cpp llama-bench (\(l.build): \(l.binary)), same model, \(l.threads) threads (cpu: \(l.cpu)), measured in this run:")
+                Output.text(String(format: "  pp256: llama.cpp %.1f tok/s, tune %.1f tok/s → %.2f×", l.llamaPromptTokensPerSecond, l.tunePromptTokensPerSecond, l.promptRatio))
+                Output.text(String(format: "  tg64:  llama.cpp %.2f tok/s, tune %.2f tok/s exact → %.2f×, %.2f tok/s int8 → %.2f×",
+                                   l.llamaGenerateTokensPerSecond, l.tuneGenerateTokensPerSecond, l.generateRatio,
+                                   l.tuneInt8GenerateTokensPerSecond, l.int8GenerateRatio))
             }
         }
     }
