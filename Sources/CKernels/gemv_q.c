@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEMV_ROWS 8 // weight rows per task
+#define GEMV_ROWS 64 // weight rows per task: contiguous runs, so each thread streams its own part of W
 
 // ---- dispatch predicate ---------------------------------------------------------
 

@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define Q8_ROWS 8  // weight rows per task
+#define Q8_ROWS 64 // weight rows per task: contiguous runs, so each thread streams its own part of W
 #define Q8_GROUP 8 // blocks whose isums are reduced together (one float lane each)
 
 _Static_assert(sizeof(ck_block_q8x) == 40, "ck_block_q8x must be 40 bytes");
