@@ -113,6 +113,22 @@ public enum Evaluator {
         return s
     }
 
+    /// Removes the stop tokens that end `answer` and returns them (in order): what is scored after each
+    /// `choice` option, as the answer itself was.
+    static func stopTail(_ answer: inout [Int32], stops: Set<Int32>) -> [Int32] {
+        var tail: [Int32] = []
+        while let t = answer.last, stops.contains(t) { tail.insert(t, at: 0); answer.removeLast() }
+        return tail
+    }
+
+    /// The best option by summed log-likelihood (the first on a tie) and the choice confidence: its
+    /// margin over the second best (nil with one option).
+    static func bestChoice(_ sums: [Double]) -> (best: Int, margin: Double?) {
+        let best = sums.indices.max { sums[$0] < sums[$1] || (sums[$0] == sums[$1] && $0 > $1) }!
+        let ranked = sums.sorted(by: >)
+        return (best, ranked.count > 1 ? ranked[0] - ranked[1] : nil)
+    }
+
     /// Evaluates `model` on `examples` as `config` says, in batches of `config.batch` examples.
     public static func evaluate(model: LlamaModel, role: ModelRole, name: String, examples: [DatasetExample],
                                 config: EvalConfig, progress: (Int, Int) -> Void = { _, _ in }) throws -> ModelEvaluation {
@@ -139,8 +155,7 @@ public enum Evaluator {
             for item in group {
                 let first = item.targets.first!, last = item.targets.last!
                 var answer = item.targets.map { item.ids[$0] }
-                var tail: [Int32] = []
-                while let t = answer.last, stops.contains(t) { tail.insert(t, at: 0); answer.removeLast() }
+                let tail = stopTail(&answer, stops: stops)
                 refs.append(tok.decode(answer))
                 var conts = [(ids: Array(item.ids[first...last]), targets: item.targets.map { $0 - first })]
                 if wantChoice {
@@ -159,16 +174,14 @@ public enum Evaluator {
                 var sample = ModelEvaluation.Sample(reference: reference)
                 var outcome = ExampleOutcome(correct: ref.greedyHits.allSatisfy { $0 }, promptTokens: group[k].targets.first!,
                                              outputTokens: maxNew > 0 ? r.generated.count : ref.logprobs.count)
-                if !r.generatedLogprobs.isEmpty { outcome.confidence = r.generatedLogprobs.reduce(0, +) / Double(r.generatedLogprobs.count) }
+                if let c = r.meanGeneratedLogprob { outcome.confidence = c }
                 if wantChoice {
-                    let sums = r.scores.dropFirst().map { $0.logprobs.reduce(0, +) }
-                    let best = sums.indices.max { sums[$0] < sums[$1] || (sums[$0] == sums[$1] && $0 > $1) }!
+                    let (best, margin) = bestChoice(r.scores.dropFirst().map { $0.logprobs.reduce(0, +) })
                     sample.choice = config.choices[best]
                     let hit = TextMetrics.normalize(config.choices[best]) == TextMetrics.normalize(reference)
                     if hit { counts["choice", default: 0] += 1 }
-                    let ranked = sums.sorted(by: >)
                     if accuracy == "choice" { outcome.correct = hit }
-                    if ranked.count > 1 { outcome.confidence = ranked[0] - ranked[1] }
+                    if let margin { outcome.confidence = margin }
                 }
                 if accuracy != nil { outcomes.append(outcome) }
                 if maxNew > 0 {
@@ -205,5 +218,13 @@ public enum Evaluator {
                                 tokensPerSecond: Double(promptTokens + generatedTokens) / max(secs, 1e-9))
         e.outcomes = accuracy == nil ? nil : outcomes
         return e
+    }
+}
+
+extension PromptResult {
+    /// The greedy answer's confidence: the mean log-probability of its tokens and of the stop token that
+    /// ended it (nil when nothing was generated).
+    var meanGeneratedLogprob: Double? {
+        generatedLogprobs.isEmpty ? nil : generatedLogprobs.reduce(0, +) / Double(generatedLogprobs.count)
     }
 }

@@ -41,11 +41,8 @@ public struct RouterPrompt: Codable, Sendable, Equatable {
     static func measured(examples: [DatasetExample], eos: Int32?, config: EvalConfig, template: String, systemPrompt: String?) -> RouterPrompt {
         let items = Evaluator.items(examples)
         let stops = Evaluator.stopTokens(items, eos: eos)
-        var tail: [Int32] = []
-        if let first = items.first {
-            var answer = first.targets.map { first.ids[$0] }
-            while let t = answer.last, stops.contains(t) { tail.insert(t, at: 0); answer.removeLast() }
-        }
+        var answer = items.first.map { first in first.targets.map { first.ids[$0] } } ?? []
+        let tail = Evaluator.stopTail(&answer, stops: stops)
         let choice = config.metrics.contains("choice") && !config.choices.isEmpty
         return RouterPrompt(template: template, systemPrompt: systemPrompt, stopIDs: stops.sorted(), choices: choice ? config.choices : [],
                             choiceSuffixIDs: choice ? tail : [], maxNewTokens: config.maxNewTokens)

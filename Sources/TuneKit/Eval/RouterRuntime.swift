@@ -76,19 +76,15 @@ public final class RouterRuntime: @unchecked Sendable {
             throw TuneError(.badData, "router \(a.ref): \(file) is not a router.json (\(error))")
         }
         let local = try loadLocal(spec, router: a, registry: registry, base: base, baseFile: baseFile)
-        var m = ManagedTrainConfig(model: spec.referenceModel)
-        m.baseURL = referenceURL ?? spec.referenceBaseURL
-        m.apiKeyEnv = spec.apiKeyEnv
-        m.maxAttempts = max(1, attempts)
-        m.retryDeadline = timeout
-        m.requestTimeout = timeout
-        guard let key = environment[spec.apiKeyEnv]?.trimmingCharacters(in: .whitespacesAndNewlines), !key.isEmpty else {
-            throw TuneError(.invalidArgument, "router \(a.ref): the API key of its reference \(spec.reference) (\(spec.referenceModel)) is not set: "
-                            + "export \(spec.apiKeyEnv)=… (the variable the pipeline's eval.reference named)")
-        }
+        // The reference as the eval reached it, with the server's patience (its key check names the variable).
+        var ref = ReferenceModel(name: spec.reference, model: spec.referenceModel, baseURL: referenceURL ?? spec.referenceBaseURL)
+        ref.apiKeyEnv = spec.apiKeyEnv
+        ref.maxAttempts = max(1, attempts)
+        ref.retryDeadline = timeout
+        ref.requestTimeout = timeout
         let client: OpenAIClient
-        do { client = try m.client(environment: environment, transport: transport) } catch let e as TuneError {
-            throw TuneError(e.kind, "router \(a.ref) (reference \(spec.reference)): \(e.message)")
+        do { client = try ref.client(environment: environment, transport: transport) } catch let e as TuneError {
+            throw TuneError(e.kind, "router \(a.ref): \(e.message)")
         }
         return try RouterRuntime(artifact: a, spec: spec, local: local, client: client)
     }
@@ -146,15 +142,12 @@ public final class RouterRuntime: @unchecked Sendable {
         if spec.confidence == "choice_margin" {
             let conts = prompt.choices.map { o in let c = tok.encode(o) + prompt.choiceSuffixIDs; return (ids: c, targets: Array(c.indices)) }
             let r = try local.evaluate(prompts: [PromptTask(prompt: ids, continuations: conts, maxNewTokens: 0)], stopTokens: stops)[0]
-            let sums = r.scores.map { $0.logprobs.reduce(0, +) }
-            let best = sums.indices.max { sums[$0] < sums[$1] || (sums[$0] == sums[$1] && $0 > $1) }!
-            let ranked = sums.sorted(by: >)
-            return (prompt.choices[best], ranked[0] - ranked[1], tok.encode(prompt.choices[best]).count, true)
+            let (best, margin) = Evaluator.bestChoice(r.scores.map { $0.logprobs.reduce(0, +) })
+            return (prompt.choices[best], margin!, conts[best].ids.count - prompt.choiceSuffixIDs.count, true)   // ≥ 2 choices: init
         }
         let r = try local.evaluate(prompts: [PromptTask(prompt: ids, continuations: [], maxNewTokens: prompt.maxNewTokens)], stopTokens: stops)[0]
-        guard !r.generatedLogprobs.isEmpty else { throw TuneError(.internal, "router \(artifact.ref): the routed model generated nothing") }
-        let stopped = r.generatedLogprobs.count > r.generated.count
-        return (tok.decode(r.generated), r.generatedLogprobs.reduce(0, +) / Double(r.generatedLogprobs.count), r.generated.count, stopped)
+        guard let confidence = r.meanGeneratedLogprob else { throw TuneError(.internal, "router \(artifact.ref): the routed model generated nothing") }
+        return (tok.decode(r.generated), confidence, r.generated.count, r.generatedLogprobs.count > r.generated.count)
     }
 
     /// Routes one conversation. Throws only for a request the routed model cannot take (bad messages, too
