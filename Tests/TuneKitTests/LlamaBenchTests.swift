@@ -45,7 +45,9 @@ import Testing
         #expect(LlamaBench.locate(explicit: exe, environment: [:]) == exe)
         #expect(LlamaBench.locate(explicit: nil, environment: ["TUNE_LLAMA_BENCH": exe]) == exe)
         #expect(LlamaBench.locate(explicit: plain, environment: ["TUNE_LLAMA_BENCH": exe]) == exe, "a non-executable flag falls through")
-        let cached = FileManager.default.isExecutableFile(atPath: LlamaBench.cachedBinary)
-        #expect(LlamaBench.locate(explicit: plain, environment: [:]) == (cached ? LlamaBench.cachedBinary : nil))
+        let cachedBinary = LlamaCppTools.cachedDirectory(environment: [:]) + "/llama-bench"
+        let cached = FileManager.default.isExecutableFile(atPath: cachedBinary)
+        #expect(LlamaBench.locate(explicit: plain, environment: [:]) == (cached ? cachedBinary : nil))
+        #expect(LlamaBench.locate(explicit: nil, environment: ["TUNE_LLAMA_CPP_BIN": dir.path]) == exe, "a directory of built tools")
     }
 }

@@ -1,5 +1,5 @@
 // LlamaBench — llama.cpp's own `llama-bench`, run beside `tune bench forward` in the same run when a
-// built one is found (`--llama-bench PATH`, `TUNE_LLAMA_BENCH`, else the build scripts/llama-bench makes
+// built one is found (`--llama-bench PATH`, `TUNE_LLAMA_BENCH`, else the build scripts/llama-cpp makes
 // under ~/.cache/tune): its pp256 and tg64 on the same model file and thread count, and tune's numbers
 // for exactly those shapes (one 256-token prompt; 64 generated tokens, exact and int8), as ratios.
 // Nothing here fakes a reference: without a binary the comparison is absent and says how to get one.
@@ -33,17 +33,10 @@ public struct LlamaCppComparison: Codable, Sendable {
 }
 
 public enum LlamaBench {
-    /// Where scripts/llama-bench builds it.
-    public static var cachedBinary: String {
-        FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tune/llama.cpp-b11434/bin/llama-bench").path
-    }
-
-    /// The binary to compare against: `explicit`, else `$TUNE_LLAMA_BENCH`, else the cached build; nil when none is executable.
+    /// The binary to compare against: `explicit`, else `$TUNE_LLAMA_BENCH`, else LlamaCppTools' places
+    /// (`$TUNE_LLAMA_CPP_BIN`, the scripts/llama-cpp build); nil when none is executable.
     public static func locate(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
-        for p in [explicit, environment["TUNE_LLAMA_BENCH"], cachedBinary].compactMap({ $0 }) where !p.isEmpty {
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
+        LlamaCppTools.locate("llama-bench", preferred: [explicit, environment["TUNE_LLAMA_BENCH"]], environment: environment)
     }
 
     /// One llama-bench result line (`-o json`).

@@ -15,7 +15,7 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Prompt length per sequence.") var length = 256
         @Option(help: "Sequences in the prompt batch.") var batch = 4
         @Option(help: "Tokens to generate.") var generate = 32
-        @Option(name: .customLong("llama-bench"), help: "llama.cpp's llama-bench to compare with in the same run (default: TUNE_LLAMA_BENCH, else scripts/llama-bench's build).")
+        @Option(name: .customLong("llama-bench"), help: "llama.cpp's llama-bench to compare with in the same run (default: TUNE_LLAMA_BENCH, else scripts/llama-cpp's build).")
         var llamaBench: String?
         @OptionGroup var global: GlobalOptions
 
@@ -47,7 +47,7 @@ struct BenchCommand: ParsableCommand {
                 Output.text(String(format: "generate, exact %@ vs opt-in int8 decode (%@, not exact), best of %d alternating rounds: %.2f vs %.2f tok/s, %.2f×",
                                    r.rows[0].kernels, f.kernels, f.rounds, f.exactGenerateTokensPerSecond, f.generateTokensPerSecond, f.speedupVsExact))
                 guard let l = r.llamaCpp else {
-                    Output.text("llama.cpp: no llama-bench found (build one with scripts/llama-bench, or pass --llama-bench / TUNE_LLAMA_BENCH)")
+                    Output.text("llama.cpp: no llama-bench found (build one with scripts/llama-cpp, or pass --llama-bench / TUNE_LLAMA_BENCH)")
                     return
                 }
                 Output.text("llama.cpp llama-bench (\(l.build): \(l.binary)), same model, \(l.threads) threads (cpu: \(l.cpu)), measured in this run:")
