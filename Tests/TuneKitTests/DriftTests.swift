@@ -123,7 +123,8 @@ private final class DriftScript: @unchecked Sendable {
         #expect(report.metadata["recheck"] == .bool(true) && report.metadata["trigger"] == .string("manual"))
         #expect(report.metadata["cache_key"] == nil, "a recheck is never adopted as the eval stage's output")
         let inputs = try reg.inputs(of: report.id).map { "\($0.role) \($0.artifact.ref)" }.sorted()
-        #expect(inputs == ["data tiny-drift-dataset@1", "evaluated \(production.ref)"], "\(inputs)")
+        // The reference is recorded as the eval stage records it: the same managed-model artifact, role `reference`.
+        #expect(inputs == ["data tiny-drift-dataset@1", "evaluated \(production.ref)", "reference gpt-4o-mini-2024-07-18@1"], "\(inputs)")
         let stored = try StoredEvalReport.load(directory: try #require(reg.path(of: report)), ref: report.ref)
         let adapterEval = try #require(stored.models.first { $0.role == "adapter" })
         #expect(adapterEval.model == production.ref && stored.models.contains { $0.role == "reference" && $0.model == "closed" })

@@ -130,7 +130,7 @@ private func fillChain(_ t: TempRegistry) throws -> (base: Artifact, data: Artif
                                                         size: 1, metadata: [:], governance: Governance()) } != nil, "v4 refuses the reference layout")
 
         let migrated = try t.reopen()
-        #expect(try schemaVersion(migrated) == 6)
+        #expect(try schemaVersion(migrated) == 7)
         #expect(try migrated.lineage(of: adapter.id).ancestors.map(\.id) == [base.id], "rows, ids and edges survive the rebuild")
         #expect(try migrated.resolve("a@production").id == adapter.id)
         let m = try migrated.register(NewArtifact(kind: .managedModel, name: "gpt-4o-mini-2024-07-18", source: try t.file("{}")))
@@ -143,7 +143,7 @@ private func fillChain(_ t: TempRegistry) throws -> (base: Artifact, data: Artif
         #expect(Set(try migrated.exposure(.deprecated).artifacts.map(\.id)) == [base.id, adapter.id])
         #expect(try migrated.exposure(base: BaseRef(family: "fam", version: "1")).artifacts.map(\.id) == [adapter.id], "v2 exposure index intact")
         // Opening again applies nothing.
-        #expect(try schemaVersion(try t.reopen()) == 6)
+        #expect(try schemaVersion(try t.reopen()) == 7)
     }
 
     @Test func managedModelIDsSplitIntoFamilyAndSnapshot() {

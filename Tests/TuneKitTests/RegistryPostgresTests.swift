@@ -54,7 +54,7 @@ import TuneKit
             return try await group.reduce(into: [Registry]()) { $0.append($1) }
         }
         #expect(opened.count == 4)
-        #expect(try schemaVersion(opened[0]) == 6)
+        #expect(try schemaVersion(opened[0]) == 7)
         #expect(try opened[0].database.read { try $0.scalar(Int.self, "SELECT count(*) FROM tune_schema") } == 1)
         #expect(opened[0].location == url, "no password: shown as given")
         _ = scratch

@@ -66,6 +66,13 @@ import Testing
         #expect(m["chosen_on_examples"] == .number(3) && m["reported_on_examples"] == .number(3))
         let inputs = try reg.inputs(of: router.id).map { ($0.artifact.ref, $0.role) }
         #expect(Set(inputs.map { "\($0.0) \($0.1)" }) == ["tiny-route-eval@1 measured_by", "tiny-route-adapter@1 local"], "\(inputs)")
+        // The reference is a managed-model artifact the report depends on (not its base): exposure by that
+        // model finds the report and the router that escalates to it.
+        let evalReport = try reg.resolve("tiny-route-eval@1")
+        #expect(try reg.inputs(of: evalReport.id).contains { $0.artifact.kind == .managedModel && $0.artifact.name == "gpt-x" && $0.role == "reference" })
+        #expect(evalReport.governance.baseFamily != nil && evalReport.governance.baseFamily != "gpt-x")
+        let exposed = Set(try reg.exposure(.managedModel("gpt-x")).artifacts.map(\.ref))
+        #expect(exposed.isSuperset(of: ["tiny-route-eval@1", "tiny-route-router@1"]), "\(exposed)")
 
         // router.json agrees with the eval report's routing section; the key is in neither.
         let file = try #require(reg.path(of: router))
@@ -146,12 +153,12 @@ import Testing
             try v5.register(NewArtifact(kind: .router, name: "r", source: try t.file("{}")), inputs: [report.id: "measured_by"])
         }
         let migrated = try t.reopen()
-        #expect(try schemaVersion(migrated) == 6)
+        #expect(try schemaVersion(migrated) == 7)
         #expect(try migrated.lineage(of: report.id).ancestors.map(\.id) == [adapter.id], "rows, ids and edges survive the rebuild")
         let router = try migrated.register(NewArtifact(kind: .router, name: "r", source: try t.file("{}")),
                                            inputs: [report.id: "measured_by", adapter.id: "local"])
         let roles = Set(try migrated.inputs(of: router.id).map(\.role))
         #expect(router.kind == .router && roles == ["measured_by", "local"])
-        #expect(try schemaVersion(try t.reopen()) == 6)
+        #expect(try schemaVersion(try t.reopen()) == 7)
     }
 }

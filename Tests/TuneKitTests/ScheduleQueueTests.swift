@@ -136,7 +136,7 @@ private let t0 = Stamp.date("2026-11-23T12:00:00Z")!
         let reopened = try f.reopen()
         #expect(try reopened.resolve("d@1").sha256 == a.sha256)
         #expect(try reopened.bases().isEmpty && reopened.schedules().isEmpty)
-        #expect(try schemaVersion(reopened) == 6)
+        #expect(try schemaVersion(reopened) == 7)
     }
 }
 

@@ -178,7 +178,7 @@ struct StageClaimTests {
         try rewindSchema(t.registry, to: 3, dropping: ["stage_claims"])
         #expect(try schemaVersion(t.registry) == 3)
         let reopened = try t.reopen()
-        #expect(try schemaVersion(reopened) == 6)
+        #expect(try schemaVersion(reopened) == 7)
         #expect(try reopened.resolve("d@1").sha256 == a.sha256)
         guard case .claimed = try claim(reopened, owner("n")) else { Issue.record("not claimed after migrating"); return }
     }

@@ -134,6 +134,9 @@ extension Stages.Eval {
                                   (e.latencyP50 ?? 0) * 1000, (e.latencyP95 ?? 0) * 1000))
                 evals.append(e)
                 subjects["reference:\(ref.name)"] = "\(ref.model) at \(ref.shownURL(environment: env))"
+                // The reference is a managed model the report (and a router measured by it) depends on, so
+                // `tune artifacts exposure --managed-model ID` finds what compares with or escalates to it.
+                inputs[try c.managedModelArtifact(model: ref.model, provider: ref.shownURL(environment: env)).id] = "reference"
             }
         }
         let report = try EvalReport(models: evals, config: config, subjects: subjects, dataset: dataset.artifact.ref,

@@ -207,15 +207,21 @@ extension Registry {
     public func registerReference(kind: ArtifactKind, name: String, path: String, sha256: String, size: Int64,
                                   metadata: [String: JSONValue], governance: Governance) throws -> Artifact {
         try ArtifactRef.validateName(name)
-        let absolute = URL(fileURLWithPath: path).standardized.path
         return try write { db in
-            if let r = try db.queryOne("SELECT \(Registry.columns) FROM artifacts WHERE sha256 = ? AND kind = ? ORDER BY id LIMIT 1",
-                                       [sha256, kind.rawValue]) {
-                return try Registry.decode(r)
-            }
-            return try insert(db, kind: kind, name: name, blob: Blob(sha256: sha256, size: size, layout: .reference),
-                              metadata: metadata, governance: governance, inputs: [:], run: nil, uri: "file://" + absolute)
+            try referenceArtifact(db, kind: kind, name: name, path: path, sha256: sha256, size: size, metadata: metadata, governance: governance)
         }
+    }
+
+    /// `registerReference` inside the caller's write transaction.
+    func referenceArtifact(_ db: any SQLConnection, kind: ArtifactKind, name: String, path: String, sha256: String, size: Int64,
+                           metadata: [String: JSONValue], governance: Governance) throws -> Artifact {
+        if let r = try db.queryOne("SELECT \(Registry.columns) FROM artifacts WHERE sha256 = ? AND kind = ? ORDER BY id LIMIT 1",
+                                   [sha256, kind.rawValue]) {
+            return try Registry.decode(r)
+        }
+        return try insert(db, kind: kind, name: name, blob: Blob(sha256: sha256, size: size, layout: .reference),
+                          metadata: metadata, governance: governance, inputs: [:], run: nil,
+                          uri: "file://" + URL(fileURLWithPath: path).standardized.path)
     }
 
     /// The artifact of `name` whose content is `source`'s, else a new version of it (a small record, e.g. a

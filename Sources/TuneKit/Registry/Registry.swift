@@ -45,6 +45,7 @@ public final class Registry: Sendable {
         self.path = path
         self.blobs = blobs
         database = try RegistryLocation.open(path, busyTimeout: busyTimeout)
+        try runPendingBackfills()   // once per registry, after an upgrade's migration (Registry+Backfill.swift)
     }
 
     // MARK: - Database access
@@ -102,8 +103,8 @@ public final class Registry: Sendable {
         if gov.baseFamily == nil, gov.baseVersion == nil {
             if kind == .baseModel {
                 (gov.baseFamily, gov.baseVersion) = (name, "\(version)")
-            } else if !inputs.isEmpty {
-                let ids = inputs.keys.map(\.rawValue)
+            } else if case let ids = inputs.filter({ $0.value != "reference" }).keys.map(\.rawValue), !ids.isEmpty {
+                // A model compared with (role `reference`) is not what this artifact was made from.
                 let bases = try db.query("""
                     SELECT DISTINCT base_family, base_version FROM artifacts
                     WHERE id IN (\(sqlPlaceholders(ids.count))) AND base_family IS NOT NULL

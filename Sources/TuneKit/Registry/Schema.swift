@@ -19,6 +19,7 @@ enum Schema {
         ("v4 stage_claims: one run per stage cache key, across processes", v4),
         ("v5 governance: managed-model kind, reference blobs, deprecations", v5),
         ("v6 router kind", v6),
+        ("v7 backfills: data backfills done once (base-model artifacts for past runs)", v7),
     ]
 
     static var currentVersion: Int { migrations.count }
@@ -345,6 +346,19 @@ enum Schema {
         ALTER TABLE artifacts ADD CONSTRAINT artifacts_kind_check CHECK (kind IN (\(kinds)));
         """
 
+    // MARK: - v7
+
+    /// Backfills that take more than SQL (reading and hashing model files): one row per backfill done, so
+    /// an upgraded registry runs each once, after its migration (Registry+Backfill.swift). `IF NOT EXISTS`:
+    /// like v3, a registry whose version was wound back keeps what it had.
+    static let v7 = """
+        CREATE TABLE IF NOT EXISTS backfills (
+            name TEXT PRIMARY KEY,
+            done_at TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'      -- JSON: what it did
+        ) WITHOUT ROWID;
+        """
+
     // MARK: - PostgreSQL
 
     /// The same tables in PostgreSQL's dialect (see the SQLite steps above for what each column means).
@@ -355,6 +369,7 @@ enum Schema {
         (migrations[3].name, pg(v4)),
         (migrations[4].name, pg(v5Postgres)),
         (migrations[5].name, pg(v6Postgres)),
+        (migrations[6].name, pg(v7)),
     ]
 
     /// SQLite DDL → PostgreSQL DDL for the constructs the steps use: row-id keys become identity

@@ -260,8 +260,13 @@ public enum Recheck {
             let prefix = x.role == .reference ? "reference_\(x.model)_" : x.role == .adapter ? "" : "\(x.role.rawValue)_"
             for (k, v) in x.metrics where v.isFinite { meta[prefix + k] = .number(v) }
         }
-        let artifact = try registry.register(NewArtifact(kind: .evalReport, name: name, source: dir, metadata: meta),
-                                             inputs: [dataset.id: "data", production.id: "evaluated"])
+        var inputs: [ArtifactID: String] = [dataset.id: "data", production.id: "evaluated"]
+        for ref in config.references {   // each reference as a managed-model artifact, as the eval stage records it
+            let m = try registry.managedModelArtifact(model: ref.model, provider: ref.shownURL(environment: options.environment),
+                                                      createdWith: "tune \(TuneKitInfo.version) recheck")
+            inputs[m.id] = "reference"
+        }
+        let artifact = try registry.register(NewArtifact(kind: .evalReport, name: name, source: dir, metadata: meta), inputs: inputs)
         var result = RecheckResult(pipeline: spec.name, production: production.ref, report: artifact.ref, dataset: dataset.ref,
                                    baseline: pinned.report, trigger: options.trigger, maxDrop: drift.maxDrop, current: current,
                                    comparisons: comparisons, drifted: drifted, notify: nil)
