@@ -102,6 +102,9 @@ extension BPETokenizer {
     static let gpt2Regex = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
     static let llama3Regex =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    /// Qwen2 / Qwen2.5 / Qwen3: Llama-3's with single digits.
+    static let qwen2Regex =
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
     /// Maps the supported HF pre_tokenizer shapes onto `PreTokenizer`.
     private static func jsonPreTokenizer(_ value: Any?, _ file: String) throws -> PreTokenizer {
@@ -132,8 +135,8 @@ extension BPETokenizer {
                 guard behavior == "Isolated", step["invert"] as? Bool != true, pattern == nil else {
                     throw EngineError.unsupported("\(file): Split pre_tokenizer with behavior '\(behavior)' is not supported")
                 }
-                if regex == llama3Regex { pattern = .llama3 } else if regex == gpt2Regex { pattern = .gpt2 } else {
-                    throw EngineError.unsupported("\(file): Split regex \(regex ?? "?") is not one of the known GPT-2 / Llama-3 patterns")
+                if regex == llama3Regex { pattern = .llama3 } else if regex == qwen2Regex { pattern = .qwen2 } else if regex == gpt2Regex { pattern = .gpt2 } else {
+                    throw EngineError.unsupported("\(file): Split regex \(regex ?? "?") is not one of the known GPT-2 / Llama-3 / Qwen2 patterns")
                 }
             default:
                 throw EngineError.unsupported("\(file): pre_tokenizer step '\(type)' is not supported (known: ByteLevel, Digits(individual_digits), Split)")

@@ -95,8 +95,19 @@ extension MergePlan {
                     try FileManager.default.copyItem(atPath: src, toPath: (dir as NSString).appendingPathComponent(f))
                 }
             }
-        } else if layout.format == .gguf {
-            report.notes.append("the base is GGUF: the HF directory has no tokenizer.json (copy it from the original HF model)")
+        } else if layout.format == .gguf, let g = layout.gguf {
+            // A GGUF base: its tokenizer and chat template become the HF files, so transformers/vLLM load the directory.
+            do {
+                let files = try HFTokenizerFiles.make(ggufMetadata: g.metadata, contextLength: layout.config?.contextLength ?? 2048)
+                for (name, data) in files.sorted(by: { $0.key < $1.key }) {
+                    let path = (dir as NSString).appendingPathComponent(name)
+                    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+                        throw TuneError(.io, "\(path): cannot write (\(error.localizedDescription))")
+                    }
+                }
+            } catch let e as EngineError where e.kind == .unsupported {
+                report.notes.append("the HF directory has no tokenizer files: \(e.message)")
+            }
         }
         report.keptFraction = keptFractions
         return report

@@ -30,7 +30,13 @@ extension Registry {
         let done = try readStatement { db in
             try db.scalar(Int.self, "SELECT 1 FROM backfills WHERE name = ?", [Self.baseModelBackfill])
         }
-        if done == nil { try backfillBaseModels() }
+        guard done == nil else { return }
+        let r = try backfillBaseModels()
+        if !r.linked.isEmpty || !r.skipped.isEmpty {   // said once, on the open that upgraded the registry
+            var note = "tune: registry \(location) upgraded: \(r.linked.count) past outputs linked to the models they were made from"
+            if !r.skipped.isEmpty { note += "; \(r.skipped.count) left unlinked (\(r.skipped.prefix(3).joined(separator: "; "))\(r.skipped.count > 3 ? "; …" : ""))" }
+            FileHandle.standardError.write(Data((note + "\n").utf8))
+        }
     }
 
     /// The record of a backfill that ran, nil when it has not.
