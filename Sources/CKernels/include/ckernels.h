@@ -17,6 +17,7 @@
 #define CKERNELS_H
 
 #include "ck_quant.h"
+#include "ck_kquant_write.h"
 #include "ck_ops.h"
 #include "ck_train.h"
 

@@ -33,7 +33,8 @@ public struct MergeSpec: Sendable, Hashable, Codable {
     public var output: Output = .adapter
     public var format: ModelFormat = .safetensors
     /// Element type of merged tensors: safetensors `float32|float16|bfloat16` (also `f32|f16|bf16`);
-    /// GGUF `f32|f16|bf16|q8_0|q4_0|q4_1`. Nil: float32 for safetensors, f16 for GGUF.
+    /// GGUF `f32|f16|bf16|q8_0|q4_0|q4_1` or a llama.cpp preset (`q4_k_m`, …: GGUFQuantPreset).
+    /// Nil: float32 for safetensors, f16 for GGUF.
     public var dtype: String?
     /// Rank of a merged adapter; nil = sum of the input ranks (exact for linear/task arithmetic), capped.
     public var rank: Int?

@@ -1,6 +1,7 @@
 // MergePlan+Model — a full merged model: HF layout (config.json + model.safetensors + the base's
 // tokenizer files) or GGUF (the base's metadata and tokenizer; merged tensors re-encoded in the chosen
-// type with ggml's block layout, untouched tensors copied byte for byte). Streamed tensor by tensor.
+// type with ggml's block layout, untouched tensors copied byte for byte; or, for a llama.cpp preset such as
+// q4_k_m, every tensor typed and encoded as llama-quantize would, see GGUFQuantMix). Streamed tensor by tensor.
 
 import Engine
 import Foundation
@@ -13,6 +14,10 @@ extension MergePlan {
         "f32": .f32, "float32": .f32, "f16": .f16, "float16": .f16, "bf16": .bf16, "bfloat16": .bf16,
         "q8_0": .q8_0, "q4_0": .q4_0, "q4_1": .q4_1,
     ]
+    /// Every GGUF dtype a merge takes: the single types above and llama.cpp's K-quant presets.
+    static var ggufDTypeNames: String {
+        "f32, f16, bf16, q8_0, q4_0, q4_1, " + GGUFQuantPreset.allCases.map(\.rawValue).joined(separator: ", ")
+    }
     /// llama.cpp's `general.file_type` (LLAMA_FTYPE_MOSTLY_*) for the type of the merged matrices.
     static let ggufFileType: [GGMLType: UInt32] = [.f32: 0, .f16: 1, .q4_0: 2, .q4_1: 3, .q8_0: 7, .bf16: 32]
 
@@ -122,21 +127,16 @@ extension MergePlan {
             throw TuneError(.invalidArgument, "merge: GGUF output needs a GGUF base model (its metadata and tokenizer are copied); \(layout.path) is \(layout.format.rawValue) — use format safetensors")
         }
         let typeName = spec.dtype ?? "f16"
+        if let preset = GGUFQuantPreset(rawValue: typeName) {
+            return try writeGGUF(preset: preset, layout: layout, gguf: g, config: c, to: dir, progress: progress, measured: measured)
+        }
         guard let type = Self.ggufTypes[typeName] else {
-            throw TuneError(.invalidArgument, "merge: dtype \(typeName) is not a GGUF type tune writes (expected f32, f16, bf16, q8_0, q4_0 or q4_1)")
+            throw TuneError(.invalidArgument, "merge: dtype \(typeName) is not a GGUF type tune writes (expected \(Self.ggufDTypeNames))")
         }
         var report = emptyReport()
         report.format = "gguf"
         report.dtype = type.name
-        // Which tensors change decides their type in the header, so find them first (cheap: names only).
-        let changed = Set(layout.entries.map(\.name).filter { name in
-            sources.contains { s in
-                switch s {
-                case .adapter(let a): a.slot(for: name) != nil
-                case .model: true
-                }
-            }
-        })
+        let changed = changedTensors(layout)
         var decl: [GGUFStreamWriter.Tensor] = []
         for e in layout.entries {
             let info = layout.ggufInfo(e.name)!
@@ -173,6 +173,86 @@ extension MergePlan {
                 report.tensorsCopied += 1
             }
             if i % 32 == 0 { progress("\(i + 1)/\(layout.entries.count) \(info.name)") }
+        }
+        try writer.finish()
+        report.keptFraction = keptFractions
+        return report
+    }
+
+    /// Tensors some input changes: their type in the header depends on it, so they are found first (names only).
+    func changedTensors(_ layout: ModelTensors) -> Set<String> {
+        Set(layout.entries.map(\.name).filter { name in
+            sources.contains { s in
+                switch s {
+                case .adapter(let a): a.slot(for: name) != nil
+                case .model: true
+                }
+            }
+        })
+    }
+
+    /// GGUF in a llama.cpp preset (q4_k_m, …). The file is the one `llama-quantize` writes from the f32 merge
+    /// (`dtype: f32`, then `llama-quantize merged.gguf out.gguf Q4_K_M`): its tensor order, metadata and per-tensor
+    /// types (GGUFQuantMix), merged tensors quantized straight from their f32 values, untouched tensors copied when the
+    /// preset keeps their type and otherwise re-encoded from the base's values, as llama-quantize re-encodes them.
+    mutating func writeGGUF(preset: GGUFQuantPreset, layout: ModelTensors, gguf g: GGUFFile, config c: LlamaConfig,
+                            to dir: String, progress: (String) -> Void,
+                            measured: (ProgressUpdate) -> Void) throws -> MergeReport {
+        var report = emptyReport()
+        report.format = "gguf"
+        report.dtype = preset.rawValue
+        let changed = changedTensors(layout)
+        var entryByGGUF: [String: (entry: String, info: GGUFTensorInfo)] = [:]
+        for e in layout.entries {
+            let info = layout.ggufInfo(e.name)!
+            entryByGGUF[info.name] = (e.name, info)
+        }
+        // The f32 merge holds merged tensors as f32 and untouched ones in the base's type: the mix starts from that.
+        let inputs = layout.entries.map { e -> (name: String, shape: [Int], type: GGMLType) in
+            let info = layout.ggufInfo(e.name)!
+            return (info.name, info.shape, changed.contains(e.name) ? .f32 : info.type)
+        }
+        var meta = g.metadata
+        meta["general.name"] = .string(((g.metadata["general.name"]?.stringValue).map { $0 + " " } ?? "") + "(\(spec.method.name) merge)")
+        let mix = try GGUFQuantMix(preset: preset, tensors: inputs, metadata: meta)
+        let (keys, outMeta) = GGUFQuantMix.outputMetadata(keys: g.metadataKeys, metadata: meta, preset: preset)
+        let filename = ((layout.path as NSString).lastPathComponent as NSString).deletingPathExtension + ".merged.\(preset.rawValue).gguf"
+        let writer = try GGUFStreamWriter(path: (dir as NSString).appendingPathComponent(filename), keys: keys, metadata: outMeta,
+                                          tensors: mix.order.map { .init(name: $0, shape: entryByGGUF[$0]!.info.shape, type: mix.types[$0]!) })
+        for name in mix.fallbacks {
+            report.notes.append("\(name): row length \(entryByGGUF[name]!.info.shape[0]) is not a multiple of 256, written as \(mix.types[name]!.name) (llama-quantize's fallback)")
+        }
+        let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let meter = ProgressMeter(task: "merge", subject: filename, total: Double(mix.order.count), unit: "tensors")
+        for (i, name) in mix.order.enumerated() {
+            defer { if let u = meter.tick(Double(i + 1)) { measured(u) } }
+            let (entry, info) = entryByGGUF[name]!
+            let type = mix.types[name]!
+            if changed.contains(entry) {
+                var values: [Float]
+                if var merged = try mergedTensor(entry, layout: layout) {
+                    if info.shape.count == 2, c.architecture.ggufPermutesQK {   // qwen2 GGUFs keep HF Q/K order
+                        let rows = info.shape[1], cols = info.shape[0]
+                        if name.hasSuffix("attn_q.weight") { merged = QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numHeads) }
+                        if name.hasSuffix("attn_k.weight") { merged = QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numKVHeads) }
+                    }
+                    values = merged
+                    report.tensorsMerged += 1
+                } else {
+                    values = try g.dequantize(info)
+                    report.tensorsCopied += 1
+                }
+                let bytes = try GGUFQuantize.encode(values, type: type, rowLength: info.shape[0], threads: threads, name: name)
+                try bytes.withUnsafeBytes { try writer.write(name: name, bytes: $0) }
+            } else if type == info.type {
+                try writer.write(name: name, bytes: g.data(for: info))
+                report.tensorsCopied += 1
+            } else {
+                let bytes = try GGUFQuantize.encode(try g.dequantize(info), type: type, rowLength: info.shape[0], threads: threads, name: name)
+                try bytes.withUnsafeBytes { try writer.write(name: name, bytes: $0) }
+                report.tensorsCopied += 1
+            }
+            if i % 32 == 0 { progress("\(i + 1)/\(mix.order.count) \(name) → \(type.name)") }
         }
         try writer.finish()
         report.keptFraction = keptFractions

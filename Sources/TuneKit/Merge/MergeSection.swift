@@ -13,7 +13,8 @@ public struct MergeSection: Codable, Hashable, Sendable {
     public var normalize: Bool?
     public var lambda: Double
     public var output: String
-    /// Element type of a merged model (GGUF base: f32|f16|bf16|q8_0|q4_0|q4_1, default f16; HF base: float32|float16|bfloat16).
+    /// Element type of a merged model (GGUF base: f32|f16|bf16|q8_0|q4_0|q4_1 or a llama.cpp preset
+    /// q4_k_m|q5_k_m|q4_k_s|q5_k_s|q6_k|q4_k|q5_k, default f16; HF base: float32|float16|bfloat16).
     public var dtype: String?
     /// Rank of a merged adapter (default: sum of the input ranks).
     public var rank: Int?
@@ -31,7 +32,8 @@ public struct MergeSection: Codable, Hashable, Sendable {
         normalize = r.has("normalize") ? r.bool("normalize", default: true) : nil
         lambda = r.double("lambda", default: 1, range: -100...100)
         output = r.choice("output", ["adapter", "model"], default: "adapter")
-        dtype = r.has("dtype") ? r.choice("dtype", ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "float32", "float16", "bfloat16"], default: "f16") : nil
+        dtype = r.has("dtype") ? r.choice("dtype", ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"] + GGUFQuantPreset.allCases.map(\.rawValue)
+                                                         + ["float32", "float16", "bfloat16"], default: "f16") : nil
         rank = r.has("rank") ? r.int("rank", default: 8, min: 1, max: 4096) : nil
         r.finish()
     }

@@ -31,6 +31,7 @@ public enum MergekitConfig {
         "t": "slerp is not supported",
     ]
     static let dtypes = ["float32", "float16", "bfloat16", "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]
+        + GGUFQuantPreset.allCases.map(\.rawValue)
 
     /// Reads a mergekit YAML file. Throws `ConfigError` listing every problem.
     public static func load(path: String) throws -> MergeSpec {

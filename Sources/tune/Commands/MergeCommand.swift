@@ -21,7 +21,7 @@ struct MergeCommand: ParsableCommand {
     @Option(help: "Output kind: adapter (re-factored by truncated SVD) or model. Default: model when any input is a full model (as mergekit), else adapter.")
     var output: MergeSpec.Output?
     @Option(help: "Model file format: safetensors (HF layout) or gguf.") var format: MergeSpec.ModelFormat = .safetensors
-    @Option(help: "Element type: float32|float16|bfloat16 (safetensors); f32|f16|bf16|q8_0|q4_0|q4_1 (gguf).") var dtype: String?
+    @Option(help: "Element type: float32|float16|bfloat16 (safetensors); f32|f16|bf16|q8_0|q4_0|q4_1 or llama.cpp presets q4_k_m|q5_k_m|q4_k_s|q5_k_s|q6_k|q4_k|q5_k (gguf).") var dtype: String?
     @Option(help: "Rank of a merged adapter (default: sum of the input ranks).") var rank: Int?
     @Option(help: "Seed for DARE's random masks.") var seed: UInt64 = 0
     @Flag(help: "Replace a non-empty --out directory.") var force = false
