@@ -73,7 +73,7 @@ private func gemvQ8(kernel: Int32, x: [Float], w: [UInt8], type: Int32, bias: [F
                 let bias: [Float]? = T == 2 ? rng.floats(N) : nil
                 let what = "\(typeName) T=\(T) K=\(K) N=\(N) [\(isaName)]"
                 if isa != Int32(CK_ISA_REF.rawValue) {
-                    #expect(ck_matmul_forward_is_tiled(type, Int64(T), Int64(K), Int64(N)) == 0, "fused path taken: " + what)
+                    #expect(ck_matmul_forward_is_tiled(type, Int64(T), Int64(K), Int64(N)) == 0, "fused path taken: \(what)")
                 }
                 let fast = matmul(ref: false, x: x, w: w, type: type, bias: bias, T: T, K: K, N: N)
                 let ref = matmul(ref: true, x: x, w: w, type: type, bias: bias, T: T, K: K, N: N)
