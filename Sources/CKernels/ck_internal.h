@@ -81,7 +81,8 @@ float *ck_scratch_caller(size_t n);
 // ---- fused small-T quantized matmul (gemv_q.c) ------------------------------------
 
 #define CK_GEMV_MAX_T 8
-/* 1 if ck_gemv_q can run (wtype Q4_0/Q4_1/Q8_0, 1 <= T <= CK_GEMV_MAX_T, CPU has AVX2+FMA+F16C). */
+/* 1 if ck_gemv_q can run (wtype Q4_0/Q4_1/Q8_0/Q5_0 with K % 32 == 0, Q4_K/Q5_K/Q6_K with K % 256 == 0,
+ * 1 <= T <= CK_GEMV_MAX_T, CPU has AVX2+FMA+F16C). */
 int ck_gemv_q_supported(int wtype, int64_t T, int64_t K);
 /* out [T,N] = inp [T,K] · W[N,K]ᵀ (+ bias [N]); returns 0 or -1 (allocation). */
 int ck_gemv_q(float *out, const float *inp, const void *w, int wtype, const float *bias,

@@ -13,7 +13,7 @@
  * AVX-512 with f32 weights and N <= 16 (LoRA rank r): blocks of input rows through the
  * k-vectorized small-N kernel (ck512_small_n), each output one 16-lane dot + ck_hsum16.
  *
- * Small T (<= CK_GEMV_MAX_T) with Q4_0/Q4_1/Q8_0 weights goes to the fused kernels of
+ * Small T (<= CK_GEMV_MAX_T) with Q4_0/Q4_1/Q8_0/Q5_0/Q4_K/Q5_K/Q6_K weights goes to the fused kernels of
  * gemv_q.c instead (no dequantized tile buffer). T = 1 with those weights goes to the int8 path of
  * gemv_q8.c only while the calling thread has opted in (ck_set_fast_decode); never by default.
  *

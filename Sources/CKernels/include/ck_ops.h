@@ -25,7 +25,7 @@ int ck_isa_detected(void);
  * supports. avx512 (avx512f/bw/vl/dq) has its own kernels for the f32 GEMMs (forward,
  * backward input, backward weight, packed forward; with a small-N path for N or K <= 16),
  * the training attention (forward_train, backward), the inference attention
- * (ck_attention_forward) and the fused small-T quantized GEMV (T <= 8, Q4_0/Q4_1/Q8_0);
+ * (ck_attention_forward) and the fused small-T quantized GEMV (T <= 8, Q4_0/Q4_1/Q8_0/Q5_0/Q4_K/Q5_K/Q6_K);
  * every other op runs its AVX2 kernel under avx512. The bf16-product GEMMs (ck_train.h)
  * additionally need avx512_bf16. */
 int ck_isa_active(void);
@@ -46,7 +46,7 @@ int  ck_get_threads(void);
  *                ck_type_row_bytes(wtype, K) bytes; K a multiple of the block size
  *   bias [N] or NULL
  * Quantized weights are dequantized tile by tile inside the kernel; the full f32
- * matrix is never materialized. For T <= 8 with Q4_0/Q4_1/Q8_0 weights the blocks are
+ * matrix is never materialized. For T <= 8 with Q4_0/Q4_1/Q8_0/Q5_0/Q4_K/Q5_K/Q6_K weights the blocks are
  * expanded in registers and FMA'd against inp directly (gemv_q.c; TUNE_GEMV=0 disables
  * this, for benchmarking only). T == 1 goes to the int8 path (ck_gemv_q8) instead while the
  * calling thread has ck_set_fast_decode(1). Returns 0, or -1 on unsupported type / bad K. */
@@ -76,7 +76,7 @@ int ck_matmul_forward_packed_ref(float *out, const float *inp, const float *pack
 /* ---- int8 decode path (gemv_q8.c), opt-in ------------------------------------ */
 
 /* llama.cpp-style decoding for T = 1: the activation row is quantized once to int8 blocks and
- * every Q4_0/Q4_1/Q8_0 weight block meets it in an integer dot product. Faster than the exact
+ * every Q4_0/Q4_1/Q8_0/Q5_0/Q4_K/Q5_K/Q6_K weight block meets it in an integer dot product. Faster than the exact
  * path, not exact: the activation rounding (<= d/2 per element, d = max|x_block|/127) changes
  * the logits slightly (see docs/PERFORMANCE.md for the measured drift on SmolLM2).
  *
@@ -96,7 +96,8 @@ typedef struct { float d; int32_t sum; int8_t qs[32]; } ck_block_q8x;
 int ck_quantize_row_q8(const float *x, int64_t K, void *out);
 int ck_quantize_row_q8_ref(const float *x, int64_t K, void *out);
 
-/* 1 if the int8 path takes this weight: wtype Q4_0/Q4_1/Q8_0 and K a positive multiple of 32. */
+/* 1 if the int8 path takes this weight: wtype Q4_0/Q4_1/Q8_0/Q5_0 and K a positive multiple of 32, or
+ * Q4_K/Q5_K/Q6_K and K a positive multiple of 256. */
 int ck_gemv_q8_supported(int wtype, int64_t K);
 
 /* out [N] = x [K] · W[N,K]ᵀ (+ bias [N] or NULL), W rows of wtype, through int8 x:

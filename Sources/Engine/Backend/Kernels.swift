@@ -30,7 +30,7 @@ public enum Kernels {
     public static func setThreads(_ n: Int) { ck_set_threads(Int32(max(1, n))) }
 
     /// Runs `body` with the int8 decode path on for the calling thread (ck_set_fast_decode):
-    /// single-row matmuls (T = 1) on Q4_0/Q4_1/Q8_0 weights quantize the activation row to int8
+    /// single-row matmuls (T = 1) on Q4_0/Q4_1/Q8_0/Q5_0/Q4_K/Q5_K/Q6_K weights quantize the activation row to int8
     /// blocks and use integer dot products, like llama.cpp. Faster, not exact (the activation
     /// rounding moves logits slightly; docs/PERFORMANCE.md has the measured drift). Other threads
     /// and everything outside `body` keep the exact path; the previous setting is restored.
@@ -41,7 +41,8 @@ public enum Kernels {
         return try body()
     }
 
-    /// Whether the int8 decode path takes a matrix of this type and width (Q4_0/Q4_1/Q8_0, K % 32 == 0);
+    /// Whether the int8 decode path takes a matrix of this type and width (Q4_0/Q4_1/Q8_0/Q5_0 with
+    /// K % 32 == 0, Q4_K/Q5_K/Q6_K with K % 256 == 0, ck_gemv_q8_supported);
     /// other matmuls stay exact inside `withFastDecode`.
     public static func fastDecodeApplies(to w: WeightMatrix) -> Bool {
         ck_gemv_q8_supported(Int32(w.type.rawValue), Int64(w.cols)) != 0
