@@ -58,25 +58,36 @@ private func llamaPerplexity(_ tool: String, model: String, lora: String?, text:
     var args = ["-m", model, "-f", textFile.path, "-c", "\(n)", "-b", "\(n)", "--chunks", "1", "-t", "2",
                 "--ppl-output-type", "1", "--kl-divergence-base", logits.path]
     if let lora { args += ["--lora", lora] }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: tool)
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = out
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    let log = String(decoding: data, as: UTF8.self)
-    #expect(p.terminationStatus == 0, "llama-perplexity failed:\n\(log.suffix(3000))")
-    if lora != nil {
-        #expect(!log.contains("failed to apply lora") && !log.contains("failed to load lora"), "llama.cpp refused the adapter:\n\(log.suffix(3000))")
+    // llama.cpp logs from a worker thread that the process can exit before it drains (seen with a pipe on the
+    // tiny models: the per-chunk line lost); the log goes to a file, and a run without the line is repeated.
+    let logFile = dir.appendingPathComponent("log-\(UUID().uuidString).txt")
+    func perChunkLine(_ log: String) -> Substring? {
+        // --ppl-output-type 1 prints one line per chunk: "<first token index>  <ppl>  <mean nll>  <stderr>".
+        log.split(separator: "\n").first { l in
+            let f = l.split(separator: " ", omittingEmptySubsequences: true)
+            return f.count == 4 && f[0] == "0" && f.dropFirst().allSatisfy { Double($0) != nil }
+        }
     }
-    // --ppl-output-type 1 prints one line per chunk: "<first token index>  <ppl>  <mean nll>  <stderr>".
-    let line = try #require(log.split(separator: "\n").first { l in
-        let f = l.split(separator: " ", omittingEmptySubsequences: true)
-        return f.count == 4 && f[0] == "0" && f.dropFirst().allSatisfy { Double($0) != nil }
-    }, "no per-chunk line in llama-perplexity's output:\n\(log.suffix(3000))")
+    var log = "", found: Substring? = nil
+    for _ in 0..<3 where found == nil {
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: logFile)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        p.waitUntilExit()
+        try handle.close()
+        log = try String(contentsOf: logFile, encoding: .utf8)
+        #expect(p.terminationStatus == 0, "llama-perplexity failed:\n\(log.suffix(3000))")
+        if lora != nil {
+            #expect(!log.contains("failed to apply lora") && !log.contains("failed to load lora"), "llama.cpp refused the adapter:\n\(log.suffix(3000))")
+        }
+        found = perChunkLine(log)
+    }
+    let line = try #require(found, "no per-chunk line in llama-perplexity's output:\n\(log.suffix(3000))")
     let nll = try #require(Double(line.split(separator: " ", omittingEmptySubsequences: true)[2]))
 
     let bytes = try Data(contentsOf: logits)
@@ -248,11 +259,14 @@ private func report(_ name: String, _ a: Agreement) {
         let base = dir.appendingPathComponent("base.gguf").path
         try TinyLlama.writeGGUF(to: base, config: config, seed: 11, weightType: .f32)
         let peft = dir.appendingPathComponent("peft").path
-        try writeRandomAdapter(model: config, dir: peft, bScale: 0.5, seed: 12)
+        try writeRandomAdapter(model: config, dir: peft, bScale: 4, seed: 12)
         let a = try compare(base: base, adapterDir: peft, n: 64, minChars: 400, dir: dir)
         report("tiny \(config.architecture.rawValue)", a)
-        #expect(a.withAdapter.allSatisfy { $0 < 1e-2 }, "tune+PEFT vs llama.cpp+GGUF: \(a.withAdapter)")
-        #expect(a.withoutAdapter.allSatisfy { $0 > 2e-2 }, "the adapter must change llama.cpp's numbers measurably: \(a.withoutAdapter)")
+        // The tiny models' logits are small (random tied embeddings of std 0.02 after an RMSNorm), so even a large
+        // adapter moves a text's mean log-likelihood by only ~0.01–0.1; both sides run in f32 here, so the
+        // agreement bound is 1e-3 (ten times tighter than the issue's) and the control 5e-3 on every text.
+        #expect(a.withAdapter.allSatisfy { $0 < 1e-3 }, "tune+PEFT vs llama.cpp+GGUF: \(a.withAdapter)")
+        #expect(a.withoutAdapter.allSatisfy { $0 > 5e-3 }, "the adapter must change llama.cpp's numbers measurably: \(a.withoutAdapter)")
     }
 
     /// SmolLM2-135M as an f32 GGUF (llama-quantize --allow-requantize … F32: the Q4_1 values exactly), so that
