@@ -58,8 +58,9 @@ private func llamaPerplexity(_ tool: String, model: String, lora: String?, text:
     var args = ["-m", model, "-f", textFile.path, "-c", "\(n)", "-b", "\(n)", "--chunks", "1", "-t", "2",
                 "--ppl-output-type", "1", "--kl-divergence-base", logits.path]
     if let lora { args += ["--lora", lora] }
-    // llama.cpp logs from a worker thread that the process can exit before it drains (seen with a pipe on the
-    // tiny models: the per-chunk line lost); the log goes to a file, and a run without the line is repeated.
+    // llama.cpp logs from a worker thread that the process can exit before it drains (common/log.cpp says so: "logs
+    // may be lost if not flushed before the program exits"; on the tiny models ~1 run in 6 loses the per-chunk
+    // line even into a file), so a run without the line is repeated, up to 10 times.
     let logFile = dir.appendingPathComponent("log-\(UUID().uuidString).txt")
     func perChunkLine(_ log: String) -> Substring? {
         // --ppl-output-type 1 prints one line per chunk: "<first token index>  <ppl>  <mean nll>  <stderr>".
@@ -69,7 +70,7 @@ private func llamaPerplexity(_ tool: String, model: String, lora: String?, text:
         }
     }
     var log = "", found: Substring? = nil
-    for _ in 0..<3 where found == nil {
+    for _ in 0..<10 where found == nil {
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logFile)
         let p = Process()
