@@ -225,6 +225,12 @@ private func report(_ name: String, _ a: Agreement) {
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try jsonObject(r.stdout)["tensors"] as? Int == 2 * 7 * 2)
         #expect(FileManager.default.contents(atPath: out + "/adapter_model.safetensors") == FileManager.default.contents(atPath: peft + "/adapter_model.safetensors"))
+        // An HF base directory needs only its config.json (as for llama.cpp's converter); serve names a GGUF to make.
+        let hf = dir.appendingPathComponent("hf").path
+        try HFModelDirectory.writeConfig(.tiny, to: hf)
+        r = try tune(["export", "adapter", peft, "--format", "gguf", "--out", dir.appendingPathComponent("hf.gguf").path, "--base", hf, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect((try jsonObject(r.stdout)["serve"] as? String)?.hasPrefix("llama-server -m BASE.gguf --lora ") == true, "\(r.stdout)")
         r = try tune(["export", "adapter", peft, "--format", "peft", "--out", out])
         #expect(r.status == 65 && r.stderr.contains("already exists"), "\(r.status) \(r.stderr)")
     }

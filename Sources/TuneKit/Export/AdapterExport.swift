@@ -153,14 +153,14 @@ public enum AdapterExport {
         }
     }
 
-    /// The base's shapes and architecture, read from its metadata (GGUF) or config.json (HF directory);
-    /// no weights are loaded.
+    /// The base's shapes and architecture, read from its metadata (GGUF) or config.json (HF directory: the
+    /// config alone is enough, as for llama.cpp's converter); no weights are loaded.
     static func baseConfig(_ path: String) throws -> LlamaConfig {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw TuneError(.notFound, "base model \(path): no such file or directory")
         }
-        return isDir.boolValue ? try HFModelDirectory(path: path).config : try LlamaConfig(gguf: GGUFFile(path: path))
+        return isDir.boolValue ? try HFModelDirectory.readConfig(directory: path) : try LlamaConfig(gguf: GGUFFile(path: path))
     }
 
     /// r, lora_alpha and the tensor count of a PEFT directory without a base to load it against.
