@@ -11,7 +11,7 @@ struct Tune: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, ValidateCommand.self, PrepareCommand.self, TrainCommand.self, MergeCommand.self, EvalCommand.self, ArtifactsCommand.self,
             GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self, ModelCommand.self, BaseCommand.self, ScheduleCommand.self,
-            JobsCommand.self, ServeCommand.self, BenchCommand.self,
+            JobsCommand.self, ServeCommand.self, BenchCommand.self, ExportCommand.self,
         ]
     )
 }

@@ -23,6 +23,16 @@ public struct HFModelDirectory: Sendable {
     /// tensor name → shard file name, from `model.safetensors.index.json` (empty for a single file).
     let weightMap: [String: String]
 
+    /// Only the hyperparameters of `path/config.json` (no tokenizer or weight files needed: what a LoRA
+    /// export needs of its base, as llama.cpp's converter reads only the base's config).
+    public static func readConfig(directory path: String) throws -> LlamaConfig {
+        let configPath = URL(fileURLWithPath: path, isDirectory: true).appendingPathComponent("config.json").path
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            throw EngineError(.io, "\(path): no config.json (not a Hugging Face model directory)")
+        }
+        return try parseConfig(try HFJSON.load(configPath), file: configPath)
+    }
+
     /// Reads `config.json` and locates the tokenizer and weight files. Throws an EngineError naming the
     /// file and field for a missing or unsupported architecture or an ill-typed hyperparameter.
     public init(path: String) throws {

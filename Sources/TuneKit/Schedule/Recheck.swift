@@ -304,18 +304,7 @@ public enum Recheck {
     /// The base model an adapter runs on: the registered base version its record names, else the
     /// `base-model` artifact in its lineage (recorded by reference; re-hashed here), else the pipeline's base.
     static func basePath(for a: Artifact, spec: PipelineSpec, registry: Registry) throws -> String {
-        if let f = a.governance.baseFamily, let v = a.governance.baseVersion,
-           let b = try? registry.base(family: f, version: v) {
-            return try BaseCatalog.verifiedPath(b)
-        }
-        if let b = try registry.lineage(of: a.id).ancestors.last(where: { $0.kind == .baseModel }), let p = registry.path(of: b) {
-            guard b.layout == .reference else { return p }
-            switch try registry.checkReference(b) {
-            case .ok: return p
-            case .missing: throw TuneError(.notFound, "\(b.ref) (the base of \(a.ref)): \(p) is missing")
-            case .mismatch: throw TuneError(.integrity, "\(b.ref) (the base of \(a.ref)): \(p) changed since it was recorded")
-            }
-        }
+        if let p = try AdapterExport.basePath(of: a, registry: registry) { return p }
         if let ref = spec.baseReference {
             return try BaseCatalog.verifiedPath(try registry.base(family: ref.family, version: ref.version))
         }
