@@ -14,7 +14,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.") var topP: Float = 1
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
     @Option(help: "PEFT adapter directory to apply.") var adapter: String?
-    @Flag(help: "Decode with the exact float32 path (as `tune score` and the parity tests) instead of the int8 one (llama.cpp-style activations; the default for Q4_0/Q4_1/Q8_0 weights).")
+    @Flag(help: "Decode with the exact float32 path (as `tune score` and the parity tests) instead of the int8 one (llama.cpp-style activations; the default for Q4_0/Q4_1/Q5_0/Q8_0 and Q4_K/Q5_K/Q6_K weights).")
     var exact = false
     @OptionGroup var input: TextInput
     @OptionGroup var global: GlobalOptions
