@@ -115,15 +115,20 @@ import Testing
         defer { try? FileManager.default.removeItem(at: t.dir) }
         let file = try t.file("weights v1", name: "base.bin")
         let sha = try SHA256.hashFile(file.path)
-        try t.registry.write { db in
-            _ = try t.registry.insertBase(db, BaseModel(family: "fam", version: "1", seq: 0, path: file.path, sha256: sha, size: 10,
-                                                         format: "gguf", architecture: "llama", hiddenSize: 8, numLayers: 1, vocabSize: 32,
-                                                         license: "apache-2.0", notes: nil, createdBy: "t", createdAt: ""))
+        // A registry with base fam@1 (this file) and one past train run on it, its output `name`.
+        func pastRunOnRegisteredBase(_ t: TempRegistry, output name: String) throws -> Artifact {
+            try t.registry.write { db in
+                _ = try t.registry.insertBase(db, BaseModel(family: "fam", version: "1", seq: 0, path: file.path, sha256: sha, size: 10,
+                                                             format: "gguf", architecture: "llama", hiddenSize: 8, numLayers: 1, vocabSize: 32,
+                                                             license: "apache-2.0", notes: nil, createdBy: "t", createdAt: ""))
+            }
+            let run = try t.registry.startRun(pipeline: "p", config: .object(["base": .string("fam@1"), "baseDirectory": .string(t.dir.path)]))
+            let out = try t.registry.register(NewArtifact(kind: .adapter, name: name, source: try t.file("a"),
+                                                          governance: Governance(baseFamily: "fam", baseVersion: "1")), run: run)
+            _ = try t.registry.recordStageRun(runID: run, stage: "train", cacheKey: "k1", status: .succeeded, outputs: [out.id])
+            return out
         }
-        let run = try t.registry.startRun(pipeline: "p", config: .object(["base": .string("fam@1"), "baseDirectory": .string(t.dir.path)]))
-        let ok = try t.registry.register(NewArtifact(kind: .adapter, name: "ok", source: try t.file("a"),
-                                                     governance: Governance(baseFamily: "fam", baseVersion: "1")), run: run)
-        _ = try t.registry.recordStageRun(runID: run, stage: "train", cacheKey: "k1", status: .succeeded, outputs: [ok.id])
+        let ok = try pastRunOnRegisteredBase(t, output: "ok")
         try rewindSchema(t.registry, to: 6, dropping: ["backfills"])
         // Linked while the file still has its registered sha256; the registered license comes along.
         let upgraded = try t.reopen()
@@ -134,15 +139,7 @@ import Testing
         // The same registry again, with the file changed since: refused with the reason.
         let t2 = try TempRegistry(.sqlite)
         defer { try? FileManager.default.removeItem(at: t2.dir) }
-        try t2.registry.write { db in
-            _ = try t2.registry.insertBase(db, BaseModel(family: "fam", version: "1", seq: 0, path: file.path, sha256: sha, size: 10,
-                                                          format: "gguf", architecture: "llama", hiddenSize: 8, numLayers: 1, vocabSize: 32,
-                                                          license: "apache-2.0", notes: nil, createdBy: "t", createdAt: ""))
-        }
-        let run2 = try t2.registry.startRun(pipeline: "p", config: .object(["base": .string("fam@1"), "baseDirectory": .string(t.dir.path)]))
-        let changed = try t2.registry.register(NewArtifact(kind: .adapter, name: "changed", source: try t2.file("a"),
-                                                           governance: Governance(baseFamily: "fam", baseVersion: "1")), run: run2)
-        _ = try t2.registry.recordStageRun(runID: run2, stage: "train", cacheKey: "k1", status: .succeeded, outputs: [changed.id])
+        let changed = try pastRunOnRegisteredBase(t2, output: "changed")
         try Data("weights v2".utf8).write(to: file)
         try rewindSchema(t2.registry, to: 6, dropping: ["backfills"])
         let upgraded2 = try t2.reopen()

@@ -148,7 +148,7 @@ enum OrderedJSON {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
-        case .string(let s): Self.quote(s, into: &out)
+        case .string(let s): out += hfJSONString(s)
         case .array(let items):
             if items.isEmpty { out += "[]"; return }
             out += "[\n"
@@ -163,29 +163,11 @@ enum OrderedJSON {
             out += "{\n"
             for (n, (k, v)) in fields.enumerated() {
                 out += indent + "  "
-                Self.quote(k, into: &out)
-                out += ": "
+                out += hfJSONString(k) + ": "
                 v.write(to: &out, indent: indent + "  ")
                 out += n + 1 < fields.count ? ",\n" : "\n"
             }
             out += indent + "}"
         }
-    }
-
-    /// A JSON string literal: quote, backslash and control characters escaped, everything else as UTF-8.
-    private static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        out += "\""
     }
 }
