@@ -38,13 +38,17 @@ public enum AdapterExport {
         public var dtype: String
         /// Replace an existing `out`.
         public var force: Bool
-        public init(source: Source, format: Format, out: String, base: String? = nil, dtype: String = "f32", force: Bool = false) {
+        /// general.name of a GGUF; default: the artifact's name or the directory's.
+        public var name: String?
+        public init(source: Source, format: Format, out: String, base: String? = nil, dtype: String = "f32", force: Bool = false,
+                    name: String? = nil) {
             self.source = source
             self.format = format
             self.out = out
             self.base = base
             self.dtype = dtype
             self.force = force
+            self.name = name
         }
     }
 
@@ -120,7 +124,7 @@ public enum AdapterExport {
 
     public static func run(_ req: Request) throws -> Result {
         let src = req.source
-        let name = src.artifact?.name ?? (URL(fileURLWithPath: src.directory).standardizedFileURL.lastPathComponent)
+        let name = req.name ?? src.artifact?.name ?? (URL(fileURLWithPath: src.directory).standardizedFileURL.lastPathComponent)
         let basePath = req.base ?? src.base
         if FileManager.default.fileExists(atPath: req.out), !req.force {
             throw TuneError(.conflict, "\(req.out): already exists; choose a new path or pass --force")

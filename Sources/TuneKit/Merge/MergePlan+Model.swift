@@ -136,7 +136,8 @@ extension MergePlan {
         var report = emptyReport()
         report.format = "gguf"
         report.dtype = type.name
-        let changed = changedTensors(layout)
+        // A conversion (no inputs) re-encodes every tensor in the asked type, as llama-quantize would.
+        let changed = sources.isEmpty ? Set(layout.entries.map(\.name)) : changedTensors(layout)
         var decl: [GGUFStreamWriter.Tensor] = []
         for e in layout.entries {
             let info = layout.ggufInfo(e.name)!
@@ -145,7 +146,7 @@ extension MergePlan {
         }
         var meta = g.metadata
         meta["general.file_type"] = .uint32(Self.ggufFileType[type] ?? 1)
-        meta["general.name"] = .string(((g.metadata["general.name"]?.stringValue).map { $0 + " " } ?? "") + "(\(spec.method.name) merge)")
+        meta["general.name"] = mergedName(g)
         var keys = g.metadataKeys
         if !keys.contains("general.file_type") { keys.append("general.file_type") }
         let filename = ((layout.path as NSString).lastPathComponent as NSString).deletingPathExtension + ".merged.\(type.name).gguf"
@@ -177,6 +178,13 @@ extension MergePlan {
         try writer.finish()
         report.keptFraction = keptFractions
         return report
+    }
+
+    /// general.name of the output: the base's, marked as a merge unless nothing was merged (a conversion).
+    func mergedName(_ g: GGUFFile) -> GGUFValue {
+        let name = g.metadata["general.name"]?.stringValue
+        if sources.isEmpty, let name { return .string(name) }
+        return .string((name.map { $0 + " " } ?? "") + "(\(spec.method.name) merge)")
     }
 
     /// Tensors some input changes: their type in the header depends on it, so they are found first (names only).
@@ -213,7 +221,7 @@ extension MergePlan {
             return (info.name, info.shape, changed.contains(e.name) ? .f32 : info.type)
         }
         var meta = g.metadata
-        meta["general.name"] = .string(((g.metadata["general.name"]?.stringValue).map { $0 + " " } ?? "") + "(\(spec.method.name) merge)")
+        meta["general.name"] = mergedName(g)
         let mix = try GGUFQuantMix(preset: preset, tensors: inputs, metadata: meta)
         let (keys, outMeta) = GGUFQuantMix.outputMetadata(keys: g.metadataKeys, metadata: meta, preset: preset)
         let filename = ((layout.path as NSString).lastPathComponent as NSString).deletingPathExtension + ".merged.\(preset.rawValue).gguf"

@@ -20,7 +20,10 @@ struct MergePlan {
 
     init(_ spec: MergeSpec) throws {
         self.spec = spec
-        guard !spec.inputs.isEmpty else { throw TuneError(.invalidArgument, "merge: no input models or adapters") }
+        // No inputs is a conversion (a model re-written in another format or type), which needs a base.
+        guard !spec.inputs.isEmpty || (spec.output == .model && spec.base != nil) else {
+            throw TuneError(.invalidArgument, "merge: no input models or adapters")
+        }
         let fm = FileManager.default
         let isAdapter = spec.inputs.map { fm.fileExists(atPath: ($0.path as NSString).appendingPathComponent(LoRAAdapter.configFile)) }
         if let b = spec.base {
@@ -36,7 +39,7 @@ struct MergePlan {
         }
         // Checks that need no tensor: a zero weight sum under normalize, adapters of different bases.
         let weightSum = spec.inputs.reduce(0.0) { $0 + $1.parameters.weight }
-        if spec.options.normalize ?? spec.method.defaultNormalize, abs(weightSum) < 1e-8 {
+        if !spec.inputs.isEmpty, spec.options.normalize ?? spec.method.defaultNormalize, abs(weightSum) < 1e-8 {
             throw TuneError(.invalidArgument, "merge: the input weights sum to \(weightSum); \(spec.method.name) with normalize divides by that sum "
                                 + "(give weights with a non-zero sum, or normalize: false)")
         }

@@ -18,6 +18,9 @@ public struct MergeSection: Codable, Hashable, Sendable {
     public var dtype: String?
     /// Rank of a merged adapter (default: sum of the input ranks).
     public var rank: Int?
+    /// Files of the output: an adapter is `peft` (default) or `gguf` (the PEFT directory plus llama.cpp's LoRA
+    /// GGUF, adapter_model.gguf); a model is `gguf` or `safetensors` (an HF directory), default the base's format.
+    public var format: String?
 
     public static var methods: [String] { MergeMethods.names }
 
@@ -35,6 +38,8 @@ public struct MergeSection: Codable, Hashable, Sendable {
         dtype = r.has("dtype") ? r.choice("dtype", ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"] + GGUFQuantPreset.allCases.map(\.rawValue)
                                                          + ["float32", "float16", "bfloat16"], default: "f16") : nil
         rank = r.has("rank") ? r.int("rank", default: 8, min: 1, max: 4096) : nil
+        let formats = output == "adapter" ? ["peft", "gguf"] : ["gguf", "safetensors"]
+        format = r.has("format") ? r.choice("format", formats, default: formats[0]) : nil
         r.finish()
     }
 }

@@ -100,7 +100,11 @@ extension Stages.Merge {
         s.options = MergeOptions(normalize: m.normalize, lambda: m.lambda)
         s.seed = c.spec.seed
         s.output = m.output == "model" ? .model : .adapter
-        s.format = basePath.hasSuffix(".gguf") ? .gguf : .safetensors
+        if m.output == "model", let f = m.format {
+            s.format = f == "gguf" ? .gguf : .safetensors
+        } else {
+            s.format = basePath.hasSuffix(".gguf") ? .gguf : .safetensors
+        }
         s.dtype = m.dtype
         s.rank = m.rank
         return s
@@ -115,6 +119,13 @@ extension Stages.Merge {
         let report = try MergeJob.run(s, outputDirectory: work.path, progress: { c.progress($0) },
                                       measured: { c.event(.measured(stage: .merge, progress: $0)) })
         c.progress(MergeCLI.summary(report).split(separator: "\n").prefix(4).joined(separator: "; "))
+        if s.output == .adapter, m.format == "gguf" {
+            // llama.cpp's LoRA GGUF beside the PEFT files: `llama-server -m BASE.gguf --lora adapter_model.gguf`.
+            let r = try AdapterExport.run(.init(source: .init(directory: work.path), format: .gguf,
+                                                out: work.appendingPathComponent(Stages.Merge.ggufAdapterFile).path,
+                                                base: basePath, name: c.outputName))
+            c.progress("wrote \(Stages.Merge.ggufAdapterFile) (llama.cpp LoRA GGUF, \(r.architecture ?? "?"), \(r.tensors) tensors)")
+        }
         var meta: [String: JSONValue] = [
             "pipeline": .string(spec.name), "cache_key": .string(c.key), "method": .string(s.method.name),
             "inputs": .array(inputs.map { .string($0.artifact?.ref ?? $0.path) }),
@@ -137,5 +148,7 @@ extension Stages {
     public enum Merge: Stage {
         public static let kind = StageKind.merge
         public static let outputSuffix = "merged"
+        /// The LoRA GGUF a `format: gguf` adapter output carries beside its PEFT files.
+        public static let ggufAdapterFile = "adapter_model.gguf"
     }
 }

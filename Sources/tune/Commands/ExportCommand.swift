@@ -1,14 +1,56 @@
-// tune export — an adapter for another runtime: llama.cpp's LoRA GGUF (`--lora`) or the PEFT directory.
-// The work is AdapterExport (TuneKit); this file maps flags and prints the result.
+// tune export — what tune made, for another runtime: `tune export REF --to llama.cpp|ollama|hf|vllm --out DIR`
+// (ModelExport: the files the target loads and the command that serves them), and `tune export adapter` (one
+// adapter as llama.cpp's LoRA GGUF or a PEFT directory: AdapterExport). This file maps flags and prints results.
 import ArgumentParser
 import Foundation
 import TuneKit
 
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "export", abstract: "Export artifacts for other runtimes (llama.cpp LoRA GGUF, PEFT).",
-        discussion: "See docs/export.md.",
-        subcommands: [Adapter.self])
+        commandName: "export", abstract: "Export adapters and models for llama.cpp, Ollama, transformers or vLLM.",
+        discussion: """
+            tune export REF --to TARGET --out DIR writes what TARGET loads and prints the command that serves it:
+              llama.cpp  adapter.gguf (LoRA) on the base GGUF, or model.gguf
+              ollama     the same plus a Modelfile (FROM, ADAPTER, TEMPLATE, PARAMETER stop)
+              hf         an HF model directory (an adapter is merged into its base)
+              vllm       adapter/ (PEFT) + the base as an HF directory, or the model as one
+            See docs/export.md.
+            """,
+        subcommands: [Deploy.self, Adapter.self], defaultSubcommand: Deploy.self)
+
+    /// `tune export REF --to TARGET --out DIR` (the default subcommand; also `tune export deploy …`).
+    struct Deploy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write what llama.cpp, Ollama, transformers or vLLM loads, and print the command that serves it.")
+        @Argument(help: "A registered adapter, merged model or base model (NAME, NAME@VERSION, NAME@alias, sha256:PREFIX), a PEFT adapter directory, a .gguf or an HF model directory.")
+        var ref: String
+        @Option(help: "llama.cpp, ollama, hf or vllm.") var to: ModelExport.Target
+        @Option(help: "Output directory (created; replaced only with --force).") var out: String
+        @Option(help: "An adapter's base model (.gguf, HF directory or FAMILY@VERSION); default: the base its record names.") var base: String?
+        @Option(help: "Adapter GGUF f32|f16|bf16; model GGUF f16|q8_0|q4_k_m|… (requantized); HF directory float32|float16|bfloat16.")
+        var dtype: String?
+        @Flag(help: "Merge an adapter into its base and export the model.") var merged = false
+        @Option(help: "Name to serve under (Ollama model, vLLM LoRA module); default: the artifact's.") var name: String?
+        @Flag(help: "Replace an existing --out.") var force = false
+        @OptionGroup var location: ArtifactsCommand.Location
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            try reportingErrors {
+                try global.apply()
+                let subject = try ModelExport.resolve(ref, registry: location.open)
+                let base = try self.base.map { try AdapterExport.resolveBase($0, registry: location.open) }
+                let r = try ModelExport.run(.init(subject: subject, target: to, out: out, base: base, dtype: dtype, merged: merged,
+                                                  name: name, force: force))
+                if global.json { try Output.json(r); return }
+                var lines = ["exported \(r.artifact ?? r.source) (\(r.kind)) for \(r.target) to \(r.out): \(r.files.joined(separator: ", "))"]
+                if let b = r.base { lines.append("  base   \(b)") }
+                for n in r.notes { lines.append("  note   \(n)") }
+                lines.append("  serve  \(r.serve)")
+                Output.text(lines.joined(separator: "\n"))
+            }
+        }
+    }
 
     struct Adapter: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -41,3 +83,4 @@ struct ExportCommand: ParsableCommand {
 }
 
 extension AdapterExport.Format: ExpressibleByArgument {}
+extension ModelExport.Target: ExpressibleByArgument {}
