@@ -10,7 +10,9 @@
 //              llama.cpp checks base.ne[0] == a.ne[0], base.ne[1] == b.ne[1], a.ne[1] == b.ne[0]
 //   Q/K rows   for `llama` the converter permutes the base's q_proj/k_proj rows for its interleaved RoPE
 //              (per head: [2, d/2] → [d/2, 2]); since ΔW = B·A, the same row permutation applies to B only
-//              (q with n_head, k with n_head_kv). qwen2 uses NEOX RoPE and is stored as HF orders it.
+//              (q with n_head, k with n_head_kv). qwen2, qwen3 and gemma3 use NEOX RoPE and are stored as HF
+//              orders them. (Gemma3Model.modify_tensors adds 1 to `*norm.weight` only and trims token_embd's
+//              rows: neither touches the seven projection targets' lora_a/lora_b.)
 //   scale      llama.cpp applies alpha / r with r = lora_b's ne[0]. For rsLoRA adapters (PEFT scale alpha/√r)
 //              tune writes alpha·√r so llama.cpp's alpha/r equals PEFT's scale (the converter would write alpha
 //              unchanged and serve the adapter at the wrong strength).
@@ -23,8 +25,8 @@ import Foundation
 
 extension LoRAAdapter {
     /// Architectures a llama.cpp LoRA GGUF is written for: the ones whose tensor names and Q/K layout
-    /// tune's test proves against llama.cpp itself.
-    public static let ggufLoRAArchitectures: [ModelArchitecture] = [.llama, .qwen2]
+    /// tune's test proves against llama.cpp itself. (phi3's fused qkv/gate_up projections are not.)
+    public static let ggufLoRAArchitectures: [ModelArchitecture] = [.llama, .qwen2, .qwen3, .gemma3]
 
     /// Tensor types the LoRA GGUF may be written in (convert_lora_to_gguf.py's float outtypes).
     public static let ggufLoRATypes: [GGMLType] = [.f32, .f16, .bf16]
