@@ -18,13 +18,7 @@ private func tinyBaseAndAdapter(_ dir: URL) throws -> (base: String, adapter: St
     let base = dir.appendingPathComponent("tiny.gguf").path
     try TinyLlama.writeGGUF(to: base, config: .tiny, seed: 3, weightType: .f32)
     let adapter = dir.appendingPathComponent("peft").path
-    let lora = try LoRAAdapter(config: LoRAConfig(rank: 4, alpha: 8), model: .tiny, seed: 7)
-    var rng = SplitMix64(seed: 8)
-    for s in lora.slots {
-        let b = lora.b(s)
-        for i in 0..<(s.outFeatures * 4) { b[i] = 2 * rng.symmetric() }
-    }
-    try lora.save(directory: adapter, baseModel: "tiny")
+    try writeRandomAdapter(model: .tiny, dir: adapter, bScale: 2, seed: 7)
     return (base, adapter)
 }
 
@@ -172,11 +166,9 @@ private func maxDiff(_ a: [Double], _ b: [Double]) -> Double {
 
     /// `--dtype` on a GGUF model requantizes it as `llama-quantize --allow-requantize` does: the K-quant presets
     /// byte for byte (the same file), q8_0 with the same tensor bytes (tune keeps the source's tensor order).
-    @Test(.enabled(if: hasRealModel && (LlamaCppTools.locate("llama-quantize") != nil
-                                         || ProcessInfo.processInfo.environment["TUNE_REQUIRE_LLAMA_CPP"] == "1"),
+    @Test(.enabled(if: hasRealModel && (LlamaCppTools.locate("llama-quantize") != nil || requireLlamaCpp),
                    "needs models/SmolLM2-135M-Instruct.Q4_1.gguf and llama-quantize"))
     func requantizedLikeLlamaQuantize() throws {
-        let quantize = try #require(try LlamaCppTools.forTest("llama-quantize"))
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         for (dtype, preset) in [("q4_k_m", "Q4_K_M"), ("q8_0", "Q8_0")] {
@@ -184,14 +176,7 @@ private func maxDiff(_ a: [Double], _ b: [Double]) -> Double {
             let r = try tune(["export", realModelPath, "--to", "llama.cpp", "--dtype", dtype, "--out", out])
             try #require(r.status == 0, "\(r.stderr)")
             let ref = dir.appendingPathComponent("ref-\(dtype).gguf").path
-            let q = Process()
-            q.executableURL = URL(fileURLWithPath: quantize)
-            q.arguments = ["--allow-requantize", realModelPath, ref, preset, "2"]
-            q.standardOutput = FileHandle.nullDevice
-            q.standardError = FileHandle.nullDevice
-            try q.run()
-            q.waitUntilExit()
-            try #require(q.terminationStatus == 0, "llama-quantize \(preset) failed")
+            try llamaQuantize(realModelPath, ref, type: preset)
             if dtype == "q4_k_m" {
                 #expect(FileManager.default.contents(atPath: out + "/model.gguf") == FileManager.default.contents(atPath: ref),
                         "tune's Q4_K_M requantization differs from llama-quantize's")

@@ -165,13 +165,7 @@ private func tinyModelWithTemplate(_ chatTemplate: String?, dir: URL) throws -> 
     for t in g.tensors { try w.write(name: t.name, bytes: g.data(for: t)) }
     try w.finish()
     let adapter = dir.appendingPathComponent("peft").path
-    let lora = try LoRAAdapter(config: LoRAConfig(rank: 4, alpha: 8), model: .tiny, seed: 5)
-    var rng = SplitMix64(seed: 6)
-    for s in lora.slots {
-        let b = lora.b(s)
-        for i in 0..<(s.outFeatures * 4) { b[i] = 0.2 * rng.symmetric() }
-    }
-    try lora.save(directory: adapter, baseModel: "tiny")
+    try writeRandomAdapter(model: .tiny, dir: adapter, bScale: 0.2, seed: 5)
     return (base, adapter)
 }
 
