@@ -92,7 +92,8 @@ private func sha256(_ path: String) throws -> String { try SHA256.hashFile(path)
     }
 
     @Test(arguments: ["smollm2", "smollm2-sharded", "gemma3"]) func mergedHFDirectoryScoresAsTransformersScoresIt(_ key: String) throws {
-        let fx = try #require(try #require(fixture).merged[key])
+        let all = try #require(fixture)
+        let fx = try #require(all.merged[key])
         let base = packageRoot.appendingPathComponent(fx.base).path
         guard FileManager.default.fileExists(atPath: base) else {
             print("skipped: \(fx.base) is not here (scripts/setup --model …; CI fetches it)")
