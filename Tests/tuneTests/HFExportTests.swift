@@ -5,8 +5,8 @@
 //     ≥ 50 strings and its apply_chat_template for ≥ 10 conversations equal tune's, on SmolLM2, Qwen2.5 and
 //     Gemma-3-270M (SentencePiece: tune writes HF's byte_fallback BPE form; this GGUF has no chat template, so
 //     none is exported and tune renders none);
-//   • merged SmolLM2 and Gemma-3-270M exported as HF directories score the same under transformers and
-//     `tune score`; so does SmolLM2 exported in 100 MB shards (model.safetensors.index.json), and tune scores
+//   • merged SmolLM2, Gemma-3-270M and Qwen2.5 exported as HF directories score the same under transformers
+//     and `tune score`; so does SmolLM2 exported in 100 MB shards (model.safetensors.index.json), and tune scores
 //     the sharded directory exactly as the single-file one.
 
 import Engine
@@ -91,7 +91,7 @@ private func sha256(_ path: String) throws -> String { try SHA256.hashFile(path)
         }
     }
 
-    @Test(arguments: ["smollm2", "smollm2-sharded", "gemma3"]) func mergedHFDirectoryScoresAsTransformersScoresIt(_ key: String) throws {
+    @Test(arguments: ["smollm2", "smollm2-sharded", "gemma3", "qwen2.5"]) func mergedHFDirectoryScoresAsTransformersScoresIt(_ key: String) throws {
         let all = try #require(fixture)
         let fx = try #require(all.merged[key])
         let base = packageRoot.appendingPathComponent(fx.base).path

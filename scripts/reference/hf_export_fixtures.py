@@ -13,8 +13,8 @@ has no tokenizer.chat_template, so no chats are recorded (with a template, the c
 accepts: it raises on a system-only chat and on roles out of order).
 Merged models: `tune merge --base GGUF --adapter A --method linear --output model --format safetensors
 --dtype float32` (an HF directory made from a GGUF base) for SmolLM2 (Tests/Fixtures/lora/peft_adapter) and
-Gemma-3-270M (Tests/Fixtures/lora/gemma_peft_adapter: a seeded random PEFT LoRA, r=2, layers 0 and 17, all
-seven projections, non-zero B, written here), and SmolLM2 again with TUNE_HF_SHARD_BYTES=100000000 (a sharded
+Gemma-3-270M and Qwen2.5 (Tests/Fixtures/lora/gemma_peft_adapter, qwen_peft_adapter: seeded random PEFT LoRAs,
+r=2 / r=1, first and last layers, all seven projections, non-zero B, written here), and SmolLM2 again with TUNE_HF_SHARD_BYTES=100000000 (a sharded
 directory: model-0000k-of-0000N.safetensors + model.safetensors.index.json); AutoModelForCausalLM loads each
 as it is; recorded: per-token log-probs of 5 texts (float64 log_softmax of float32 logits), the sha256 of its
 tokenizer/config files (and of the shard index), and the largest |Δ log p| between the sharded and the
@@ -33,6 +33,7 @@ MODELS = {
     "gemma3": "models/gemma-3-270m-q4_k_m.gguf",
 }
 GEMMA_ADAPTER = "Tests/Fixtures/lora/gemma_peft_adapter"
+QWEN_ADAPTER = "Tests/Fixtures/lora/qwen_peft_adapter"
 SHARD_BYTES = 100_000_000
 FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]
 
@@ -118,19 +119,21 @@ def tokenizer_section(tune, key, model, tmp):
     return out
 
 
-def write_gemma_adapter(model):
-    """A seeded random PEFT LoRA for Gemma-3-270M (shapes from the GGUF): r=2, alpha=4, layers 0 and 17,
+def write_random_adapter(model, out, r):
+    """A seeded random PEFT LoRA for a GGUF's shapes: rank r, alpha 2r, the first and last layers,
     q/k/v/o/gate/up/down, A and B uniform in ±0.05 (B non-zero, so the merge changes the model)."""
     import gguf, numpy as np
     from safetensors.numpy import save_file
     f = gguf.GGUFReader(os.path.join(ROOT, model)).fields
-    hidden, ffn = int(f["gemma3.embedding_length"].contents()), int(f["gemma3.feed_forward_length"].contents())
-    hd, nh = int(f["gemma3.attention.key_length"].contents()), int(f["gemma3.attention.head_count"].contents())
-    nkv, nl = int(f["gemma3.attention.head_count_kv"].contents()), int(f["gemma3.block_count"].contents())
+    arch = f["general.architecture"].contents()
+    hidden, ffn = int(f[arch + ".embedding_length"].contents()), int(f[arch + ".feed_forward_length"].contents())
+    nh, nkv = int(f[arch + ".attention.head_count"].contents()), int(f[arch + ".attention.head_count_kv"].contents())
+    nl = int(f[arch + ".block_count"].contents())
+    hd = int(f[arch + ".attention.key_length"].contents()) if arch + ".attention.key_length" in f else hidden // nh
     shapes = {"self_attn.q_proj": (nh * hd, hidden), "self_attn.k_proj": (nkv * hd, hidden),
               "self_attn.v_proj": (nkv * hd, hidden), "self_attn.o_proj": (hidden, nh * hd),
               "mlp.gate_proj": (ffn, hidden), "mlp.up_proj": (ffn, hidden), "mlp.down_proj": (hidden, ffn)}
-    r, layers = 2, [0, nl - 1]
+    layers = [0, nl - 1]
     rng = np.random.default_rng(20261207)
     tensors = {}
     for l in layers:
@@ -138,11 +141,11 @@ def write_gemma_adapter(model):
             p = f"base_model.model.model.layers.{l}.{m}"
             tensors[p + ".lora_A.weight"] = rng.uniform(-0.05, 0.05, (r, in_dim)).astype(np.float32)
             tensors[p + ".lora_B.weight"] = rng.uniform(-0.05, 0.05, (out_dim, r)).astype(np.float32)
-    d = os.path.join(ROOT, GEMMA_ADAPTER)
+    d = os.path.join(ROOT, out)
     os.makedirs(d, exist_ok=True)
     save_file(tensors, os.path.join(d, "adapter_model.safetensors"))
-    config = {"base_model_name_or_path": "google/gemma-3-270m", "bias": "none", "fan_in_fan_out": False,
-              "inference_mode": True, "init_lora_weights": False, "layers_to_transform": layers, "lora_alpha": 4,
+    config = {"base_model_name_or_path": os.path.basename(model), "bias": "none", "fan_in_fan_out": False,
+              "inference_mode": True, "init_lora_weights": False, "layers_to_transform": layers, "lora_alpha": 2 * r,
               "lora_dropout": 0.0, "peft_type": "LORA", "r": r,
               "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
               "task_type": "CAUSAL_LM", "use_dora": False, "use_rslora": False}
@@ -203,11 +206,13 @@ def main():
                   "chats.text": "apply_chat_template(messages, tokenize=False, add_generation_prompt); null when the template raises",
                   "merged.*.texts.logprobs": "length T-1; [i] = float64 log_softmax(float32 logits[i])[ids[i+1]] of the exported HF directory"},
               "tokenizers": {k: tokenizer_section(tune, k, m, tmp) for k, m in MODELS.items()}}
-        write_gemma_adapter(MODELS["gemma3"])
+        write_random_adapter(MODELS["gemma3"], GEMMA_ADAPTER, 2)
+        write_random_adapter(MODELS["qwen2.5"], QWEN_ADAPTER, 1)
         merged = {"smollm2": merged_section(tune, "smollm2", MODELS["smollm2"], "Tests/Fixtures/lora/peft_adapter", tmp),
                   "smollm2-sharded": merged_section(tune, "smollm2-sharded", MODELS["smollm2"], "Tests/Fixtures/lora/peft_adapter",
                                                     tmp, shard_bytes=SHARD_BYTES),
-                  "gemma3": merged_section(tune, "gemma3", MODELS["gemma3"], GEMMA_ADAPTER, tmp)}
+                  "gemma3": merged_section(tune, "gemma3", MODELS["gemma3"], GEMMA_ADAPTER, tmp),
+                  "qwen2.5": merged_section(tune, "qwen2.5", MODELS["qwen2.5"], QWEN_ADAPTER, tmp)}
         worst = max(abs(a - b) for s1, s2 in zip(merged["smollm2"]["texts"], merged["smollm2-sharded"]["texts"])
                     for a, b in zip(s1["logprobs"], s2["logprobs"]))
         merged["smollm2-sharded"]["max_abs_diff_vs_single_file"] = worst

@@ -110,7 +110,11 @@ extension MergePlan {
             }
             report.notes.append("\(shards.count) safetensors shards of at most \(maxShard) bytes (model.safetensors.index.json)")
         }
-        if let c = config {
+        if var c = config {
+            // A GGUF that carries its own output.weight (Qwen2.5's, quantized apart from token_embd) computes with it:
+            // the directory says the head is its own, or transformers (which unties differing values) and tune (which
+            // honours tie_word_embeddings) would score it with different heads.
+            if entries.contains(where: { $0.name == "lm_head.weight" }) { c.tiedEmbeddings = false }
             try HFModelDirectory.writeConfig(c, to: dir)
         }
         // Tokenizer and generation files of an HF base travel along unchanged.
