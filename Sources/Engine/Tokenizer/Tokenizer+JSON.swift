@@ -1,5 +1,7 @@
 // Tokenizer+JSON — builds a BPETokenizer from an HF `tokenizer.json` (+ optional tokenizer_config.json)
-// for byte-level BPE models (SmolLM-, GPT-2- and Llama-3-style files).
+// for byte-level BPE models (SmolLM-, GPT-2- and Llama-3-style files) and SentencePiece-style BPE with
+// byte fallback in Gemma's form (normalizer Replace(" " → "▁"), no dummy prefix), which runs on the
+// SentencePiece engine with scores from the merge ranks.
 
 import Foundation
 
@@ -7,9 +9,11 @@ extension BPETokenizer {
     /// Builds the tokenizer from HF `tokenizer.json`. Supported: model.type "BPE" (byte-level, no
     /// byte_fallback), merges as "a b" strings or ["a", "b"] pairs, added_tokens, normalizer null, and
     /// pre_tokenizer ByteLevel(use_regex) / Sequence[Digits(individual_digits), ByteLevel] /
-    /// Sequence[Split(GPT-2 or Llama-3 regex), ByteLevel(use_regex=false)]. The post_processor is only
-    /// read for a leading BOS. `tokenizerConfigJSON` (tokenizer_config.json) supplies bos/eos tokens,
-    /// add_bos_token and chat_template when given.
+    /// Sequence[Split(GPT-2 or Llama-3 regex), ByteLevel(use_regex=false)]; or BPE with byte_fallback,
+    /// normalizer Replace(" " → "▁") and no pre_tokenizer (or Gemma's Split(" ", MergedWithPrevious), a no-op
+    /// once spaces are "▁"): Gemma's form. The post_processor is only read for a leading BOS.
+    /// `tokenizerConfigJSON` (tokenizer_config.json) supplies bos/eos tokens, add_bos_token and chat_template
+    /// when given.
     public init(tokenizerJSON: Data, tokenizerConfigJSON: Data? = nil) throws {
         let file = "tokenizer.json"
         guard let root = try? JSONSerialization.jsonObject(with: tokenizerJSON) as? [String: Any] else {
@@ -18,24 +22,30 @@ extension BPETokenizer {
         guard let model = root["model"] as? [String: Any] else { throw EngineError.format(file, "missing 'model'") }
         let type = model["type"] as? String ?? "BPE"
         guard type == "BPE" else { throw EngineError.unsupported("\(file): model.type '\(type)' is not supported; only 'BPE' is") }
-        if model["byte_fallback"] as? Bool == true {
-            throw EngineError.unsupported(
-                "\(file): byte_fallback BPE (SentencePiece-style) is not supported from tokenizer.json; use the model's GGUF (tokenizer.ggml.model 'llama')")
+        let byteFallback = model["byte_fallback"] as? Bool == true
+        if byteFallback {
+            try Self.jsonSentencePieceForm(root, file)
         }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let s = model[key] as? String, !s.isEmpty { throw EngineError.unsupported("\(file): model.\(key) '\(s)' is not supported") }
         }
-        if let normalizer = root["normalizer"] as? [String: Any] {
+        if !byteFallback, let normalizer = root["normalizer"] as? [String: Any] {
             throw EngineError.unsupported("\(file): normalizer '\(normalizer["type"] as? String ?? "?")' is not supported; byte-level BPE files have none")
         }
         guard let vocab = model["vocab"] as? [String: Any] else { throw EngineError.format(file, "missing model.vocab") }
 
-        // Vocab + added tokens → dense id table.
+        // Vocab + added tokens → dense id table. A SentencePiece vocabulary is read from the bytes: a Swift
+        // dictionary keys strings by canonical equivalence and folds pieces such as "য়" (U+09DF) and "য়"
+        // (U+09AF U+09BC), which Gemma holds as two tokens.
         var entries: [(String, Int)] = []
         entries.reserveCapacity(vocab.count)
-        for (token, value) in vocab {
-            guard let id = (value as? NSNumber)?.intValue else { throw EngineError.format(file, "vocab entry '\(token)' has no integer id") }
-            entries.append((token, id))
+        if byteFallback {
+            entries = try JSONVocabScanner.vocab(Array(tokenizerJSON), file)
+        } else {
+            for (token, value) in vocab {
+                guard let id = (value as? NSNumber)?.intValue else { throw EngineError.format(file, "vocab entry '\(token)' has no integer id") }
+                entries.append((token, id))
+            }
         }
         var added: [AddedToken] = []
         for (i, item) in ((root["added_tokens"] as? [[String: Any]]) ?? []).enumerated() {
@@ -65,7 +75,7 @@ extension BPETokenizer {
             }
         }
 
-        let preTokenizer = try Self.jsonPreTokenizer(root["pre_tokenizer"], file)
+        let preTokenizer = byteFallback ? PreTokenizer(splitDigits: false, pattern: .gpt2) : try Self.jsonPreTokenizer(root["pre_tokenizer"], file)
         var bosID = Self.jsonLeadingSpecial(root["post_processor"], added)
         var addBOS = bosID != nil
         var eosID: Int32? = nil
@@ -91,10 +101,57 @@ extension BPETokenizer {
             }
         }
 
+        if byteFallback {
+            // SentencePiece engine: added tokens are control (special) or user-defined pieces, `<0xNN>` are byte
+            // pieces, and a piece's score is minus the rank of the first merge that makes it, so merging the
+            // highest-scoring adjacent pair is merging the lowest-ranked one; pieces no merge makes rank last.
+            let vocabTokens = tokens.map { $0! }
+            var types = vocabTokens.map { SentencePieceVocab.byteValue(Array($0.utf8)) != nil
+                ? SentencePieceVocab.TokenType.byte.rawValue : SentencePieceVocab.TokenType.normal.rawValue }
+            for t in added {
+                types[Int(t.id)] = (t.special ? SentencePieceVocab.TokenType.control : .userDefined).rawValue
+            }
+            // Keyed by UTF-8 bytes: String == is canonical equivalence, and Gemma has canonically equal pieces.
+            var toID: [[UInt8]: Int] = [:]
+            toID.reserveCapacity(vocabTokens.count)
+            for (i, t) in vocabTokens.enumerated() where toID[Array(t.utf8)] == nil { toID[Array(t.utf8)] = i }
+            let unranked = -Float(merges.count + 1)
+            var scores = [Float](repeating: unranked, count: vocabTokens.count)
+            for (rank, (a, b)) in merges.enumerated() {
+                if let id = toID[Array(a.utf8) + Array(b.utf8)], scores[id] == unranked { scores[id] = -Float(rank) }
+            }
+            let vocab = SentencePieceVocab(tokens: vocabTokens, scores: scores, types: types, addSpacePrefix: false,
+                                           unknownID: unknownID, rstripSpecials: false)
+            try self.init(
+                tokens: vocabTokens, merges: [], added: [], preTokenizer: preTokenizer, ignoreMerges: false,
+                bosID: bosID, eosID: eosID, unknownID: unknownID, paddingID: nil, addBOS: addBOS, chatTemplate: template,
+                sentencePiece: vocab)
+            return
+        }
         try self.init(
             tokens: tokens.map { $0! }, merges: merges, added: added, preTokenizer: preTokenizer,
             ignoreMerges: model["ignore_merges"] as? Bool ?? false, bosID: bosID, eosID: eosID,
             unknownID: unknownID, paddingID: nil, addBOS: addBOS, chatTemplate: template)
+    }
+
+    /// Checks a byte_fallback file is in the SentencePiece form tune runs: normalizer Replace(" " → "▁") and
+    /// no pre-tokenizer beyond Gemma's Split(" ", MergedWithPrevious), which has nothing left to split.
+    private static func jsonSentencePieceForm(_ root: [String: Any], _ file: String) throws {
+        let normalizer = root["normalizer"] as? [String: Any]
+        let pattern = normalizer?["pattern"] as? [String: Any]
+        guard normalizer?["type"] as? String == "Replace", pattern?["String"] as? String == " ",
+              normalizer?["content"] as? String == "\u{2581}" else {
+            throw EngineError.unsupported(
+                "\(file): byte_fallback BPE is read only in Gemma's form (normalizer Replace \" \" → \"\u{2581}\", no dummy prefix); this file's normalizer is \(normalizer?["type"] as? String ?? "null")")
+        }
+        if let pre = root["pre_tokenizer"] as? [String: Any] {
+            let split = pre["pattern"] as? [String: Any]
+            guard pre["type"] as? String == "Split", split?["String"] as? String == " ",
+                  pre["behavior"] as? String == "MergedWithPrevious", pre["invert"] as? Bool != true else {
+                throw EngineError.unsupported(
+                    "\(file): byte_fallback BPE with pre_tokenizer '\(pre["type"] as? String ?? "?")' is not supported (known: none, Split(\" \", MergedWithPrevious))")
+            }
+        }
     }
 
     // MARK: - Pre-tokenizer
@@ -165,5 +222,120 @@ extension BPETokenizer {
             return id
         }
         return added.first { $0.content == name }?.id
+    }
+}
+
+/// Reads `model.vocab` of a tokenizer.json as (token, id) pairs in file order, straight from the JSON bytes.
+struct JSONVocabScanner {
+    let b: [UInt8]
+    var i = 0
+    let file: String
+
+    static func vocab(_ bytes: [UInt8], _ file: String) throws -> [(String, Int)] {
+        var s = JSONVocabScanner(b: bytes, file: file)
+        var out: [(String, Int)] = []
+        try s.object { s, key in
+            guard key == "model" else { return try s.skipValue() }
+            try s.object { s, key in
+                guard key == "vocab" else { return try s.skipValue() }
+                try s.object { s, token in
+                    let start = s.i
+                    while s.i < s.b.count, s.b[s.i] == UInt8(ascii: "-") || (s.b[s.i] >= 0x30 && s.b[s.i] <= 0x39) { s.i += 1 }
+                    guard let id = Int(String(decoding: s.b[start..<s.i], as: UTF8.self)) else {
+                        throw EngineError.format(s.file, "vocab entry '\(token)' has no integer id")
+                    }
+                    out.append((token, id))
+                }
+            }
+        }
+        return out
+    }
+
+    private func fail(_ what: String) -> EngineError { EngineError.format(file, "\(what) at byte \(i)") }
+
+    mutating func space() { while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 } }
+
+    mutating func expect(_ c: UInt8) throws {
+        space()
+        guard i < b.count, b[i] == c else { throw fail("expected '\(Character(Unicode.Scalar(c)))'") }
+        i += 1
+    }
+
+    /// `{ "key": value, ... }`, calling `body` with the scanner on each value.
+    mutating func object(_ body: (inout JSONVocabScanner, String) throws -> Void) throws {
+        try expect(UInt8(ascii: "{"))
+        space()
+        if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return }
+        while true {
+            space()
+            let key = try string()
+            try expect(UInt8(ascii: ":"))
+            space()
+            try body(&self, key)
+            space()
+            guard i < b.count else { throw fail("unterminated object") }
+            if b[i] == UInt8(ascii: ",") { i += 1; continue }
+            if b[i] == UInt8(ascii: "}") { i += 1; return }
+            throw fail("expected ',' or '}'")
+        }
+    }
+
+    mutating func string() throws -> String {
+        guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a string") }
+        i += 1
+        var out: [UInt8] = []
+        while i < b.count {
+            let c = b[i]
+            if c == UInt8(ascii: "\"") { i += 1; return String(decoding: out, as: UTF8.self) }
+            guard c == UInt8(ascii: "\\") else { out.append(c); i += 1; continue }
+            guard i + 1 < b.count else { break }
+            let e = b[i + 1]
+            i += 2
+            switch e {
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "u"):
+                var v = try hex4(i)
+                i += 4
+                if v >= 0xD800 && v < 0xDC00, i + 6 <= b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") {
+                    let lo = try hex4(i + 2)
+                    if lo >= 0xDC00 && lo < 0xE000 { v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00); i += 6 }
+                }
+                out.append(contentsOf: Array(String(Unicode.Scalar(v).map(Character.init) ?? "\u{FFFD}").utf8))
+            default: out.append(e)   // \" \\ \/
+            }
+        }
+        throw fail("unterminated string")
+    }
+
+    private func hex4(_ at: Int) throws -> UInt32 {
+        guard at + 4 <= b.count, let v = UInt32(String(decoding: b[at..<(at + 4)], as: UTF8.self), radix: 16) else { throw fail("bad \\u escape") }
+        return v
+    }
+
+    mutating func skipValue() throws {
+        space()
+        guard i < b.count else { throw fail("expected a value") }
+        switch b[i] {
+        case UInt8(ascii: "\""): _ = try string()
+        case UInt8(ascii: "{"): try object { s, _ in try s.skipValue() }
+        case UInt8(ascii: "["):
+            i += 1
+            space()
+            if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return }
+            while true {
+                try skipValue()
+                space()
+                guard i < b.count else { throw fail("unterminated array") }
+                if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                if b[i] == UInt8(ascii: "]") { i += 1; return }
+                throw fail("expected ',' or ']'")
+            }
+        default:
+            while i < b.count, !",}] \n\r\t".utf8.contains(b[i]) { i += 1 }
+        }
     }
 }

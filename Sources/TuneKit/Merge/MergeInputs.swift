@@ -59,7 +59,7 @@ public final class ModelTensors: @unchecked Sendable {
             gguf = g
             st = [:]
             var hfByGGUF: [String: String] = [:]
-            for name in Self.hfNames(c) { hfByGGUF[TinyLlama.ggufName(name)] = name }
+            for name in Self.hfNames(c) { hfByGGUF[TinyLlama.ggufName(name, architecture: c.architecture)] = name }
             var es: [Entry] = []
             for t in g.tensors {
                 let hf = hfByGGUF[t.name] ?? t.name
@@ -69,10 +69,10 @@ public final class ModelTensors: @unchecked Sendable {
             entries = es
         }
         for (i, e) in entries.enumerated() { index[e.name] = i }
-        // The merge paths name and convert Llama/Qwen2 tensors only: Gemma's 1 + w norms, its sandwich
-        // and q/k norms, and Phi-3's fused projections would be written under the wrong names or values.
-        if let a = config?.architecture, ![.llama, .qwen2].contains(a) {
-            throw TuneError(.invalidArgument, "\(path): merging \(a.rawValue) models is not implemented yet (llama and qwen2 only); evaluate or serve the adapter on the base instead")
+        // The merge paths name and convert Llama, Qwen2 and Gemma 3 tensors (GGUF's 1 + w Gemma norms are read
+        // as HF's w); Qwen3's q/k norms and Phi-3's fused projections would be written under wrong names.
+        if let a = config?.architecture, ![.llama, .qwen2, .gemma3].contains(a) {
+            throw TuneError(.invalidArgument, "\(path): merging \(a.rawValue) models is not implemented yet (llama, qwen2 and gemma3 only); evaluate or serve the adapter on the base instead")
         }
     }
 
@@ -81,6 +81,10 @@ public final class ModelTensors: @unchecked Sendable {
         var names = ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]
         for l in 0..<c.numLayers {
             names += ["input_layernorm", "post_attention_layernorm"].map { "model.layers.\(l).\($0).weight" }
+            if c.architecture == .gemma3 {   // post_attention_layernorm is Gemma's attention-output norm
+                names += ["pre_feedforward_layernorm", "post_feedforward_layernorm"].map { "model.layers.\(l).\($0).weight" }
+            }
+            if c.qkNorm { names += ["q_norm", "k_norm"].map { "model.layers.\(l).self_attn.\($0).weight" } }
             names += LoRATarget.allCases.map { "model.layers.\(l).\($0.module).weight" }
             if c.attentionBias { names += ["q", "k", "v"].map { "model.layers.\(l).self_attn.\($0)_proj.bias" } }
         }
@@ -112,7 +116,16 @@ public final class ModelTensors: @unchecked Sendable {
             if t.name.hasSuffix("attn_q.weight") { v = QKOrder.fromGGUF(v, rows: t.shape[1], cols: t.shape[0], heads: c.numHeads) }
             if t.name.hasSuffix("attn_k.weight") { v = QKOrder.fromGGUF(v, rows: t.shape[1], cols: t.shape[0], heads: c.numKVHeads) }
         }
+        // llama.cpp's converter stores Gemma's RMSNorm weights as 1 + w; HF (Gemma3RMSNorm) holds w.
+        if Self.isGemmaNorm(name, config) { v = v.map { $0 - 1 } }
         return v
+    }
+}
+
+extension ModelTensors {
+    /// A Gemma 3 RMSNorm weight (layer, q/k and final norms), which GGUF stores as 1 + w.
+    static func isGemmaNorm(_ hfName: String, _ config: LlamaConfig?) -> Bool {
+        config?.architecture == .gemma3 && (hfName.hasSuffix("layernorm.weight") || hfName.hasSuffix("_norm.weight") || hfName == "model.norm.weight")
     }
 }
 

@@ -72,24 +72,49 @@ extension MergePlan {
         for e in layout.entries where !entries.contains(where: { $0.name == e.name }) {
             report.notes.append("\(e.name): GGUF-only tensor left out of the HF output")
         }
-        let writer = try SafetensorsStreamWriter(
-            path: (dir as NSString).appendingPathComponent("model.safetensors"),
-            tensors: entries.map { .init(name: $0.name, shape: $0.shape, dtype: dtype) },
-            metadata: ["format": "pt", "tune_merge_method": spec.method.name])
-        let meter = ProgressMeter(task: "merge", subject: "model.safetensors", total: Double(entries.count), unit: "tensors")
-        for (i, e) in entries.enumerated() {
-            defer { if let u = meter.tick(Double(i + 1)) { measured(u) } }
-            if let merged = try mergedTensor(e.name, layout: layout) {
-                try writer.write(name: e.name, values: merged)
-                report.tensorsMerged += 1
-            } else {
-                try writer.write(name: e.name, values: try layout.floats(e.name))
-                report.tensorsCopied += 1
+        // Shards as transformers' save_pretrained makes them above max_shard_size (TUNE_HF_SHARD_BYTES, default 5·10^9).
+        let maxShard = try Self.shardBytes()
+        let shards = SafetensorsShards.plan(sizes: entries.map { $0.shape.reduce(1, *) * dtype.byteSize }, maxBytes: maxShard)
+        let meter = ProgressMeter(task: "merge", subject: shards.count == 1 ? "model.safetensors" : "\(shards.count) safetensors shards",
+                                  total: Double(entries.count), unit: "tensors")
+        var weightMap: [String: String] = [:], written = 0, totalSize = 0
+        for (s, shard) in shards.enumerated() {
+            let file = SafetensorsShards.fileName(s + 1, of: shards.count)
+            let writer = try SafetensorsStreamWriter(
+                path: (dir as NSString).appendingPathComponent(file),
+                tensors: shard.map { .init(name: entries[$0].name, shape: entries[$0].shape, dtype: dtype) },
+                metadata: ["format": "pt", "tune_merge_method": spec.method.name])
+            for i in shard {
+                let e = entries[i]
+                defer {
+                    written += 1
+                    if let u = meter.tick(Double(written)) { measured(u) }
+                }
+                if let merged = try mergedTensor(e.name, layout: layout) {
+                    try writer.write(name: e.name, values: merged)
+                    report.tensorsMerged += 1
+                } else {
+                    try writer.write(name: e.name, values: try layout.floats(e.name))
+                    report.tensorsCopied += 1
+                }
+                weightMap[e.name] = file
+                totalSize += e.shape.reduce(1, *) * dtype.byteSize
+                if written % 32 == 0 { progress("\(written + 1)/\(entries.count) \(e.name)") }
             }
-            if i % 32 == 0 { progress("\(i + 1)/\(entries.count) \(e.name)") }
+            try writer.finish()
         }
-        try writer.finish()
-        if let c = config {
+        if shards.count > 1 {
+            let index = (dir as NSString).appendingPathComponent("model.safetensors.index.json")
+            do { try SafetensorsShards.indexJSON(totalSize: totalSize, weightMap: weightMap).write(to: URL(fileURLWithPath: index), options: .atomic) } catch {
+                throw TuneError(.io, "\(index): cannot write (\(error.localizedDescription))")
+            }
+            report.notes.append("\(shards.count) safetensors shards of at most \(maxShard) bytes (model.safetensors.index.json)")
+        }
+        if var c = config {
+            // A GGUF that carries its own output.weight (Qwen2.5's, quantized apart from token_embd) computes with it:
+            // the directory says the head is its own, or transformers (which unties differing values) and tune (which
+            // honours tie_word_embeddings) would score it with different heads.
+            if entries.contains(where: { $0.name == "lm_head.weight" }) { c.tiedEmbeddings = false }
             try HFModelDirectory.writeConfig(c, to: dir)
         }
         // Tokenizer and generation files of an HF base travel along unchanged.
@@ -118,11 +143,23 @@ extension MergePlan {
         return report
     }
 
+    /// The most bytes of tensor data in one safetensors shard: `TUNE_HF_SHARD_BYTES`, else transformers' 5·10^9.
+    static func shardBytes(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int {
+        guard let raw = environment["TUNE_HF_SHARD_BYTES"], !raw.isEmpty else { return SafetensorsShards.defaultMaxBytes }
+        guard let n = Int(raw), n > 0 else {
+            throw TuneError(.invalidArgument, "TUNE_HF_SHARD_BYTES '\(raw)' is not a positive number of bytes")
+        }
+        return n
+    }
+
     // MARK: - GGUF
 
     mutating func writeGGUF(to dir: String, progress: (String) -> Void,
                             measured: (ProgressUpdate) -> Void = { _ in }) throws -> MergeReport {
         let layout = try self.layout
+        if layout.config?.architecture == .gemma3 {
+            throw TuneError(.invalidArgument, "merge: GGUF output of a gemma3 merge is not implemented (its norms are stored as 1 + w); use format safetensors")
+        }
         guard let g = layout.gguf, let c = layout.config else {
             throw TuneError(.invalidArgument, "merge: GGUF output needs a GGUF base model (its metadata and tokenizer are copied); \(layout.path) is \(layout.format.rawValue) — use format safetensors")
         }

@@ -10,7 +10,7 @@ struct TokenizeCommand: ParsableCommand {
     @Argument(help: "A .gguf file or an HF model directory.") var model: String
     @Argument(help: "Text to tokenize (or use --file).") var text: String?
     @Option(help: "Read the text from a UTF-8 file.") var file: String?
-    @Option(name: .customLong("write-hf"), help: "Write the model's Hugging Face tokenizer files (tokenizer.json, tokenizer_config.json with the chat template, special_tokens_map.json, generation_config.json) into this directory instead; GGUF models with a byte-level BPE tokenizer.")
+    @Option(name: .customLong("write-hf"), help: "Write the model's Hugging Face tokenizer files (tokenizer.json, tokenizer_config.json with the chat template, special_tokens_map.json, generation_config.json) into this directory instead; GGUF models with a byte-level BPE tokenizer or a SentencePiece one without a space prefix (Gemma 3).")
     var writeHF: String?
     @OptionGroup var input: TextInput
     @OptionGroup var global: GlobalOptions
