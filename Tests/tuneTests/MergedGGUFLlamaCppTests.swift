@@ -16,14 +16,15 @@
 //              checked to load and run, |Δ| < 4e-2 — quantization noise of llama.cpp's kernels, not of the file
 //              (measured up to 0.028 for both; the control, > 4e-2 on every text, keeps the check able to fail).
 //
-// Positions and token ids as in ExportAdapterGGUFTests (LlamaPerplexitySupport.swift). gemma3 is not here: tune merge
-// refuses it (merging is implemented for llama and qwen2).
+// Positions and token ids as in ExportAdapterGGUFTests (LlamaPerplexitySupport.swift). Gemma-3-270M too (when fetched):
+// its GGUF stores RMSNorm weights as 1 + w, which tune reads as HF's w and writes back with the 1 for a GGUF output.
 import Engine
 import Foundation
 import Testing
 import TuneKit
 
 private let qwenCoderPath = packageRoot.appendingPathComponent("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf").path
+private let gemmaPath = packageRoot.appendingPathComponent("models/gemma-3-270m-q4_k_m.gguf").path
 private let llamaCppReady = llamaPerplexityTool != nil || requireLlamaCpp
 
 /// The bound on |tune − llama.cpp| mean log-likelihood for a merged GGUF of `dtype` (see the file header).
@@ -81,5 +82,11 @@ private func checkMerges(_ model: String, label: String, bScale: Float, seed: UI
                    "needs models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf (scripts/setup --model qwen2.5-coder-0.5b) and llama-perplexity"))
     func qwen25CoderMergesReadAlikeInLlamaCpp() throws {
         try checkMerges(qwenCoderPath, label: "Qwen2.5-Coder-0.5B (f32 copy of the Q4_K_M file)", bScale: 0.05, seed: 41, dtypes: ["f32"])
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: gemmaPath) && llamaCppReady,
+                   "needs models/gemma-3-270m-q4_k_m.gguf (scripts/setup --model gemma-3-270m) and llama-perplexity"))
+    func gemma3MergesReadAlikeInLlamaCpp() throws {
+        try checkMerges(gemmaPath, label: "Gemma-3-270M (f32 copy of the Q4_K_M file)", bScale: 0.08, seed: 51, dtypes: ["f32"])
     }
 }

@@ -157,9 +157,6 @@ extension MergePlan {
     mutating func writeGGUF(to dir: String, progress: (String) -> Void,
                             measured: (ProgressUpdate) -> Void = { _ in }) throws -> MergeReport {
         let layout = try self.layout
-        if layout.config?.architecture == .gemma3 {
-            throw TuneError(.invalidArgument, "merge: GGUF output of a gemma3 merge is not implemented (its norms are stored as 1 + w); use format safetensors")
-        }
         guard let g = layout.gguf, let c = layout.config else {
             throw TuneError(.invalidArgument, "merge: GGUF output needs a GGUF base model (its metadata and tokenizer are copied); \(layout.path) is \(layout.format.rawValue) — use format safetensors")
         }
@@ -193,13 +190,8 @@ extension MergePlan {
         for (i, e) in layout.entries.enumerated() {
             defer { if let u = meter.tick(Double(i + 1)) { measured(u) } }
             let info = layout.ggufInfo(e.name)!
-            if changed.contains(e.name), var merged = try mergedTensor(e.name, layout: layout) {
-                if info.shape.count == 2, c.architecture.ggufPermutesQK {   // qwen2 GGUFs keep HF Q/K order
-                    let rows = info.shape[1], cols = info.shape[0]
-                    if info.name.hasSuffix("attn_q.weight") { merged = QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numHeads) }
-                    if info.name.hasSuffix("attn_k.weight") { merged = QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numKVHeads) }
-                }
-                try writer.write(name: info.name, values: merged)
+            if changed.contains(e.name), let merged = try mergedTensor(e.name, layout: layout) {
+                try writer.write(name: info.name, values: Self.ggufValues(merged, hfName: e.name, info: info, config: c))
                 report.tensorsMerged += 1
             } else if changed.contains(e.name) {
                 // Declared as changed but no input touched it: the base values, re-encoded in the declared type.
@@ -215,6 +207,17 @@ extension MergePlan {
         try writer.finish()
         report.keptFraction = keptFractions
         return report
+    }
+
+    /// A merged tensor (HF layout and values) as GGUF stores it: llama's Q/K rows permuted for interleaved RoPE
+    /// (qwen2/gemma3 GGUFs keep HF order), Gemma's RMSNorm weights as 1 + w (llama.cpp's converter adds the 1).
+    static func ggufValues(_ merged: [Float], hfName: String, info: GGUFTensorInfo, config c: LlamaConfig) -> [Float] {
+        if ModelTensors.isGemmaNorm(hfName, c) { return merged.map { $0 + 1 } }
+        guard info.shape.count == 2, c.architecture.ggufPermutesQK else { return merged }
+        let rows = info.shape[1], cols = info.shape[0]
+        if info.name.hasSuffix("attn_q.weight") { return QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numHeads) }
+        if info.name.hasSuffix("attn_k.weight") { return QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numKVHeads) }
+        return merged
     }
 
     /// general.name of the output: the base's, marked as a merge unless nothing was merged (a conversion).
@@ -275,13 +278,8 @@ extension MergePlan {
             let type = mix.types[name]!
             if changed.contains(entry) {
                 var values: [Float]
-                if var merged = try mergedTensor(entry, layout: layout) {
-                    if info.shape.count == 2, c.architecture.ggufPermutesQK {   // qwen2 GGUFs keep HF Q/K order
-                        let rows = info.shape[1], cols = info.shape[0]
-                        if name.hasSuffix("attn_q.weight") { merged = QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numHeads) }
-                        if name.hasSuffix("attn_k.weight") { merged = QKOrder.toGGUF(merged, rows: rows, cols: cols, heads: c.numKVHeads) }
-                    }
-                    values = merged
+                if let merged = try mergedTensor(entry, layout: layout) {
+                    values = Self.ggufValues(merged, hfName: entry, info: info, config: c)
                     report.tensorsMerged += 1
                 } else {
                     values = try g.dequantize(info)
