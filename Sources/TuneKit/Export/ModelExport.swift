@@ -170,6 +170,8 @@ public enum ModelExport {
         let req: Request
         let stage: String
         var result: Result
+        /// Notes of the merges/conversions this export ran (why an HF directory has no tokenizer files, …).
+        var mergeNotes: [String] = []
 
         init(req: Request, stage: String) {
             self.req = req
@@ -293,34 +295,34 @@ public enum ModelExport {
         }
 
         /// The adapter merged into the base (linear, weight 1): a GGUF or an HF directory at `dir`.
-        func merge(base: String, adapter: String, to dir: String, gguf: Bool) throws {
+        mutating func merge(base: String, adapter: String, to dir: String, gguf: Bool) throws {
             guard let linear = MergeMethods.named("linear") else { throw TuneError(.internal, "merge method linear missing") }
             var s = MergeSpec(method: linear, base: base, inputs: [.init(path: adapter)])
             s.output = .model
             s.format = gguf ? .gguf : .safetensors
             s.dtype = gguf ? req.dtype : dtypeHF
             if gguf, !base.hasSuffix(".gguf") { throw needsGGUF("the base \(base) is an HF directory") }
-            _ = try MergeJob.run(s, outputDirectory: dir, overwrite: true)
+            mergeNotes += try MergeJob.run(s, outputDirectory: dir, overwrite: true).notes
         }
 
         /// A model re-written without change of weights: GGUF → HF directory, or a GGUF requantized.
-        func convert(_ model: String, to dir: String, gguf: Bool, dtype: String? = nil) throws {
+        mutating func convert(_ model: String, to dir: String, gguf: Bool, dtype: String? = nil) throws {
             guard let linear = MergeMethods.named("linear") else { throw TuneError(.internal, "merge method linear missing") }
             var s = MergeSpec(method: linear, base: model, inputs: [])
             s.output = .model
             s.format = gguf ? .gguf : .safetensors
             s.dtype = gguf ? dtype : dtype.map { ["f32": "float32", "f16": "float16", "bf16": "bfloat16"][$0] ?? $0 }
-            _ = try MergeJob.run(s, outputDirectory: dir, overwrite: true)
+            mergeNotes += try MergeJob.run(s, outputDirectory: dir, overwrite: true).notes
         }
 
-        /// An HF directory that transformers/vLLM cannot tokenize for is refused, not written.
+        /// An HF directory that transformers/vLLM cannot tokenize for (no tokenizer.json, nor a SentencePiece
+        /// tokenizer.model) is refused, not written; the merge's note says why tune could not write one.
         func requireTokenizer(_ dir: String) throws {
-            guard FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("tokenizer.json")) else {
-                let why = (try? String(contentsOfFile: (dir as NSString).appendingPathComponent("tune_merge.json"), encoding: .utf8))
-                    .flatMap { $0.range(of: "no tokenizer files: ") != nil ? "tune cannot write its tokenizer.json (see tune_merge.json notes)" : nil }
-                throw TuneError(.invalidArgument, "\(req.target.rawValue) export of \(req.subject.path): the HF directory would have no tokenizer.json, "
-                                + "so \(req.target == .vllm ? "vLLM" : "transformers") could not load it\(why.map { " — \($0)" } ?? "")")
-            }
+            let fm = FileManager.default
+            guard !["tokenizer.json", "tokenizer.model"].contains(where: { fm.fileExists(atPath: (dir as NSString).appendingPathComponent($0)) }) else { return }
+            let why = mergeNotes.first { $0.contains("no tokenizer files") }
+            throw TuneError(.invalidArgument, "\(req.target.rawValue) export of \(req.subject.path): the HF directory would have no tokenizer.json, "
+                            + "so \(req.target == .vllm ? "vLLM" : "transformers") could not load it\(why.map { " (\($0))" } ?? "")")
         }
 
         mutating func writeModelfile(from: String, adapter: String?, tokenizerOf gguf: String) throws {
