@@ -238,7 +238,7 @@ public enum ModelExport {
                     baseDir = absolute(base)
                     result.notes.append("the base is served from \(baseDir) (not copied)")
                 } else {
-                    try convert(base, to: staged("base"), gguf: false, dtype: req.dtype)
+                    try convert(base, to: staged("base"), gguf: false)
                     try requireTokenizer(staged("base"))
                     baseDir = final("base")
                     result.notes.append("base/: \(base) as an HF directory (\(dtypeHF ?? "float32"))")
@@ -259,7 +259,7 @@ public enum ModelExport {
                 let dest = staged("model.gguf")
                 if let d = req.dtype {
                     let tmp = staged(".requant")
-                    try convert(path, to: tmp, gguf: true, dtype: d)
+                    try convert(path, to: tmp, gguf: true)
                     try AtomicFile.rename(Stages.Merge.modelPath(in: tmp), to: dest)
                     try? FileManager.default.removeItem(atPath: tmp)
                     result.notes.append("model.gguf: \(path) requantized to \(d)")
@@ -269,7 +269,7 @@ public enum ModelExport {
                 }
                 try finishGGUF()
             case .hf, .vllm:
-                if isGGUF || req.dtype != nil { try convert(path, to: stage, gguf: false, dtype: req.dtype) } else { try copyDirectory(path, to: stage) }
+                if isGGUF || req.dtype != nil { try convert(path, to: stage, gguf: false) } else { try copyDirectory(path, to: stage) }
                 try finishHF()
             }
         }
@@ -296,22 +296,23 @@ public enum ModelExport {
 
         /// The adapter merged into the base (linear, weight 1): a GGUF or an HF directory at `dir`.
         mutating func merge(base: String, adapter: String, to dir: String, gguf: Bool) throws {
+            if gguf, !base.hasSuffix(".gguf") { throw needsGGUF("the base \(base) is an HF directory") }
+            try runMerge(base: base, inputs: [.init(path: adapter)], to: dir, gguf: gguf)
+        }
+
+        /// A model re-written without change of weights (a merge with no inputs): GGUF → HF directory, or a GGUF
+        /// requantized to `--dtype`.
+        mutating func convert(_ model: String, to dir: String, gguf: Bool) throws {
+            try runMerge(base: model, inputs: [], to: dir, gguf: gguf)
+        }
+
+        /// One linear merge into `dir`, typed by `--dtype` (GGUF names as given, HF names mapped); its notes kept.
+        mutating func runMerge(base: String, inputs: [MergeSpec.Input], to dir: String, gguf: Bool) throws {
             guard let linear = MergeMethods.named("linear") else { throw TuneError(.internal, "merge method linear missing") }
-            var s = MergeSpec(method: linear, base: base, inputs: [.init(path: adapter)])
+            var s = MergeSpec(method: linear, base: base, inputs: inputs)
             s.output = .model
             s.format = gguf ? .gguf : .safetensors
             s.dtype = gguf ? req.dtype : dtypeHF
-            if gguf, !base.hasSuffix(".gguf") { throw needsGGUF("the base \(base) is an HF directory") }
-            mergeNotes += try MergeJob.run(s, outputDirectory: dir, overwrite: true).notes
-        }
-
-        /// A model re-written without change of weights: GGUF → HF directory, or a GGUF requantized.
-        mutating func convert(_ model: String, to dir: String, gguf: Bool, dtype: String? = nil) throws {
-            guard let linear = MergeMethods.named("linear") else { throw TuneError(.internal, "merge method linear missing") }
-            var s = MergeSpec(method: linear, base: model, inputs: [])
-            s.output = .model
-            s.format = gguf ? .gguf : .safetensors
-            s.dtype = gguf ? dtype : dtype.map { ["f32": "float32", "f16": "float16", "bf16": "bfloat16"][$0] ?? $0 }
             mergeNotes += try MergeJob.run(s, outputDirectory: dir, overwrite: true).notes
         }
 
