@@ -15,7 +15,9 @@
  *
  * Small T (<= CK_GEMV_MAX_T) with Q4_0/Q4_1/Q8_0/Q5_0/Q4_K/Q5_K/Q6_K weights goes to the fused kernels of
  * gemv_q.c instead (no dequantized tile buffer). T = 1 with those weights goes to the int8 path of
- * gemv_q8.c only while the calling thread has opted in (ck_set_fast_decode); never by default.
+ * gemv_q8.c only while the calling thread has opted in (ck_set_fast_decode); never by default. While
+ * it has, what would reach the tile stage runs with bf16 products (gemm_bf16.c) where
+ * ck_fast_gemm_bf16 says that is faster: the fast path's prefill and batched decode steps.
  *
  * Reproducibility: every output of the small-T AVX2 dot path is one 8-lane accumulator over K,
  * ck_hsum8, then a scalar fmaf tail; every output of the tile path is one fmaf chain over K in increasing order
@@ -24,6 +26,7 @@
  */
 #include "ck_internal.h"
 #include "ck_quant.h"
+#include "ck_train.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,7 +214,9 @@ static int gemv_disabled(void) {
     return v;
 }
 
-int ck_matmul_forward_is_tiled(int wtype, int64_t T, int64_t K, int64_t N) {
+/* 1 when ck_matmul_forward reaches its tile stage for these shapes (not int8, fused small-T, small-N
+ * or reference); there the fast path takes bf16 products instead when ck_fast_gemm_bf16 says so. */
+static int tile_stage(int wtype, int64_t T, int64_t K, int64_t N) {
 #if CK_X86
     if (!ck_use_simd() || T < 1 || N < 1 || K <= 0 || !ck_type_can_dequantize(wtype)) return 0;
     if (T == 1 && ck_get_fast_decode() && ck_gemv_q8_supported(wtype, K)) return 0;
@@ -222,6 +227,16 @@ int ck_matmul_forward_is_tiled(int wtype, int64_t T, int64_t K, int64_t N) {
     (void)wtype; (void)T; (void)K; (void)N;
     return 0;
 #endif
+}
+
+static int fast_bf16_now(void) { return ck_get_fast_decode() && ck_fast_gemm_bf16(); }
+
+int ck_matmul_forward_is_tiled(int wtype, int64_t T, int64_t K, int64_t N) {
+    return tile_stage(wtype, T, K, N) && !fast_bf16_now();
+}
+
+int ck_matmul_forward_is_bf16(int wtype, int64_t T, int64_t K, int64_t N) {
+    return tile_stage(wtype, T, K, N) && fast_bf16_now();
 }
 
 int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
@@ -245,6 +260,7 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
         ck_parallel_for((N + TILE_N - 1) / TILE_N, mm_task, &c);
         return c.failed ? -1 : 0;
     }
+    if (fast_bf16_now()) return ck_matmul_forward_bf16(out, inp, w, wtype, bias, T, K, N); // opt-in: gemm_bf16.c
     {
         const int64_t tiles = (N + TILE_N512 - 1) / TILE_N512, want = 4 * (int64_t)ck_get_threads();
         if (tiles < want && T >= 96) { // few weight tiles for many threads: also split the rows of inp

@@ -172,6 +172,7 @@ typedef struct {
     float *out;
     const uint32_t *a; // activations as pairs [T][P]
     const char *w;
+    const uint32_t *packed; // forward: W already packed as pair panels [tiles][P][32], or NULL
     const float *bias;
     int wtype, accumulate;
     int64_t T, K, N, rb, P;
@@ -180,7 +181,32 @@ typedef struct {
     _Atomic int failed;
 } gb_ctx;
 
-/* Forward task: 32 weight rows packed as pairs [P][32] (P = ceil(K/2)), times the task's rows. */
+/* Packs weight rows n0 .. n0+nn-1 as pairs [P][32] (P = ceil(K/2)); columns >= nn are zero.
+ * `tmp` holds K + 2 floats. 0, or -1 when a row cannot be dequantized. */
+CK_BF16 static int pack_tile_b(uint32_t *panel, const char *w, int wtype, int64_t rb, int64_t K, int64_t n0, int nn,
+                               float *tmp) {
+    const int64_t P = (K + 1) / 2;
+    for (int j = 0; j < TILE_NB; j++) {
+        if (j >= nn) {
+            for (int64_t p = 0; p < P; p++) panel[p * TILE_NB + j] = 0;
+            continue;
+        }
+        const char *src = w + (n0 + j) * rb;
+        if (wtype == CK_TYPE_BF16 && K % 2 == 0) {
+            const uint32_t *s = (const uint32_t *)src; // already pairs (bf16 little-endian)
+            for (int64_t p = 0; p < P; p++) panel[p * TILE_NB + j] = s[p];
+        } else {
+            if (ck_dequantize_row(wtype, src, tmp, K) != 0) return -1;
+            uint32_t *row = (uint32_t *)tmp; // pairs written over the floats they came from (p <= 2p)
+            to_pairs(row, tmp, K, 1, K);
+            for (int64_t p = 0; p < P; p++) panel[p * TILE_NB + j] = row[p];
+        }
+    }
+    return 0;
+}
+
+/* Forward task: a tile of 32 weight rows as pairs [P][32] (packed here, or taken from c->packed),
+ * times the task's rows. */
 CK_BF16 static void fwd_task(void *vctx, int64_t task) {
     gb_ctx *c = vctx;
     const int64_t K = c->K, N = c->N, P = c->P, tile = task / c->t_blocks;
@@ -188,26 +214,49 @@ CK_BF16 static void fwd_task(void *vctx, int64_t task) {
     const int64_t T = t_begin + c->t_block < c->T ? t_begin + c->t_block : c->T;
     const int64_t n0 = tile * TILE_NB;
     const int nn = (int)(N - n0 < TILE_NB ? N - n0 : TILE_NB);
-    float *buf = ck_scratch((size_t)(TILE_NB * P + K + 2));
-    if (!buf) { c->failed = 1; return; }
-    uint32_t *panel = (uint32_t *)buf;
-    float *tmp = buf + TILE_NB * P;
-    for (int j = 0; j < nn; j++) {
-        const char *src = c->w + (n0 + j) * c->rb;
-        if (c->wtype == CK_TYPE_BF16 && K % 2 == 0) {
-            const uint32_t *s = (const uint32_t *)src; // already pairs (bf16 little-endian)
-            for (int64_t p = 0; p < P; p++) panel[p * TILE_NB + j] = s[p];
-        } else {
-            if (ck_dequantize_row(c->wtype, src, tmp, K) != 0) { c->failed = 1; return; }
-            uint32_t *row = (uint32_t *)tmp; // pairs written over the floats they came from (p <= 2p)
-            to_pairs(row, tmp, K, 1, K);
-            for (int64_t p = 0; p < P; p++) panel[p * TILE_NB + j] = row[p];
+    const uint32_t *panel = c->packed ? c->packed + tile * TILE_NB * P : NULL;
+    if (!panel) {
+        float *buf = ck_scratch((size_t)(TILE_NB * P + K + 2));
+        if (!buf || pack_tile_b((uint32_t *)buf, c->w, c->wtype, c->rb, K, n0, nn, buf + TILE_NB * P) != 0) {
+            c->failed = 1;
+            return;
         }
+        panel = (const uint32_t *)buf;
     }
     tile_gemm_b(c->out + t_begin * N + n0, N, c->a + t_begin * P, P, panel, TILE_NB, P, T - t_begin, nn, 0);
     if (c->bias)
         for (int64_t t = t_begin; t < T; t++)
             for (int j = 0; j < nn; j++) c->out[t * N + n0 + j] += c->bias[n0 + j];
+}
+
+/* Packing task for ck_matmul_pack_bf16: one tile. */
+CK_BF16 static void pack_task_b(void *vctx, int64_t tile) {
+    gb_ctx *c = vctx;
+    const int64_t n0 = tile * TILE_NB;
+    const int nn = (int)(c->N - n0 < TILE_NB ? c->N - n0 : TILE_NB);
+    float *tmp = ck_scratch((size_t)(c->K + 2));
+    if (!tmp || pack_tile_b((uint32_t *)c->packed + tile * TILE_NB * c->P, c->w, c->wtype, c->rb, c->K, n0, nn, tmp) != 0)
+        c->failed = 1;
+}
+
+/* Rounds inp to pairs and runs fwd_task over every (tile, row block): c has w or packed set. */
+static int forward_b(gb_ctx *c, const float *inp) {
+    uint32_t *a = malloc((size_t)(c->T * c->P) * sizeof(uint32_t));
+    if (!a) return -1;
+    to_pairs(a, inp, c->K, c->T, c->K);
+    c->a = a;
+    c->t_block = c->T;
+    c->t_blocks = 1;
+    const int64_t tiles = (c->N + TILE_NB - 1) / TILE_NB, want = 4 * (int64_t)ck_get_threads();
+    if (tiles < want && c->T >= 96) {
+        int64_t tb = (c->T * tiles + want - 1) / want;
+        tb = tb < 48 ? 48 : (tb + 11) / 12 * 12;
+        c->t_block = tb;
+        c->t_blocks = (c->T + tb - 1) / tb;
+    }
+    ck_parallel_for(tiles * c->t_blocks, fwd_task, c);
+    free(a);
+    return c->failed ? -1 : 0;
 }
 
 /* Backward-input task: dinp tile (t block × kc columns); W walked in panels of BNB rows,
@@ -271,6 +320,23 @@ int ck_bf16_products_available(void) {
 #endif
 }
 
+/* TUNE_FAST_GEMM=bf16|f32 (read once) picks the fast path's GEMM; by default bf16 products where
+ * they are available on an AMD CPU (Zen 4: VDPBF16PS at twice the f32 FMA rate) and f32 elsewhere
+ * (the Intel Xeons this runs on issue VDPBF16PS no faster than FMA, so it would only add rounding). */
+int ck_fast_gemm_bf16(void) {
+#if CK_X86
+    static _Atomic int v = -1;
+    if (v < 0) {
+        const char *e = getenv("TUNE_FAST_GEMM");
+        __builtin_cpu_init();
+        v = e && !strcmp(e, "bf16") ? 1 : e && !strcmp(e, "f32") ? 0 : __builtin_cpu_is("amd") ? 1 : 0;
+    }
+    return v && ck_bf16_products_available();
+#else
+    return 0;
+#endif
+}
+
 int ck_matmul_forward_bf16(float *out, const float *inp, const void *w, int wtype,
                            const float *bias, int64_t T, int64_t K, int64_t N) {
 #if CK_X86
@@ -278,22 +344,8 @@ int ck_matmul_forward_bf16(float *out, const float *inp, const void *w, int wtyp
     const int64_t rb = ck_type_row_bytes(wtype, K);
     if (T < 0 || N < 0 || K <= 0 || rb == 0 || !ck_type_can_dequantize(wtype)) return -1;
     if (T == 0 || N == 0) return 0;
-    const int64_t P = (K + 1) / 2;
-    uint32_t *a = malloc((size_t)(T * P) * sizeof(uint32_t));
-    if (!a) return -1;
-    to_pairs(a, inp, K, T, K);
-    gb_ctx c = {.out = out, .a = a, .w = w, .bias = bias, .wtype = wtype, .T = T, .K = K, .N = N, .rb = rb, .P = P,
-                .t_block = T, .t_blocks = 1};
-    const int64_t tiles = (N + TILE_NB - 1) / TILE_NB, want = 4 * (int64_t)ck_get_threads();
-    if (tiles < want && T >= 96) {
-        int64_t tb = (T * tiles + want - 1) / want;
-        tb = tb < 48 ? 48 : (tb + 11) / 12 * 12;
-        c.t_block = tb;
-        c.t_blocks = (T + tb - 1) / tb;
-    }
-    ck_parallel_for(tiles * c.t_blocks, fwd_task, &c);
-    free(a);
-    return c.failed ? -1 : 0;
+    gb_ctx c = {.out = out, .w = w, .bias = bias, .wtype = wtype, .T = T, .K = K, .N = N, .rb = rb, .P = (K + 1) / 2};
+    return forward_b(&c, inp);
 #else
     return ck_matmul_forward(out, inp, w, wtype, bias, T, K, N);
 #endif
@@ -325,5 +377,40 @@ int ck_matmul_backward_input_bf16(float *dinp, const float *dout, const void *w,
     return c.failed ? -1 : 0;
 #else
     return ck_matmul_backward_input(dinp, dout, w, wtype, T, K, N, accumulate);
+#endif
+}
+
+// ---- packed bf16 panels (fast inference) ---------------------------------------------------
+// For one W used by many forward calls: dequantized, rounded and stored once in the panels the
+// forward task would build ([tiles][P][32] pairs, zero past N), so a call only rounds its
+// activations. Same panels, same micro-kernel: bit-identical to ck_matmul_forward_bf16.
+
+int64_t ck_matmul_packed_bf16_size(int64_t K, int64_t N) {
+    return K <= 0 || N < 0 ? 0 : (N + TILE_NB - 1) / TILE_NB * TILE_NB * ((K + 1) / 2);
+}
+
+int ck_matmul_pack_bf16(uint32_t *packed, const void *w, int wtype, int64_t K, int64_t N) {
+#if CK_X86
+    const int64_t rb = ck_type_row_bytes(wtype, K);
+    if (!ck_bf16_products_available() || N < 0 || K <= 0 || rb == 0 || !ck_type_can_dequantize(wtype)) return -1;
+    gb_ctx c = {.packed = packed, .w = w, .wtype = wtype, .K = K, .N = N, .rb = rb, .P = (K + 1) / 2};
+    ck_parallel_for((N + TILE_NB - 1) / TILE_NB, pack_task_b, &c);
+    return c.failed ? -1 : 0;
+#else
+    (void)packed; (void)w; (void)wtype; (void)K; (void)N;
+    return -1;
+#endif
+}
+
+int ck_matmul_forward_packed_bf16(float *out, const float *inp, const uint32_t *packed, const float *bias,
+                                  int64_t T, int64_t K, int64_t N) {
+#if CK_X86
+    if (!ck_bf16_products_available() || T < 0 || N < 0 || K <= 0) return -1;
+    if (T == 0 || N == 0) return 0;
+    gb_ctx c = {.out = out, .packed = packed, .bias = bias, .T = T, .K = K, .N = N, .P = (K + 1) / 2};
+    return forward_b(&c, inp);
+#else
+    (void)out; (void)inp; (void)packed; (void)bias; (void)T; (void)K; (void)N;
+    return -1;
 #endif
 }

@@ -40,6 +40,14 @@ public struct ServeConfig: Sendable {
     /// With batching: bytes of weights each served model may keep packed as f32 tile-GEMM panels, so a
     /// batched step does not dequantize and pack them on every call (the same results; 0: never).
     public var packedWeightBytes = 1 << 30
+    /// With batching: finished chat sequences whose KV caches each model's batcher keeps, so a request
+    /// that begins like one of them (the template's system turn, a conversation's earlier turns) copies
+    /// those rows instead of recomputing them (automatic prefix caching; 0: only live sequences).
+    public var prefixCache = 16
+    /// Chat completions on the exact float32 path (as `tune score`) instead of the fast one (int8 decode
+    /// steps, bf16-product prefill and batched steps where the CPU gains from it; docs/PERFORMANCE.md has
+    /// the drift). Legacy completions (`/v1/completions`, log-probs for lm-eval) are always exact.
+    public var exact = false
     /// Most tokens a chat completion may generate when the request does not say.
     public var defaultMaxTokens = 256
     /// Fine-tuned adapters kept loaded for chat (least recently used evicted).
@@ -84,6 +92,7 @@ public struct ServeConfig: Sendable {
         }
         guard checkpointEvery >= 1 else { throw TuneError(.invalidArgument, "--checkpoint-every must be >= 1, got \(checkpointEvery)") }
         guard packedWeightBytes >= 0 else { throw TuneError(.invalidArgument, "--packed-weights-mb must be >= 0") }
+        guard prefixCache >= 0 else { throw TuneError(.invalidArgument, "--prefix-cache must be >= 0, got \(prefixCache)") }
         guard batchSize >= 0 else { throw TuneError(.invalidArgument, "--batch must be >= 0, got \(batchSize)") }
         guard parallelGenerations >= 1 else { throw TuneError(.invalidArgument, "--parallel must be >= 1, got \(parallelGenerations)") }
         if !routers.isEmpty, registryPath == nil {

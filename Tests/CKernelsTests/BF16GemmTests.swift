@@ -47,4 +47,51 @@ import Testing
             expectThreadInvariant("bf16 backward input " + what) { bwd(ck_matmul_backward_input_bf16) }
         }
     }
+
+    /// Packed bf16 panels give ck_matmul_forward_bf16's bits (same panels, same micro-kernel); on the fast
+    /// path ck_matmul_forward routes tile-stage shapes there exactly when ck_fast_gemm_bf16 says so, and
+    /// leaves the fused small-T rows exact; with the switch off nothing changes.
+    @Test("packed bf16 panels and the fast path's routing", arguments: weightTypes.map(\.name))
+    func packedAndFastRouting(typeName: String) {
+        let type = weightTypes.first { $0.name == typeName }!.id
+        let bs = Int(ck_type_block_size(type))
+        var rng = RNG(0x5eed + UInt64(type))
+        for (T, K, N) in Self.shapes + [(16, 256, 70), (3, 256, 40)] where K % bs == 0 {
+            let x = rng.floats(T * K), w = randomWeights(type: type, N: N, K: K, rng: &rng)
+            let bias: [Float]? = N % 2 == 0 ? rng.floats(N) : nil
+            let what = "\(typeName) T=\(T) K=\(K) N=\(N)"
+            func run(fast: Bool, _ f: (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafeRawPointer?, Int32, UnsafePointer<Float>?, Int64, Int64, Int64) -> Int32) -> [Float] {
+                var out = [Float](repeating: .nan, count: T * N)
+                ck_set_fast_decode(fast ? 1 : 0)
+                defer { ck_set_fast_decode(0) }
+                let rc = w.withUnsafeBytes { wp in f(&out, x, wp.baseAddress, type, bias, Int64(T), Int64(K), Int64(N)) }
+                #expect(rc == 0, "\(what)")
+                return out
+            }
+            let exact = run(fast: false, ck_matmul_forward), bf16 = run(fast: false, ck_matmul_forward_bf16)
+            var packed = [UInt32](repeating: 0xffff_ffff, count: Int(ck_matmul_packed_bf16_size(Int64(K), Int64(N))))
+            let prc = w.withUnsafeBytes { ck_matmul_pack_bf16(&packed, $0.baseAddress, type, Int64(K), Int64(N)) }
+            if ck_bf16_products_available() != 0 {
+                #expect(prc == 0, "\(what)")
+                var out = [Float](repeating: .nan, count: T * N)
+                #expect(ck_matmul_forward_packed_bf16(&out, x, packed, bias, Int64(T), Int64(K), Int64(N)) == 0)
+                #expect(out == bf16, "packed bf16 vs per-call bf16 \(what)")
+            } else {
+                #expect(prc == -1, "no bf16 products on this CPU: packing must refuse (\(what))")
+            }
+            ck_set_fast_decode(1)
+            let tiled = ck_matmul_forward_is_tiled(type, Int64(T), Int64(K), Int64(N)), viaBF16 = ck_matmul_forward_is_bf16(type, Int64(T), Int64(K), Int64(N))
+            ck_set_fast_decode(0)
+            #expect(tiled + viaBF16 <= 1, "\(what): one path at a time")
+            #expect(ck_matmul_forward_is_bf16(type, Int64(T), Int64(K), Int64(N)) == 0, "\(what): bf16 only on the fast path")
+            let fast = run(fast: true, ck_matmul_forward)
+            if viaBF16 == 1 {
+                #expect(ck_fast_gemm_bf16() != 0)
+                #expect(fast == bf16, "fast path takes the bf16 GEMM \(what)")
+            } else if T > 1 {
+                #expect(fast == exact, "fast path stays exact where it does not take bf16 \(what)")
+            }
+            #expect(run(fast: false, ck_matmul_forward) == exact, "switch off again \(what)")
+        }
+    }
 }

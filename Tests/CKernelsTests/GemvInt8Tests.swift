@@ -172,14 +172,14 @@ private let refKernel = Int32(CK_Q8_KERNEL_REF.rawValue)
         #expect(ck_get_fast_decode() == 0, "off by default")
         let exact = matmul(ref: false, x: x, w: w, type: type, bias: bias, T: 1, K: K, N: N)
         let int8 = gemvQ8(kernel: Int32(ck_gemv_q8_kernel()), x: x, w: w, type: type, bias: bias, K: K, N: N)
-        let routed = Kernels.withFastDecode {
+        let routed = Kernels.withFastInference {
             #expect(ck_get_fast_decode() == 1)
             // another thread does not see this thread's switch
             let other = fastDecodeOnAnotherThread()
             #expect(other == 0, "the switch is per thread")
             return matmul(ref: false, x: x, w: w, type: type, bias: bias, T: 1, K: K, N: N)
         }
-        #expect(ck_get_fast_decode() == 0, "withFastDecode restores the previous value")
+        #expect(ck_get_fast_decode() == 0, "withFastInference restores the previous value")
         expectIdentical(routed.out, int8.out, "switch on: T = 1 equals ck_gemv_q8")
         #expect(routed.out != exact.out, "switch on: not the exact path")
         expectIdentical(matmul(ref: false, x: x, w: w, type: type, bias: bias, T: 1, K: K, N: N).out, exact.out,
@@ -187,16 +187,16 @@ private let refKernel = Int32(CK_Q8_KERNEL_REF.rawValue)
         // T > 1, and weights the int8 path does not take, stay exact with the switch on
         let x2 = rng.floats(2 * K)
         let t2 = matmul(ref: false, x: x2, w: w, type: type, bias: nil, T: 2, K: K, N: N)
-        let t2on = Kernels.withFastDecode { matmul(ref: false, x: x2, w: w, type: type, bias: nil, T: 2, K: K, N: N) }
+        let t2on = Kernels.withFastInference { matmul(ref: false, x: x2, w: w, type: type, bias: nil, T: 2, K: K, N: N) }
         expectIdentical(t2on.out, t2.out, "T = 2 ignores the switch")
         let f32 = Int32(CK_TYPE_F32.rawValue), wf = randomWeights(type: f32, N: N, K: K, rng: &rng)
         let fOff = matmul(ref: false, x: x, w: wf, type: f32, bias: nil, T: 1, K: K, N: N)
-        let fOn = Kernels.withFastDecode { matmul(ref: false, x: x, w: wf, type: f32, bias: nil, T: 1, K: K, N: N) }
+        let fOn = Kernels.withFastInference { matmul(ref: false, x: x, w: wf, type: f32, bias: nil, T: 1, K: K, N: N) }
         expectIdentical(fOn.out, fOff.out, "f32 weights ignore the switch")
         // nesting restores the outer value
-        Kernels.withFastDecode {
-            Kernels.withFastDecode {}
-            #expect(ck_get_fast_decode() == 1, "inner withFastDecode restores the outer (on) value")
+        Kernels.withFastInference {
+            Kernels.withFastInference {}
+            #expect(ck_get_fast_decode() == 1, "inner withFastInference restores the outer (on) value")
         }
     }
 

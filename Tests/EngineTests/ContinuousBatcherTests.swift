@@ -111,4 +111,35 @@ private final class Collected: @unchecked Sendable {
         #expect(try small.makeSession().logits(for: long) == plain.makeSession().logits(for: long))
         #expect(small.packedWeightBytes == 0)
     }
+
+    /// Prefix caching: prompts that begin like an earlier sequence (a shared system turn; a conversation's
+    /// next turn, which repeats the previous answer) copy its KV rows and still give `generate`'s tokens.
+    @Test func sharedPrefixesReuseKVRowsAndKeepTheTokens() throws {
+        let (m, dir) = try tinyModel(.f32)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let b = ContinuousBatcher(model: m, maxBatch: 4)
+        defer { b.shutdown() }
+        let opts = GenerationOptions(maxTokens: 12, stopAtEOS: false)
+        let system: [Int32] = (0..<20).map { Int32(($0 * 7 + 3) % 50) }
+        func run(_ p: [Int32]) throws -> Generation {
+            let c = Collected()
+            c.done.enter()
+            b.submit(BatchPrompt(promptIDs: p, options: opts), onText: { _ in true }) { c.finish(0, $0) }
+            #expect(c.done.wait(timeout: .now() + 60) == .success)
+            return try #require(try c.results[0]?.get())
+        }
+        let first = try run(system + [11, 12, 13])
+        #expect(b.counters.reusedPromptTokens == 0)
+        let second = try run(system + [21, 22])
+        #expect(b.counters.reusedPromptTokens == system.count, "\(b.counters)")
+        let nextTurn = system + [11, 12, 13] + first.ids + [31, 32]   // the conversation goes on
+        let third = try run(nextTurn)
+        #expect(b.counters.reusedPromptTokens == 2 * system.count + 3 + first.ids.count - 1, "\(b.counters)")  // all but the last answer token (never fed)
+        for (p, g) in [(system + [11, 12, 13], first), (system + [21, 22], second), (nextTurn, third)] {
+            #expect(g.ids == (try m.generate(promptIDs: p, options: opts)).ids, "prompt of \(p.count) tokens")
+        }
+        let unrelated = try run([40, 41, 42, 43, 44])
+        #expect(b.counters.reusedPromptTokens == 2 * system.count + 3 + first.ids.count - 1, "no shared prefix, nothing reused")
+        #expect(unrelated.ids == (try m.generate(promptIDs: [40, 41, 42, 43, 44], options: opts)).ids)
+    }
 }

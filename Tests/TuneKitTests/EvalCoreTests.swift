@@ -49,6 +49,31 @@ private func tinyModel(seed: UInt64 = 7) throws -> (LlamaModel, URL) {
         }
     }
 
+    /// Prompts sharing a head (an eval's system turn) compute it once and copy its KV rows: the scores and
+    /// greedy tokens are still the naive paths', and each prompt's numbers match evaluating it alone. Fast
+    /// generation leaves every score as it was (the prefill and scoring stay exact).
+    @Test func aSharedHeadIsComputedOnceWithTheSameNumbers() throws {
+        let (m, dir) = try tinyModel(seed: 11)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let V = Int32(m.config.vocabSize)
+        let head: [Int32] = (0..<24).map { Int32(($0 * 5 + 2) % Int(V)) }
+        let prompts: [[Int32]] = [[9, 12], [4], [30, 31, 40, 11, 3]].map { head + $0.map { $0 % V } }
+        let conts: [[Int32]] = [[6, 7, 8], [10, 2], [20, 21, 22, 23]].map { $0.map { $0 % V } }
+        let tasks = prompts.indices.map { PromptTask(prompt: prompts[$0], continuations: [(conts[$0], Array(conts[$0].indices))], maxNewTokens: 4) }
+        #expect(LlamaModel.sharedHead(prompts) == head.count)
+        #expect(LlamaModel.sharedHead([prompts[0]]) == 0 && LlamaModel.sharedHead([Array(head.prefix(10)) + [1], Array(head.prefix(10)) + [2]]) == 0)
+        let got = try m.evaluate(prompts: tasks)
+        for i in prompts.indices {
+            let want = Array(try m.score(ids: prompts[i] + conts[i]).tokenLogprobs[(prompts[i].count - 1)...])
+            for (a, b) in zip(got[i].scores[0].logprobs, want) { #expect(abs(a - b) < 1e-4, "prompt \(i): \(a) vs \(b)") }
+            let alone = try m.evaluate(prompts: [tasks[i]])[0]
+            for (a, b) in zip(got[i].scores[0].logprobs, alone.scores[0].logprobs) { #expect(abs(a - b) < 1e-5, "prompt \(i) alone: \(a) vs \(b)") }
+            #expect(got[i].generated == (try m.generate(promptIDs: prompts[i], options: GenerationOptions(maxTokens: 4))).ids, "prompt \(i)")
+        }
+        let fast = try m.evaluate(prompts: tasks, fastGeneration: true)
+        #expect(fast.map(\.scores) == got.map(\.scores), "fast generation must not move a score")
+    }
+
     @Test func evaluatorLossMatchesTeacherForcedScoring() throws {
         let (m, dir) = try tinyModel(seed: 3)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -187,6 +212,22 @@ private func evaluation(_ role: ModelRole, _ metrics: [String: Double], examples
         #expect(c.costs == CostConfig(hardwarePerHour: 1.5, managedOutputPerMillion: 0.6))
         #expect(c.generates && c.reportedMetrics == ["loss", "perplexity", "exact_match", "token_accuracy", "choice", "contains"])
         #expect(c.resolve(gateMetric: "accuracy") == "choice")
+    }
+
+    @Test func exactGenerationIsOptInAndKeepsOldHashes() throws {
+        let plain = try parse("eval: {metrics: [loss, contains]}")
+        #expect(plain.exactGeneration == nil && plain.fastGeneration)
+        let exact = try parse("eval: {metrics: [loss, contains], exact_generation: true}")
+        #expect(exact.exactGeneration == true && !exact.fastGeneration)
+        #expect(try parse("eval: {metrics: [loss], exact_generation: false}").fastGeneration)
+        // Not set: the encoded config (what cache keys hash) has no new key.
+        #expect(!String(decoding: try JSONEncoder().encode(plain), as: UTF8.self).contains("exactGeneration"))
+        do {
+            _ = try parse("eval: {metrics: [loss], exact_generation: sometimes}")
+            Issue.record("exact_generation: sometimes was accepted")
+        } catch let e as ConfigError {
+            #expect(e.diagnostics.contains { $0.path == "eval.exact_generation" }, "\(e)")
+        }
     }
 
     @Test func limitKeepsTheFirstExamples() throws {

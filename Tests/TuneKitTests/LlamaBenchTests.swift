@@ -29,8 +29,9 @@ import Testing
             #expect(e.message.contains("avg_ts"), "\(e.message)")
         }
         let c = LlamaCppComparison(binary: "b", build: "b1", cpu: "c", threads: 2, llamaPromptTokensPerSecond: 800, llamaGenerateTokensPerSecond: 160,
-                                   tunePromptTokensPerSecond: 1200, tuneGenerateTokensPerSecond: 120, tuneInt8GenerateTokensPerSecond: 176)
-        #expect(c.promptRatio == 1.5 && c.generateRatio == 0.75 && abs(c.int8GenerateRatio - 1.1) < 1e-12)
+                                   tunePromptTokensPerSecond: 1200, tuneGenerateTokensPerSecond: 120, tuneInt8GenerateTokensPerSecond: 176,
+                                   tuneFastPromptTokensPerSecond: 1600, fastGEMM: "bf16-avx512")
+        #expect(c.promptRatio == 1.5 && c.generateRatio == 0.75 && abs(c.int8GenerateRatio - 1.1) < 1e-12 && c.fastPromptRatio == 2)
     }
 
     @Test func findsOnlyAnExecutable() throws {

@@ -68,12 +68,15 @@ int ck_matmul_pack(float *packed, const void *w, int wtype, int64_t K, int64_t N
  * ck_matmul_forward_packed reproduces bit for bit), 0 when it would take another (fused small-T,
  * small-N, reference). Callers holding packed panels use them only then. */
 int ck_matmul_forward_is_tiled(int wtype, int64_t T, int64_t K, int64_t N);
+/* 1 when ck_matmul_forward runs these shapes with bf16 products now (the fast path below, on a CPU
+ * where ck_fast_gemm_bf16), the path ck_matmul_forward_packed_bf16 reproduces bit for bit. */
+int ck_matmul_forward_is_bf16(int wtype, int64_t T, int64_t K, int64_t N);
 int ck_matmul_forward_packed(float *out, const float *inp, const float *packed, const float *bias,
                              int64_t T, int64_t K, int64_t N);
 int ck_matmul_forward_packed_ref(float *out, const float *inp, const float *packed, const float *bias,
                                  int64_t T, int64_t K, int64_t N);
 
-/* ---- int8 decode path (gemv_q8.c), opt-in ------------------------------------ */
+/* ---- the fast inference path (gemv_q8.c, gemm_bf16.c), opt-in ----------------- */
 
 /* llama.cpp-style decoding for T = 1: the activation row is quantized once to int8 blocks and
  * every Q4_0/Q4_1/Q8_0/Q5_0/Q4_K/Q5_K/Q6_K weight block meets it in an integer dot product. Faster than the exact
@@ -81,8 +84,10 @@ int ck_matmul_forward_packed_ref(float *out, const float *inp, const float *pack
  * the logits slightly (see docs/PERFORMANCE.md for the measured drift on SmolLM2).
  *
  * ck_set_fast_decode(1) turns it on for the CALLING THREAD only (thread-local, default off):
- * while on, ck_matmul_forward sends T == 1 with a ck_gemv_q8_supported (wtype, K) here.
- * Nothing else changes; with the switch off every result is what it was. */
+ * while on, ck_matmul_forward sends T == 1 with a ck_gemv_q8_supported (wtype, K) here, and the
+ * shapes that would run the f32 tile GEMM (prompts, batched decode steps) to ck_matmul_forward_bf16
+ * when ck_fast_gemm_bf16() (ck_train.h). Fused small-T (2..8 rows) and LoRA's small-N matmuls stay
+ * exact. With the switch off every result is what it was. */
 void ck_set_fast_decode(int on);
 int  ck_get_fast_decode(void);
 

@@ -120,6 +120,22 @@ int ck_matmul_forward_bf16(float *out, const float *inp, const void *w, int wtyp
 int ck_matmul_forward_bf16_ref(float *out, const float *inp, const void *w, int wtype,
                                const float *bias, int64_t T, int64_t K, int64_t N);
 
+/* 1 if the fast inference path (ck_set_fast_decode) runs tile-stage matmuls with bf16 products:
+ * TUNE_FAST_GEMM=bf16|f32 forces it; by default on AMD CPUs with AVX-512 BF16 (where VDPBF16PS is
+ * twice the f32 FMA rate), off elsewhere. 0 whenever ck_bf16_products_available() is 0. */
+int ck_fast_gemm_bf16(void);
+
+/* Packed bf16 panels: W [N,K] dequantized, rounded and stored once as the pair panels
+ * ck_matmul_forward_bf16 builds per call ([ceil(N/32)][ceil(K/2)][32] uint32, zero past N).
+ * ck_matmul_packed_bf16_size: uint32 words needed (0 for bad shapes). ck_matmul_pack_bf16: 0, or
+ * -1 (bad type / shape, or no bf16 products on this CPU). ck_matmul_forward_packed_bf16: out [T,N]
+ * = bf16(inp) · panelsᵀ (+ bias), bit-identical to ck_matmul_forward_bf16 on the same W; -1 without
+ * bf16 products. */
+int64_t ck_matmul_packed_bf16_size(int64_t K, int64_t N);
+int ck_matmul_pack_bf16(uint32_t *packed, const void *w, int wtype, int64_t K, int64_t N);
+int ck_matmul_forward_packed_bf16(float *out, const float *inp, const uint32_t *packed, const float *bias,
+                                  int64_t T, int64_t K, int64_t N);
+
 /* dinp (+)= bf16(dout) · bf16(W): ck_matmul_backward_input's shapes and contract (dinp [T,K]
  * overwritten, or added to when accumulate != 0; dout [T,N]; w [N,K]) with bf16 products as in
  * ck_matmul_forward_bf16. Without AVX-512 BF16 it is ck_matmul_backward_input. */

@@ -9,6 +9,8 @@
 //
 // Per sequence the decisions are `generate`'s (the sampler, seed, stop tokens, lengths); with
 // temperature 0 the tokens are `generate`'s whenever the logits are (see GenerateBatch.swift).
+// A joining prompt that begins like a live or recently finished sequence copies that sequence's KV rows
+// for the shared tokens and prefills only the rest (PrefixPool.swift: automatic prefix caching).
 
 import Foundation
 
@@ -37,13 +39,18 @@ public final class ContinuousBatcher: @unchecked Sendable {
     private var inbox: [Request] = []
     private var closed = false
     private var thread: Thread?
-    /// Sequences decoded in the busiest step so far, and steps taken (for tests and metrics).
-    private var stats = (steps: 0, peak: 0)
+    /// Sequences decoded in the busiest step so far, steps taken, and prompt tokens whose KV rows were
+    /// copied from an earlier sequence instead of computed (for tests and metrics).
+    private var stats = (steps: 0, peak: 0, reused: 0)
+    private let pool: PrefixPool
 
     /// `packedWeightBytes`: the budget of weights packed once for the tile GEMM (PackedWeights.swift), which
     /// a step of a few rows per sequence would otherwise dequantize and pack on every call; 0 leaves it off.
-    public init(model: LlamaModel, maxBatch: Int = 16, prefillRows: Int = 1024, packedWeightBytes: Int = 1 << 30) {
+    /// `prefixCache`: finished sequences whose KV caches are kept for prompts that begin like them (0: none;
+    /// live sequences are always candidates).
+    public init(model: LlamaModel, maxBatch: Int = 16, prefillRows: Int = 1024, packedWeightBytes: Int = 1 << 30, prefixCache: Int = 16) {
         self.model = model
+        pool = PrefixPool(capacity: prefixCache)
         self.maxBatch = max(1, maxBatch)
         self.prefillRows = max(1, prefillRows)
         if packedWeightBytes > 0 { model.packWeights(upToBytes: packedWeightBytes) }
@@ -71,8 +78,10 @@ public final class ContinuousBatcher: @unchecked Sendable {
         return true
     }
 
-    /// Steps taken and the most sequences one step decoded.
-    public var counters: (steps: Int, peakBatch: Int) { cond.lock(); defer { cond.unlock() }; return (stats.steps, stats.peak) }
+    /// Steps taken, the most sequences one step decoded, and prompt tokens taken from the prefix cache.
+    public var counters: (steps: Int, peakBatch: Int, reusedPromptTokens: Int) {
+        cond.lock(); defer { cond.unlock() }; return (stats.steps, stats.peak, stats.reused)
+    }
 
     /// Stops the decoding thread once the sequences in flight are done; later submissions fail.
     public func shutdown() {
@@ -106,6 +115,7 @@ public final class ContinuousBatcher: @unchecked Sendable {
     }
 
     private func finish(_ l: Live) {
+        pool.add(tokens: l.seq.promptIDs + l.seq.out, session: l.seq.session)
         emit(l, final: true)
         var g = l.seq.result()
         if l.stopped { g.finishReason = .stop }
@@ -135,19 +145,26 @@ public final class ContinuousBatcher: @unchecked Sendable {
                     finish(l)
                 }
             }
-            var rows = 0
+            var rows = 0, reused = 0
+            let donors = feed.map { (tokens: $0.live.seq.promptIDs + $0.live.seq.out, session: $0.live.seq.session) }
             while feed.count < maxBatch, let r = waiting.first {
-                if rows > 0, rows + r.prompt.promptIDs.count > prefillRows { break }
-                waiting.removeFirst()
                 let p = r.prompt
                 if p.options.maxTokens == 0 {   // nothing to generate: no prefill
+                    waiting.removeFirst()
                     finish(Live(seq: DecodeSequence(index: 0, promptIDs: p.promptIDs, session: model.makeSession(contextLength: 1),
                                                     options: p.options, eos: model.tokenizer.eosID), request: r))
                     continue
                 }
                 let l = Live(seq: DecodeSequence(index: 0, prompt: p, model: model), request: r)
-                feed.append((l, p.promptIDs))
-                rows += p.promptIDs.count
+                var tokens = p.promptIDs
+                if let (donor, n) = pool.donor(for: p.promptIDs, live: donors), (try? l.seq.session.adoptPrefix(of: donor, count: n)) != nil {
+                    tokens = Array(p.promptIDs[n...])
+                }
+                if rows > 0, rows + tokens.count > prefillRows { break }
+                waiting.removeFirst()
+                reused += p.promptIDs.count - tokens.count
+                feed.append((l, tokens))
+                rows += tokens.count
             }
             if feed.isEmpty { ready = []; continue }
             do {
@@ -160,6 +177,7 @@ public final class ContinuousBatcher: @unchecked Sendable {
             cond.lock()
             stats.steps += 1
             stats.peak = max(stats.peak, feed.count)
+            stats.reused += reused
             cond.unlock()
             ready = feed.map(\.live)
         }

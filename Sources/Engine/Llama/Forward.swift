@@ -62,12 +62,16 @@ final class Activations {
 }
 
 /// y[T, N] = x[T, K] · Wᵀ (+ bias [N]) through the kernel module (on `packed` panels of W when they are
-/// held: the same bits); throws if the kernel rejects the weight type.
+/// held for the path it takes: the same bits); throws if the kernel rejects the weight type.
 @inline(__always)
 func matmul(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: WeightMatrix, rows t: Int,
             bias: UnsafePointer<Float>? = nil, packed: PackedWeights? = nil) throws {
-    if let p = packed?.panels(for: w, rows: t),
-       ck_matmul_forward_packed(out, inp, p, bias, Int64(t), Int64(w.cols), Int64(w.rows)) == 0 { return }
+    if let (kind, p) = packed?.panels(for: w, rows: t) {
+        let T = Int64(t), K = Int64(w.cols), N = Int64(w.rows)
+        let rc = kind == .f32 ? ck_matmul_forward_packed(out, inp, p.assumingMemoryBound(to: Float.self), bias, T, K, N)
+                              : ck_matmul_forward_packed_bf16(out, inp, p.assumingMemoryBound(to: UInt32.self), bias, T, K, N)
+        if rc == 0 { return }
+    }
     let rc = ck_matmul_forward(out, inp, w.data, Int32(w.type.rawValue), bias, Int64(t), Int64(w.cols), Int64(w.rows))
     guard rc == 0 else {
         throw EngineError(.unsupported, "matmul: weight type \(w.type.name) with \(w.cols) columns is not supported by the kernels")

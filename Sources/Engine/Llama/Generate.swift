@@ -17,14 +17,15 @@ public struct GenerationOptions: Sendable, Equatable {
     /// OpenAI's `logit_bias`: added to a token's logit before sampling (not to the logits reported to
     /// `onToken`/`onStop`, which are the model's own, as vLLM reports them).
     public var logitBias: [Int32: Float]
-    /// Decode steps (one token, after the prompt) through the int8 path (`Kernels.withFastDecode`):
-    /// faster, not exact (docs/PERFORMANCE.md has the drift). The prompt is always prefilled exactly.
-    public var fastDecode: Bool
+    /// The prompt and every decode step through the fast path (`Kernels.withFastInference`: int8 decode
+    /// steps, bf16-product prefill where the CPU gains from it): faster, not exact (docs/PERFORMANCE.md
+    /// has the drift). Off: the exact float32 path that scoring uses.
+    public var fast: Bool
 
     public init(maxTokens: Int = 128, temperature: Float = 0, topP: Float = 1, seed: UInt64 = 0,
                 stopTokens: Set<Int32> = [], stopAtEOS: Bool = true, minNewTokens: Int = 0, logitBias: [Int32: Float] = [:],
-                fastDecode: Bool = false) {
-        self.fastDecode = fastDecode
+                fast: Bool = false) {
+        self.fast = fast
         self.logitBias = logitBias
         self.stopAtEOS = stopAtEOS
         self.minNewTokens = minNewTokens
@@ -114,7 +115,7 @@ extension LlamaModel {
         }
         let session = makeSession(contextLength: min(config.contextLength, promptIDs.count + options.maxTokens + 1))
         let t0 = DispatchTime.now()
-        let logits = try session.logits(for: promptIDs)
+        let logits = try options.fast ? Kernels.withFastInference { try session.logits(for: promptIDs) } : session.logits(for: promptIDs)
         let t1 = DispatchTime.now()
         var g = try generate(continuing: session, logits: logits, promptIDs: promptIDs, options: options, onText: onText)
         g.promptSeconds = Double(t1.uptimeNanoseconds - t0.uptimeNanoseconds) / 1e9
@@ -158,7 +159,7 @@ extension LlamaModel {
                 if !onText(piece) { reason = .stop; break }
             }
             if out.count == options.maxTokens { break }
-            logits = try options.fastDecode ? Kernels.withFastDecode { try session.logits(for: [next]) } : session.logits(for: [next])
+            logits = try options.fast ? Kernels.withFastInference { try session.logits(for: [next]) } : session.logits(for: [next])
         }
         if !pending.isEmpty {
             let tail = String(decoding: pending, as: UTF8.self)

@@ -8,6 +8,8 @@
 // GEMM path computes each row with the same fmaf chain whatever the batch, so on float weights they are
 // bit-identical; the fused small-T quantized GEMV (Q4_0/Q4_1/Q8_0, T ≤ 8) accumulates T = 1 differently
 // from T > 1, so there the logits agree to float rounding and only an exact near-tie could pick differently.
+// Prompts whose options ask for the fast path (`GenerationOptions.fast`) get it for the steps where every
+// live sequence does (int8 for one row, bf16 products for many where the CPU gains from it): not exact.
 
 import Foundation
 
@@ -174,8 +176,17 @@ final class DecodeScratch {
     deinit { gathered.deallocate(); logits.deallocate() }
 
     /// ONE batched forward over every sequence's new tokens (a prompt's rows, or the one token it chose),
-    /// then ONE LM-head call over each sequence's last row; each sequence's `logits` are set.
+    /// then ONE LM-head call over each sequence's last row; each sequence's `logits` are set. On the fast
+    /// path (`Kernels.withFastInference`) when every sequence's options ask for it, else exact.
     func step(_ feed: [(seq: DecodeSequence, tokens: [Int32])]) throws {
+        if !feed.isEmpty, feed.allSatisfy({ $0.seq.options.fast }) {
+            try Kernels.withFastInference { try forward(feed) }
+        } else {
+            try forward(feed)
+        }
+    }
+
+    private func forward(_ feed: [(seq: DecodeSequence, tokens: [Int32])]) throws {
         let C = model.config.hiddenSize, V = model.config.vocabSize
         let hidden = try model.forwardHidden(feed.map { ($0.seq.session, $0.tokens) }, acts: acts)
         if feed.count > capacity {

@@ -2,9 +2,10 @@
 // KV cache: teacher-forced scores of several continuations (the reference answer, each option of a
 // multiple-choice set) and a greedy continuation, batched across prompts.
 //
-//   prefill   all prompts in one batched forward → each prompt's cache + logits L0 after it
+//   prefill   the head all prompts share once (its KV rows copied), then the rest of every prompt in one
+//             batched forward → each prompt's cache + logits L0 after it
 //   score     each continuation runs from a copy of its prompt's cache (all copies in one forward);
-//             ln p(cont[j] | prompt, cont[..<j]) from L0 (j = 0) or the row after cont[j-1]
+//             ln p(cont[j] | prompt, cont[..<j]) from L0 (j = 0) or the row after cont[j-1] (LM head in chunks)
 //   generate  greedy, one row per unfinished sequence per step, all sequences in one forward and one
 //             LM-head call (`decodeBatch`, GenerateBatch.swift); each chosen token's ln p is kept
 //             (an answer's confidence)
@@ -59,8 +60,10 @@ extension LlamaSession {
 }
 
 extension LlamaModel {
-    /// Runs `tasks` as one batch (see the file header). `stopTokens` (plus EOS) end generation.
-    public func evaluate(prompts tasks: [PromptTask], stopTokens: Set<Int32> = []) throws -> [PromptResult] {
+    /// Runs `tasks` as one batch (see the file header). `stopTokens` (plus EOS) end generation. With
+    /// `fastGeneration` the greedy decode steps run on the fast path (`GenerationOptions.fast`: not exact,
+    /// docs/PERFORMANCE.md has the drift); the prefill and every score stay exact.
+    public func evaluate(prompts tasks: [PromptTask], stopTokens: Set<Int32> = [], fastGeneration: Bool = false) throws -> [PromptResult] {
         guard !tasks.isEmpty else { return [] }
         let V = config.vocabSize, C = config.hiddenSize
         for t in tasks {
@@ -73,12 +76,20 @@ extension LlamaModel {
         let longest = tasks.map { t in max(t.maxNewTokens + 1, t.continuations.map(\.ids.count).max() ?? 0) }
         let sessions = tasks.indices.map { makeSession(contextLength: tasks[$0].prompt.count + longest[$0]) }
         let acts = Activations()
-        let hidden = try forwardHidden(Array(zip(sessions, tasks.map(\.prompt))).map { ($0, $1) }, acts: acts)
+        // Prompts that begin alike (an eval's system turn and instruction) compute that head once; each
+        // session copies its KV rows (PrefixPool.swift's reasoning: rows are computed alike in any batch).
+        let shared = Self.sharedHead(tasks.map(\.prompt))
+        if shared > 0 {
+            let head = makeSession(contextLength: shared)
+            _ = try forwardHidden([(head, Array(tasks[0].prompt[..<shared]))], acts: acts)
+            for s in sessions { try s.adoptPrefix(of: head, count: shared) }
+        }
+        let hidden = try forwardHidden(Array(zip(sessions, tasks.map { Array($0.prompt[shared...]) })).map { ($0, $1) }, acts: acts)
         var l0 = [Float](repeating: 0, count: tasks.count * V)
         var row = 0
         try l0.withUnsafeMutableBufferPointer { buf in
             for (i, t) in tasks.enumerated() {
-                row += t.prompt.count
+                row += t.prompt.count - shared
                 try lmHead(hidden + (row - 1) * C, rows: 1, into: buf.baseAddress! + i * V)
             }
         }
@@ -103,18 +114,44 @@ extension LlamaModel {
         }
         if !fed.isEmpty {
             let h = try forwardHidden(fed.map { ($0.session, $0.tokens) }, acts: acts)
+            // Every judged position: L0 for j = 0, else the hidden row after cont[j-1]; the LM head runs on
+            // those rows in chunks (one GEMM each, not one GEMV per row).
+            var judged: [(fed: Int, row: Int?, want: Int32)] = []
             var base = 0
-            for f in fed {
+            for (k, f) in fed.enumerated() {
                 let c = tasks[f.task].continuations[f.cont]
-                var lp: [Double] = [], hits: [Bool] = []
-                for j in c.targets {
-                    if j == 0 { (logits).update(from: l0.withUnsafeBufferPointer { $0.baseAddress! + f.task * V }, count: V) }
-                    else { try lmHead(h + (base + j - 1) * C, rows: 1, into: logits) }
-                    let (p, hit) = judge(logits, c.ids[j])
-                    lp.append(p); hits.append(hit)
-                }
-                scores[f.task][f.cont] = TargetScores(logprobs: lp, greedyHits: hits)
+                for j in c.targets { judged.append((k, j == 0 ? nil : base + j - 1, c.ids[j])) }
                 base += f.tokens.count
+            }
+            var results: [(Double, Bool)] = []
+            results.reserveCapacity(judged.count)
+            let chunk = 32
+            let gathered = UnsafeMutablePointer<Float>.allocate(capacity: chunk * C), block = UnsafeMutablePointer<Float>.allocate(capacity: chunk * V)
+            defer { gathered.deallocate(); block.deallocate() }
+            var start = 0
+            while start < judged.count {
+                let part = judged[start..<min(judged.count, start + chunk)]
+                let rows = part.compactMap(\.row)
+                for (i, r) in rows.enumerated() { (gathered + i * C).update(from: h + r * C, count: C) }
+                if !rows.isEmpty { try lmHead(gathered, rows: rows.count, into: block) }
+                var next = 0
+                for item in part {
+                    if item.row != nil {
+                        logits.update(from: block + next * V, count: V)
+                        next += 1
+                    } else {
+                        logits.update(from: l0.withUnsafeBufferPointer { $0.baseAddress! + fed[item.fed].task * V }, count: V)
+                    }
+                    results.append(judge(logits, item.want))
+                }
+                start += part.count
+            }
+            var k = 0
+            for f in fed {
+                let n = tasks[f.task].continuations[f.cont].targets.count
+                let slice = results[k..<(k + n)]
+                scores[f.task][f.cont] = TargetScores(logprobs: slice.map(\.0), greedyHits: slice.map(\.1))
+                k += n
             }
         }
         for (i, t) in tasks.enumerated() {
@@ -135,7 +172,7 @@ extension LlamaModel {
         var reason = [FinishReason](repeating: .length, count: tasks.count)
         let live = tasks.indices.filter { tasks[$0].maxNewTokens > 0 }.map { i -> DecodeSequence in
             let s = DecodeSequence(index: i, promptIDs: tasks[i].prompt, session: sessions[i],
-                                   options: GenerationOptions(maxTokens: tasks[i].maxNewTokens, stopTokens: stopTokens),
+                                   options: GenerationOptions(maxTokens: tasks[i].maxNewTokens, stopTokens: stopTokens, fast: fastGeneration),
                                    eos: tokenizer.eosID)
             s.logits = Array(l0[(i * V)..<((i + 1) * V)])
             s.recordsLogprobs = true
@@ -149,5 +186,20 @@ extension LlamaModel {
         return tasks.indices.map {
             PromptResult(scores: scores[$0], generated: generated[$0], finishReason: reason[$0], generatedLogprobs: lps[$0])
         }
+    }
+}
+
+extension LlamaModel {
+    /// Tokens every prompt of a batch begins with, when worth computing once (two or more prompts, at
+    /// least 16 tokens: more than the fused small-T GEMV takes), leaving each prompt one token or more; else 0.
+    public static func sharedHead(_ prompts: [[Int32]]) -> Int {
+        guard prompts.count >= 2, let first = prompts.first else { return 0 }
+        var n = prompts.map(\.count).min()! - 1
+        for p in prompts.dropFirst() {
+            var i = 0
+            while i < n, p[i] == first[i] { i += 1 }
+            n = i
+        }
+        return n >= 16 ? n : 0
     }
 }

@@ -1,20 +1,23 @@
-// PackedWeights — the model's weight matrices dequantized and packed once into the tile GEMM's f32
-// panels (ck_matmul_pack), for forwards whose matmuls run the tile path at small row counts: the
-// batched steps of continuous batching (16 sequences = 16 rows), where ck_matmul_forward would
-// dequantize and pack all of W again for every call (about a third of a 16-row step on SmolLM2).
-// Off until a budget is set (`LlamaModel.packWeights(upToBytes:)`): f32 panels are 4 bytes a weight
-// (SmolLM2-135M: 538 MB), so matrices are packed in the order they are first used until the budget
-// is spent, and the rest keep the per-call path. Shared by a base model and its adapters (it lives on
-// LlamaWeights). ck_matmul_forward_packed is bit-identical to the tile path, and panels are used only
-// where ck_matmul_forward would run that path (`ck_matmul_forward_is_tiled`): results do not change.
+// PackedWeights — the model's weight matrices dequantized and packed once into a GEMM's panels, for
+// forwards whose matmuls run a tile GEMM at small row counts: the batched steps of continuous batching
+// (16 sequences = 16 rows), where ck_matmul_forward would dequantize and pack all of W again for every
+// call (about a third of a 16-row step on SmolLM2). Two kinds, each used only where ck_matmul_forward
+// would run the path it reproduces bit for bit, so results do not change:
+//   f32 panels  (ck_matmul_pack, 4 bytes a weight)   where the exact tile path runs (ck_matmul_forward_is_tiled)
+//   bf16 panels (ck_matmul_pack_bf16, 2 bytes)       where the fast path's bf16 GEMM runs (ck_matmul_forward_is_bf16)
+// Off until a budget is set (`LlamaModel.packWeights(upToBytes:)`); matrices are packed in the order
+// they are first used until the budget is spent, and the rest keep the per-call path. Shared by a base
+// model and its adapters (it lives on LlamaWeights).
 
 import CKernels
 import Foundation
 
 final class PackedWeights: @unchecked Sendable {
-    private struct Key: Hashable { let data: UnsafeRawPointer; let rows: Int; let cols: Int }
+    /// Which GEMM a matrix's panels are for.
+    enum Kind: Hashable { case f32, bf16 }
+    private struct Key: Hashable { let data: UnsafeRawPointer; let rows: Int; let cols: Int; let kind: Kind }
     private let lock = NSLock()
-    private var panels: [Key: UnsafeMutablePointer<Float>] = [:]
+    private var panels: [Key: UnsafeMutableRawPointer] = [:]
     private var skipped = Set<Key>()
     private var limit = 0
     private(set) var usedBytes = 0
@@ -26,34 +29,40 @@ final class PackedWeights: @unchecked Sendable {
 
     var budget: Int { lock.lock(); defer { lock.unlock() }; return limit }
 
-    /// The panels of `w` when a matmul of `rows` rows would run the tile path and they fit the budget
-    /// (packed on first use); nil otherwise.
-    func panels(for w: WeightMatrix, rows: Int) -> UnsafePointer<Float>? {
-        guard ck_matmul_forward_is_tiled(Int32(w.type.rawValue), Int64(rows), Int64(w.cols), Int64(w.rows)) == 1 else { return nil }
-        let key = Key(data: w.data, rows: w.rows, cols: w.cols)
+    /// The panels of `w` and their kind when a matmul of `rows` rows on the calling thread would run the
+    /// GEMM they reproduce and they fit the budget (packed on first use); nil otherwise.
+    func panels(for w: WeightMatrix, rows: Int) -> (kind: Kind, panels: UnsafeRawPointer)? {
+        let t = Int32(w.type.rawValue), T = Int64(rows), K = Int64(w.cols), N = Int64(w.rows)
+        let kind: Kind
+        if ck_matmul_forward_is_tiled(t, T, K, N) == 1 { kind = .f32 }
+        else if ck_matmul_forward_is_bf16(t, T, K, N) == 1 { kind = .bf16 }
+        else { return nil }
+        let key = Key(data: w.data, rows: w.rows, cols: w.cols, kind: kind)
         lock.lock()
         defer { lock.unlock() }
         guard limit > 0 else { return nil }
-        if let p = panels[key] { return UnsafePointer(p) }
+        if let p = panels[key] { return (kind, UnsafeRawPointer(p)) }
         if skipped.contains(key) { return nil }
-        let count = Int(ck_matmul_packed_size(Int64(w.cols), Int64(w.rows))), bytes = count * MemoryLayout<Float>.size
-        guard count > 0, usedBytes + bytes <= limit else { skipped.insert(key); return nil }
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
-        guard ck_matmul_pack(p, w.data, Int32(w.type.rawValue), Int64(w.cols), Int64(w.rows)) == 0 else {
+        let bytes = kind == .f32 ? Int(ck_matmul_packed_size(K, N)) * 4 : Int(ck_matmul_packed_bf16_size(K, N)) * 4
+        guard bytes > 0, usedBytes + bytes <= limit else { skipped.insert(key); return nil }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let rc = kind == .f32 ? ck_matmul_pack(p.assumingMemoryBound(to: Float.self), w.data, t, K, N)
+                              : ck_matmul_pack_bf16(p.assumingMemoryBound(to: UInt32.self), w.data, t, K, N)
+        guard rc == 0 else {
             p.deallocate()
             skipped.insert(key)
             return nil
         }
         panels[key] = p
         usedBytes += bytes
-        return UnsafePointer(p)
+        return (kind, UnsafeRawPointer(p))
     }
 }
 
 extension LlamaModel {
-    /// Lets the tile-path matmuls of this model (and of its adapters: the weights are shared) keep up to
-    /// `bytes` of packed f32 panels (see PackedWeights). Continuous batching turns it on for the models
-    /// it serves; the results are the same with or without.
+    /// Lets the tile-GEMM matmuls of this model (and of its adapters: the weights are shared) keep up to
+    /// `bytes` of packed panels (see PackedWeights). Continuous batching turns it on for the models it
+    /// serves; the results are the same with or without.
     public func packWeights(upToBytes bytes: Int) { weights.packed.allow(bytes) }
 
     /// Bytes of packed panels held so far.

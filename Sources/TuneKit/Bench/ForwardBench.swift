@@ -1,6 +1,6 @@
 // ForwardBench — `tune bench forward`: prompt-processing and generation speed of the real model,
 // with the fast kernels and the naive reference kernels measured in the same run, plus generation
-// on the opt-in int8 decode path (Kernels.withFastDecode) right after the exact fast-kernel one.
+// on the opt-in int8 decode path (Kernels.withFastInference) right after the exact fast-kernel one.
 
 import Engine
 import Foundation
@@ -50,7 +50,7 @@ public struct ForwardBenchReport: Codable, Sendable {
     /// fast ÷ reference, for prompt processing and for generation.
     public var promptSpeedup: Double
     public var generateSpeedup: Double
-    /// Generation with Kernels.withFastDecode on rows[0]'s kernels (not exact: int8 activations).
+    /// Generation with Kernels.withFastInference on rows[0]'s kernels (not exact: int8 activations).
     public var fastDecode: FastDecodeBenchRow
     /// llama.cpp's llama-bench beside tune on the same shapes, when a built one was found (LlamaBench.swift).
     public var llamaCpp: LlamaCppComparison?
@@ -87,7 +87,7 @@ public struct ForwardBench: Sendable {
                 var exactBest = 0.0, int8Best = 0.0, steps = 0
                 for _ in 0..<rounds {
                     let (se, te) = try generation(model, tokens: g)
-                    let (sf, tf) = try Kernels.withFastDecode { try generation(model, tokens: g) }
+                    let (sf, tf) = try Kernels.withFastInference { try generation(model, tokens: g) }
                     exactBest = max(exactBest, Double(se) / te)
                     int8Best = max(int8Best, Double(sf) / tf)
                     steps = sf

@@ -20,7 +20,12 @@ public struct LlamaCppComparison: Codable, Sendable {
     public var tuneGenerateTokensPerSecond: Double
     /// tune's int8 decode path (not exact) for the same 64 tokens.
     public var tuneInt8GenerateTokensPerSecond: Double
+    /// tune's pp256 on the fast path (`Kernels.withFastInference`: bf16 products where the CPU gains from
+    /// them, else the exact kernels again), and what ran it.
+    public var tuneFastPromptTokensPerSecond: Double
+    public var fastGEMM: String
     public var promptRatio: Double { tunePromptTokensPerSecond / llamaPromptTokensPerSecond }
+    public var fastPromptRatio: Double { tuneFastPromptTokensPerSecond / llamaPromptTokensPerSecond }
     public var generateRatio: Double { tuneGenerateTokensPerSecond / llamaGenerateTokensPerSecond }
     public var int8GenerateRatio: Double { tuneInt8GenerateTokensPerSecond / llamaGenerateTokensPerSecond }
 
@@ -29,6 +34,7 @@ public struct LlamaCppComparison: Codable, Sendable {
         case llamaPromptTokensPerSecond = "llama_pp256_tokens_per_second", llamaGenerateTokensPerSecond = "llama_tg64_tokens_per_second"
         case tunePromptTokensPerSecond = "tune_pp256_tokens_per_second", tuneGenerateTokensPerSecond = "tune_tg64_tokens_per_second"
         case tuneInt8GenerateTokensPerSecond = "tune_int8_tg64_tokens_per_second"
+        case tuneFastPromptTokensPerSecond = "tune_fast_pp256_tokens_per_second", fastGEMM = "fast_gemm"
     }
 }
 
@@ -91,22 +97,25 @@ public enum LlamaBench {
 }
 
 extension ForwardBench {
-    /// tune's pp256 (one 256-token prompt) and tg64 (exact, then int8) beside llama-bench's, same model and threads.
+    /// tune's pp256 (one 256-token prompt; exact, then fast) and tg64 (exact, then int8) beside llama-bench's,
+    /// same model and threads.
     public func compare(modelPath: String, llamaBench binary: String, progress: (String) -> Void = { _ in }) throws -> LlamaCppComparison {
         let model = try LlamaModel.load(path: modelPath)
         progress("llama.cpp: \(binary) -p 256 -n 64 -t \(Kernels.threads)")
         let (pp, tg) = try LlamaBench.run(binary: binary, model: modelPath, threads: Kernels.threads)
         progress("tune: the same shapes (best of 3)")
-        var tunePP = 0.0, tuneTG = 0.0, tuneInt8 = 0.0
+        var tunePP = 0.0, tuneFastPP = 0.0, tuneTG = 0.0, tuneInt8 = 0.0
         for _ in 0..<3 {
             tunePP = max(tunePP, try promptTokensPerSecond(model, batch: 1, length: 256))
+            tuneFastPP = max(tuneFastPP, try Kernels.withFastInference { try promptTokensPerSecond(model, batch: 1, length: 256) })
             let (s, t) = try generation(model, tokens: 64)
             tuneTG = max(tuneTG, Double(s) / t)
-            let (si, ti) = try Kernels.withFastDecode { try generation(model, tokens: 64) }
+            let (si, ti) = try Kernels.withFastInference { try generation(model, tokens: 64) }
             tuneInt8 = max(tuneInt8, Double(si) / ti)
         }
         return LlamaCppComparison(binary: binary, build: pp.build, cpu: pp.cpu, threads: Kernels.threads,
                                   llamaPromptTokensPerSecond: pp.tokensPerSecond, llamaGenerateTokensPerSecond: tg.tokensPerSecond,
-                                  tunePromptTokensPerSecond: tunePP, tuneGenerateTokensPerSecond: tuneTG, tuneInt8GenerateTokensPerSecond: tuneInt8)
+                                  tunePromptTokensPerSecond: tunePP, tuneGenerateTokensPerSecond: tuneTG, tuneInt8GenerateTokensPerSecond: tuneInt8,
+                                  tuneFastPromptTokensPerSecond: tuneFastPP, fastGEMM: Kernels.fastGEMMKernel)
     }
 }

@@ -14,6 +14,7 @@ extension EvalConfig {
         }
         maxNewTokens = r.int("max_new_tokens", default: 32, min: 1)
         batch = r.int("batch", default: 8, min: 1, max: 256)
+        if r.has("exact_generation") { exactGeneration = r.bool("exact_generation", default: false) }
         limit = r.has("limit") ? r.int("limit", default: 1, min: 1) : nil
         choices = r.strings("choices")
         regex = r.string("regex")

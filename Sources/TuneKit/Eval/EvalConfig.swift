@@ -8,6 +8,11 @@ public struct EvalConfig: Codable, Hashable, Sendable {
     /// Declared metrics (`EvalConfig.knownMetrics`).
     public var metrics: [String] = ["loss", "exact_match"]
     public var maxNewTokens = 32
+    /// `exact_generation: true`: greedy generation on the exact float32 path. nil/false: the fast path
+    /// (int8 decode steps, bf16-product batched steps where the CPU gains from it; docs/PERFORMANCE.md has
+    /// the drift). Scores (loss, choice, exact_match) are always exact. Optional so that stored configs
+    /// without it read back, and keep their hash.
+    public var exactGeneration: Bool?
     /// Sequences per batched forward.
     public var batch = 8
     /// Only the first `limit` eval examples (lm-eval-harness's `--limit`): quick checks and smoke runs.
@@ -28,6 +33,9 @@ public struct EvalConfig: Codable, Hashable, Sendable {
     public var routing: RoutingConfig?
 
     public init() {}
+
+    /// Whether greedy generation takes the fast path (`exact_generation` not set).
+    public var fastGeneration: Bool { exactGeneration != true }
 
     /// Metrics a reference (or managed) model reports: the declared ones a chat API can give.
     public var apiMetrics: [String] { reportedMetrics.filter { !ManagedEvaluator.unavailableMetrics.contains($0) } }

@@ -164,7 +164,7 @@ public enum Evaluator {
                 tasks.append(PromptTask(prompt: Array(item.ids[..<first]), continuations: conts, maxNewTokens: maxNew))
                 promptTokens += first
             }
-            let results = try model.evaluate(prompts: tasks, stopTokens: stops)
+            let results = try model.evaluate(prompts: tasks, stopTokens: stops, fastGeneration: config.fastGeneration)
             for (k, r) in results.enumerated() {
                 let ref = r.scores[0], reference = refs[k]
                 nll -= ref.logprobs.reduce(0, +)

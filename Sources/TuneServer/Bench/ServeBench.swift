@@ -1,7 +1,9 @@
 // ServeBench — `tune bench serve`: chat-completions throughput and latency through the HTTP server at
 // 1, 4 and 16 concurrent clients, against the engine's direct generation of the same prompt measured
 // in the same run (the reference). The server batches chat continuously (`batch` sequences per step;
-// 0: one thread per request, `parallel` at once), so throughput should grow with the clients.
+// 0: one thread per request, `parallel` at once), so throughput should grow with the clients. Request k
+// asks about `topics[k % 16]`: prompts share the chat template's head and the instruction, as templated
+// traffic does, but no two neighbours are the same prompt (which prefix caching would make free).
 
 import Engine
 import Foundation
@@ -16,7 +18,13 @@ public struct ServeBench: Sendable {
     public var parallel = 1
     public var batch = 16
     public var packedWeightBytes = 1 << 30
-    public var prompt = "Write one sentence about the sea."
+    /// Chat on the exact path (`tune serve --exact`) instead of the fast one.
+    public var exact = false
+    /// Finished sequences the batcher keeps for prefix caching (`tune serve --prefix-cache`; 0: off).
+    public var prefixCache = 16
+    public var prompt = "Write one sentence about"
+    public static let topics = ["the sea", "a mountain", "the city at night", "coffee", "a library", "winter", "a train journey", "bees",
+                                "the desert", "a lighthouse", "rain", "an old map", "the moon", "a garden", "a violin", "the harbour"]
     public init() {}
 
     public struct Row: Codable, Sendable {
@@ -38,12 +46,15 @@ public struct ServeBench: Sendable {
         public var maxTokens: Int
         public var parallel: Int
         public var batch: Int
+        public var exact: Bool
+        /// Prompt tokens the server's batchers took from the prefix cache over the whole run.
+        public var reusedPromptTokens: Int
         /// Direct engine generation, one request at a time, same prompt and options (the reference).
         public var directSecondsPerRequest: Double
         public var directTokensPerSecond: Double
         public var rows: [Row]
         enum CodingKeys: String, CodingKey {
-            case model, maxTokens = "max_tokens", parallel, batch, directSecondsPerRequest = "direct_seconds_per_request"
+            case model, maxTokens = "max_tokens", parallel, batch, exact, reusedPromptTokens = "reused_prompt_tokens", directSecondsPerRequest = "direct_seconds_per_request"
             case directTokensPerSecond = "direct_tokens_per_second", rows
         }
     }
@@ -58,44 +69,61 @@ public struct ServeBench: Sendable {
         config.parallelGenerations = parallel
         config.batchSize = batch
         config.packedWeightBytes = packedWeightBytes
+        config.exact = exact
+        config.prefixCache = prefixCache
         progress("starting the server on 127.0.0.1 with \(modelPath)")
         let server = try await RunningServer.start(config: config)
 
         // Reference: the engine directly, same chat-templated prompt, greedy, no stop at EOS (fixed length).
         let model = try LlamaModel.load(path: modelPath)
         let template = try ChatTemplate.forModel(model.tokenizer)
-        let ids = model.tokenizer.encodeAddingBOS(try template.render([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true))
+        let ids = model.tokenizer.encodeAddingBOS(try template.render([ChatMessage(role: "user", content: "\(prompt) \(Self.topics[0]).")],
+                                                                      addGenerationPrompt: true))
         let stops = Set(template.stopStrings.compactMap { model.tokenizer.id(of: $0) })
         var directSeconds = 0.0, directTokens = 0
         let reps = 4
         progress("reference: \(reps) direct generations")
         for _ in 0..<reps {
             let t0 = Date()
-            let g = try model.generate(promptIDs: ids, options: GenerationOptions(maxTokens: maxTokens, temperature: 0, stopTokens: stops))
+            let g = try model.generate(promptIDs: ids, options: GenerationOptions(maxTokens: maxTokens, temperature: 0, stopTokens: stops, fast: !exact))
             directSeconds += Date().timeIntervalSince(t0)
             directTokens += g.ids.count
         }
 
         let url = "http://127.0.0.1:\(server.port)/v1/chat/completions"
-        let body = try JSONSerialization.data(withJSONObject: [
-            "model": config.modelID, "messages": [["role": "user", "content": prompt]], "max_tokens": maxTokens, "temperature": 0,
-        ])
+        let bodies = try Self.topics.map { topic in
+            try JSONSerialization.data(withJSONObject: [
+                "model": config.modelID, "messages": [["role": "user", "content": "\(prompt) \(topic)."]], "max_tokens": maxTokens, "temperature": 0,
+            ])
+        }
         var rows: [Row] = []
         for c in concurrency {
             let n = max(requests, c)
             progress("\(n) requests at concurrency \(c)")
-            rows.append(try await Self.load(url: url, body: body, requests: n, concurrency: c))
+            rows.append(try await Self.load(url: url, bodies: bodies, requests: n, concurrency: c))
         }
+        let reused = (try? Self.metric("tune_prefix_cache_tokens_total", url: "http://127.0.0.1:\(server.port)/metrics")).map { Int($0) } ?? 0
         await server.stop()
         return Result(model: (modelPath as NSString).lastPathComponent, maxTokens: maxTokens, parallel: parallel, batch: batch,
+                      exact: exact, reusedPromptTokens: reused,
                       directSecondsPerRequest: directSeconds / Double(reps),
                       directTokensPerSecond: Double(directTokens) / max(directSeconds, 1e-9), rows: rows)
     }
 
-    /// `requests` POSTs from `concurrency` threads over libcurl; every response must be a 200 completion.
-    static func load(url: String, body: Data, requests: Int, concurrency: Int) async throws -> Row {
+    /// One unlabelled value from the server's Prometheus metrics.
+    static func metric(_ name: String, url: String) throws -> Double? {
+        let r = try CurlHTTPTransport().send(HTTPRequest(method: "GET", url: url, headers: [], body: .bytes(Data()), timeout: 30))
+        for line in r.bodyText.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.dropFirst(name.count + 1))
+        }
+        return nil
+    }
+
+    /// `requests` POSTs from `concurrency` threads over libcurl (request k sends `bodies[k % count]`); every
+    /// response must be a 200 completion.
+    static func load(url: String, bodies: [Data], requests: Int, concurrency: Int) async throws -> Row {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Row, any Error>) in
-            Thread { c.resume(with: Swift.Result { try loadBlocking(url: url, body: body, requests: requests, concurrency: concurrency) }) }.start()
+            Thread { c.resume(with: Swift.Result { try loadBlocking(url: url, bodies: bodies, requests: requests, concurrency: concurrency) }) }.start()
         }
     }
 
@@ -104,7 +132,7 @@ public struct ServeBench: Sendable {
         var next = 0, latencies: [Double] = [], tokens = 0, failure: String?
     }
 
-    private static func loadBlocking(url: String, body: Data, requests: Int, concurrency: Int) throws -> Row {
+    private static func loadBlocking(url: String, bodies: [Data], requests: Int, concurrency: Int) throws -> Row {
         let tally = Tally()
         let group = DispatchGroup()
         let t0 = Date()
@@ -115,14 +143,14 @@ public struct ServeBench: Sendable {
                 let transport = CurlHTTPTransport()
                 while true {
                     tally.lock.lock()
-                    let mine = tally.next < requests && tally.failure == nil
+                    let mine = tally.next < requests && tally.failure == nil, k = tally.next
                     tally.next += 1
                     tally.lock.unlock()
                     guard mine else { return }
                     let s = Date()
                     do {
                         let r = try transport.send(HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")],
-                                                               body: .bytes(body), timeout: 600))
+                                                               body: .bytes(bodies[k % bodies.count]), timeout: 600))
                         let d = Date().timeIntervalSince(s)
                         guard r.status == 200, let obj = try JSONSerialization.jsonObject(with: r.body) as? [String: Any],
                               let usage = obj["usage"] as? [String: Any], let ct = usage["completion_tokens"] as? Int else {

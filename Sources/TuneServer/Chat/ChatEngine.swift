@@ -48,7 +48,7 @@ enum ChatEngine {
     }
 
     /// Validates the request and turns it into a generation plan (400s name the parameter).
-    static func plan(_ r: ChatRequest, host: ModelHost, defaultMaxTokens: Int) throws -> ChatPlan {
+    static func plan(_ r: ChatRequest, host: ModelHost, defaultMaxTokens: Int, fast: Bool = false) throws -> ChatPlan {
         guard let model = try host.model(r.model) else {
             throw APIError(.notFound, "The model '\(r.model)' does not exist or you do not have access to it.", param: "model",
                            code: "model_not_found")
@@ -86,7 +86,7 @@ enum ChatEngine {
         let seed = r.seed.map { UInt64(bitPattern: Int64($0)) } ?? UInt64.random(in: 0...UInt64.max)
         let options = GenerationOptions(maxTokens: requested ?? min(defaultMaxTokens, room), temperature: Float(temperature),
                                         topP: Float(topP), seed: seed, stopTokens: stopIDs,
-                                        logitBias: try LogitBias.parse(r.logitBias, vocabSize: model.config.vocabSize))
+                                        logitBias: try LogitBias.parse(r.logitBias, vocabSize: model.config.vocabSize), fast: fast)
         return ChatPlan(model: model, modelID: r.model, promptIDs: ids, options: options, stops: stops)
     }
 

@@ -21,6 +21,7 @@ final class ModelHost: @unchecked Sendable {
     /// One continuous batcher per loaded model (nil batch size: none); an evicted adapter's is shut down.
     private let batchSize: Int
     private let packedWeightBytes: Int
+    private let prefixCache: Int
     private var batchers: [ObjectIdentifier: ContinuousBatcher] = [:]
     /// Each `--router` as given, with the runtime it names (also reachable as NAME and NAME@VERSION).
     let routers: [(id: String, runtime: RouterRuntime)]
@@ -34,6 +35,7 @@ final class ModelHost: @unchecked Sendable {
         cacheSize = max(1, config.adapterCacheSize)
         batchSize = config.batchSize
         packedWeightBytes = config.packedWeightBytes
+        prefixCache = config.prefixCache
         registry = try config.registryPath.map { try Registry.open(path: $0, blobRoot: config.blobRoot) }
         baseFile = (config.modelPath as NSString).lastPathComponent
         var routers: [(String, RouterRuntime)] = []
@@ -136,7 +138,7 @@ final class ModelHost: @unchecked Sendable {
         defer { lock.unlock() }
         if let b = batchers[ObjectIdentifier(model)] { return b }
         guard model === base || adapters.contains(where: { $0.model === model }) else { return nil }
-        let b = ContinuousBatcher(model: model, maxBatch: batchSize, packedWeightBytes: packedWeightBytes)
+        let b = ContinuousBatcher(model: model, maxBatch: batchSize, packedWeightBytes: packedWeightBytes, prefixCache: prefixCache)
         batchers[ObjectIdentifier(model)] = b
         return b
     }
@@ -150,10 +152,13 @@ final class ModelHost: @unchecked Sendable {
         for b in all { b.shutdown() }
     }
 
-    /// Steps taken and the largest batch decoded, over every model's batcher.
-    var batchCounters: (steps: Int, peakBatch: Int) {
+    /// Steps taken, the largest batch decoded and prompt tokens reused, over every model's batcher.
+    var batchCounters: (steps: Int, peakBatch: Int, reusedPromptTokens: Int) {
         lock.lock()
         defer { lock.unlock() }
-        return batchers.values.reduce((0, 0)) { acc, b in let c = b.counters; return (acc.0 + c.steps, max(acc.1, c.peakBatch)) }
+        return batchers.values.reduce((0, 0, 0)) { acc, b in
+            let c = b.counters
+            return (acc.0 + c.steps, max(acc.1, c.peakBatch), acc.2 + c.reusedPromptTokens)
+        }
     }
 }

@@ -37,7 +37,7 @@ final class ServeMetrics: @unchecked Sendable {
     func addRouted(router: String, route: String) { lock.lock(); routed["\(router)\u{0}\(route)", default: 0] += 1; lock.unlock() }
 
     /// The exposition text. `jobs` are the counts by status read from the database at scrape time.
-    func render(jobs: [JobStatus: Int], batch: (steps: Int, peakBatch: Int) = (0, 0)) -> String {
+    func render(jobs: [JobStatus: Int], batch: (steps: Int, peakBatch: Int, reusedPromptTokens: Int) = (0, 0, 0)) -> String {
         lock.lock(); defer { lock.unlock() }
         var out = ""
         func esc(_ s: String) -> String {
@@ -78,6 +78,8 @@ final class ServeMetrics: @unchecked Sendable {
         out += "tune_batch_steps_total \(batch.steps)\n"
         out += "# HELP tune_batch_peak_sequences Most chat completions one decoding step has carried.\n# TYPE tune_batch_peak_sequences gauge\n"
         out += "tune_batch_peak_sequences \(batch.peakBatch)\n"
+        out += "# HELP tune_prefix_cache_tokens_total Prompt tokens whose KV rows the chat batchers copied from an earlier sequence (prefix caching) instead of computing.\n# TYPE tune_prefix_cache_tokens_total counter\n"
+        out += "tune_prefix_cache_tokens_total \(batch.reusedPromptTokens)\n"
         out += "# HELP tune_router_requests_total Routed chat requests by router and route (local, reference, local_fallback).\n# TYPE tune_router_requests_total counter\n"
         for (k, v) in routed.sorted(by: { $0.key < $1.key }) {
             let p = k.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)

@@ -12,7 +12,7 @@ extension ServeRoutes {
             let body = try await request.collectBody(upTo: state.config.maxUploadBytes)
             let r = try decodeBody(ChatRequest.self, from: body)
             if let routed = state.host.router(r.model) { return try await routedChat(r, router: routed) }
-            let plan = try ChatEngine.plan(r, host: state.host, defaultMaxTokens: state.config.defaultMaxTokens)
+            let plan = try ChatEngine.plan(r, host: state.host, defaultMaxTokens: state.config.defaultMaxTokens, fast: !state.config.exact)
             let id = ServeStore.newID("chatcmpl-"), created = ServeStore.now()
             // With continuous batching the model's batcher queues the request; without, it waits for a slot.
             let batcher = state.host.batcher(for: plan.model)

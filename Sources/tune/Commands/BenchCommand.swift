@@ -51,7 +51,9 @@ struct BenchCommand: ParsableCommand {
                     return
                 }
                 Output.text("llama.cpp llama-bench (\(l.build): \(l.binary)), same model, \(l.threads) threads (cpu: \(l.cpu)), measured in this run:")
-                Output.text(String(format: "  pp256: llama.cpp %.1f tok/s, tune %.1f tok/s → %.2f×", l.llamaPromptTokensPerSecond, l.tunePromptTokensPerSecond, l.promptRatio))
+                Output.text(String(format: "  pp256: llama.cpp %.1f tok/s, tune %.1f tok/s exact → %.2f×, %.1f tok/s fast (%@) → %.2f×",
+                                   l.llamaPromptTokensPerSecond, l.tunePromptTokensPerSecond, l.promptRatio,
+                                   l.tuneFastPromptTokensPerSecond, l.fastGEMM, l.fastPromptRatio))
                 Output.text(String(format: "  tg64:  llama.cpp %.2f tok/s, tune %.2f tok/s exact → %.2f×, %.2f tok/s int8 → %.2f×",
                                    l.llamaGenerateTokensPerSecond, l.tuneGenerateTokensPerSecond, l.generateRatio,
                                    l.tuneInt8GenerateTokensPerSecond, l.int8GenerateRatio))

@@ -1,6 +1,7 @@
 // tune bench serve — chat-completions requests/s and p50/p95/p99 latency through `tune serve` at 1, 4 and 16
 // concurrent clients, beside the engine's direct generation of the same prompt (the reference).
 import ArgumentParser
+import Engine
 import Foundation
 import TuneKit
 import TuneServer
@@ -16,6 +17,8 @@ struct BenchServe: AsyncParsableCommand {
     @Option(name: .customLong("packed-weights-mb"), help: "With batching: MiB of weights kept packed for the batched GEMM (0: none).")
     var packedWeightsMB = 1024
     @Option(help: "Without batching: chat completions the server generates at once.") var parallel = 1
+    @Option(name: .customLong("prefix-cache"), help: "Finished sequences kept for prefix caching (0: off).") var prefixCache = 16
+    @Flag(help: "Serve chat on the exact float32 path (tune serve --exact) instead of the fast one.") var exact = false
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
@@ -28,6 +31,8 @@ struct BenchServe: AsyncParsableCommand {
             bench.parallel = parallel
             bench.batch = batch
             bench.packedWeightBytes = packedWeightsMB << 20
+            bench.prefixCache = prefixCache
+            bench.exact = exact
             bench.concurrency = try concurrency.split(separator: ",").map {
                 guard let n = Int($0), (1...64).contains(n) else { throw ValidationError("--concurrency: expected integers in 1...64, got \($0)") }
                 return n
@@ -36,7 +41,9 @@ struct BenchServe: AsyncParsableCommand {
             let r = try await bench.run { msg in if !json { FileHandle.standardError.write(Data("… \(msg)\n".utf8)) } }
             if json { try Output.json(r); return }
             Output.text("model \(r.model), \(r.maxTokens) tokens per request, "
-                        + (r.batch > 0 ? "continuous batching of up to \(r.batch) chat completions per step" : "no batching, \(r.parallel) generation(s) at once"))
+                        + (r.batch > 0 ? "continuous batching of up to \(r.batch) chat completions per step" : "no batching, \(r.parallel) generation(s) at once")
+                        + (r.exact ? ", exact path" : ", fast path (decode \(Kernels.fastDecodeKernel), batched steps \(Kernels.fastGEMMKernel))")
+                        + ", \(r.reusedPromptTokens) prompt tokens from the prefix cache")
             Output.text(String(format: "direct engine (reference): %.3f s/request, %.1f tok/s", r.directSecondsPerRequest, r.directTokensPerSecond))
             Output.text("clients  requests   req/s    p50 s    p95 s    p99 s    tok/s   vs direct   vs 1st row")
             for row in r.rows {

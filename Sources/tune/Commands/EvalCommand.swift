@@ -25,6 +25,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Measured training time in seconds, for the training cost.") var trainSeconds: Double?
     @Option(help: "Write report.json, report.md and report.html into this directory.") var report: String?
     @Option(help: "Examples per batched forward.") var batch: Int?
+    @Flag(help: "Generate on the exact float32 path instead of the fast one (int8 decode steps; scores are exact either way).")
+    var exact = false
     @Flag(help: "Skip the base model (needs --adapter or --merged; no _vs_base gate rules).") var noBase = false
     @OptionGroup var global: GlobalOptions
 
@@ -37,6 +39,7 @@ struct EvalCommand: ParsableCommand {
             if let regex { cfg.regex = regex }
             if !jsonFields.isEmpty { cfg.jsonFields = jsonFields }
             if let maxNewTokens { cfg.maxNewTokens = maxNewTokens }
+            if exact { cfg.exactGeneration = true }
             if let batch { cfg.batch = batch }
             if !gates.isEmpty { cfg.gate = try gates.map { $0.contains(":") ? try GateRule.parse($0) : .legacy(metric: $0, minDelta: minDelta) } }
             if let costs { cfg.costs = try CostConfig.load(file: costs) }

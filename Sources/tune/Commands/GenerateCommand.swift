@@ -14,16 +14,16 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.") var topP: Float = 1
     @Option(help: "Random seed for sampling.") var seed: UInt64 = 0
     @Option(help: "PEFT adapter directory to apply.") var adapter: String?
-    @Flag(help: "Decode with the exact float32 path (as `tune score` and the parity tests) instead of the int8 one (llama.cpp-style activations; the default for Q4_0/Q4_1/Q5_0/Q8_0 and Q4_K/Q5_K/Q6_K weights).")
+    @Flag(help: "Prefill and decode with the exact float32 path (as `tune score` and the parity tests) instead of the fast one: int8 decode steps (llama.cpp-style activations) for Q4_0/Q4_1/Q5_0/Q8_0 and Q4_K/Q5_K/Q6_K weights, bf16-product prefill where the CPU gains from it (AMD with AVX-512 BF16; TUNE_FAST_GEMM=bf16|f32 forces it).")
     var exact = false
     @OptionGroup var input: TextInput
     @OptionGroup var global: GlobalOptions
 
     struct Result: Encodable {
         var text: String; var ids: [Int32]; var promptTokens: Int; var finishReason: FinishReason
-        var promptTokensPerSecond: Double; var tokensPerSecond: Double; var decode: String
+        var promptTokensPerSecond: Double; var tokensPerSecond: Double; var decode: String; var prefill: String
         enum CodingKeys: String, CodingKey {
-            case text, ids, decode, promptTokens = "prompt_tokens", finishReason = "finish_reason"
+            case text, ids, decode, prefill, promptTokens = "prompt_tokens", finishReason = "finish_reason"
             case promptTokensPerSecond = "prompt_tokens_per_second", tokensPerSecond = "tokens_per_second"
         }
     }
@@ -49,7 +49,7 @@ struct GenerateCommand: ParsableCommand {
             }
             let ids = try input.encode(prompt, tokenizer: m.tokenizer)
             let opts = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops,
-                                         fastDecode: !exact)
+                                         fast: !exact)
             let g = try m.generate(promptIDs: ids, options: opts) { piece in
                 if !global.json { Output.text(piece, terminator: "") }
                 return true
@@ -58,7 +58,8 @@ struct GenerateCommand: ParsableCommand {
                 try Output.json(Result(text: g.text, ids: g.ids, promptTokens: ids.count, finishReason: g.finishReason,
                                        promptTokensPerSecond: Double(ids.count) / max(g.promptSeconds, 1e-9),
                                        tokensPerSecond: Double(max(g.ids.count - 1, 0)) / max(g.generateSeconds, 1e-9),
-                                       decode: Self.decodePath(m, exact: exact)))
+                                       decode: Self.decodePath(m, exact: exact),
+                                       prefill: exact || Kernels.fastGEMMKernel == "f32" ? "exact" : Kernels.fastGEMMKernel))
             } else {
                 Output.text("")
             }

@@ -24,6 +24,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Chat completions decoded together per model (continuous batching; 0: off, each on its own thread).") var batch = 16
     @Option(name: .customLong("packed-weights-mb"), help: "With --batch: MiB of weights kept packed for the batched GEMM (f32, 4 bytes a weight; 0: none).")
     var packedWeightsMB = 1024
+    @Option(name: .customLong("prefix-cache"), help: "With --batch: finished chat sequences kept per model so prompts that begin alike reuse their KV rows (prefix caching; 0: off).")
+    var prefixCache = 16
+    @Flag(help: "Chat completions on the exact float32 path (as `tune score`) instead of the fast one (int8 decode steps; bf16-product prefill where the CPU gains from it). /v1/completions is always exact.")
+    var exact = false
     @Option(help: "Generations on their own threads at once: legacy completions and routed chat (all chat with --batch 0).") var parallel = 1
     @Option(help: "Also serve this registry's adapters trained on the base model (as NAME@VERSION).") var registry: String?
     @Option(help: "The registry's blob root (default: TUNE_BLOBS or adapters).") var blobs: String?
@@ -51,6 +55,8 @@ struct ServeCommand: AsyncParsableCommand {
             config.checkpointEvery = checkpointEvery
             config.parallelGenerations = parallel
             config.batchSize = batch
+            config.exact = exact
+            config.prefixCache = prefixCache
             config.packedWeightBytes = packedWeightsMB << 20
             config.registryPath = registry
             config.blobRoot = blobs ?? ProcessInfo.processInfo.environment["TUNE_BLOBS"] ?? config.blobRoot
