@@ -129,11 +129,17 @@ public enum Evaluator {
         return (best, ranked.count > 1 ? ranked[0] - ranked[1] : nil)
     }
 
+    /// Bytes of f32 / bf16 weight panels a model under evaluation may keep packed (SmolLM2-135M: 538 MB for all).
+    public static let packedWeightBytes = 1 << 30
+
     /// Evaluates `model` on `examples` as `config` says, in batches of `config.batch` examples.
     public static func evaluate(model: LlamaModel, role: ModelRole, name: String, examples: [DatasetExample],
                                 config: EvalConfig, progress: (Int, Int) -> Void = { _, _ in }) throws -> ModelEvaluation {
         let all = items(examples)
         guard !all.isEmpty else { throw TuneError(.invalidArgument, "evaluation: no eval example has target tokens") }
+        // Every batch runs the same matrices through the tile GEMM (the prompts, and the LM head over the
+        // judged rows): pack them once instead of per call (PackedWeights.swift; the same bits).
+        model.packWeights(upToBytes: packedWeightBytes)
         let tok = model.tokenizer
         let stops = stopTokens(all, eos: tok.eosID)
         let pattern = try config.regex.map { p in
