@@ -16,7 +16,7 @@
  * Small T (<= CK_GEMV_MAX_T) with Q4_0/Q4_1/Q8_0/Q5_0/Q4_K/Q5_K/Q6_K weights goes to the fused kernels of
  * gemv_q.c instead (no dequantized tile buffer). T = 1 with those weights goes to the int8 path of
  * gemv_q8.c only while the calling thread has opted in (ck_set_fast_decode); never by default. While
- * it has, what would reach the tile stage runs with bf16 products (gemm_bf16.c) where
+ * it has, what would reach the tile stage with more than CK_GEMV_MAX_T rows runs with bf16 products (gemm_bf16.c) where
  * ck_fast_gemm_bf16 says that is faster: the fast path's prefill and batched decode steps.
  *
  * Reproducibility: every output of the small-T AVX2 dot path is one 8-lane accumulator over K,
@@ -229,14 +229,16 @@ static int tile_stage(int wtype, int64_t T, int64_t K, int64_t N) {
 #endif
 }
 
-static int fast_bf16_now(void) { return ck_get_fast_decode() && ck_fast_gemm_bf16(); }
+/* The fast path's bf16 GEMM takes tile-stage matmuls of more than CK_GEMV_MAX_T rows: prompts and
+ * batched steps. Fewer rows stay f32 (a GEMV-sized call would spend its time rounding W to bf16). */
+static int fast_bf16_now(int64_t T) { return T > CK_GEMV_MAX_T && ck_get_fast_decode() && ck_fast_gemm_bf16(); }
 
 int ck_matmul_forward_is_tiled(int wtype, int64_t T, int64_t K, int64_t N) {
-    return tile_stage(wtype, T, K, N) && !fast_bf16_now();
+    return tile_stage(wtype, T, K, N) && !fast_bf16_now(T);
 }
 
 int ck_matmul_forward_is_bf16(int wtype, int64_t T, int64_t K, int64_t N) {
-    return tile_stage(wtype, T, K, N) && fast_bf16_now();
+    return tile_stage(wtype, T, K, N) && fast_bf16_now(T);
 }
 
 int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
@@ -260,7 +262,7 @@ int ck_matmul_forward(float *out, const float *inp, const void *w, int wtype,
         ck_parallel_for((N + TILE_N - 1) / TILE_N, mm_task, &c);
         return c.failed ? -1 : 0;
     }
-    if (fast_bf16_now()) return ck_matmul_forward_bf16(out, inp, w, wtype, bias, T, K, N); // opt-in: gemm_bf16.c
+    if (fast_bf16_now(T)) return ck_matmul_forward_bf16(out, inp, w, wtype, bias, T, K, N); // opt-in: gemm_bf16.c
     {
         const int64_t tiles = (N + TILE_N512 - 1) / TILE_N512, want = 4 * (int64_t)ck_get_threads();
         if (tiles < want && T >= 96) { // few weight tiles for many threads: also split the rows of inp

@@ -85,9 +85,9 @@ int ck_matmul_forward_packed_ref(float *out, const float *inp, const float *pack
  *
  * ck_set_fast_decode(1) turns it on for the CALLING THREAD only (thread-local, default off):
  * while on, ck_matmul_forward sends T == 1 with a ck_gemv_q8_supported (wtype, K) here, and the
- * shapes that would run the f32 tile GEMM (prompts, batched decode steps) to ck_matmul_forward_bf16
- * when ck_fast_gemm_bf16() (ck_train.h). Fused small-T (2..8 rows) and LoRA's small-N matmuls stay
- * exact. With the switch off every result is what it was. */
+ * shapes of more than 8 rows that would run the f32 tile GEMM (prompts, batched decode steps) to
+ * ck_matmul_forward_bf16 when ck_fast_gemm_bf16() (ck_train.h). Up to 8 rows (fused small-T GEMV or
+ * the f32 tiles) and LoRA's small-N matmuls stay exact. With the switch off every result is what it was. */
 void ck_set_fast_decode(int on);
 int  ck_get_fast_decode(void);
 

@@ -34,8 +34,10 @@ public struct EvalConfig: Codable, Hashable, Sendable {
 
     public init() {}
 
-    /// Whether greedy generation takes the fast path (`exact_generation` not set).
-    public var fastGeneration: Bool { exactGeneration != true }
+    /// Whether greedy generation takes the fast path: `exact_generation` not set, and no routing (a router's
+    /// confidence must be what the served router computes for one request, and the fast path's arithmetic
+    /// depends on how many sequences share a step; the exact path's does not).
+    public var fastGeneration: Bool { exactGeneration != true && routing == nil }
 
     /// Metrics a reference (or managed) model reports: the declared ones a chat API can give.
     public var apiMetrics: [String] { reportedMetrics.filter { !ManagedEvaluator.unavailableMetrics.contains($0) } }

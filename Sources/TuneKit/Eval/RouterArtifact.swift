@@ -22,13 +22,8 @@ public struct RouterPrompt: Codable, Sendable, Equatable {
     public var choiceSuffixIDs: [Int32]
     /// Greedy tokens generated per answer (`eval.max_new_tokens`).
     public var maxNewTokens: Int
-    /// Whether the eval generated on the fast path (so the router's confidences are computed the same way);
-    /// nil in routers recorded before there was one: exact.
-    public var fastGeneration: Bool?
 
-    public init(template: String, systemPrompt: String?, stopIDs: [Int32], choices: [String], choiceSuffixIDs: [Int32], maxNewTokens: Int,
-                fastGeneration: Bool? = nil) {
-        self.fastGeneration = fastGeneration
+    public init(template: String, systemPrompt: String?, stopIDs: [Int32], choices: [String], choiceSuffixIDs: [Int32], maxNewTokens: Int) {
         self.template = template
         self.systemPrompt = systemPrompt
         self.stopIDs = stopIDs
@@ -40,7 +35,6 @@ public struct RouterPrompt: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case template, choices
         case systemPrompt = "system_prompt", stopIDs = "stop_ids", choiceSuffixIDs = "choice_suffix_ids", maxNewTokens = "max_new_tokens"
-        case fastGeneration = "fast_generation"
     }
 
     /// What the Evaluator used for `examples` (stop set, and the stop tokens that end the first answer).
@@ -51,8 +45,7 @@ public struct RouterPrompt: Codable, Sendable, Equatable {
         let tail = Evaluator.stopTail(&answer, stops: stops)
         let choice = config.metrics.contains("choice") && !config.choices.isEmpty
         return RouterPrompt(template: template, systemPrompt: systemPrompt, stopIDs: stops.sorted(), choices: choice ? config.choices : [],
-                            choiceSuffixIDs: choice ? tail : [], maxNewTokens: config.maxNewTokens,
-                            fastGeneration: config.generates ? config.fastGeneration : nil)
+                            choiceSuffixIDs: choice ? tail : [], maxNewTokens: config.maxNewTokens)
     }
 }
 

@@ -145,8 +145,7 @@ public final class RouterRuntime: @unchecked Sendable {
             let (best, margin) = Evaluator.bestChoice(r.scores.map { $0.logprobs.reduce(0, +) })
             return (prompt.choices[best], margin!, conts[best].ids.count - prompt.choiceSuffixIDs.count, true)   // ≥ 2 choices: init
         }
-        let r = try local.evaluate(prompts: [PromptTask(prompt: ids, continuations: [], maxNewTokens: prompt.maxNewTokens)], stopTokens: stops,
-                                   fastGeneration: prompt.fastGeneration ?? false)[0]
+        let r = try local.evaluate(prompts: [PromptTask(prompt: ids, continuations: [], maxNewTokens: prompt.maxNewTokens)], stopTokens: stops)[0]
         guard let confidence = r.meanGeneratedLogprob else { throw TuneError(.internal, "router \(artifact.ref): the routed model generated nothing") }
         return (tok.decode(r.generated), confidence, r.generated.count, r.generatedLogprobs.count > r.generated.count)
     }
