@@ -146,7 +146,7 @@ public final class ContinuousBatcher: @unchecked Sendable {
                 }
             }
             var rows = 0, reused = 0
-            let donors = feed.map { (tokens: $0.live.seq.promptIDs + $0.live.seq.out, session: $0.live.seq.session) }
+            let donors = waiting.isEmpty ? [] : feed.map { (tokens: $0.live.seq.promptIDs + $0.live.seq.out, session: $0.live.seq.session) }
             while feed.count < maxBatch, let r = waiting.first {
                 let p = r.prompt
                 if p.options.maxTokens == 0 {   // nothing to generate: no prefill

@@ -49,12 +49,7 @@ extension LlamaSession {
     func fork(extra: Int) throws -> LlamaSession {
         let s = LlamaSession(model: model, capacity: min(model.config.contextLength, position + extra))
         try s.reserve(position + max(1, extra))
-        let kvDim = model.config.numKVHeads * model.config.headDim
-        for l in 0..<model.config.numLayers {
-            s.kCache[l].update(from: kCache[l], count: position * kvDim)
-            s.vCache[l].update(from: vCache[l], count: position * kvDim)
-        }
-        s.position = position
+        try s.adoptPrefix(of: self, count: position)
         return s
     }
 }
@@ -104,18 +99,11 @@ extension LlamaModel {
         }
         let logits = UnsafeMutablePointer<Float>.allocate(capacity: V)
         defer { logits.deallocate() }
-        /// (ln p(want), argmax == want) of a logits row; `row` is overwritten.
-        func judge(_ row: UnsafeMutablePointer<Float>, _ want: Int32) -> (Double, Bool) {
-            var best = 0
-            for v in 1..<V where row[v] > row[best] { best = v }
-            let hit = best == Int(want) || row[best] == row[Int(want)]
-            ck_log_softmax_forward(row, row, 1, Int64(V))
-            return (Double(row[Int(want)]), hit)
-        }
+        func judge(_ row: UnsafeMutablePointer<Float>, _ want: Int32) -> (Double, Bool) { Self.judge(row, vocab: V, want: want) }
         if !fed.isEmpty {
             let h = try forwardHidden(fed.map { ($0.session, $0.tokens) }, acts: acts)
-            // Every judged position: L0 for j = 0, else the hidden row after cont[j-1]; the LM head runs on
-            // those rows in chunks (one GEMM each, not one GEMV per row).
+            // Every judged position: L0 for j = 0, else the hidden row after cont[j-1] (through the LM head in
+            // chunks: `judge(hiddenRows:wants:)`).
             var judged: [(fed: Int, row: Int?, want: Int32)] = []
             var base = 0
             for (k, f) in fed.enumerated() {
@@ -123,28 +111,12 @@ extension LlamaModel {
                 for j in c.targets { judged.append((k, j == 0 ? nil : base + j - 1, c.ids[j])) }
                 base += f.tokens.count
             }
-            var results: [(Double, Bool)] = []
-            results.reserveCapacity(judged.count)
-            let chunk = 32
-            let gathered = UnsafeMutablePointer<Float>.allocate(capacity: chunk * C), block = UnsafeMutablePointer<Float>.allocate(capacity: chunk * V)
-            defer { gathered.deallocate(); block.deallocate() }
-            var start = 0
-            while start < judged.count {
-                let part = judged[start..<min(judged.count, start + chunk)]
-                let rows = part.compactMap(\.row)
-                for (i, r) in rows.enumerated() { (gathered + i * C).update(from: h + r * C, count: C) }
-                if !rows.isEmpty { try lmHead(gathered, rows: rows.count, into: block) }
-                var next = 0
-                for item in part {
-                    if item.row != nil {
-                        logits.update(from: block + next * V, count: V)
-                        next += 1
-                    } else {
-                        logits.update(from: l0.withUnsafeBufferPointer { $0.baseAddress! + fed[item.fed].task * V }, count: V)
-                    }
-                    results.append(judge(logits, item.want))
-                }
-                start += part.count
+            var fromRows = try self.judge(hiddenRows: judged.compactMap { $0.row.map { UnsafePointer(h + $0 * C) } },
+                                     wants: judged.filter { $0.row != nil }.map(\.want))[...]
+            let results = judged.map { item -> (Double, Bool) in
+                if item.row != nil { return fromRows.removeFirst() }
+                logits.update(from: l0.withUnsafeBufferPointer { $0.baseAddress! + fed[item.fed].task * V }, count: V)
+                return judge(logits, item.want)
             }
             var k = 0
             for f in fed {

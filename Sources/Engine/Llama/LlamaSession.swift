@@ -118,6 +118,38 @@ extension LlamaModel {
 
 // MARK: - Teacher-forced target scoring
 
+extension LlamaModel {
+    /// (ln p(want), whether want is the argmax — or ties it) of a logits row; `row` is overwritten by its
+    /// log-softmax.
+    static func judge(_ row: UnsafeMutablePointer<Float>, vocab V: Int, want: Int32) -> (Double, Bool) {
+        let want = Int(want)
+        var best = 0
+        for v in 1..<V where row[v] > row[best] { best = v }
+        let hit = best == want || row[best] == row[want]
+        ck_log_softmax_forward(row, row, 1, Int64(V))
+        return (Double(row[want]), hit)
+    }
+
+    /// `judge` of the LM head's logits for each hidden row `[C]`, the rows gathered through the LM head in
+    /// chunks of 32 (one GEMM each).
+    func judge(hiddenRows rows: [UnsafePointer<Float>], wants: [Int32]) throws -> [(Double, Bool)] {
+        let C = config.hiddenSize, V = config.vocabSize, chunk = 32
+        let gathered = UnsafeMutablePointer<Float>.allocate(capacity: chunk * C), logits = UnsafeMutablePointer<Float>.allocate(capacity: chunk * V)
+        defer { gathered.deallocate(); logits.deallocate() }
+        var out: [(Double, Bool)] = []
+        out.reserveCapacity(rows.count)
+        var start = 0
+        while start < rows.count {
+            let n = min(chunk, rows.count - start)
+            for i in 0..<n { (gathered + i * C).update(from: rows[start + i], count: C) }
+            try lmHead(gathered, rows: n, into: logits)
+            for i in 0..<n { out.append(Self.judge(logits + i * V, vocab: V, want: wants[start + i])) }
+            start += n
+        }
+        return out
+    }
+}
+
 /// Log-probabilities and greedy agreement at chosen positions of a sequence.
 public struct TargetScores: Sendable, Equatable {
     /// `ln p(ids[t] | ids[..<t])` for each requested position t.
@@ -139,35 +171,15 @@ extension LlamaModel {
         let sessions = batch.map { makeSession(contextLength: $0.ids.count) }
         let acts = Activations()
         let hidden = try forwardHidden(Array(zip(sessions, batch.map(\.ids))).map { ($0, $1) }, acts: acts)
-        let C = config.hiddenSize, V = config.vocabSize
+        let C = config.hiddenSize
         var rowsNeeded: [Int] = []
         var base = 0
         for (ids, targets) in batch {
             rowsNeeded += targets.map { base + $0 - 1 }
             base += ids.count
         }
-        let gathered = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rowsNeeded.count * C))
-        defer { gathered.deallocate() }
-        for (i, r) in rowsNeeded.enumerated() { (gathered + i * C).update(from: hidden + r * C, count: C) }
-        let chunk = 32
-        let logits = UnsafeMutablePointer<Float>.allocate(capacity: chunk * V)
-        defer { logits.deallocate() }
-        var flat: [(Double, Bool)] = []
-        let wanted = batch.flatMap { b in b.targets.map { b.ids[$0] } }
-        var start = 0
-        while start < rowsNeeded.count {
-            let rows = min(chunk, rowsNeeded.count - start)
-            try lmHead(gathered + start * C, rows: rows, into: logits)
-            for r in 0..<rows {
-                let row = logits + r * V, want = Int(wanted[start + r])
-                var best = 0
-                for v in 1..<V where row[v] > row[best] { best = v }
-                let hit = best == want || row[best] == row[want]
-                ck_log_softmax_forward(row, row, 1, Int64(V))
-                flat.append((Double(row[want]), hit))
-            }
-            start += rows
-        }
+        let flat = try judge(hiddenRows: rowsNeeded.map { UnsafePointer(hidden + $0 * C) },
+                             wants: batch.flatMap { b in b.targets.map { b.ids[$0] } })
         var out: [TargetScores] = [], k = 0
         for b in batch {
             let slice = flat[k..<(k + b.targets.count)]
