@@ -37,6 +37,8 @@ public struct TrainBench: Sendable {
     public var dataPath: String? = nil
     /// LoRA dropout (real fine-tunes run 0.05; the fixed-length bench has used 0).
     public var dropout: Double = 0
+    /// Time every kernel-table call of the timed steps (`OpProfile`) and report it per op.
+    public var profile = false
 
     public init() {}
 
@@ -50,6 +52,20 @@ public struct TrainBench: Sendable {
         public var rssVsReference: Double?
         /// Real tokens per timed step (with --data: the rows' own lengths; otherwise batch × seq-len).
         public var tokensPerStep: Double? = nil
+        /// `--profile`: the timed steps' kernel-table calls, op by op.
+        public var profile: Profile? = nil
+    }
+
+    /// Where the timed steps' time went (`--profile`).
+    public struct Profile: Codable, Sendable {
+        /// Per op over all timed steps, largest first.
+        public var ops: [OpProfile.Row]
+        /// Wall time of the timed steps (ops + everything between them).
+        public var stepSeconds: Double
+        public var steps: Int
+        /// tune's f32 tile GEMM on [gemmShape] in the same process (GFLOP/s): what "of GEMM rate" compares with.
+        public var gemmRate: Double?
+        public var gemmShape: String
     }
 
     public struct Report: Codable, Sendable {
@@ -96,8 +112,10 @@ public struct TrainBench: Sendable {
         o.schedule = .constant
         o.shuffle = false
         let kernel = try BackendSelector.shared.resolve(backend, for: .training)
+        let ops = profile ? OpProfile(vocabSize: model.config.vocabSize, loraRank: rank) : nil
         let trainer = try LoRATrainer(model: model, options: o, data: TrainingData(train: seqs), output: out,
-                                      backend: kernel.backend, fallbackToCPU: kernel.request == .auto)
+                                      backend: ops.map { ProfilingBackend(base: kernel.backend, profile: $0) } ?? kernel.backend,
+                                      fallbackToCPU: kernel.request == .auto)
         var stamps: [Double] = [], stepTokens: [Int] = []
         let clock = ContinuousClock(), t0 = clock.now
         _ = try trainer.run(resume: false, events: { e in
@@ -105,6 +123,7 @@ public struct TrainBench: Sendable {
                 let d = clock.now - t0
                 stamps.append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
                 stepTokens.append(p.record.tokens)
+                if stamps.count == warmup { ops?.reset() } // profile the timed steps only
             }
         })
         var stepTimes: [Double] = [], tokens = 0, prev = 0.0
@@ -114,9 +133,18 @@ public struct TrainBench: Sendable {
         }
         let total = stepTimes.reduce(0, +)
         let on = trainer.backendName == "cpu" ? "" : " on \(trainer.backendName)"
+        let rss = Self.peakRSS() // before the GEMM-rate probe below allocates
+        var report: Profile? = nil
+        if let ops {
+            // The largest base GEMM of a layer (up/gate: hidden → intermediate) at up to 512 rows, f32, on the CPU.
+            let c = model.config, rows = min(512, max(1, Int(Double(tokens) / Double(max(1, stepTimes.count)))))
+            report = Profile(ops: ops.rows(), stepSeconds: total, steps: stepTimes.count,
+                             gemmRate: trainer.backendName == "cpu" ? OpProfile.f32GEMMRate(T: rows, K: c.hiddenSize, N: c.intermediateSize) : nil,
+                             gemmShape: "\(rows)×\(c.hiddenSize) · \(c.intermediateSize)×\(c.hiddenSize)ᵀ")
+        }
         return Measurement(name: Self.label(mode, bf16Products: o.usesBF16Products) + on, tokensPerSecond: Double(tokens) / max(total, 1e-9),
-                           peakRSSBytes: Self.peakRSS(), stepSeconds: stepTimes,
-                           tokensPerStep: Double(tokens) / Double(max(1, stepTimes.count)))
+                           peakRSSBytes: rss, stepSeconds: stepTimes,
+                           tokensPerStep: Double(tokens) / Double(max(1, stepTimes.count)), profile: report)
     }
 
     public static func label(_ m: BaseWeightMode, bf16Products: Bool? = nil) -> String {
@@ -172,6 +200,7 @@ public struct TrainBench: Sendable {
                         "--threads", "\(threads)"] + (bf16Products.map { [$0 ? "--bf16-products" : "--no-bf16-products"] } ?? [])
                 + (backend.map { ["--backend", $0.rawValue] } ?? [])
                 + (workerData.map { ["--data", $0] } ?? []) + (dropout > 0 ? ["--lora-dropout", "\(dropout)"] : [])
+                + (profile ? ["--profile"] : [])
             let (status, out, err) = Self.execute(executable, args)
             guard status == 0, let line = out.split(separator: "\n").last,
                   let m = try? JSONDecoder().decode(Measurement.self, from: Data(line.utf8)) else {

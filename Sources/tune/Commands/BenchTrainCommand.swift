@@ -21,6 +21,8 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Python with torch + peft for the reference; must work (default: the first of TUNE_PYTHON, scripts/reference/.venv, python3 that does).")
     var python: String?
     @Flag(inversion: .prefixedNo, help: "Base GEMMs with bf16 products in every mode (default: bf16 base only).") var bf16Products: Bool?
+    @Flag(help: "Time every kernel call of the timed steps and print where each mode's step goes, op by op (with GFLOP/s and the share of this machine's f32 GEMM rate).")
+    var profile = false
     @Option(help: .hidden) var worker: BaseWeightMode?
     @OptionGroup var kernels: BackendOptions
     @OptionGroup var global: GlobalOptions
@@ -42,6 +44,7 @@ struct BenchTrain: ParsableCommand {
             if let python { bench.python = python }
             bench.bf16Products = bf16Products
             bench.backend = kernels.backend
+            bench.profile = profile
             if let worker {
                 try Output.json(try bench.work(mode: worker))
                 return
@@ -68,6 +71,29 @@ struct BenchTrain: ParsableCommand {
                 Output.text(line)
             }
             Output.text(r.referenceNote)
+            for m in r.results { if let p = m.profile { Self.print(profile: p, of: m.name) } }
         }
+    }
+
+    static func print(profile p: TrainBench.Profile, of name: String) {
+        let n = Double(max(1, p.steps)), step = p.stepSeconds / n
+        Output.text("")
+        Output.text("profile of \(name): \(p.steps) timed steps, \(String(format: "%.3f", step)) s/step"
+                    + (p.gemmRate.map { String(format: "; f32 GEMM rate here %.1f GFLOP/s", $0) + " (\(p.gemmShape))" } ?? ""))
+        Output.text("op                                   calls/step    ms/step   share   GFLOP/s   of GEMM rate")
+        var inOps = 0.0
+        for o in p.ops {
+            inOps += o.seconds
+            var line = o.op.padding(toLength: 36, withPad: " ", startingAt: 0)
+                + String(format: "%11.0f %10.1f %6.1f%%", Double(o.calls) / n, 1000 * o.seconds / n, 100 * o.seconds / max(p.stepSeconds, 1e-12))
+            if let g = o.gflops {
+                line += String(format: " %9.1f", g)
+                if let rate = p.gemmRate { line += String(format: "   %5.0f%%", 100 * g / rate) }
+            }
+            Output.text(line)
+        }
+        let rest = max(0, p.stepSeconds - inOps)
+        Output.text("outside the kernel table".padding(toLength: 48, withPad: " ", startingAt: 0)
+                    + String(format: "%10.1f %6.1f%%", 1000 * rest / n, 100 * rest / max(p.stepSeconds, 1e-12)))
     }
 }
