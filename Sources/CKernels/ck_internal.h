@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include "ck_ops.h"
 
 #if defined(__x86_64__) && !defined(CK_NO_SIMD) // CK_NO_SIMD: build as on non-x86 (ref only)
@@ -35,9 +36,10 @@ static inline int ck_use_avx512(void) { return CK_X86 && ck_isa_active() >= CK_I
 #if CK_X86
 /* C[i, j] (+)= Σ_r A[i*sai + r*sar] · B[r*ldb + j] for i < rows, j < cols (any sizes), in
  * 12×32 register tiles (24 zmm accumulators, B rows loaded as 2 zmm, A broadcast).
- * load_c: start from C (else 0). Partial column stripes use masked loads and stores, so
+ * load_c: 1 start from C, 2 sum from 0 then add C, 0 neither. Partial column stripes use masked loads and stores, so
  * nothing outside the rows × cols window of B and C is read or written.
- * Each element is its initial value followed by one fmaf per r in increasing order. */
+ * Each element is its initial value followed by one fmaf per r in increasing order (load_c 2: the
+ * chain from 0, then one add of C). */
 void ck512_tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
                      const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c);
 
@@ -51,7 +53,8 @@ void ck512_small_n(float *out, int64_t ldo, const float *x, int64_t ldx, const f
 
 #if CK_X86
 /* C[rows, cols] (+)= A·B with ck512_tile_gemm's contract, on the AVX2 6×16 tiles or (active ISA
- * avx512) the 12×32 AVX-512 tiles (gemm_bwd.c). */
+ * avx512) the 12×32 AVX-512 tiles (gemm_bwd.c). load_c: 0 C = A·B; 1 the FMA chain starts from C;
+ * 2 A·B is summed from zero and then added to C (rounding relative to this block's sum). */
 void ck_tile_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
                   const float *b, int64_t ldb, int64_t R, int64_t rows, int64_t cols, int load_c);
 /* Register-tile height of ck_tile_gemm on the active ISA: 12 (avx512) or 6 (avx2). */
@@ -158,6 +161,13 @@ CK_AVX512_INLINE float ck_hmax16(__m512 v) {
     a = _mm_max_ps(a, _mm_movehl_ps(a, a));
     a = _mm_max_ss(a, _mm_shuffle_ps(a, a, 1));
     return _mm_cvtss_f32(a);
+}
+
+/* gelu_tanh(x) = ½x(1 + tanh(β(x + κx³))) = x / (1 + e) with e = exp(−2β·x(1 + κx²)), the logistic
+ * form; this is e in float32 with expf, for the scalar tails of the vectorized GeGLU kernels
+ * (forward and backward compute x / (1 + e) alike). */
+static inline float ck_gelu_exp(float x) {
+    return expf(-2.0f * 0.7978845608028654f * x * (1.0f + 0.044715f * x * x));
 }
 
 /* ck_exp8 for 16 lanes (same reduction and polynomial, so the same values lane by lane). */

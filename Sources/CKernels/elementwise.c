@@ -89,17 +89,35 @@ void ck_geglu_forward_ref(float *out, const float *gate, const float *up, int64_
     for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh(gate[i]) * up[i];
 }
 
-static void geglu_task(void *vctx, int64_t task) {
+#if CK_X86
+/* gelu_tanh(x) = ½x(1 + tanh a) = x·σ(2a), a = β(x + κx³): the logistic form needs one exp and no
+ * tanh, with ck_exp8 (~2 ulp) as in SwiGLU. Elements past the last full vector use expf (ck_gelu_exp). */
+CK_AVX2 static void geglu_task(void *vctx, int64_t task) {
     const ew_ctx *c = vctx;
     const int64_t i0 = task * EW_CHUNK, i1 = i0 + EW_CHUNK < c->n ? i0 + EW_CHUNK : c->n;
-    ck_geglu_forward_ref(c->out + i0, c->a + i0, c->b + i0, i1 - i0);
+    const __m256 one = _mm256_set1_ps(1.0f), m2b = _mm256_set1_ps(-2.0f * 0.7978845608028654f), kk = _mm256_set1_ps(0.044715f);
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8) {
+        const __m256 x = _mm256_loadu_ps(c->a + i);
+        const __m256 e = ck_exp8(_mm256_mul_ps(_mm256_mul_ps(m2b, x), _mm256_fmadd_ps(kk, _mm256_mul_ps(x, x), one)));
+        _mm256_storeu_ps(c->out + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(c->b + i)));
+    }
+    for (; i < i1; i++) c->out[i] = (c->a[i] / (1.0f + ck_gelu_exp(c->a[i]))) * c->b[i];
 }
+#endif
 
-/* Threaded over chunks; each element's arithmetic is the reference's, so it is bit-identical. */
+/* Threaded over fixed chunks (bit-identical for any thread count); within 2e-6 relative of the
+ * tanhf reference. */
 void ck_geglu_forward(float *out, const float *gate, const float *up, int64_t n) {
-    if (n <= 0) return;
-    ew_ctx c = {out, gate, up, n};
-    ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, geglu_task, &c);
+#if CK_X86
+    if (ck_use_simd()) {
+        if (n <= 0) return;
+        ew_ctx c = {out, gate, up, n};
+        ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, geglu_task, &c);
+        return;
+    }
+#endif
+    ck_geglu_forward_ref(out, gate, up, n);
 }
 
 // ---- add ------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ CK_AVX512_INLINE void mk512(int MR, int NV, int FULL, float *c, int64_t ldc, con
     const __mmask16 m1 = FULL || nc >= 32 ? (__mmask16)0xffff : nc <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nc - 16)) - 1);
     __m512 acc[MAXMR][2];
     for (int i = 0; i < MR; i++) {
-        if (load_c) {
+        if (load_c == 1) {
             acc[i][0] = FULL ? _mm512_loadu_ps(c + i * ldc) : _mm512_maskz_loadu_ps(m0, c + i * ldc);
             if (NV == 2) acc[i][1] = FULL ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
         } else {
@@ -42,6 +42,11 @@ CK_AVX512_INLINE void mk512(int MR, int NV, int FULL, float *c, int64_t ldc, con
             if (NV == 2) acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
         }
     }
+    if (load_c == 2) // the block's sum, then C: rounding relative to this block, not the running total
+        for (int i = 0; i < MR; i++) {
+            acc[i][0] = _mm512_add_ps(acc[i][0], FULL ? _mm512_loadu_ps(c + i * ldc) : _mm512_maskz_loadu_ps(m0, c + i * ldc));
+            if (NV == 2) acc[i][1] = _mm512_add_ps(acc[i][1], FULL ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_maskz_loadu_ps(m1, c + i * ldc + 16));
+        }
     for (int i = 0; i < MR; i++) {
         if (FULL) {
             _mm512_storeu_ps(c + i * ldc, acc[i][0]);

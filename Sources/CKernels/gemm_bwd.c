@@ -67,7 +67,8 @@ void ck_matmul_backward_weight_ref(float *dw, const float *dout, const float *in
 
 #if CK_X86
 /* C[i, j] (+)= Σ_r A[i*sai + r*sar] · B[r*ldb + j] for i < MR, j < nc (nc <= 16).
- * load_c: start from C (else 0). FULL: nc == 16 (unmasked loads). */
+ * load_c: 1 start from C; 2 sum from 0, then add C (the block's rounding relative to its own sum);
+ * 0 C = the sum. FULL: nc == 16 (unmasked loads). */
 CK_AVX2_INLINE void mk(int MR, int FULL, float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar,
                        const float *b, int64_t ldb, int64_t R, int nc, int load_c) {
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -75,7 +76,7 @@ CK_AVX2_INLINE void mk(int MR, int FULL, float *c, int64_t ldc, const float *a, 
     const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - 8), idx);
     __m256 acc[6][2];
     for (int i = 0; i < MR; i++) {
-        if (load_c) {
+        if (load_c == 1) {
             acc[i][0] = FULL ? _mm256_loadu_ps(c + i * ldc) : _mm256_maskload_ps(c + i * ldc, m0);
             acc[i][1] = FULL ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_maskload_ps(c + i * ldc + 8, m1);
         } else {
@@ -92,6 +93,11 @@ CK_AVX2_INLINE void mk(int MR, int FULL, float *c, int64_t ldc, const float *a, 
             acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
         }
     }
+    if (load_c == 2)
+        for (int i = 0; i < MR; i++) {
+            acc[i][0] = _mm256_add_ps(acc[i][0], FULL ? _mm256_loadu_ps(c + i * ldc) : _mm256_maskload_ps(c + i * ldc, m0));
+            acc[i][1] = _mm256_add_ps(acc[i][1], FULL ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_maskload_ps(c + i * ldc + 8, m1));
+        }
     for (int i = 0; i < MR; i++) {
         if (FULL) {
             _mm256_storeu_ps(c + i * ldc, acc[i][0]);
@@ -253,21 +259,15 @@ static void bib_pack_task(void *vctx, int64_t task) {
 }
 
 /* One register-tile pass of a W block onto dinp. The first block of a reduction (load 0) writes
- * its sums; every later one is summed from zero in `tmp` ([rows][32]) and then added, so dinp's
- * running total never enters a block's FMA chain: each rounding is relative to one block's sum
- * instead of to the total so far. Over the LM head's ~800 blocks (N = 151,936) the chained form
+ * its sums; every later one is summed from zero in the registers and then added to dinp (load_c 2),
+ * so dinp's running total never enters a block's FMA chain: each rounding is relative to one
+ * block's sum instead of to the total so far. Over the LM head's ~800 blocks (N = 151,936) the chained form
  * lost about ten times more, enough to move Qwen2.5's last-layer LoRA gradients by 2e-3 (relative
  * L2, against a float64 PEFT run) where PyTorch's float32 stays near 2e-4. Costs one add per
- * output element per block: 1/192 of the block's multiply-adds. */
+ * output element per block (C is loaded after the chain instead of before it). */
 static void bib_block(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sar, const float *b, int64_t R,
-                      int64_t rows, int64_t cols, int load, float *tmp) {
-    if (!load) { ck_tile_gemm(c, ldc, a, sai, sar, b, BI_PANEL, R, rows, cols, 0); return; }
-    ck_tile_gemm(tmp, BI_PANEL, a, sai, sar, b, BI_PANEL, R, rows, cols, 0);
-    for (int64_t i = 0; i < rows; i++) {
-        float *restrict ci = c + i * ldc;
-        const float *restrict ti = tmp + i * BI_PANEL;
-        for (int64_t j = 0; j < cols; j++) ci[j] += ti[j];
-    }
+                      int64_t rows, int64_t cols, int load) {
+    ck_tile_gemm(c, ldc, a, sai, sar, b, BI_PANEL, R, rows, cols, load ? 2 : 0);
 }
 
 static void bib_task(void *vctx, int64_t task) {
@@ -283,15 +283,12 @@ static void bib_task(void *vctx, int64_t task) {
     // bought nothing where rows do not alias.)
     const int pack = c->N >= BIG_N || c->N % 1024 == 0;
     const int panels_outer = !pack && (nn < 64 || p1 - p0 == 1); // a short reduction (LoRA's N = r) or one panel
-    const int64_t apn = pack ? BI_RC * mr : 0, tile_rows = panels_outer ? tn : mr;
-    const int64_t scratch = apn + (load ? tile_rows * BI_PANEL : 0);
-    float *buf = scratch > 0 ? ck_scratch((size_t)scratch) : NULL;
-    if (scratch > 0 && !buf) { c->failed = 1; return; }
-    float *ap = pack ? buf : NULL, *tmp = buf ? buf + apn : NULL;
+    float *ap = pack ? ck_scratch((size_t)(BI_RC * mr)) : NULL;
+    if (pack && !ap) { c->failed = 1; return; }
     if (panels_outer) {
         for (int64_t p = p0; p < p1; p++)
             bib_block(c->dinp + t0 * c->K + p * BI_PANEL, c->K, c->dout + t0 * c->N + n0, c->N, 1, c->bpk + p * BI_RC * BI_PANEL,
-                      nn, tn, c->K - p * BI_PANEL < BI_PANEL ? c->K - p * BI_PANEL : BI_PANEL, load, tmp);
+                      nn, tn, c->K - p * BI_PANEL < BI_PANEL ? c->K - p * BI_PANEL : BI_PANEL, load);
         return;
     }
     for (int64_t i0 = t0; i0 < t0 + tn; i0 += mr) {
@@ -306,7 +303,7 @@ static void bib_task(void *vctx, int64_t task) {
         }
         for (int64_t p = p0; p < p1; p++)
             bib_block(c->dinp + i0 * c->K + p * BI_PANEL, c->K, a, sai, sar, c->bpk + p * BI_RC * BI_PANEL,
-                      nn, m, c->K - p * BI_PANEL < BI_PANEL ? c->K - p * BI_PANEL : BI_PANEL, load, tmp);
+                      nn, m, c->K - p * BI_PANEL < BI_PANEL ? c->K - p * BI_PANEL : BI_PANEL, load);
     }
 }
 #endif

@@ -243,34 +243,46 @@ void ck_geglu_backward_ref(float *dgate, float *dup, const float *dout, const fl
     }
 }
 
-/* float32 per element (the same arithmetic whatever chunk or thread handles it). */
-static void geglu_bwd_span(float *dgate, float *dup, const float *dout, const float *gate,
-                           const float *up, int64_t n) {
-    const float kBeta = 0.7978845608028654f, kKappa = 0.044715f;
-    for (int64_t i = 0; i < n; i++) {
-        const float x = gate[i], x2 = x * x, th = tanhf(kBeta * (x + kKappa * x2 * x));
-        const float g = 0.5f * x * (1.0f + th);
-        const float dg = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * kBeta * (1.0f + 3.0f * kKappa * x2);
-        dup[i] = dout[i] * g;
-        dgate[i] = (dout[i] * up[i]) * dg;
-    }
-}
-
-static void geglub_task(void *vctx, int64_t task) {
+#if CK_X86
+/* Logistic form (see ck_gelu_exp): s = σ(2a), g = x·s, gelu_tanh'(x) = s·(1 + 2x(1 − s)·a'),
+ * a' = β(1 + 3κx²); dup uses the same x/(1 + e) as the forward kernel, so it equals forward(g, dout).
+ * The same arithmetic whatever chunk or thread handles an element. */
+CK_AVX2 static void geglub_task(void *vctx, int64_t task) {
     const swb_ctx *c = vctx;
     const int64_t i0 = task * CHUNK, i1 = i0 + CHUNK < c->n ? i0 + CHUNK : c->n;
-    geglu_bwd_span(c->dgate + i0, c->dup + i0, c->dout + i0, c->gate + i0, c->up + i0, i1 - i0);
+    const float kBeta = 0.7978845608028654f, kKappa = 0.044715f;
+    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f), m2b = _mm256_set1_ps(-2.0f * kBeta),
+                 kk = _mm256_set1_ps(kKappa), b = _mm256_set1_ps(kBeta), k3 = _mm256_set1_ps(3.0f * kKappa);
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8) {
+        const __m256 x = _mm256_loadu_ps(c->gate + i), dy = _mm256_loadu_ps(c->dout + i), x2 = _mm256_mul_ps(x, x);
+        const __m256 e = ck_exp8(_mm256_mul_ps(_mm256_mul_ps(m2b, x), _mm256_fmadd_ps(kk, x2, one)));
+        const __m256 den = _mm256_add_ps(one, e), s = _mm256_div_ps(one, den);
+        _mm256_storeu_ps(c->dup + i, _mm256_mul_ps(dy, _mm256_div_ps(x, den)));
+        const __m256 da = _mm256_mul_ps(b, _mm256_fmadd_ps(k3, x2, one));
+        const __m256 dg = _mm256_mul_ps(s, _mm256_fmadd_ps(_mm256_mul_ps(two, x), _mm256_mul_ps(_mm256_sub_ps(one, s), da), one));
+        _mm256_storeu_ps(c->dgate + i, _mm256_mul_ps(_mm256_mul_ps(dy, _mm256_loadu_ps(c->up + i)), dg));
+    }
+    for (; i < i1; i++) {
+        const float x = c->gate[i], x2 = x * x, den = 1.0f + ck_gelu_exp(x), g = x / den, s = 1.0f / den;
+        const float dg = s * (1.0f + 2.0f * x * (1.0f - s) * kBeta * (1.0f + 3.0f * kKappa * x2));
+        c->dup[i] = c->dout[i] * g;
+        c->dgate[i] = (c->dout[i] * c->up[i]) * dg;
+    }
 }
+#endif
 
 /* Threaded over fixed chunks; bit-identical for any thread count. */
 void ck_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                        const float *up, int64_t n) {
     if (n <= 0) return;
+#if CK_X86
     if (ck_use_simd()) {
         swb_ctx c = {dgate, dup, dout, gate, up, n};
         ck_parallel_for((n + CHUNK - 1) / CHUNK, geglub_task, &c);
         return;
     }
+#endif
     ck_geglu_backward_ref(dgate, dup, dout, gate, up, n);
 }
 
@@ -402,4 +414,44 @@ void ck_scale(float *x, float s, int64_t n) {
     }
 #endif
     ck_scale_ref(x, s, n);
+}
+
+// ---- LoRA dropout mask ------------------------------------------------------------------------
+
+static inline uint32_t dropout_hash(uint64_t key, uint64_t i) {
+    uint64_t z = key + i * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+void ck_dropout_mask_ref(float *mask, int64_t n, uint64_t key, uint32_t threshold, float scale) {
+    for (int64_t i = 0; i < n; i++) mask[i] = dropout_hash(key, (uint64_t)i) <= threshold ? scale : 0.0f;
+}
+
+typedef struct { float *mask; int64_t n; uint64_t key; uint32_t threshold; float scale; } dm_ctx;
+
+/* The same loop compiled for AVX-512 (vpmullq: eight 64-bit hashes per instruction) or plain. */
+#if CK_X86
+CK_AVX512 static void dm_task512(void *vctx, int64_t task) {
+    const dm_ctx *c = vctx;
+    const int64_t i0 = task * CHUNK, i1 = i0 + CHUNK < c->n ? i0 + CHUNK : c->n;
+    for (int64_t i = i0; i < i1; i++) c->mask[i] = dropout_hash(c->key, (uint64_t)i) <= c->threshold ? c->scale : 0.0f;
+}
+#endif
+
+static void dm_task(void *vctx, int64_t task) {
+    const dm_ctx *c = vctx;
+    const int64_t i0 = task * CHUNK, i1 = i0 + CHUNK < c->n ? i0 + CHUNK : c->n;
+    for (int64_t i = i0; i < i1; i++) c->mask[i] = dropout_hash(c->key, (uint64_t)i) <= c->threshold ? c->scale : 0.0f;
+}
+
+void ck_dropout_mask(float *mask, int64_t n, uint64_t key, uint32_t threshold, float scale) {
+    if (n <= 0) return;
+    if (!ck_use_simd()) { ck_dropout_mask_ref(mask, n, key, threshold, scale); return; }
+    dm_ctx c = {mask, n, key, threshold, scale};
+#if CK_X86
+    if (ck_use_avx512()) { ck_parallel_for((n + CHUNK - 1) / CHUNK, dm_task512, &c); return; }
+#endif
+    ck_parallel_for((n + CHUNK - 1) / CHUNK, dm_task, &c);
 }

@@ -62,6 +62,23 @@ struct LoRAGradientTests {
         #expect(abs(loss + picked.reduce(0, +) / Double(picked.count)) < 1e-4)
     }
 
+    @Test("the LM head on the gathered target rows only = on every row", arguments: [GGMLType.f32, .q8_0])
+    func gatheredTargetRows(type: GGMLType) throws {
+        let model = try LoRATestModel.load(type: type)
+        // Masked prompts, a row's last token and a whole chunk of prompt rows (> headChunk positions
+        // without a target before the first one) all skip the head.
+        let long = DatasetExample(ids: (0..<300).map { Int32(($0 * 37 + 11) % 250) + 1 },
+                                  mask: (0..<300).map { $0 < 270 ? 0 : 1 })
+        let seqs = LoRATestModel.sequences + [long]
+        let gathered = try LoRAGradients.compute(model: model, lora: try LoRATestModel.adapter(), sequences: seqs)
+        let everyRow = try LoRAGradients.compute(model: model, lora: try LoRATestModel.adapter(), sequences: seqs, gatherTargetRows: false)
+        #expect(gathered.targets == everyRow.targets && gathered.targets == 5 + 5 + 30)
+        #expect(abs(gathered.loss - everyRow.loss) <= 1e-6 * abs(everyRow.loss))
+        var num = 0.0, den = 0.0
+        for (a, b) in zip(gathered.grad, everyRow.grad) { num += Double(a - b) * Double(a - b); den += Double(b) * Double(b) }
+        #expect(den > 0 && (num / den).squareRoot() <= 1e-6, "relative L2 \((num / den).squareRoot())")
+    }
+
     @Test("a packed sequence trains exactly like its rows as separate sequences")
     func packingIsolatesSegments() throws {
         let model = try LoRATestModel.load(type: .q4_1)

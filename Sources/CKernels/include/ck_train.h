@@ -179,4 +179,12 @@ void ck_scale_ref(float *x, float s, int64_t n);
 #ifdef __cplusplus
 }
 #endif
+
+/* LoRA dropout mask: mask[i] = scale if hash(key, i) <= threshold else 0, with hash the SplitMix64
+ * finalizer of key + i·0x9E3779B97F4A7C15, upper 32 bits (the generator LoRADropout defines; CPU and
+ * CUDA training use the same host-generated masks). Threaded over fixed chunks: the same values for
+ * any thread count and ISA. */
+void ck_dropout_mask(float *mask, int64_t n, uint64_t key, uint32_t threshold, float scale);
+void ck_dropout_mask_ref(float *mask, int64_t n, uint64_t key, uint32_t threshold, float scale);
+
 #endif

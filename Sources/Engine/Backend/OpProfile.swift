@@ -60,10 +60,11 @@ public final class OpProfile: @unchecked Sendable { // every access under `lock`
 
     /// What a GEMM with `n` outputs from `k` inputs is in the training graph.
     func gemmLabel(_ dir: String, wtype: Int32, k: Int64, n: Int64, bf16: Bool = false) -> String {
-        if n == Int64(vocabSize) { return "LM head \(dir) (\(typeName(wtype)))" }
+        let products = bf16 ? ", bf16 products" : ""
+        if n == Int64(vocabSize) { return "LM head \(dir) (\(typeName(wtype))\(products))" }
         // LoRA's A (k → rank) and B (rank → n): one side is the rank.
         if (k == Int64(loraRank) || n == Int64(loraRank)) && wtype == 0 { return "LoRA GEMM \(dir)" }
-        return "GEMM \(dir) \(typeName(wtype))" + (bf16 ? ", bf16 products" : "")
+        return "GEMM \(dir) \(typeName(wtype))" + products
     }
 
     private func typeName(_ t: Int32) -> String { t >= 0 ? GGMLType(rawValue: UInt32(t)).name : "type \(t)" }

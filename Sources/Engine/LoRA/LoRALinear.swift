@@ -34,12 +34,19 @@ struct LoRADropout {
     let p: Float
     let seed: UInt64
 
-    /// Writes x̃ = dropout(x) into `out` for the mask of (`step`, `layer`, `target`).
-    func apply(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, step: Int, layer: Int, target: LoRATarget) {
-        let keep = 1 - p, inv = 1 / keep, key = key(step: step, layer: layer, target: target)
-        let threshold = UInt32(Double(keep) * 4294967296.0 - 1)
-        for i in 0..<count { out[i] = LoRADropout.hash(key, UInt64(i)) <= threshold ? x[i] * inv : 0 }
+    /// Writes the mask of (`step`, `layer`, `target`) into `out`: 1/(1−p) where an element is kept, 0
+    /// where it is dropped (x̃ = x ⊙ mask). `ck_dropout_mask` (threaded, vectorized) computes `hash` below
+    /// for every index; `maskReference` is the same in Swift, the oracle the tests compare with.
+    func mask(_ out: UnsafeMutablePointer<Float>, count: Int, step: Int, layer: Int, target: LoRATarget) {
+        ck_dropout_mask(out, Int64(count), key(step: step, layer: layer, target: target), threshold, 1 / (1 - p))
     }
+
+    func maskReference(count: Int, step: Int, layer: Int, target: LoRATarget) -> [Float] {
+        let inv = 1 / (1 - p), key = key(step: step, layer: layer, target: target)
+        return (0..<count).map { LoRADropout.hash(key, UInt64($0)) <= threshold ? inv : 0 }
+    }
+
+    private var threshold: UInt32 { UInt32(Double(1 - p) * 4294967296.0 - 1) }
 
     private func key(step: Int, layer: Int, target: LoRATarget) -> UInt64 {
         var g = SplitMix64(seed: seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(layer) << 40)

@@ -114,6 +114,12 @@ final class TrainGraph {
     /// Per-row losses of one chunk (device) and their host copy.
     private let losses: FPtr
     private var hostLosses = [Float](repeating: 0, count: TrainGraph.headChunk)
+    /// Target rows gathered for the LM head when some positions have none (prompt tokens, the last
+    /// token of a row): their hidden states, targets and dX, one chunk at a time.
+    private let headX: FPtr, headDX: FPtr, headTargets: UnsafeMutablePointer<Int32>
+    /// Whether the LM head skips positions without a target (default); off, it runs on every row of a
+    /// chunk that has one (the comparison the tests make).
+    var gathersTargetRows = true
 
     /// Base GEMMs with bf16 products (`matmul_forward_bf16` / `matmul_backward_input_bf16`).
     private let bf16Products: Bool
@@ -202,6 +208,11 @@ final class TrainGraph {
             }
             logits = try alloc(Self.headChunk * model.config.vocabSize)
             losses = try alloc(Self.headChunk)
+            headX = try alloc(Self.headChunk * model.config.hiddenSize)
+            headDX = try alloc(Self.headChunk * model.config.hiddenSize)
+            let ht = try k.allocInt32(Self.headChunk)
+            owned.append(UnsafeMutableRawPointer(ht))
+            headTargets = ht
             let one = try alloc(1)
             xLast = one; xFinal = one; rstdF = one; dx = one; dxb = one; tmpC = one; dq = one; dk = one; dv = one
             dgate = one; dup = one; act = one; dropped = one; maskBuf = one; hostMask = one; dqn = one; dkn = one
@@ -355,8 +366,7 @@ final class TrainGraph {
     private func loraInput(_ x: CFPtr, _ s: LoRASlot, rows n: Int, step: Int) throws -> CFPtr {
         guard let dropout, dropoutActive, let mul = k.mulInplace else { return x }
         let count = n * s.inFeatures
-        hostMask.update(repeating: 1, count: count)
-        dropout.apply(hostMask, hostMask, count: count, step: step, layer: s.layer, target: s.target)
+        dropout.mask(hostMask, count: count, step: step, layer: s.layer, target: s.target)
         if !k.hostAddressable { try k.upload(maskBuf, from: CFPtr(hostMask), count: count) }
         try k.copyFloats(dropped, from: x, count: count)
         mul(dropped, maskBuf, Int64(count))
@@ -475,37 +485,68 @@ final class TrainGraph {
     /// Cross-entropy over the batch's targets, chunk by chunk through the LM head. Returns the summed
     /// loss (nats) and the number of targets. With `gradScale` non-nil the gradient d(loss·gradScale)/dx
     /// of the final-normed hidden states is left in `dxb` for `backward`.
+    /// Positions without a target (a prompt's tokens under loss masking, each row's last token) need no
+    /// logits: when there are any, the target rows are gathered into chunks of `headChunk` and only they
+    /// go through the head (PEFT computes logits for every position), their dX scattered back.
     func loss(_ batch: TrainBatch, gradScale: Float?) throws -> (sum: Double, count: Int) {
-        let c = model.config, n = batch.count, C = c.hiddenSize, V = c.vocabSize, head = weights.lmHead
+        let n = batch.count, C = model.config.hiddenSize
+        let rows = batch.targets.indices.filter { batch.targets[$0] >= 0 }
         var sum = 0.0, count = 0
+        if gathersTargetRows && rows.count < n {
+            if gradScale != nil { try k.zero(dxb, count: n * C) }
+            var start = 0
+            while start < rows.count {
+                let chunk = rows[start..<min(rows.count, start + Self.headChunk)]
+                for (j, r) in chunk.enumerated() { try k.copyFloats(headX + j * C, from: xFinal + r * C, count: C) }
+                let tg = chunk.map { batch.targets[$0] }
+                try tg.withUnsafeBufferPointer { try k.upload(headTargets, from: $0.baseAddress!, count: tg.count) }
+                let (s, got) = try headLoss(x: headX, targets: headTargets, hostTargets: tg[...], dx: gradScale != nil ? headDX : nil, gradScale: gradScale)
+                if gradScale != nil {
+                    for (j, r) in chunk.enumerated() { try k.copyFloats(dxb + r * C, from: headDX + j * C, count: C) }
+                }
+                sum += s; count += got
+                start += chunk.count
+            }
+            return (sum, count)
+        }
         try batch.targets.withUnsafeBufferPointer { try k.upload(targets, from: $0.baseAddress!, count: n) }
         var start = 0
         while start < n {
-            let rows = min(Self.headChunk, n - start)
-            let hasTargets = batch.targets[start..<(start + rows)].contains { $0 >= 0 }
-            if !hasTargets {
-                if gradScale != nil { try k.zero(dxb + start * C, count: rows * C) }
-                start += rows
-                continue
+            let m = min(Self.headChunk, n - start)
+            if !batch.targets[start..<(start + m)].contains(where: { $0 >= 0 }) {
+                if gradScale != nil { try k.zero(dxb + start * C, count: m * C) }
+            } else {
+                let (s, got) = try headLoss(x: xFinal + start * C, targets: targets + start, hostTargets: batch.targets[start..<(start + m)],
+                                            dx: gradScale != nil ? dxb + start * C : nil, gradScale: gradScale)
+                sum += s; count += got
             }
-            if !usesPackedHead {
-                try base(logits, xFinal + start * C, head, rows)
-            } else if let pk = k.packed {
-                let rc = pk.forward(logits, xFinal + start * C, try headPacked(pk), nil, Int64(rows), Int64(C), Int64(V))
-                guard rc == 0 else { throw EngineError(.internal, "packed LM head forward failed (rc \(rc))") }
-            }
-            let got = k.xentForwardBackward(losses, logits, targets + start, gradScale ?? 0, Int64(rows), Int64(V))
-            try hostLosses.withUnsafeMutableBufferPointer { try k.download($0.baseAddress!, from: CFPtr(losses), count: rows) }
-            for r in 0..<rows where batch.targets[start + r] >= 0 { sum += Double(hostLosses[r]) }
-            count += Int(got)
-            if gradScale != nil {
-                let rc = (bf16Products ? k.matmulBackwardInputBF16 : k.matmulBackwardInput)(
-                    dxb + start * C, logits, head.data, Int32(head.type.rawValue), Int64(rows), Int64(C), Int64(V), 0)
-                guard rc == 0 else { throw EngineError(.unsupported, "LM head type \(head.type.name) has no backward kernel") }
-            }
-            start += rows
+            start += m
         }
         return (sum, count)
+    }
+
+    /// LM head + cross-entropy on `hostTargets.count` ≤ `headChunk` consecutive rows of `x` (device
+    /// `targets`, the same values on the host): the summed loss of the rows with a target and their
+    /// count; with `dx`, the gradient of the rows (scaled by `gradScale`) is written there.
+    private func headLoss(x: FPtr, targets: UnsafeMutablePointer<Int32>, hostTargets: ArraySlice<Int32>, dx: FPtr?,
+                          gradScale: Float?) throws -> (Double, Int) {
+        let C = model.config.hiddenSize, V = model.config.vocabSize, head = weights.lmHead, rows = hostTargets.count
+        if !usesPackedHead {
+            try base(logits, x, head, rows)
+        } else if let pk = k.packed {
+            let rc = pk.forward(logits, x, try headPacked(pk), nil, Int64(rows), Int64(C), Int64(V))
+            guard rc == 0 else { throw EngineError(.internal, "packed LM head forward failed (rc \(rc))") }
+        }
+        let got = k.xentForwardBackward(losses, logits, targets, gradScale ?? 0, Int64(rows), Int64(V))
+        try hostLosses.withUnsafeMutableBufferPointer { try k.download($0.baseAddress!, from: CFPtr(losses), count: rows) }
+        var sum = 0.0
+        for (r, t) in hostTargets.enumerated() where t >= 0 { sum += Double(hostLosses[r]) }
+        if let dx {
+            let rc = (bf16Products ? k.matmulBackwardInputBF16 : k.matmulBackwardInput)(
+                dx, logits, head.data, Int32(head.type.rawValue), Int64(rows), Int64(C), Int64(V), 0)
+            guard rc == 0 else { throw EngineError(.unsupported, "LM head type \(head.type.name) has no backward kernel") }
+        }
+        return (sum, Int(got))
     }
 
     private func backwardInput(_ dinp: FPtr, _ dout: CFPtr, _ w: WeightMatrix, rows n: Int, accumulate: Bool) throws {
@@ -617,14 +658,17 @@ public enum LoRAGradients {
     /// `backend`: where the graph runs (its `kernelTable()`); the result is copied back to the host.
     /// `packedHeadLimit`: bytes of f32 panels up to which the LM head is packed (default
     /// `TrainGraph.defaultPackedHeadLimit`; the results are the same bits either way on the CPU).
+    /// `gatherTargetRows`: the LM head runs only on positions with a target (default; false: on every
+    /// row of a chunk that has one, the comparison the tests make).
     public static func compute(model: LlamaModel, lora: LoRAAdapter, sequences: [DatasetExample],
                                dropoutSeed: UInt64 = 0, step: Int = 0,
                                bf16Products: Bool = false,
                                backend: any Backend = CPUBackend(),
-                               packedHeadLimit: Int? = nil) throws -> (loss: Double, targets: Int, grad: [Float]) {
+                               packedHeadLimit: Int? = nil, gatherTargetRows: Bool = true) throws -> (loss: Double, targets: Int, grad: [Float]) {
         let graph = try TrainGraph(model: model.with(adapter: nil), lora: lora, dropoutSeed: dropoutSeed, bf16Products: bf16Products,
                                    kernels: try backend.kernelTable())
         if let packedHeadLimit { graph.packedHeadLimit = packedHeadLimit }
+        graph.gathersTargetRows = gatherTargetRows
         let batch = TrainBatch(sequences[...])
         let targets = batch.targetCount
         guard targets > 0 else { throw EngineError(.invalidArgument, "no target tokens in the sequences") }

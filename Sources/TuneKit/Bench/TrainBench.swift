@@ -136,11 +136,13 @@ public struct TrainBench: Sendable {
         let rss = Self.peakRSS() // before the GEMM-rate probe below allocates
         var report: Profile? = nil
         if let ops {
-            // The largest base GEMM of a layer (up/gate: hidden → intermediate) at up to 512 rows, f32, on the CPU.
-            let c = model.config, rows = min(512, max(1, Int(Double(tokens) / Double(max(1, stepTimes.count)))))
+            // tune's f32 tile GEMM on the layer's two largest shapes (up/gate: hidden → intermediate; down:
+            // intermediate → hidden) at 512 rows, the faster of the two: this machine's dense f32 rate.
+            let c = model.config, h = c.hiddenSize, f = c.intermediateSize
+            let up = OpProfile.f32GEMMRate(T: 512, K: h, N: f), down = OpProfile.f32GEMMRate(T: 512, K: f, N: h)
             report = Profile(ops: ops.rows(), stepSeconds: total, steps: stepTimes.count,
-                             gemmRate: trainer.backendName == "cpu" ? OpProfile.f32GEMMRate(T: rows, K: c.hiddenSize, N: c.intermediateSize) : nil,
-                             gemmShape: "\(rows)×\(c.hiddenSize) · \(c.intermediateSize)×\(c.hiddenSize)ᵀ")
+                             gemmRate: trainer.backendName == "cpu" ? max(up, down) : nil,
+                             gemmShape: up >= down ? "512×\(h) · \(f)×\(h)ᵀ" : "512×\(f) · \(h)×\(f)ᵀ")
         }
         return Measurement(name: Self.label(mode, bf16Products: o.usesBF16Products) + on, tokensPerSecond: Double(tokens) / max(total, 1e-9),
                            peakRSSBytes: rss, stepSeconds: stepTimes,
