@@ -64,14 +64,22 @@ CK_AVX2 static void mul_task(void *vctx, int64_t task) {
 }
 #endif
 
+#if CK_X86
+/* The elementwise dispatch: `task` over EW_CHUNK chunks of out/a/b when a SIMD ISA is active (1), or 0
+ * so the caller runs its reference. */
+static int ew_run(ck_task_fn task, float *out, const float *a, const float *b, int64_t n) {
+    if (!ck_use_simd()) return 0;
+    if (n > 0) {
+        ew_ctx c = {out, a, b, n};
+        ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, task, &c);
+    }
+    return 1;
+}
+#endif
+
 void ck_swiglu_forward(float *out, const float *gate, const float *up, int64_t n) {
 #if CK_X86
-    if (ck_use_simd()) {
-        if (n <= 0) return;
-        ew_ctx c = {out, gate, up, n};
-        ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, swiglu_task, &c);
-        return;
-    }
+    if (ew_run(swiglu_task, out, gate, up, n)) return;
 #endif
     ck_swiglu_forward_ref(out, gate, up, n);
 }
@@ -110,12 +118,7 @@ CK_AVX2 static void geglu_task(void *vctx, int64_t task) {
  * tanhf reference. */
 void ck_geglu_forward(float *out, const float *gate, const float *up, int64_t n) {
 #if CK_X86
-    if (ck_use_simd()) {
-        if (n <= 0) return;
-        ew_ctx c = {out, gate, up, n};
-        ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, geglu_task, &c);
-        return;
-    }
+    if (ew_run(geglu_task, out, gate, up, n)) return;
 #endif
     ck_geglu_forward_ref(out, gate, up, n);
 }
@@ -125,12 +128,7 @@ void ck_geglu_forward(float *out, const float *gate, const float *up, int64_t n)
 /* x, y [n]: x += y */
 void ck_add_inplace(float *x, const float *y, int64_t n) {
 #if CK_X86
-    if (ck_use_simd()) {
-        if (n <= 0) return;
-        ew_ctx c = {x, NULL, y, n};
-        ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, add_task, &c);
-        return;
-    }
+    if (ew_run(add_task, x, NULL, y, n)) return;
 #endif
     ck_add_inplace_ref(x, y, n);
 }
@@ -142,12 +140,7 @@ void ck_add_inplace_ref(float *x, const float *y, int64_t n) {
 /* x, y [n]: x += s·y (one fused multiply-add per element, so every path rounds the same way) */
 void ck_axpy(float *x, const float *y, float s, int64_t n) {
 #if CK_X86
-    if (ck_use_simd()) {
-        if (n <= 0) return;
-        ew_ctx c = {x, &s, y, n};
-        ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, axpy_task, &c);
-        return;
-    }
+    if (ew_run(axpy_task, x, &s, y, n)) return;
 #endif
     ck_axpy_ref(x, y, s, n);
 }
@@ -159,12 +152,7 @@ void ck_axpy_ref(float *x, const float *y, float s, int64_t n) {
 /* x, y [n]: x *= y */
 void ck_mul_inplace(float *x, const float *y, int64_t n) {
 #if CK_X86
-    if (ck_use_simd()) {
-        if (n <= 0) return;
-        ew_ctx c = {x, NULL, y, n};
-        ck_parallel_for((n + EW_CHUNK - 1) / EW_CHUNK, mul_task, &c);
-        return;
-    }
+    if (ew_run(mul_task, x, NULL, y, n)) return;
 #endif
     ck_mul_inplace_ref(x, y, n);
 }

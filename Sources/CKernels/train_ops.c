@@ -425,26 +425,28 @@ static inline uint32_t dropout_hash(uint64_t key, uint64_t i) {
     return (uint32_t)((z ^ (z >> 31)) >> 32);
 }
 
+/* mask[i] for i0 <= i < i1: one loop for the reference and both task variants, inlined into each so
+ * the AVX-512 task compiles it with vpmullq (eight 64-bit hashes per instruction). */
+__attribute__((always_inline)) static inline void dm_span(float *mask, int64_t i0, int64_t i1, uint64_t key,
+                                                          uint32_t threshold, float scale) {
+    for (int64_t i = i0; i < i1; i++) mask[i] = dropout_hash(key, (uint64_t)i) <= threshold ? scale : 0.0f;
+}
+
 void ck_dropout_mask_ref(float *mask, int64_t n, uint64_t key, uint32_t threshold, float scale) {
-    for (int64_t i = 0; i < n; i++) mask[i] = dropout_hash(key, (uint64_t)i) <= threshold ? scale : 0.0f;
+    dm_span(mask, 0, n, key, threshold, scale);
 }
 
 typedef struct { float *mask; int64_t n; uint64_t key; uint32_t threshold; float scale; } dm_ctx;
 
-/* The same loop compiled for AVX-512 (vpmullq: eight 64-bit hashes per instruction) or plain. */
+__attribute__((always_inline)) static inline void dm_chunk(void *vctx, int64_t task) {
+    const dm_ctx *c = vctx;
+    const int64_t i0 = task * CHUNK, i1 = i0 + CHUNK < c->n ? i0 + CHUNK : c->n;
+    dm_span(c->mask, i0, i1, c->key, c->threshold, c->scale);
+}
 #if CK_X86
-CK_AVX512 static void dm_task512(void *vctx, int64_t task) {
-    const dm_ctx *c = vctx;
-    const int64_t i0 = task * CHUNK, i1 = i0 + CHUNK < c->n ? i0 + CHUNK : c->n;
-    for (int64_t i = i0; i < i1; i++) c->mask[i] = dropout_hash(c->key, (uint64_t)i) <= c->threshold ? c->scale : 0.0f;
-}
+CK_AVX512 static void dm_task512(void *vctx, int64_t task) { dm_chunk(vctx, task); }
 #endif
-
-static void dm_task(void *vctx, int64_t task) {
-    const dm_ctx *c = vctx;
-    const int64_t i0 = task * CHUNK, i1 = i0 + CHUNK < c->n ? i0 + CHUNK : c->n;
-    for (int64_t i = i0; i < i1; i++) c->mask[i] = dropout_hash(c->key, (uint64_t)i) <= c->threshold ? c->scale : 0.0f;
-}
+static void dm_task(void *vctx, int64_t task) { dm_chunk(vctx, task); }
 
 void ck_dropout_mask(float *mask, int64_t n, uint64_t key, uint32_t threshold, float scale) {
     if (n <= 0) return;

@@ -63,9 +63,11 @@ public final class OpProfile: @unchecked Sendable { // every access under `lock`
         let products = bf16 ? ", bf16 products" : ""
         if n == Int64(vocabSize) { return "LM head \(dir) (\(typeName(wtype))\(products))" }
         // LoRA's A (k → rank) and B (rank → n): one side is the rank.
-        if (k == Int64(loraRank) || n == Int64(loraRank)) && wtype == 0 { return "LoRA GEMM \(dir)" }
+        if (k == Int64(loraRank) || n == Int64(loraRank)) && wtype == Self.f32 { return "LoRA GEMM \(dir)" }
         return "GEMM \(dir) \(typeName(wtype))" + products
     }
+
+    static let f32 = Int32(GGMLType.f32.rawValue)
 
     private func typeName(_ t: Int32) -> String { t >= 0 ? GGMLType(rawValue: UInt32(t)).name : "type \(t)" }
 }
@@ -135,7 +137,7 @@ extension KernelTable {
             matmulBackwardInput: { dx, dy, w, ty, T, K, N, acc in
                 timed(p.gemmLabel("dX", wtype: ty, k: K, n: N), gemm(T, K, N)) { t.matmulBackwardInput(dx, dy, w, ty, T, K, N, acc) } },
             matmulBackwardWeight: { dw, dy, x, T, K, N in
-                timed(p.gemmLabel("dW", wtype: 0, k: K, n: N), gemm(T, K, N)) { t.matmulBackwardWeight(dw, dy, x, T, K, N) } },
+                timed(p.gemmLabel("dW", wtype: OpProfile.f32, k: K, n: N), gemm(T, K, N)) { t.matmulBackwardWeight(dw, dy, x, T, K, N) } },
             matmulForwardBF16: { o, x, w, ty, b, T, K, N in
                 timed(p.gemmLabel("fwd", wtype: ty, k: K, n: N, bf16: true), gemm(T, K, N)) { t.matmulForwardBF16(o, x, w, ty, b, T, K, N) } },
             matmulBackwardInputBF16: { dx, dy, w, ty, T, K, N, acc in
@@ -159,28 +161,5 @@ extension KernelTable {
             adamwStep: { a, b, c, d, n, e, f, g, h, i, j in timed("AdamW", nil) { t.adamwStep(a, b, c, d, n, e, f, g, h, i, j) } },
             sumsq: { a, n in timed("grad norm", nil) { t.sumsq(a, n) } },
             ropeCache: rope, packed: packedHead, family: fam)
-    }
-}
-
-extension OpProfile {
-    /// The best of three runs of the CPU's f32 tile GEMM on [T, K] · [N, K]ᵀ, in GFLOP/s: the rate a
-    /// profile row's GFLOP/s is compared with (the dense-GEMM speed of this machine, same threads).
-    public static func f32GEMMRate(T: Int, K: Int, N: Int) -> Double {
-        var rng = SplitMix64(seed: 7)
-        let x = (0..<(T * K)).map { _ in rng.symmetric() }, w = (0..<(N * K)).map { _ in rng.symmetric() }
-        var out = [Float](repeating: 0, count: T * N), best = Double.infinity
-        for _ in 0..<3 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            out.withUnsafeMutableBufferPointer { o in
-                x.withUnsafeBufferPointer { xp in
-                    w.withUnsafeBytes { wp in
-                        _ = KernelTable.cpu.matmulForward(o.baseAddress, xp.baseAddress, wp.baseAddress, 0 /* f32 */, nil,
-                                                          Int64(T), Int64(K), Int64(N))
-                    }
-                }
-            }
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
-        }
-        return 2 * Double(T) * Double(K) * Double(N) / best / 1e9
     }
 }

@@ -6,6 +6,7 @@
 // stage's defaults, no packing), tune trains on them in order as a flat token stream (no padding),
 // the reference gets the same token rows padded per batch (as users run PEFT); both count real tokens.
 
+import CKernels
 import Engine
 import Foundation
 
@@ -139,14 +140,28 @@ public struct TrainBench: Sendable {
             // tune's f32 tile GEMM on the layer's two largest shapes (up/gate: hidden → intermediate; down:
             // intermediate → hidden) at 512 rows, the faster of the two: this machine's dense f32 rate.
             let c = model.config, h = c.hiddenSize, f = c.intermediateSize
-            let up = OpProfile.f32GEMMRate(T: 512, K: h, N: f), down = OpProfile.f32GEMMRate(T: 512, K: f, N: h)
-            report = Profile(ops: ops.rows(), stepSeconds: total, steps: stepTimes.count,
-                             gemmRate: trainer.backendName == "cpu" ? max(up, down) : nil,
-                             gemmShape: up >= down ? "512×\(h) · \(f)×\(h)ᵀ" : "512×\(f) · \(h)×\(f)ᵀ")
+            var rate: Double? = nil, shape = ""
+            if trainer.backendName == "cpu" {
+                let up = Self.f32GEMMRate(T: 512, K: h, N: f), down = Self.f32GEMMRate(T: 512, K: f, N: h)
+                rate = max(up, down)
+                shape = up >= down ? "512×\(h) · \(f)×\(h)ᵀ" : "512×\(f) · \(h)×\(f)ᵀ"
+            }
+            report = Profile(ops: ops.rows(), stepSeconds: total, steps: stepTimes.count, gemmRate: rate, gemmShape: shape)
         }
         return Measurement(name: Self.label(mode, bf16Products: o.usesBF16Products) + on, tokensPerSecond: Double(tokens) / max(total, 1e-9),
                            peakRSSBytes: rss, stepSeconds: stepTimes,
                            tokensPerStep: Double(tokens) / Double(max(1, stepTimes.count)), profile: report)
+    }
+
+    /// tune's f32 tile GEMM on [T, K] · [N, K]ᵀ in GFLOP/s, timed as `tune bench gemm` times it
+    /// (`GemmBench.time`: the best call): the rate a profile row's GFLOP/s is compared with.
+    static func f32GEMMRate(T: Int, K: Int, N: Int) -> Double {
+        var rng = SplitMix64(seed: 7)
+        let x = (0..<(T * K)).map { _ in rng.symmetric() }, w = (0..<(N * K)).map { _ in rng.symmetric() }
+        var out = [Float](repeating: 0, count: T * N)
+        let f32 = Int32(GGMLType.f32.rawValue)
+        let s = GemmBench.time { _ = ck_matmul_forward(&out, x, w, f32, nil, Int64(T), Int64(K), Int64(N)) }
+        return 2 * Double(T) * Double(K) * Double(N) / s / 1e9
     }
 
     public static func label(_ m: BaseWeightMode, bf16Products: Bool? = nil) -> String {
