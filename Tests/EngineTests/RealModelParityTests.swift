@@ -86,8 +86,6 @@ struct Gemma3ParityTests {
         #expect(c.architecture == .gemma3 && c.qkNorm && c.sandwichNorms && c.activation == .geluTanh)
         #expect(c.slidingWindow == 512 && c.slidingLayers.filter { !$0 }.count == 3)   // layers 5, 11, 17 are global
         #expect(c.ropeLocalTheta == 10_000 && c.ropeTheta == 1_000_000)
-        #expect(c.trainingGaps.isEmpty)
-        try c.checkTrainable(source: "gemma")
     }
 
     /// The training graph on the real file (QLoRA on its own Q4_K/Q6_K blocks, and the f32 copy of

@@ -41,6 +41,19 @@ private func parseProblems(_ yaml: String) -> String {
         #expect(try spec.train!.recipe(seed: spec.seed).options(model: LlamaConfig.tiny) == o)
     }
 
+    @Test("Phi-3's fused modules: qkv_proj / gate_up_proj name their matrices; part of a fused module is refused")
+    func fusedTargets() throws {
+        var r = TrainRecipe()
+        r.targets = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
+        #expect(try r.options(model: .tinyPhi3).lora.targets == LoRATarget.allCases)
+        r.targets = ["q_proj", "v_proj"]
+        #expect(try r.options(model: .tiny).lora.targets == [.q, .v], "unfused families adapt any subset")
+        #expect(throws: TuneError.self) { try r.options(model: .tinyPhi3) }
+        do { _ = try r.options(model: .tinyPhi3) } catch let e as TuneError {
+            #expect(e.message == "lora.targets: phi3 fuses q_proj, k_proj, v_proj into one module: name qkv_proj (or all of them) or none", "\(e.message)")
+        }
+    }
+
     @Test func errorsNameTheKey() {
         let cases: [((inout TrainRecipe) -> Void, String)] = [
             ({ $0.rank = 0 }, "lora.rank: expected a positive integer, got 0"),

@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
-"""family_lora_fixtures.py — PEFT LoRA gradients on tune's tiny Qwen3 and Gemma 3 models, the reference for
-FamilyLoRAParityTests (tune's training graph vs PyTorch autograd through transformers' own Qwen3 / Gemma 3 classes).
+"""family_lora_fixtures.py — PEFT LoRA gradients on tune's tiny Qwen3, Gemma 3, Llama 3.x, Mistral, Qwen2 and Phi-3 models, the
+reference for FamilyLoRAParityTests (tune's training graph vs PyTorch autograd through transformers' own classes), and
+the logits of tune's own adapter of each family loaded by PEFT (`PeftModel.from_pretrained`).
 
-The models are TinyLlama.writeHF(config: .tinyQwen3 / .tinyGemma3, seed: 13), written by the Swift test when asked:
+The models are TinyLlama.writeHF(config: .tinyQwen3 / .tinyGemma3 / .tinyLlama3 / .tinyMistral / .tinyQwen2 / .tinyPhi3,
+seed: 13),
+written with tune's adapters (<family>_tune_adapter/) by the Swift test when asked:
 
     TUNE_WRITE_FAMILIES_TINY=/tmp/fam swift test --skip-build --filter FamilyForwardTests/description
     /work/refvenv/bin/python scripts/reference/family_lora_fixtures.py --models /tmp/fam
 
 For each family it writes under Tests/Fixtures/lora/families/:
   <family>_adapter/        a LoRA adapter created and saved by PEFT (save_pretrained, safetensors): r=2,
-                           lora_alpha=4 (scaling 2), dropout 0, the 7 projections of every layer,
+                           lora_alpha=4 (scaling 2), dropout 0, the 7 projections of every layer (Phi-3: its 4
+                           modules qkv_proj, o_proj, gate_up_proj, down_proj, which hold the same 7 matrices),
                            init_lora_weights=False (A and B keep nn.Linear's kaiming_uniform init, so B != 0),
                            torch.manual_seed(SEED), every lora_B then multiplied by B_SCALE.
   <family>_grads.safetensors  float32 d loss / d every lora_A / lora_B tensor (keys as in adapter_model.safetensors)
-  <family>_grads.json      ids, labels, loss, n_targets, and the sha256 of the model files read.
+  <family>_grads.json      ids, labels, loss, n_targets, the sha256 of the model files read and of tune's adapter files.
+  <family>_tune_adapter_logits.safetensors  float32 logits ("row0", "row1": [T, V]) of the two rows under PEFT with
+                           tune's adapter loaded.
 
 The batch is two rows of different lengths run one at a time (no padding): loss = Σ target NLL / Σ targets over
 both rows, the mean tune's trainer takes over a micro-batch. The long row (13 tokens) is past Gemma's 8-token
@@ -33,7 +39,7 @@ from transformers import AutoModelForCausalLM
 
 try:
     import peft
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
 except ImportError:
     sys.exit("error: peft is not installed (pip install peft==0.21.2)")
 from safetensors.torch import load_file, save_file
@@ -43,7 +49,8 @@ RANK = 2
 ALPHA = 4
 B_SCALE = 0.25
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-FAMILIES = ["qwen3", "gemma3"]
+PHI3_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]   # Phi-3's fused modules: the same 7 matrices
+FAMILIES = ["qwen3", "gemma3", "llama3", "mistral", "qwen2", "phi3"]
 # The same rows as FamilyForwardTests.trainSequences[0] and [2]; labels -100 where the mask is 0.
 ROWS = [
     ([5, 17, 40, 99, 3, 250, 8, 61], [0, 0, 0, 1, 1, 1, 1, 1]),
@@ -58,7 +65,7 @@ def sha256(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", required=True, help="directory with qwen3/ and gemma3/ written by the Swift test")
+    ap.add_argument("--models", required=True, help="directory with the families' HF directories written by the Swift test")
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     ap.add_argument("--out", default=os.path.join(repo, "Tests/Fixtures/lora/families"))
     ap.add_argument("--threads", type=int, default=2)
@@ -70,7 +77,8 @@ def main():
         base = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="eager")
         base.eval()
         torch.manual_seed(SEED)
-        cfg = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=TARGETS,
+        targets = PHI3_TARGETS if fam == "phi3" else TARGETS
+        cfg = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=targets,
                          init_lora_weights=False, bias="none", task_type="CAUSAL_LM")
         model = get_peft_model(base, cfg)
         model.peft_config["default"].base_model_name_or_path = f"tune-tiny-{fam}"
@@ -126,6 +134,25 @@ def main():
         with open(os.path.join(a.out, f"{fam}_grads.json"), "w") as f:
             json.dump(info, f, indent=1)
             f.write("\n")
+        # The other direction: the adapter tune writes (FamilyForwardTests.familyAdapter, saved by
+        # LoRAAdapter.save into <models>/<family>_tune_adapter) loaded by PEFT; its logits on both rows.
+        tdir = os.path.join(a.models, f"{fam}_tune_adapter")
+        if os.path.isdir(tdir):
+            fresh = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32, attn_implementation="eager")
+            tuned = PeftModel.from_pretrained(fresh, tdir)
+            tuned.eval()
+            with torch.no_grad():
+                logits = {f"row{i}": tuned(input_ids=torch.tensor([ids])).logits[0].float().contiguous()
+                          for i, (ids, _) in enumerate(ROWS)}
+            save_file(logits, os.path.join(a.out, f"{fam}_tune_adapter_logits.safetensors"),
+                      metadata={"format": "tune-family-lora-tune-adapter-in-peft"})
+            info["tune_adapter_sha256"] = {f: sha256(os.path.join(tdir, f))
+                                           for f in ("adapter_config.json", "adapter_model.safetensors")}
+            with open(os.path.join(a.out, f"{fam}_grads.json"), "w") as f:
+                json.dump(info, f, indent=1)
+                f.write("\n")
+        else:
+            print(f"warning: {tdir} not found; the tune-adapter-in-PEFT logits are not recorded", file=sys.stderr)
         gn = sum(float((g.double() ** 2).sum()) for g in grads.values()) ** 0.5
         print(f"{fam}: loss {loss.item():.6f} over {count} targets, {len(grads)} LoRA tensors, grad L2 {gn:.6g}")
 

@@ -268,9 +268,14 @@ public struct HFModelDirectory: Sendable {
     }
 
     /// Writes a config.json that `transformers` loads as the family's `*ForCausalLM` (creating `dir` if needed).
-    public static func writeConfig(_ config: LlamaConfig, to dir: String) throws {
+    /// `mistral` writes a llama-family config as `MistralForCausalLM` (model_type "mistral": the same math,
+    /// `sliding_window` set only when every layer slides, no bias flags), as Mistral's own checkpoints ship.
+    public static func writeConfig(_ config: LlamaConfig, to dir: String, mistral: Bool = false) throws {
         guard config.ropeTheta.isFinite, config.rmsNormEps.isFinite else {
             throw EngineError(.invalidArgument, "writeConfig: rope_theta and rms_norm_eps must be finite")
+        }
+        if mistral, config.architecture != .llama {
+            throw EngineError(.invalidArgument, "writeConfig: mistral is a llama-family layout, not \(config.architecture.rawValue)")
         }
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -304,6 +309,13 @@ public struct HFModelDirectory: Sendable {
             return r + "}"
         }
         switch c.architecture {
+        case .llama where mistral:
+            f["architectures"] = "[\"MistralForCausalLM\"]"
+            f["hidden_act"] = "\"silu\""
+            f["model_type"] = "\"mistral\""
+            f["rope_parameters"] = rope(c.ropeTheta, c.ropeScaling)
+            f["rope_theta"] = theta
+            f["sliding_window"] = c.slidingWindow > 0 && c.slidingLayers.allSatisfy({ $0 }) ? "\(c.slidingWindow)" : "null"
         case .llama:
             f["attention_bias"] = "false"
             f["hidden_act"] = "\"silu\""

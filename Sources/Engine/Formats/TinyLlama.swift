@@ -2,7 +2,9 @@
 // llama.cpp's convert_hf_to_gguf does (GGUF names, Q/K row permutation for llama only, `<arch>.*`
 // metadata, a small byte-level GPT-2 tokenizer with ChatML specials), or the same weights as an HF
 // directory (config.json, model.safetensors, tokenizer.json). Every family: llama (`.tiny`, `.tinyLlama3`
-// with llama3 rope scaling), qwen2 (`.tinyQwen2`), qwen3 (`.tinyQwen3`), gemma3 (`.tinyGemma3`), phi3 (`.tinyPhi3`, fused projections). For tests and demos.
+// with llama3 rope scaling), qwen2 (`.tinyQwen2`), qwen3 (`.tinyQwen3`), gemma3 (`.tinyGemma3`), phi3
+// (`.tinyPhi3`, fused projections), mistral (`.tinyMistral`, llama math written as MistralForCausalLM).
+// For tests and demos.
 
 import Foundation
 
@@ -41,6 +43,13 @@ extension LlamaConfig {
         vocabSize: TinyLlama.tokens.count, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
         numHeads: 4, numKVHeads: 2, ropeTheta: 10_000, rmsNormEps: 1e-5, contextLength: 512,
         tiedEmbeddings: false, architecture: .phi3, slidingWindow: 8, slidingLayers: [true, true])
+
+    /// A tiny Mistral (Nemo / Small 3 shapes): llama math with a head dimension (32) other than C/H (16), θ 1e6,
+    /// no sliding window, untied head. Written as an HF directory with `TinyLlama.writeHF(…, mistral: true)`.
+    public static let tinyMistral = LlamaConfig(
+        vocabSize: TinyLlama.tokens.count, hiddenSize: 64, intermediateSize: 128, numLayers: 2,
+        numHeads: 4, numKVHeads: 2, headDim: 32, ropeTheta: 1_000_000, rmsNormEps: 1e-5, contextLength: 512,
+        tiedEmbeddings: false)
 
     /// A tiny Llama 3.x: `rope_type: llama3` scaling (factor 8, original context 64 so the head's 8 frequencies
     /// fall in all three bands: kept, smoothed, scaled), θ 500,000, untied head.
@@ -208,15 +217,17 @@ public enum TinyLlama {
     /// The per-pair frequency divisors llama.cpp's converter (`LlamaModel.generate_extra_tensors`) computes from
     /// `rope_scaling: llama3`: 1 for high frequencies, `factor` for low ones, smoothed in between.
     static func llama3RopeFactors(_ c: LlamaConfig, _ s: RopeScaling) -> [Float] {
-        let old = Double(s.originalContextLength)
-        let lowWavelen = old / Double(s.lowFreqFactor), highWavelen = old / Double(s.highFreqFactor)
+        // In float32 step by step, as convert_hf_to_gguf computes them (torch float32 frequencies, float32
+        // tensor arithmetic after): the smoothed band's factors then equal the converter's to the bit.
+        let old = Float(s.originalContextLength), dim = Float(c.headDim)
+        let lowWavelen = old / s.lowFreqFactor, highWavelen = old / s.highFreqFactor
         return (0..<(c.headDim / 2)).map { i in
-            let freq = 1 / pow(Double(c.ropeTheta), Double(2 * i) / Double(c.headDim))
-            let wavelen = 2 * Double.pi / freq
+            let freq: Float = 1 / powf(c.ropeTheta, Float(2 * i) / dim)
+            let wavelen = Float(2 * Double.pi) / freq
             if wavelen < highWavelen { return 1 }
             if wavelen > lowWavelen { return s.factor }
-            let smooth = (old / wavelen - Double(s.lowFreqFactor)) / Double(s.highFreqFactor - s.lowFreqFactor)
-            return Float(1 / ((1 - smooth) / Double(s.factor) + smooth))
+            let smooth = (old / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor)
+            return 1 / ((1 - smooth) / s.factor + smooth)
         }
     }
 
@@ -224,11 +235,11 @@ public enum TinyLlama {
     /// `weights(config:seed:)` in `dtype` (f32: exactly the GGUF's f32 values), and a tokenizer.json
     /// equivalent to the GGUF's tokenizer metadata.
     public static func writeHF(to dir: String, config c: LlamaConfig, seed: UInt64,
-                               dtype: SafetensorsDType = .f32) throws {
+                               dtype: SafetensorsDType = .f32, mistral: Bool = false) throws {
         guard c.vocabSize == tokens.count else {
             throw EngineError(.invalidArgument, "TinyLlama: vocabSize \(c.vocabSize) must equal the tokenizer size \(tokens.count)")
         }
-        try HFModelDirectory.writeConfig(c, to: dir)
+        try HFModelDirectory.writeConfig(c, to: dir, mistral: mistral)
         var st = SafetensorsWriter()
         for (name, t) in storedWeights(config: c, seed: seed).sorted(by: { $0.key < $1.key }) {
             try st.add(name: name, shape: t.shape, values: t.values, dtype: dtype)

@@ -180,25 +180,6 @@ public struct LlamaConfig: Sendable, Equatable, Codable {
         self.ropeScaling = ropeScaling
     }
 
-    /// What the training graph (TrainGraph) does not implement yet for this model, one phrase each; empty
-    /// when it trains. Inference (eval, score, serve, generate) implements all of it.
-    /// Every field of the description trains today (q/k norm, sandwich norms, GeGLU, embedding scale,
-    /// query_pre_attn_scalar, per-layer RoPE θ, sliding windows: see TrainGraph); a future field the
-    /// training graph does not implement goes here so `checkTrainable` refuses it by name.
-    public var trainingGaps: [String] {
-        var gaps: [String] = []
-        if architecture.fusedProjections { gaps.append("LoRA on the fused qkv_proj/gate_up_proj modules") }
-        return gaps
-    }
-
-    /// Throws a one-line `unsupported` error when the training graph cannot train this model.
-    public func checkTrainable(source: String) throws {
-        let gaps = trainingGaps
-        guard gaps.isEmpty else {
-            throw EngineError(.unsupported, "\(source): training \(architecture.rawValue) models is not implemented yet (the training graph lacks \(gaps.joined(separator: ", "))); eval, score, serve and generate work")
-        }
-    }
-
     /// Whether layer `l` attends within the sliding window only.
     public func isSliding(layer l: Int) -> Bool { slidingWindow > 0 && l < slidingLayers.count && slidingLayers[l] }
 

@@ -56,6 +56,38 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable, Comparable {
     public static func < (a: LoRATarget, b: LoRATarget) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
+
+    /// The targets a module name stands for: one (`q_proj`, as `init(name:)`), or the targets a fused
+    /// module holds (`qkv_proj` → q, k, v; `gate_up_proj` → gate, up: Phi-3's modules); nil when unknown.
+    public static func expand(name: String) -> [LoRATarget]? {
+        let n = name.hasPrefix("self_attn.") ? String(name.dropFirst(10)) : name.hasPrefix("mlp.") ? String(name.dropFirst(4)) : name
+        switch n {
+        case "qkv_proj", "qkv", "attn_qkv": return [.q, .k, .v]
+        case "gate_up_proj", "gate_up": return [.gate, .up]
+        default: return LoRATarget(name: n).map { [$0] }
+        }
+    }
+
+    /// The PEFT module holding this target in `architecture`'s checkpoints: its own (`self_attn.q_proj`), or for
+    /// a family with fused projections (Phi-3) the fused one (`self_attn.qkv_proj`, `mlp.gate_up_proj`).
+    public func peftModule(_ architecture: ModelArchitecture) -> String {
+        guard architecture.fusedProjections else { return module }
+        switch self {
+        case .q, .k, .v: return "self_attn.qkv_proj"
+        case .gate, .up: return "mlp.gate_up_proj"
+        case .o, .down: return module
+        }
+    }
+
+    /// The targets that share one fused module with this one in `architecture` (itself alone when unfused).
+    public func fusedGroup(_ architecture: ModelArchitecture) -> [LoRATarget] {
+        guard architecture.fusedProjections else { return [self] }
+        switch self {
+        case .q, .k, .v: return [.q, .k, .v]
+        case .gate, .up: return [.gate, .up]
+        case .o, .down: return [self]
+        }
+    }
 }
 
 /// LoRA hyperparameters (PEFT's `LoraConfig` subset tune supports).
@@ -89,6 +121,13 @@ public struct LoRAConfig: Sendable, Equatable, Codable {
         guard !targets.isEmpty else { throw EngineError(.invalidArgument, "lora targets must name at least one module") }
         guard Set(targets).count == targets.count else { throw EngineError(.invalidArgument, "lora targets contain duplicates: \(targets.map(\.rawValue))") }
         for t in targets {
+            let group = t.fusedGroup(c.architecture)
+            guard group.allSatisfy(targets.contains) else {
+                let fused = (t.peftModule(c.architecture) as NSString).pathExtension
+                throw EngineError(.invalidArgument, "lora targets: \(c.architecture.rawValue) fuses \(group.map(\.rawValue).joined(separator: ", ")) into \(fused); target \(fused) (all of them) or none")
+            }
+        }
+        for t in targets {
             let s = t.shape(c)
             guard rank <= min(s.in, s.out) else {
                 throw EngineError(.invalidArgument, "lora rank \(rank) exceeds \(t.rawValue)'s smaller dimension \(min(s.in, s.out))")
@@ -112,9 +151,32 @@ public struct LoRASlot: Sendable, Equatable {
     /// Offset of A `[r, in]` in the flat buffer; B `[out, r]` follows at `bOffset`.
     public let aOffset: Int
     public let bOffset: Int
+    /// The PEFT module the slot's tensors belong to (`self_attn.q_proj`; `self_attn.qkv_proj` for Phi-3's q).
+    public let peftModule: String
+    /// First row of this slot's B inside its module's B (0 unless the module is fused: Phi-3's k starts
+    /// after q's rows). Slots of one fused module share A (same `aOffset`) and their Bs are contiguous.
+    public let fusedRow: Int
+
+    public init(layer: Int, target: LoRATarget, inFeatures: Int, outFeatures: Int, aOffset: Int, bOffset: Int,
+                peftModule: String? = nil, fusedRow: Int = 0) {
+        self.layer = layer
+        self.target = target
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        self.aOffset = aOffset
+        self.bOffset = bOffset
+        self.peftModule = peftModule ?? target.module
+        self.fusedRow = fusedRow
+    }
 
     /// PEFT's tensor name prefix: `base_model.model.model.layers.N.self_attn.q_proj`.
-    public var peftPrefix: String { "base_model.model.model.layers.\(layer).\(target.module)" }
+    public var peftPrefix: String { "base_model.model.model.layers.\(layer).\(peftModule)" }
+
+    /// The target whose dropout mask the slot draws: its own, or the first of its fused module's (PEFT drops
+    /// a fused module's input once, before the shared A).
+    public var dropoutTarget: LoRATarget {
+        fusedRow == 0 ? target : LoRATarget.expand(name: (peftModule as NSString).pathExtension)?.first ?? target
+    }
 }
 
 /// LoRA parameters for a model: config, slots and the flat parameter buffer.
@@ -137,12 +199,23 @@ public final class LoRAAdapter: @unchecked Sendable {
         let layers = config.layers.map { Set($0) } ?? Set(0..<c.numLayers)
         var slots: [LoRASlot] = [], index = [[LoRATarget: Int]](repeating: [:], count: c.numLayers), off = 0
         for l in 0..<c.numLayers where layers.contains(l) {
+            // A fused module (Phi-3's qkv_proj, gate_up_proj) is one LoRA: its targets share A and their Bs are
+            // its B's row blocks, contiguous here, so the optimizer sees PEFT's parameters and dA sums over them.
+            var fusedA: [String: (offset: Int, row: Int)] = [:]
             for t in config.targets.sorted() {
-                let s = t.shape(c)
+                let s = t.shape(c), module = t.peftModule(c.architecture)
                 index[l][t] = slots.count
-                slots.append(LoRASlot(layer: l, target: t, inFeatures: s.in, outFeatures: s.out,
-                                      aOffset: off, bOffset: off + config.rank * s.in))
-                off += config.rank * (s.in + s.out)
+                if let shared = fusedA[module] {
+                    slots.append(LoRASlot(layer: l, target: t, inFeatures: s.in, outFeatures: s.out,
+                                          aOffset: shared.offset, bOffset: off, peftModule: module, fusedRow: shared.row))
+                    fusedA[module] = (shared.offset, shared.row + s.out)
+                    off += config.rank * s.out
+                } else {
+                    slots.append(LoRASlot(layer: l, target: t, inFeatures: s.in, outFeatures: s.out,
+                                          aOffset: off, bOffset: off + config.rank * s.in, peftModule: module))
+                    if t.fusedGroup(c.architecture).count > 1 { fusedA[module] = (off, s.out) }
+                    off += config.rank * (s.in + s.out)
+                }
             }
         }
         self.slots = slots
@@ -156,7 +229,7 @@ public final class LoRAAdapter: @unchecked Sendable {
     public convenience init(config: LoRAConfig, model c: LlamaConfig, seed: UInt64) throws {
         try self.init(config: config, model: c)
         var rng = SplitMix64(seed: seed)
-        for s in slots {
+        for s in slots where s.fusedRow == 0 {   // a fused module's A once
             let bound = 1 / Float(s.inFeatures).squareRoot()
             for i in 0..<(config.rank * s.inFeatures) { params[s.aOffset + i] = bound * rng.symmetric() }
         }
@@ -170,6 +243,16 @@ public final class LoRAAdapter: @unchecked Sendable {
     /// The slot adapting `target` in `layer`, if any.
     public func slot(layer: Int, target: LoRATarget) -> LoRASlot? {
         layer < slotIndex.count ? slotIndex[layer][target].map { slots[$0] } : nil
+    }
+
+    /// The slots per PEFT module, in slot order: one slot each, or a fused module's slots (shared A,
+    /// contiguous Bs from the first slot's `bOffset`).
+    public var moduleGroups: [[LoRASlot]] {
+        var out: [[LoRASlot]] = []
+        for s in slots {
+            if s.fusedRow > 0, let last = out.last?.last, last.aOffset == s.aOffset { out[out.count - 1].append(s) } else { out.append([s]) }
+        }
+        return out
     }
 
     /// A `[r, in]` and B `[out, r]` of a slot.
@@ -239,11 +322,12 @@ extension LoRAAdapter {
             throw EngineError(.io, "\(directory): cannot create directory (\(error.localizedDescription))")
         }
         var w = SafetensorsWriter(metadata: ["format": "pt"].merging(extraMetadata) { a, _ in a })
-        for s in slots {
+        for g in moduleGroups {
+            let s = g[0], out = g.reduce(0) { $0 + $1.outFeatures }
             try w.add(name: s.peftPrefix + ".lora_A.weight", shape: [rank, s.inFeatures],
                       values: Array(UnsafeBufferPointer(start: a(s), count: rank * s.inFeatures)), dtype: .f32)
-            try w.add(name: s.peftPrefix + ".lora_B.weight", shape: [s.outFeatures, rank],
-                      values: Array(UnsafeBufferPointer(start: b(s), count: rank * s.outFeatures)), dtype: .f32)
+            try w.add(name: s.peftPrefix + ".lora_B.weight", shape: [out, rank],
+                      values: Array(UnsafeBufferPointer(start: b(s), count: rank * out)), dtype: .f32)
         }
         try w.write(to: (directory as NSString).appendingPathComponent(Self.weightsFile))
         try HFAtomicWriter.write(path: (directory as NSString).appendingPathComponent(Self.configFile),
@@ -256,7 +340,8 @@ extension LoRAAdapter {
         let dict: [String: Any] = [
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": baseModel,
             "r": c.rank, "lora_alpha": c.alpha, "lora_dropout": c.dropout, "use_rslora": c.useRSLoRA,
-            "target_modules": c.targets.sorted().map(\.rawValue),
+            "target_modules": c.targets.sorted().map { ($0.peftModule(modelConfig.architecture) as NSString).pathExtension }
+                .reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } },
             "layers_to_transform": c.layers.map { $0 as Any } ?? NSNull(),
             "bias": "none", "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true,
             "modules_to_save": NSNull(), "use_dora": false, "rank_pattern": [String: Any](), "alpha_pattern": [String: Any](),
@@ -270,9 +355,6 @@ extension LoRAAdapter {
     /// Unsupported PEFT features (DoRA, biases, per-module rank/alpha patterns, fan_in_fan_out,
     /// `modules_to_save`) are clear errors naming the key.
     public static func load(directory: String, model c: LlamaConfig) throws -> LoRAAdapter {
-        if c.architecture.fusedProjections {
-            throw EngineError(.unsupported, "\(directory): LoRA adapters for \(c.architecture.rawValue) (PEFT targets on the fused qkv_proj/gate_up_proj) are not supported yet")
-        }
         let cfgPath = (directory as NSString).appendingPathComponent(configFile)
         let weightsPath = (directory as NSString).appendingPathComponent(weightsFile)
         guard let data = FileManager.default.contents(atPath: cfgPath) else {
@@ -304,10 +386,11 @@ extension LoRAAdapter {
         let st = try SafetensorsFile(path: weightsPath)
         var found: [LoRATarget: Set<Int>] = [:]
         for t in st.tensors {
-            guard let (layer, target, _) = parsePEFTName(t.name) else {
-                throw EngineError.format(weightsPath, "tensor '\(t.name)' is not a LoRA A/B weight of a Llama decoder layer")
+            guard let (layer, module, _) = parsePEFTName(t.name), let targets = LoRATarget.expand(name: module),
+                  targets[0].peftModule(c.architecture) == module else {
+                throw EngineError.format(weightsPath, "tensor '\(t.name)' is not a LoRA A/B weight of a \(c.architecture.rawValue) decoder layer")
             }
-            found[target, default: []].insert(layer)
+            for target in targets { found[target, default: []].insert(layer) }
         }
         guard !found.isEmpty else { throw EngineError.format(weightsPath, "no LoRA tensors") }
         let targets = found.keys.sorted()
@@ -316,9 +399,9 @@ extension LoRAAdapter {
             throw EngineError.format(weightsPath, "\(t.rawValue) is adapted in layers \(found[t]!.sorted()) but other modules in \(allLayers.sorted()); mixed layouts are not supported")
         }
         if let declared = json["target_modules"] as? [String] {
-            let names = Set(declared.compactMap { LoRATarget(name: ($0 as NSString).lastPathComponent) })
+            let names = Set(declared.flatMap { LoRATarget.expand(name: ($0 as NSString).pathExtension.isEmpty ? $0 : ($0 as NSString).pathExtension) ?? [] })
             for t in targets where !names.contains(t) && !declared.contains(where: { $0.hasSuffix(t.rawValue) }) {
-                throw fail("target_modules", "\(declared) does not include \(t.rawValue), which the weights adapt")
+                throw fail("target_modules", "\(declared) does not include \((t.peftModule(c.architecture) as NSString).pathExtension), which the weights adapt")
             }
         }
         let layerList = allLayers.count == c.numLayers ? layers : allLayers.sorted()
@@ -327,9 +410,10 @@ extension LoRAAdapter {
         do { adapter = try LoRAAdapter(config: cfg, model: c) } catch let e as EngineError {
             throw EngineError(e.kind, "\(directory): \(e.message)")
         }
-        for s in adapter.slots {
+        for g in adapter.moduleGroups {
+            let s = g[0], out = g.reduce(0) { $0 + $1.outFeatures }
             for (suffix, ptr, shape) in [(".lora_A.weight", adapter.a(s), [r, s.inFeatures]),
-                                         (".lora_B.weight", adapter.b(s), [s.outFeatures, r])] {
+                                         (".lora_B.weight", adapter.b(s), [out, r])] {
                 let name = s.peftPrefix + suffix
                 guard let info = st.tensor(named: name) ?? st.tensor(named: name.replacingOccurrences(of: ".weight", with: ".default.weight")) else {
                     throw EngineError.format(weightsPath, "missing tensor '\(name)'")
@@ -345,15 +429,15 @@ extension LoRAAdapter {
         return adapter
     }
 
-    /// `(layer, target, isA)` of a PEFT tensor name, or nil.
-    static func parsePEFTName(_ name: String) -> (Int, LoRATarget, Bool)? {
+    /// `(layer, module, isA)` of a PEFT tensor name (module as `self_attn.q_proj`, `self_attn.qkv_proj`), or nil.
+    static func parsePEFTName(_ name: String) -> (Int, String, Bool)? {
         var n = name
         for p in ["base_model.model.", "model."] where n.hasPrefix(p) { n.removeFirst(p.count) }
         let parts = n.split(separator: ".").map(String.init)
         // layers.N.<self_attn|mlp>.<proj>.lora_<A|B>[.default].weight
         guard parts.count >= 6, parts[0] == "layers", let layer = Int(parts[1]), layer >= 0,
-              let target = LoRATarget(rawValue: parts[3]), parts[2] == (target.module.split(separator: ".").first.map(String.init) ?? ""),
+              let targets = LoRATarget.expand(name: parts[3]), targets[0].module.hasPrefix(parts[2] + "."),
               parts[4] == "lora_A" || parts[4] == "lora_B", parts.last == "weight" else { return nil }
-        return (layer, target, parts[4] == "lora_A")
+        return (layer, parts[2] + "." + parts[3], parts[4] == "lora_A")
     }
 }

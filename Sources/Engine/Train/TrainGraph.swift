@@ -162,7 +162,6 @@ final class TrainGraph {
     /// Builds the graph on `kernels`; throws when that backend cannot run this model or adapter
     /// (a weight type its GEMMs do not decode, dropout without `mul_inplace`), before any work.
     init(model: LlamaModel, lora: LoRAAdapter, dropoutSeed: UInt64, bf16Products: Bool = false, kernels k: KernelTable = .cpu) throws {
-        try model.config.checkTrainable(source: model.source)
         if model.rope.global.invFreq != nil, k.ropeCache?.tableFreq == nil {
             throw EngineError(.unsupported, "not supported on \(k.name) yet: scaled RoPE (rope_scaling / rope_freqs.weight); train with --backend cpu")
         }
@@ -366,7 +365,7 @@ final class TrainGraph {
     private func loraInput(_ x: CFPtr, _ s: LoRASlot, rows n: Int, step: Int) throws -> CFPtr {
         guard let dropout, dropoutActive, let mul = k.mulInplace else { return x }
         let count = n * s.inFeatures
-        dropout.mask(hostMask, count: count, step: step, layer: s.layer, target: s.target)
+        dropout.mask(hostMask, count: count, step: step, layer: s.layer, target: s.dropoutTarget)
         if !k.hostAddressable { try k.upload(maskBuf, from: CFPtr(hostMask), count: count) }
         try k.copyFloats(dropped, from: x, count: count)
         mul(dropped, maskBuf, Int64(count))

@@ -109,12 +109,9 @@ public enum BaseCatalog {
                 guard trainableArchitectures.contains(arch) else {
                     throw TuneError(.invalidArgument, "\(path): architecture '\(arch)' cannot be trained by tune (supported: \(trainableArchitectures.joined(separator: ", "))); nothing registered")
                 }
-                let config = try LlamaConfig(gguf: file)
-                try config.checkTrainable(source: path)
-                return (arch, config)
+                return (arch, try LlamaConfig(gguf: file))
             }
             let config = try HFModelDirectory(path: path).config
-            try config.checkTrainable(source: path)
             return (config.architecture.rawValue, config)
         } catch let e as EngineError {
             throw TuneError(.badData, "\(path): not a model tune can read: \(e.message); nothing registered")

@@ -69,15 +69,21 @@ public struct TrainRecipe: Codable, Hashable, Sendable {
         guard !targets.isEmpty else { throw bad("lora.targets", "name at least one module") }
         var modules: [LoRATarget] = []
         for name in targets {
-            guard let t = LoRATarget(name: name) else {
-                throw bad("lora.targets", "unknown module '\(name)' (expected some of \(Self.allTargets.joined(separator: ", ")))")
+            guard let expanded = LoRATarget.expand(name: name) else {
+                throw bad("lora.targets", "unknown module '\(name)' (expected some of \(Self.allTargets.joined(separator: ", ")); Phi-3's fused qkv_proj, gate_up_proj)")
             }
-            guard !modules.contains(t) else { throw bad("lora.targets", "\(t.rawValue) is named twice") }
-            let s = t.shape(c)
-            guard rank <= min(s.in, s.out) else {
-                throw bad("lora.rank", "\(rank) exceeds \(t.rawValue)'s smaller dimension \(min(s.in, s.out))")
+            for t in expanded {
+                guard !modules.contains(t) else { throw bad("lora.targets", "\(t.rawValue) is named twice") }
+                let s = t.shape(c)
+                guard rank <= min(s.in, s.out) else {
+                    throw bad("lora.rank", "\(rank) exceeds \(t.rawValue)'s smaller dimension \(min(s.in, s.out))")
+                }
+                modules.append(t)
             }
-            modules.append(t)
+        }
+        for t in modules where !t.fusedGroup(c.architecture).allSatisfy(modules.contains) {
+            let fused = (t.peftModule(c.architecture) as NSString).pathExtension
+            throw bad("lora.targets", "\(c.architecture.rawValue) fuses \(t.fusedGroup(c.architecture).map(\.rawValue).joined(separator: ", ")) into one module: name \(fused) (or all of them) or none")
         }
         let base = resolvedBaseWeights
         switch (method, base) {
