@@ -58,8 +58,18 @@ static const double TOL_EXACT = 0, TOL_F32 = 1e-10, TOL_GEMM = 1e-9, TOL_BF16_SA
 
 // ---- GEMM --------------------------------------------------------------------------------------
 static std::vector<uint8_t> quant(int type, const std::vector<float> &w, int64_t rows, int64_t K) {
-    std::vector<uint8_t> q((size_t)(ck_type_row_bytes(type, K) * rows));
-    for (int64_t r = 0; r < rows; r++) ck_quantize_row(type, &w[r * K], &q[r * ck_type_row_bytes(type, K)], K);
+    const int64_t rb = ck_type_row_bytes(type, K);
+    std::vector<uint8_t> q((size_t)(rb * rows));
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = &w[r * K]; uint8_t *dst = &q[r * rb];
+        switch (type) {   // the K-quant writers (ck_kquant_write.h); the others through ck_quantize_row
+        case CK_TYPE_Q5_0: ck_quantize_row_q5_0_ref(x, dst, K); break;
+        case CK_TYPE_Q4_K: ck_quantize_row_q4_K_ref(x, dst, K); break;
+        case CK_TYPE_Q5_K: ck_quantize_row_q5_K_ref(x, dst, K); break;
+        case CK_TYPE_Q6_K: ck_quantize_row_q6_K_ref(x, dst, K); break;
+        default: ck_quantize_row(type, x, dst, K);
+        }
+    }
     return q;
 }
 
@@ -104,8 +114,8 @@ static void test_gemm_weight(int64_t T, int64_t K, int64_t N) {
 }
 
 // ---- ops -----------------------------------------------------------------------------------------
-static void test_embedding(int type) {
-    const int64_t V = 50, C = 96, T = 13;
+static void test_embedding(int type, int64_t C) {
+    const int64_t V = 50, T = 13;
     auto table = quant(type, rnd(V * C), V, C);
     std::vector<int32_t> ids(T); for (auto &i : ids) i = (int32_t)((urand() + 1) * 0.5f * V) % V;
     std::vector<float> want(T * C);
@@ -235,9 +245,15 @@ int main() {
     for (int t : types) test_gemm(t, 77, 128, 130);      // ragged tiles in M and N
     test_gemm(CK_TYPE_F32, 200, 77, 19);                  // K not a multiple of the tile
     test_gemm(CK_TYPE_Q4_1, 300, 576, 192);               // SmolLM2 k/v projection
+    // The types a Q4_K_M / Q5_K_M / Q6_K file mixes (super-blocks of 256: K a multiple of 256).
+    const int ktypes[] = {CK_TYPE_Q5_0, CK_TYPE_Q4_K, CK_TYPE_Q5_K, CK_TYPE_Q6_K};
+    for (int t : ktypes) test_gemm(t, 77, 256, 130);
+    test_gemm(CK_TYPE_Q4_K, 130, 896, 128);               // Qwen2.5-0.5B hidden size
+    test_gemm(CK_TYPE_Q6_K, 67, 512, 200);
     test_gemm_weight(77, 128, 130);
     test_gemm_weight(333, 96, 50);
-    for (int t : types) test_embedding(t);
+    for (int t : types) test_embedding(t, 96);
+    for (int t : ktypes) test_embedding(t, 256);
     test_rmsnorm();
     test_rope();
     test_attention(64);

@@ -13,8 +13,8 @@
  * → ops … → tcu_sync(). The Engine refuses a library whose ABI version differs (one stderr line).
  *
  * Coverage (v2; v2 added tcu_mul_inplace and made device→device copies asynchronous): see docs/cuda.md. Weight types for the GEMMs / embedding: F32, F16, BF16, Q4_0,
- * Q4_1, Q8_0 (quantized weights are dequantized inside the GEMM tile loader; the f32 matrix is
- * never materialized). Other types return -1 and record "unsupported weight type".
+ * Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K (quantized weights are dequantized inside the GEMM tile loader;
+ * the f32 matrix is never materialized). Other types return -1 and record "unsupported weight type".
  */
 #ifndef TUNECUDA_H
 #define TUNECUDA_H

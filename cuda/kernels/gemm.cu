@@ -209,11 +209,8 @@ static int bad_shape(const char *what, int64_t T, int64_t K, int64_t N) {
 static int forward(bool bf16, const char *what, float *out, const float *inp, const void *w, int wtype,
                    const float *bias, int64_t T, int64_t K, int64_t N) {
     if (bad_shape(what, T, K, N)) return -1;
+    if (tcu_bad_row(what, wtype, K)) return -1;
     const int64_t rb = tcu_row_bytes(wtype, K);
-    if (rb == 0 && (wtype == TCU_Q4_0 || wtype == TCU_Q4_1 || wtype == TCU_Q8_0)) {
-        tcu_fail("%s: K=%lld is not a multiple of the %s block size 32", what, (long long)K, wtype == TCU_Q8_0 ? "q8_0" : "q4");
-        return -1;
-    }
     TCU_DISPATCH_TYPE(wtype, what, (launch<false, true, WT>(bf16, out, inp, w, bias, T, N, K, K, rb, EPI_STORE)));
     tcu_check_launch(what);
     return 0;
@@ -222,11 +219,8 @@ static int forward(bool bf16, const char *what, float *out, const float *inp, co
 static int backward_input(bool bf16, const char *what, float *dinp, const float *dout, const void *w, int wtype,
                           int64_t T, int64_t K, int64_t N, int accumulate) {
     if (bad_shape(what, T, K, N)) return -1;
+    if (tcu_bad_row(what, wtype, K)) return -1;
     const int64_t rb = tcu_row_bytes(wtype, K);
-    if (rb == 0 && (wtype == TCU_Q4_0 || wtype == TCU_Q4_1 || wtype == TCU_Q8_0)) {
-        tcu_fail("%s: K=%lld is not a multiple of the block size 32", what, (long long)K);
-        return -1;
-    }
     TCU_DISPATCH_TYPE(wtype, what,
                       (launch<false, false, WT>(bf16, dinp, dout, w, nullptr, T, K, N, N, rb, accumulate ? EPI_ACC : EPI_STORE)));
     tcu_check_launch(what);

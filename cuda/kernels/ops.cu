@@ -17,10 +17,8 @@ __global__ void embedding_k(float *out, const int32_t *ids, const void *table, i
 extern "C" int tcu_embedding_forward(float *out, const int32_t *ids, const void *table, int type, int64_t T, int64_t C) {
     const int64_t rb = tcu_row_bytes(type, C);
     if (T <= 0) return 0;
-    if (C <= 0 || (rb == 0 && (type == TCU_Q4_0 || type == TCU_Q4_1 || type == TCU_Q8_0))) {
-        tcu_fail("tcu_embedding_forward: C=%lld is not a positive multiple of the block size", (long long)C);
-        return -1;
-    }
+    if (C <= 0) { tcu_fail("tcu_embedding_forward: C=%lld is not positive", (long long)C); return -1; }
+    if (tcu_bad_row("tcu_embedding_forward", type, C)) return -1;
     TCU_DISPATCH_TYPE(type, "tcu_embedding_forward",
                       (embedding_k<WT><<<tcu_blocks(T * C, 256), 256, 0, tcu_stream>>>(out, ids, table, rb, T, C)));
     tcu_check_launch("tcu_embedding_forward");

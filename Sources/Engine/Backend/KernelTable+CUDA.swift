@@ -20,8 +20,9 @@ extension KernelTable {
         "tcu_adamw_step", "tcu_sumsq",
     ]
 
-    /// Weight types the CUDA GEMMs and embedding decode (cuda/tunecuda.h; no K-quants, Q5, NF4).
-    public static let cudaWeightTypes: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q8_0]
+    /// Weight types the CUDA GEMMs and embedding decode (cuda/tunecuda.h): the types a Q4_K_M / Q5_K_M / Q6_K
+    /// file mixes included (no Q2_K/Q3_K, Q5_1, NF4).
+    public static let cudaWeightTypes: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q8_0, .q4_K, .q5_K, .q6_K]
 
     /// The CUDA table from an open libtunecuda.so handle (after `tunecuda_init` succeeded).
     static func cuda(handle h: UnsafeMutableRawPointer, path: String) throws -> KernelTable {

@@ -5,7 +5,8 @@
 //              general.type = "adapter", adapter.type = "lora", general.name, adapter.lora.alpha (f32),
 //              general.quantization_version = 2
 //   tensors    blk.N.<attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down>.weight.lora_a / .lora_b,
-//              in the converter's order (PEFT names sorted as strings: layers.0, layers.1, layers.10, …)
+//              in the converter's order (PEFT names sorted as strings: layers.0, layers.1, layers.10, …);
+//              Phi-3's fused modules are its GGUF tensors: qkv_proj → attn_qkv, gate_up_proj → ffn_up (2F rows)
 //   shapes     lora_a = PEFT's A [r, in] row-major (GGUF ne [in, r]); lora_b = B [out, r] (ne [r, out]):
 //              llama.cpp checks base.ne[0] == a.ne[0], base.ne[1] == b.ne[1], a.ne[1] == b.ne[0]
 //   Q/K rows   for `llama` the converter permutes the base's q_proj/k_proj rows for its interleaved RoPE
@@ -25,16 +26,19 @@ import Foundation
 
 extension LoRAAdapter {
     /// Architectures a llama.cpp LoRA GGUF is written for: the ones whose tensor names and Q/K layout
-    /// tune's test proves against llama.cpp itself. (phi3's fused qkv/gate_up projections are not.)
-    public static let ggufLoRAArchitectures: [ModelArchitecture] = [.llama, .qwen2, .qwen3, .gemma3]
+    /// tune's test proves against llama.cpp itself (every family tune lists).
+    public static let ggufLoRAArchitectures: [ModelArchitecture] = [.llama, .qwen2, .qwen3, .gemma3, .phi3]
 
     /// Tensor types the LoRA GGUF may be written in (convert_lora_to_gguf.py's float outtypes).
     public static let ggufLoRATypes: [GGMLType] = [.f32, .f16, .bf16]
 
     /// llama.cpp's tensor name of an adapted matrix (`blk.N.attn_q.weight`); `.lora_a`/`.lora_b` follow.
-    public static func ggufBaseTensorName(layer: Int, target: LoRATarget) -> String {
+    /// A fused module (Phi-3) is its GGUF tensor: `attn_qkv` (q, k, v rows), `ffn_up` (gate then up rows).
+    public static func ggufBaseTensorName(layer: Int, target: LoRATarget, architecture: ModelArchitecture = .llama) -> String {
         let short: String
-        switch target {
+        switch architecture.fusedProjections ? target.fusedGroup(architecture).first! : target {
+        case .q where architecture.fusedProjections: short = "attn_qkv"
+        case .gate where architecture.fusedProjections: short = "ffn_up"
         case .q: short = "attn_q"
         case .k: short = "attn_k"
         case .v: short = "attn_v"
@@ -75,11 +79,13 @@ extension LoRAAdapter {
         g.set("general.quantization_version", .uint32(2))
 
         let r = rank
-        // The converter emits tensors in the order of the PEFT safetensors names, which are sorted as strings.
-        for s in slots.sorted(by: { $0.peftPrefix < $1.peftPrefix }) {
-            let base = Self.ggufBaseTensorName(layer: s.layer, target: s.target)
+        // The converter emits tensors in the order of the PEFT safetensors names, which are sorted as strings;
+        // one pair per PEFT module (a fused module's B holds its matrices' row blocks, contiguous here).
+        for group in moduleGroups.sorted(by: { $0[0].peftPrefix < $1[0].peftPrefix }) {
+            let s = group[0], out = group.reduce(0) { $0 + $1.outFeatures }
+            let base = Self.ggufBaseTensorName(layer: s.layer, target: s.target, architecture: arch)
             let a = Array(UnsafeBufferPointer(start: self.a(s), count: r * s.inFeatures))
-            var b = Array(UnsafeBufferPointer(start: self.b(s), count: s.outFeatures * r))
+            var b = Array(UnsafeBufferPointer(start: self.b(s), count: out * r))
             if arch.ggufPermutesQK, s.target == .q || s.target == .k {
                 let heads = s.target == .q ? modelConfig.numHeads : modelConfig.numKVHeads
                 guard s.outFeatures % heads == 0, (s.outFeatures / heads) % 2 == 0 else {
@@ -88,7 +94,7 @@ extension LoRAAdapter {
                 b = TinyLlama.permuteRows(b, rows: s.outFeatures, cols: r, heads: heads)
             }
             try g.addTensor(name: base + ".lora_a", shape: [s.inFeatures, r], values: a, type: type)
-            try g.addTensor(name: base + ".lora_b", shape: [r, s.outFeatures], values: b, type: type)
+            try g.addTensor(name: base + ".lora_b", shape: [r, out], values: b, type: type)
         }
         return g
     }
