@@ -87,4 +87,32 @@ private func tuneKilled(_ args: [String], when: (String) -> Bool) throws -> Int3
         #expect(r.stderr.contains(message), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: out), "nothing may be written before validation passes")
     }
+
+    /// Phi-3 trains from the CLI on its fused modules (PEFT's names in, PEFT's names out); naming one matrix of a
+    /// fused module is refused before any work, naming the module.
+    @Test func phi3TrainsOnItsFusedModules() throws {
+        let (dir, _, data) = try makeTrainingInputs()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("phi3.gguf").path
+        try TinyLlama.writeGGUF(to: model, config: .tinyPhi3, seed: 4, weightType: .q4_1)
+        let out = dir.appendingPathComponent("out").path
+        let args = ["train", "--model", model, "--data", data, "--out", out, "--qlora", "--rank", "4", "--steps", "12", "--batch", "2",
+                    "--seq-len", "128", "--lr", "5e-3", "--seed", "3", "--threads", "1", "--json"]
+        let r = try tune(args + ["--lora-targets", "qkv_proj,o_proj,gate_up_proj,down_proj"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let losses = r.stdout.split(separator: "\n").compactMap { line -> Double? in
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["event"] as? String == "step",
+                  let p = o["progress"] as? [String: Any], let rec = p["record"] as? [String: Any] else { return nil }
+            return (rec["loss"] as? NSNumber)?.doubleValue
+        }
+        #expect(losses.count == 12 && losses.last! < losses.first!, "\(losses)")
+        let st = try SafetensorsFile(path: out + "/adapter_model.safetensors")
+        #expect(st.tensor(named: "base_model.model.model.layers.1.self_attn.qkv_proj.lora_B.weight")?.shape == [128, 4])
+        #expect(st.tensor(named: "base_model.model.model.layers.1.mlp.gate_up_proj.lora_A.weight")?.shape == [4, 64])
+        #expect(st.tensors.count == 2 * 4 * 2)
+        let partial = dir.appendingPathComponent("partial").path
+        let bad = try tune(Array(args.dropLast()).map { $0 == out ? partial : $0 } + ["--lora-targets", "q_proj,v_proj"])
+        #expect(bad.status == 65 && bad.stderr.contains("qkv_proj"), "\(bad.status) \(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: partial))
+    }
 }
