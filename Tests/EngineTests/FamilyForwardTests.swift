@@ -238,19 +238,6 @@ struct FamilyForwardTests {
         }
     }
 
-    @Test("LoRA gradients on Phi-3 (fused qkv / gate_up modules with shared A, sliding window) match float64 central differences")
-    func phi3LoRAFiniteDifferences() throws {
-        let c = LlamaConfig.tinyPhi3
-        try FamilyTestModels.withFamily("phi3", c) { gguf, _, _ in
-            let model = try LlamaModel.load(path: gguf)
-            let lora = try Self.familyAdapter(c)
-            let seqs = Self.trainSequences
-            let (loss, _, grad) = try LoRAGradients.compute(model: model, lora: lora, sequences: seqs)
-            let ref = LoRAReference(config: c, weights: TinyLlama.weights(config: c, seed: FamilyTestModels.seed), lora: lora)
-            ref.expectFiniteDifferences(seqs, loss: loss, grad: grad, lora: lora)
-        }
-    }
-
     /// The LoRA sequences plus one 13-token row, longer than tiny Gemma's window of 8, so sliding layers clip.
     static let trainSequences: [DatasetExample] = LoRATestModel.sequences + [
         DatasetExample(ids: [3, 44, 120, 9, 77, 5, 230, 18, 64, 2, 150, 33, 81],
@@ -275,10 +262,11 @@ struct FamilyForwardTests {
         return c
     }()
 
-    @Test("LoRA gradients on Qwen3 (q/k norm, GGUF) match float64 central differences")
-    func qwen3LoRAFiniteDifferences() throws {
-        let c = LlamaConfig.tinyQwen3
-        try FamilyTestModels.withFamily("qwen3", c) { gguf, _, _ in
+    @Test("LoRA gradients on Qwen3 (q/k norm) and Phi-3 (fused qkv / gate_up modules with shared A, sliding window), GGUF, match float64 central differences",
+          arguments: ["qwen3", "phi3"])
+    func loraFiniteDifferences(_ name: String) throws {
+        let c = FamilyTestModels.config(name)
+        try FamilyTestModels.withFamily(name, c) { gguf, _, _ in
             let model = try LlamaModel.load(path: gguf)
             let lora = try Self.familyAdapter(c)
             let seqs = Self.trainSequences
