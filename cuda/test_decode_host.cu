@@ -10,7 +10,7 @@
 // fp16 scales (every bit pattern of the packed 6-bit scales/mins, the high bits, the signs).
 // Exit status: 0 all equal, 1 a mismatch (the first few are printed).
 #include "kernels/common.cuh"
-#include "ckernels.h"
+#include "test_quantize.h"
 #include <stdio.h>
 #include <string.h>
 #include <vector>
@@ -28,16 +28,6 @@ static Layout layout(int type) {
     case TCU_Q4_1: case TCU_Q4_K: case TCU_Q5_K: return {type, {0, 2}, 2};
     case TCU_Q6_K: return {type, {208, 0}, 1};
     default: return {type, {0, 0}, 0};
-    }
-}
-
-static bool quantize(int type, const float *x, void *dst, int64_t n) {
-    switch (type) {
-    case TCU_Q5_0: ck_quantize_row_q5_0_ref(x, dst, n); return true;
-    case TCU_Q4_K: ck_quantize_row_q4_K_ref(x, dst, n); return true;
-    case TCU_Q5_K: ck_quantize_row_q5_K_ref(x, dst, n); return true;
-    case TCU_Q6_K: ck_quantize_row_q6_K_ref(x, dst, n); return true;
-    default: return ck_quantize_row(type, x, dst, n) == 0;
     }
 }
 
@@ -73,7 +63,7 @@ static void run(int64_t K) {
     for (auto &v : x) v = urand() * (next() % 4 == 0 ? 3.0f : 0.4f);
     std::vector<uint8_t> rows(nrows * rb);
     for (int64_t r = 0; r < nrows; r++) {
-        if (!quantize(T, &x[r * K], rows.data() + r * rb, K)) { printf("%s: no CPU quantizer\n", ck_type_name(T)); g_bad++; return; }
+        if (tcu_test_quantize_row(T, &x[r * K], rows.data() + r * rb, K) != 0) { printf("%s: no CPU quantizer\n", ck_type_name(T)); g_bad++; return; }
     }
     check<T>("quantized rows", rows, nrows, K);
     const Layout l = layout(T);

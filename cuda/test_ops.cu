@@ -4,6 +4,7 @@
 // Inputs go through the library's own tcu_malloc/tcu_memcpy, as the Engine uses them.
 #include "ckernels.h"
 #include "tunecuda.h"
+#include "test_quantize.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,16 +61,7 @@ static const double TOL_EXACT = 0, TOL_F32 = 1e-10, TOL_GEMM = 1e-9, TOL_BF16_SA
 static std::vector<uint8_t> quant(int type, const std::vector<float> &w, int64_t rows, int64_t K) {
     const int64_t rb = ck_type_row_bytes(type, K);
     std::vector<uint8_t> q((size_t)(rb * rows));
-    for (int64_t r = 0; r < rows; r++) {
-        const float *x = &w[r * K]; uint8_t *dst = &q[r * rb];
-        switch (type) {   // the K-quant writers (ck_kquant_write.h); the others through ck_quantize_row
-        case CK_TYPE_Q5_0: ck_quantize_row_q5_0_ref(x, dst, K); break;
-        case CK_TYPE_Q4_K: ck_quantize_row_q4_K_ref(x, dst, K); break;
-        case CK_TYPE_Q5_K: ck_quantize_row_q5_K_ref(x, dst, K); break;
-        case CK_TYPE_Q6_K: ck_quantize_row_q6_K_ref(x, dst, K); break;
-        default: ck_quantize_row(type, x, dst, K);
-        }
-    }
+    for (int64_t r = 0; r < rows; r++) tcu_test_quantize_row(type, &w[r * K], &q[r * rb], K);
     return q;
 }
 

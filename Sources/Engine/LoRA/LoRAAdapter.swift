@@ -44,7 +44,7 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable, Comparable {
 
     /// Parses a module name (`q_proj`, also `q`, `attn_q` / `self_attn.q_proj`); nil when unknown.
     public init?(name: String) {
-        let n = name.hasPrefix("self_attn.") ? String(name.dropFirst(10)) : name.hasPrefix("mlp.") ? String(name.dropFirst(4)) : name
+        let n = Self.bareName(name)
         if let t = LoRATarget(rawValue: n) { self = t; return }
         let aliases: [String: LoRATarget] = ["q": .q, "k": .k, "v": .v, "o": .o, "gate": .gate, "up": .up, "down": .down,
                                              "attn_q": .q, "attn_k": .k, "attn_v": .v, "attn_output": .o,
@@ -57,25 +57,18 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable, Comparable {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 
+    /// A module name without its `self_attn.` / `mlp.` path.
+    private static func bareName(_ name: String) -> String {
+        name.hasPrefix("self_attn.") ? String(name.dropFirst(10)) : name.hasPrefix("mlp.") ? String(name.dropFirst(4)) : name
+    }
+
     /// The targets a module name stands for: one (`q_proj`, as `init(name:)`), or the targets a fused
     /// module holds (`qkv_proj` → q, k, v; `gate_up_proj` → gate, up: Phi-3's modules); nil when unknown.
     public static func expand(name: String) -> [LoRATarget]? {
-        let n = name.hasPrefix("self_attn.") ? String(name.dropFirst(10)) : name.hasPrefix("mlp.") ? String(name.dropFirst(4)) : name
-        switch n {
+        switch bareName(name) {
         case "qkv_proj", "qkv", "attn_qkv": return [.q, .k, .v]
         case "gate_up_proj", "gate_up": return [.gate, .up]
-        default: return LoRATarget(name: n).map { [$0] }
-        }
-    }
-
-    /// The PEFT module holding this target in `architecture`'s checkpoints: its own (`self_attn.q_proj`), or for
-    /// a family with fused projections (Phi-3) the fused one (`self_attn.qkv_proj`, `mlp.gate_up_proj`).
-    public func peftModule(_ architecture: ModelArchitecture) -> String {
-        guard architecture.fusedProjections else { return module }
-        switch self {
-        case .q, .k, .v: return "self_attn.qkv_proj"
-        case .gate, .up: return "mlp.gate_up_proj"
-        case .o, .down: return module
+        default: return LoRATarget(name: name).map { [$0] }
         }
     }
 
@@ -87,6 +80,25 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable, Comparable {
         case .gate, .up: return [.gate, .up]
         case .o, .down: return [self]
         }
+    }
+
+    /// The PEFT module holding this target in `architecture`'s checkpoints: its own (`self_attn.q_proj`), or for
+    /// a family with fused projections (Phi-3) the fused one (`self_attn.qkv_proj`, `mlp.gate_up_proj`).
+    public func peftModule(_ architecture: ModelArchitecture) -> String {
+        switch fusedGroup(architecture) {
+        case [.q, .k, .v]: "self_attn.qkv_proj"
+        case [.gate, .up]: "mlp.gate_up_proj"
+        default: module
+        }
+    }
+
+    /// The module's name as PEFT's `target_modules` lists it (`q_proj`; Phi-3's `qkv_proj`).
+    public func peftModuleName(_ architecture: ModelArchitecture) -> String { Self.bareName(peftModule(architecture)) }
+
+    /// The first of `targets` whose fused module holds a target not in `targets` (a fused module is adapted
+    /// whole), or nil.
+    public static func partOfFusedModule(in targets: [LoRATarget], architecture: ModelArchitecture) -> LoRATarget? {
+        targets.first { !$0.fusedGroup(architecture).allSatisfy(targets.contains) }
     }
 }
 
@@ -120,12 +132,9 @@ public struct LoRAConfig: Sendable, Equatable, Codable {
         guard dropout >= 0, dropout < 1 else { throw EngineError(.invalidArgument, "lora dropout must be in [0, 1), got \(dropout)") }
         guard !targets.isEmpty else { throw EngineError(.invalidArgument, "lora targets must name at least one module") }
         guard Set(targets).count == targets.count else { throw EngineError(.invalidArgument, "lora targets contain duplicates: \(targets.map(\.rawValue))") }
-        for t in targets {
-            let group = t.fusedGroup(c.architecture)
-            guard group.allSatisfy(targets.contains) else {
-                let fused = (t.peftModule(c.architecture) as NSString).pathExtension
-                throw EngineError(.invalidArgument, "lora targets: \(c.architecture.rawValue) fuses \(group.map(\.rawValue).joined(separator: ", ")) into \(fused); target \(fused) (all of them) or none")
-            }
+        if let t = LoRATarget.partOfFusedModule(in: targets, architecture: c.architecture) {
+            let fused = t.peftModuleName(c.architecture)
+            throw EngineError(.invalidArgument, "lora targets: \(c.architecture.rawValue) fuses \(t.fusedGroup(c.architecture).map(\.rawValue).joined(separator: ", ")) into \(fused); target \(fused) (all of them) or none")
         }
         for t in targets {
             let s = t.shape(c)
@@ -174,9 +183,7 @@ public struct LoRASlot: Sendable, Equatable {
 
     /// The target whose dropout mask the slot draws: its own, or the first of its fused module's (PEFT drops
     /// a fused module's input once, before the shared A).
-    public var dropoutTarget: LoRATarget {
-        fusedRow == 0 ? target : LoRATarget.expand(name: (peftModule as NSString).pathExtension)?.first ?? target
-    }
+    public var dropoutTarget: LoRATarget { LoRATarget.expand(name: peftModule)?.first ?? target }
 }
 
 /// LoRA parameters for a model: config, slots and the flat parameter buffer.
@@ -340,7 +347,7 @@ extension LoRAAdapter {
         let dict: [String: Any] = [
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": baseModel,
             "r": c.rank, "lora_alpha": c.alpha, "lora_dropout": c.dropout, "use_rslora": c.useRSLoRA,
-            "target_modules": c.targets.sorted().map { ($0.peftModule(modelConfig.architecture) as NSString).pathExtension }
+            "target_modules": c.targets.sorted().map { $0.peftModuleName(modelConfig.architecture) }
                 .reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } },
             "layers_to_transform": c.layers.map { $0 as Any } ?? NSNull(),
             "bias": "none", "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true,
@@ -399,9 +406,9 @@ extension LoRAAdapter {
             throw EngineError.format(weightsPath, "\(t.rawValue) is adapted in layers \(found[t]!.sorted()) but other modules in \(allLayers.sorted()); mixed layouts are not supported")
         }
         if let declared = json["target_modules"] as? [String] {
-            let names = Set(declared.flatMap { LoRATarget.expand(name: ($0 as NSString).pathExtension.isEmpty ? $0 : ($0 as NSString).pathExtension) ?? [] })
+            let names = Set(declared.flatMap { LoRATarget.expand(name: String($0.split(separator: ".").last ?? "")) ?? [] })
             for t in targets where !names.contains(t) && !declared.contains(where: { $0.hasSuffix(t.rawValue) }) {
-                throw fail("target_modules", "\(declared) does not include \((t.peftModule(c.architecture) as NSString).pathExtension), which the weights adapt")
+                throw fail("target_modules", "\(declared) does not include \(t.peftModuleName(c.architecture)), which the weights adapt")
             }
         }
         let layerList = allLayers.count == c.numLayers ? layers : allLayers.sorted()

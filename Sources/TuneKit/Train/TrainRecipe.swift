@@ -81,8 +81,8 @@ public struct TrainRecipe: Codable, Hashable, Sendable {
                 modules.append(t)
             }
         }
-        for t in modules where !t.fusedGroup(c.architecture).allSatisfy(modules.contains) {
-            let fused = (t.peftModule(c.architecture) as NSString).pathExtension
+        if let t = LoRATarget.partOfFusedModule(in: modules, architecture: c.architecture) {
+            let fused = t.peftModuleName(c.architecture)
             throw bad("lora.targets", "\(c.architecture.rawValue) fuses \(t.fusedGroup(c.architecture).map(\.rawValue).joined(separator: ", ")) into one module: name \(fused) (or all of them) or none")
         }
         let base = resolvedBaseWeights
